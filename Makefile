@@ -1,0 +1,79 @@
+# Makefile - the front door: build, run, debug, test, benchmark.
+#
+#   make run [ARGS="..."]    build, boot in QEMU with the serial console here; QEMU exits by itself
+#   make test                host unit tests (swift test) and every kernel test suite under QEMU
+#   make debug [ARGS="..."]  boot halted with the gdb stub and attach gdb at the Swift entry
+#   make kernel              just build build/kernel.elf (symbols, for gdb) and build/kernel.mb (for QEMU)
+#
+# The kernel is one swiftc invocation over every Swift file in kernel/ (Embedded Swift,
+# x86_64-unknown-none-elf), plus the assembly files, linked with linker.ld. Nothing here
+# uses Swift packages; Package.swift is only the host build of kernel/Core for `swift test`.
+
+SWIFTC      ?= $(shell command -v swiftc)
+TOOLCHAIN   := $(dir $(realpath $(SWIFTC)))
+CLANG       := $(TOOLCHAIN)clang
+LD          := $(TOOLCHAIN)ld.lld
+OBJCOPY     := $(TOOLCHAIN)llvm-objcopy
+PYTHON      ?= python3
+BUILD       := build
+
+SWIFT_SOURCES := $(shell find kernel -name '*.swift' | LC_ALL=C sort)
+ASM_SOURCES   := $(shell find boot kernel -name '*.S' | LC_ALL=C sort)
+ASM_OBJECTS   := $(patsubst %.S,$(BUILD)/%.o,$(ASM_SOURCES))
+C_HEADERS     := $(wildcard kernel/Arch/CSupport/*)
+
+# Facts behind these flags: ../shared/DESIGN.md section 3. No SSE (the kernel never enables
+# it), no red zone (interrupts push onto the stack below rsp), no PIC (extern C globals would
+# go through a GOT). -assert-config Debug keeps fatalError and precondition messages.
+SWIFT_FLAGS := -target x86_64-unknown-none-elf -enable-experimental-feature Embedded \
+               -wmo -parse-as-library -O -assert-config Debug -g \
+               -Xcc -mno-red-zone -Xcc -mno-sse -Xcc -mno-mmx -Xcc -fno-pic \
+               -Xfrontend -disable-stack-protector \
+               -I kernel/Arch/CSupport -module-name Kernel
+ASM_FLAGS   := -target x86_64-unknown-none-elf -g -c
+LD_FLAGS    := -T linker.ld -nostdlib -static -z max-page-size=4096 --no-pie
+
+.PHONY: all kernel run test test-host test-kernel debug qemu clean
+
+all: kernel
+
+kernel: $(BUILD)/kernel.elf $(BUILD)/kernel.mb
+
+$(BUILD)/kernel.o: $(SWIFT_SOURCES) $(C_HEADERS) Makefile | check-swiftc
+	@mkdir -p $(dir $@)
+	$(SWIFTC) $(SWIFT_FLAGS) -c $(SWIFT_SOURCES) -o $@
+
+$(BUILD)/%.o: %.S Makefile
+	@mkdir -p $(dir $@)
+	$(CLANG) $(ASM_FLAGS) $< -o $@
+
+$(BUILD)/kernel.elf: $(BUILD)/kernel.o $(ASM_OBJECTS) linker.ld
+	$(LD) $(LD_FLAGS) -o $@ $(ASM_OBJECTS) $(BUILD)/kernel.o
+
+# QEMU's multiboot loader refuses 64-bit ELF files; a 32-bit copy of the same image boots.
+$(BUILD)/kernel.mb: $(BUILD)/kernel.elf
+	$(OBJCOPY) --strip-debug -O elf32-i386 $< $@
+
+.PHONY: check-swiftc
+check-swiftc:
+	@test -n "$(SWIFTC)" || { echo "swiftc not found: install Swift 6.3 (https://swift.org/install) and put it on PATH"; exit 1; }
+
+qemu:
+	@sh qemu/ensure-qemu.sh
+
+run: kernel qemu
+	@sh qemu/run.sh $(BUILD)/kernel.mb "$(ARGS)"
+
+debug: kernel qemu
+	@sh qemu/debug.sh $(BUILD)/kernel.elf $(BUILD)/kernel.mb "$(ARGS)"
+
+test: test-host test-kernel
+
+test-host:
+	swift test
+
+test-kernel: kernel qemu
+	$(PYTHON) qemu/runner.py --elf $(BUILD)/kernel.elf --image $(BUILD)/kernel.mb
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,162 @@
+/*
+ * arch.h - the raw x86-64 primitives the Swift kernel cannot express itself.
+ *
+ * Every instruction Swift has no spelling for (port I/O, control registers, MSRs, interrupt
+ * flags, TLB invalidation, the time-stamp counter) is wrapped here once, as a static inline
+ * function, so it inlines into the Swift caller. Symbols defined by the linker script or by
+ * the assembly files are exported through accessor functions, because C arrays without a size
+ * do not import into Swift. Nothing here has state; the typed wrappers live in kernel/Arch/.
+ */
+#ifndef KERNEL_ARCH_H
+#define KERNEL_ARCH_H
+
+#include <stdint.h>
+
+/* ---- Port I/O ---------------------------------------------------------------------------- */
+
+static inline void arch_outb(uint16_t port, uint8_t value) {
+    __asm__ volatile("outb %0, %1" : : "a"(value), "Nd"(port));
+}
+static inline uint8_t arch_inb(uint16_t port) {
+    uint8_t value;
+    __asm__ volatile("inb %1, %0" : "=a"(value) : "Nd"(port));
+    return value;
+}
+static inline void arch_outw(uint16_t port, uint16_t value) {
+    __asm__ volatile("outw %0, %1" : : "a"(value), "Nd"(port));
+}
+static inline uint16_t arch_inw(uint16_t port) {
+    uint16_t value;
+    __asm__ volatile("inw %1, %0" : "=a"(value) : "Nd"(port));
+    return value;
+}
+static inline void arch_outl(uint16_t port, uint32_t value) {
+    __asm__ volatile("outl %0, %1" : : "a"(value), "Nd"(port));
+}
+static inline uint32_t arch_inl(uint16_t port) {
+    uint32_t value;
+    __asm__ volatile("inl %1, %0" : "=a"(value) : "Nd"(port));
+    return value;
+}
+/* Block transfers for the ATA data port: count 16-bit words. */
+static inline void arch_insw(uint16_t port, void *buffer, uint64_t count) {
+    __asm__ volatile("rep insw" : "+D"(buffer), "+c"(count) : "d"(port) : "memory");
+}
+static inline void arch_outsw(uint16_t port, const void *buffer, uint64_t count) {
+    __asm__ volatile("rep outsw" : "+S"(buffer), "+c"(count) : "d"(port) : "memory");
+}
+
+/* ---- Control registers, MSRs, flags --------------------------------------------------------- */
+
+static inline uint64_t arch_read_cr0(void) { uint64_t v; __asm__ volatile("mov %%cr0, %0" : "=r"(v)); return v; }
+static inline uint64_t arch_read_cr2(void) { uint64_t v; __asm__ volatile("mov %%cr2, %0" : "=r"(v)); return v; }
+static inline uint64_t arch_read_cr3(void) { uint64_t v; __asm__ volatile("mov %%cr3, %0" : "=r"(v)); return v; }
+static inline uint64_t arch_read_cr4(void) { uint64_t v; __asm__ volatile("mov %%cr4, %0" : "=r"(v)); return v; }
+static inline void arch_write_cr3(uint64_t v) { __asm__ volatile("mov %0, %%cr3" : : "r"(v) : "memory"); }
+static inline void arch_write_cr4(uint64_t v) { __asm__ volatile("mov %0, %%cr4" : : "r"(v) : "memory"); }
+
+static inline uint64_t arch_rdmsr(uint32_t msr) {
+    uint32_t lo, hi;
+    __asm__ volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(msr));
+    return ((uint64_t)hi << 32) | lo;
+}
+static inline void arch_wrmsr(uint32_t msr, uint64_t value) {
+    __asm__ volatile("wrmsr" : : "c"(msr), "a"((uint32_t)value), "d"((uint32_t)(value >> 32)));
+}
+
+static inline uint64_t arch_rdtsc(void) {
+    uint32_t lo, hi;
+    __asm__ volatile("lfence; rdtsc" : "=a"(lo), "=d"(hi) : : "memory");
+    return ((uint64_t)hi << 32) | lo;
+}
+
+static inline void arch_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t *a, uint32_t *b, uint32_t *c, uint32_t *d) {
+    __asm__ volatile("cpuid" : "=a"(*a), "=b"(*b), "=c"(*c), "=d"(*d) : "a"(leaf), "c"(subleaf));
+}
+
+static inline uint64_t arch_read_rflags(void) {
+    uint64_t v;
+    __asm__ volatile("pushfq; popq %0" : "=r"(v) : : "memory");
+    return v;
+}
+static inline void arch_cli(void) { __asm__ volatile("cli" : : : "memory"); }
+static inline void arch_sti(void) { __asm__ volatile("sti" : : : "memory"); }
+static inline void arch_hlt(void) { __asm__ volatile("hlt" : : : "memory"); }
+/* Enable interrupts and halt in one step: an interrupt arriving between the two is not lost. */
+static inline void arch_sti_hlt(void) { __asm__ volatile("sti; hlt" : : : "memory"); }
+static inline void arch_pause(void) { __asm__ volatile("pause" : : : "memory"); }
+
+/* A breakpoint trap (vector 3); the kernel's handler logs it and returns. */
+static inline void arch_int3(void) { __asm__ volatile("int3" : : : "memory"); }
+
+static inline void arch_invlpg(uint64_t va) { __asm__ volatile("invlpg (%0)" : : "r"(va) : "memory"); }
+
+/* A compiler barrier: keeps the optimiser from moving memory accesses across it. */
+static inline void arch_barrier(void) { __asm__ volatile("" : : : "memory"); }
+
+static inline uint64_t arch_read_rbp(void) { uint64_t v; __asm__ volatile("mov %%rbp, %0" : "=r"(v)); return v; }
+static inline uint64_t arch_read_rsp(void) { uint64_t v; __asm__ volatile("mov %%rsp, %0" : "=r"(v)); return v; }
+
+/* Descriptor tables: the pseudo-descriptor is built on the stack. */
+static inline void arch_lgdt(const void *base, uint16_t limit) {
+    struct __attribute__((packed)) { uint16_t limit; const void *base; } d = { limit, base };
+    __asm__ volatile("lgdt %0" : : "m"(d) : "memory");
+}
+static inline void arch_lidt(const void *base, uint16_t limit) {
+    struct __attribute__((packed)) { uint16_t limit; const void *base; } d = { limit, base };
+    __asm__ volatile("lidt %0" : : "m"(d) : "memory");
+}
+static inline void arch_ltr(uint16_t selector) { __asm__ volatile("ltr %0" : : "r"(selector) : "memory"); }
+
+/* ---- Symbols from linker.ld and the assembly files ------------------------------------------- */
+
+extern char __kernel_start[], __kernel_end[];
+extern char __text_start[], __text_end[];
+extern char __rodata_start[], __rodata_end[];
+extern char __data_start[], __bss_start[], __bss_end[];
+extern char boot_stack_guard[], boot_stack_bottom[], boot_stack_top[];
+extern char boot_pml4[], boot_page_tables_end[];
+extern char double_fault_stack_bottom[], double_fault_stack_top[];
+extern char interrupt_stub_table[];
+
+static inline uint64_t arch_kernel_start(void) { return (uint64_t)__kernel_start; }
+static inline uint64_t arch_kernel_end(void) { return (uint64_t)__kernel_end; }
+static inline uint64_t arch_text_start(void) { return (uint64_t)__text_start; }
+static inline uint64_t arch_text_end(void) { return (uint64_t)__text_end; }
+static inline uint64_t arch_rodata_start(void) { return (uint64_t)__rodata_start; }
+static inline uint64_t arch_rodata_end(void) { return (uint64_t)__rodata_end; }
+static inline uint64_t arch_data_start(void) { return (uint64_t)__data_start; }
+static inline uint64_t arch_bss_start(void) { return (uint64_t)__bss_start; }
+static inline uint64_t arch_bss_end(void) { return (uint64_t)__bss_end; }
+static inline uint64_t arch_boot_stack_guard(void) { return (uint64_t)boot_stack_guard; }
+static inline uint64_t arch_boot_stack_bottom(void) { return (uint64_t)boot_stack_bottom; }
+static inline uint64_t arch_boot_stack_top(void) { return (uint64_t)boot_stack_top; }
+static inline uint64_t arch_boot_page_tables_start(void) { return (uint64_t)boot_pml4; }
+static inline uint64_t arch_boot_page_tables_end(void) { return (uint64_t)boot_page_tables_end; }
+static inline uint64_t arch_double_fault_stack_bottom(void) { return (uint64_t)double_fault_stack_bottom; }
+static inline uint64_t arch_double_fault_stack_top(void) { return (uint64_t)double_fault_stack_top; }
+/* Address of the entry stub for interrupt vector `vector` (each stub is 16 bytes long). */
+static inline uint64_t arch_interrupt_stub(uint32_t vector) { return (uint64_t)interrupt_stub_table + 16u * vector; }
+
+
+
+/* ---- Static storage (kernel/Arch/StaticStorage.S) ------------------------------------------ */
+
+extern char idt_table[], gdt_table[], tss_segment[];
+extern char klog_buffer[];
+extern uint64_t klog_written;
+extern const uint64_t klog_size;
+extern char early_heap_start[], early_heap_end[];
+extern char command_line_buffer[];
+
+static inline void *arch_idt_table(void) { return idt_table; }
+static inline void *arch_gdt_table(void) { return gdt_table; }
+static inline void *arch_tss_segment(void) { return tss_segment; }
+static inline uint8_t *arch_klog_buffer(void) { return (uint8_t *)klog_buffer; }
+static inline uint64_t arch_klog_size(void) { return klog_size; }
+static inline uint64_t *arch_klog_written(void) { return &klog_written; }
+static inline void *arch_early_heap_start(void) { return early_heap_start; }
+static inline uint64_t arch_early_heap_size(void) { return (uint64_t)(early_heap_end - early_heap_start); }
+static inline uint8_t *arch_command_line_buffer(void) { return (uint8_t *)command_line_buffer; }
+static inline uint64_t arch_command_line_capacity(void) { return 4096; }
+#endif

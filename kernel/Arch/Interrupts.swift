@@ -1,0 +1,63 @@
+// Interrupts.swift - where every interrupt and exception arrives, and what happens to it.
+//
+// `interruptDispatch` is called by the common entry path in InterruptEntry.S with the saved
+// registers. Exceptions the kernel can resolve (a breakpoint; later, page faults on pageable
+// memory) return and resume the interrupted code. Every other exception is fatal: it panics
+// with the vector, its name, the error code decoded, RIP, CR2 for page faults, the registers
+// and a backtrace. Hardware interrupts (vectors 32 and up) go to the handlers registered in
+// `Interrupts.handlers`.
+
+import ArchSupport
+
+/// A handler for a hardware interrupt vector. Runs with interrupts disabled.
+typealias InterruptHandler = (UnsafeMutablePointer<InterruptFrame>) -> Void
+
+enum Interrupts {
+    static let firstExternalVector = 32
+
+    /// Handlers for vectors 32...255, nil when nothing is registered.
+    static var handlers: UnsafeMutablePointer<InterruptHandler?>? = nil
+    static var breakpointsTaken = 0
+    static var spuriousInterrupts = 0
+
+    /// Page faults are first offered to this hook (the VM fault handler, once it exists); it
+    /// returns true when it resolved the fault and the faulting instruction may be retried.
+    static var pageFaultHook: ((UnsafeMutablePointer<InterruptFrame>, UInt64) -> Bool)? = nil
+
+    static func initialize() {
+        GDT.install()
+        IDT.install()
+        let table = UnsafeMutablePointer<InterruptHandler?>.allocate(capacity: IDT.vectorCount)
+        table.initialize(repeating: nil, count: IDT.vectorCount)
+        handlers = table
+    }
+
+    static func register(vector: Int, _ handler: @escaping InterruptHandler) {
+        precondition(vector >= firstExternalVector && vector < IDT.vectorCount, "Interrupts.register: not an external vector")
+        handlers![vector] = handler
+    }
+}
+
+@_cdecl("interrupt_dispatch")
+func interruptDispatch(_ rawFrame: UnsafeMutableRawPointer) {
+    let frame = rawFrame.assumingMemoryBound(to: InterruptFrame.self)
+    let vector = Int(frame.pointee.vector)
+    switch vector {
+    case Exception.breakpoint.rawValue:
+        Interrupts.breakpointsTaken += 1
+        Log.debug(.cpu, "breakpoint at \(address: frame.pointee.rip), resuming")
+    case Exception.pageFault.rawValue:
+        let faultAddress = CPU.cr2
+        if let hook = Interrupts.pageFaultHook, hook(frame, faultAddress) { return }
+        Exception.fatal(frame, faultAddress: faultAddress)
+    case 0..<Interrupts.firstExternalVector:
+        Exception.fatal(frame, faultAddress: 0)
+    default:
+        if let handler = Interrupts.handlers?[vector] {
+            handler(frame)
+        } else {
+            Interrupts.spuriousInterrupts += 1
+            Log.warn(.cpu, "interrupt on vector \(vector) with no handler, ignored")
+        }
+    }
+}

@@ -1,0 +1,49 @@
+/*
+ * StaticStorage.S - fixed, aligned memory the kernel needs before any allocator exists.
+ *
+ * Swift cannot declare an aligned static byte array, so these regions are declared here and
+ * reached through the accessors in kernel/Arch/CSupport/arch.h. All of it is in .bss (zeroed by
+ * the boot stub) and therefore inside the kernel image, which the physical memory map excludes.
+ * Symbols with C names (klog_*) are also what the gdb helpers in qemu/gdb/ read.
+ */
+    .section .bss, "aw", @nobits
+
+    /* Descriptor tables: the IDT (256 gates), the GDT (5 slots) and the TSS. */
+    .balign 4096
+    .global idt_table
+idt_table:          .skip 4096
+    .balign 16
+    .global gdt_table, tss_segment
+gdt_table:          .skip 64
+tss_segment:        .skip 128
+
+    /* The double-fault handler's own stack (IST 1): a kernel stack overflow lands here. */
+    .balign 4096
+    .global double_fault_stack_bottom, double_fault_stack_top
+double_fault_stack_bottom:
+                    .skip 16384
+double_fault_stack_top:
+
+    /* The kernel log ring: every line ever logged, the newest KLOG_SIZE bytes of it. */
+    .balign 4096
+    .global klog_buffer, klog_written
+    .set KLOG_SIZE, 65536
+klog_buffer:        .skip KLOG_SIZE
+    .balign 8
+klog_written:       .skip 8                 /* total bytes ever written; the ring index is this mod KLOG_SIZE */
+
+    /* The early heap (kernel/Core/EarlyHeap.swift), used until the zones are up. */
+    .balign 4096
+    .global early_heap_start, early_heap_end
+early_heap_start:   .skip 1048576
+early_heap_end:
+
+    /* The kernel command line, copied out of the multiboot information at boot. */
+    .balign 16
+    .global command_line_buffer
+command_line_buffer: .skip 4096
+
+    .section .rodata
+    .global klog_size
+    .balign 8
+klog_size:          .quad KLOG_SIZE

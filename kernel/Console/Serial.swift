@@ -1,0 +1,35 @@
+// Serial.swift - the 16550 UART on COM1, the kernel's console.
+//
+// Polled output only: the kernel writes a byte when the transmit holding register is empty.
+// No interrupts and no buffering, so it works in any context - early boot, an interrupt
+// handler, a panic with memory in any state. Input is not used.
+
+struct SerialPort {
+    let base: IOPort
+
+    static let com1 = SerialPort(base: IOPort(0x3F8))
+
+    // Register offsets from the base port.
+    private var data: IOPort { base }
+    private var interruptEnable: IOPort { base.offset(1) }
+    private var fifoControl: IOPort { base.offset(2) }
+    private var lineControl: IOPort { base.offset(3) }
+    private var modemControl: IOPort { base.offset(4) }
+    private var lineStatus: IOPort { base.offset(5) }
+
+    /// 115200 baud, 8 data bits, no parity, one stop bit, FIFOs on, no interrupts.
+    func initialize() {
+        interruptEnable.write8(0x00)
+        lineControl.write8(0x80)      // DLAB: the next two registers are the divisor
+        data.write8(0x01)             // divisor 1 = 115200 baud
+        interruptEnable.write8(0x00)
+        lineControl.write8(0x03)      // 8N1, DLAB off
+        fifoControl.write8(0xC7)      // enable and clear FIFOs, 14-byte threshold
+        modemControl.write8(0x03)     // DTR, RTS
+    }
+
+    func write(_ byte: UInt8) {
+        while lineStatus.read8() & 0x20 == 0 { CPU.pause() }
+        data.write8(byte)
+    }
+}

@@ -1,0 +1,73 @@
+// KernelOptions.swift - every kernel command-line option, in one table.
+//
+// Each option has one line below: its name, the kind of value, the default and a help text.
+// `KernelOptions.parse` runs the portable parser (kernel/Core/CommandLine.swift) over the
+// multiboot command line and stores what it accepts in the static properties here; every
+// error is logged by name. `help` prints this table. To add an option: add a case, its spec,
+// a stored property, and a line in `apply`.
+
+enum KernelOption: Int, CaseIterable {
+    case test
+    case seed
+    case loglevel
+    case help
+
+    var spec: OptionSpec {
+        switch self {
+        case .test:
+            return OptionSpec("test", .list, default: "", "run test suites: all, list, <suite> or <suite>.<case>, comma-separated")
+        case .seed:
+            return OptionSpec("seed", .unsigned, default: "1", "seed for every randomised test and workload")
+        case .loglevel:
+            return OptionSpec("loglevel", .choice("error|warn|info|debug"), default: "info", "log lines above this level are dropped")
+        case .help:
+            return OptionSpec("help", .flag, default: "", "print this table of options")
+        }
+    }
+}
+
+enum KernelOptions {
+    static var testSelection = ByteString.empty
+    static var seed: UInt64 = 1
+    static var help = false
+    static var errorCount = 0
+
+    static func parse(_ line: ByteString) {
+        let table = KernelOption.allCases.map { $0.spec }
+        var handler = Handler()
+        table.withUnsafeBufferPointer { options in
+            CommandLineParser.parse(line, options: options, skipFirstWord: true, handler: &handler)
+        }
+    }
+
+    struct Handler: CommandLineHandler {
+        mutating func accept(option index: Int, value: OptionValue) {
+            switch KernelOption(rawValue: index)! {
+            case .test: KernelOptions.testSelection = value.text
+            case .seed: KernelOptions.seed = value.number
+            case .loglevel: Log.threshold = LogLevel(rawValue: UInt8(value.choice + 1))!
+            case .help: KernelOptions.help = true
+            }
+        }
+
+        mutating func reject(_ error: CommandLineError) {
+            KernelOptions.errorCount += 1
+            var message = LogMessage.Appender(message: LogMessage())
+            error.describe(into: &message)
+            Log.error(.cmdline, message.message)
+        }
+    }
+
+    static func printHelp() {
+        Log.info(.cmdline, "options (name=value, separated by spaces):")
+        for option in KernelOption.allCases {
+            let spec = option.spec
+            var value = LogMessage.Appender(message: LogMessage())
+            if case .flag = spec.kind {} else {
+                value.write("=")
+                spec.describeValue(into: &value)
+            }
+            Log.info(.cmdline, "  \(spec.name)\(message: value.message)  \(spec.help) [default: '\(spec.defaultValue)']")
+        }
+    }
+}

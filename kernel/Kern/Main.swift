@@ -1,0 +1,43 @@
+// Main.swift - the Swift entry point and the boot sequence.
+//
+// boot/multiboot.S calls kernel_main in 64-bit mode on the boot stack, with the multiboot
+// magic and the physical address of the multiboot information. From here the kernel brings
+// up its subsystems in dependency order (docs/boot.md), then either runs the tests the
+// command line selects or, without `test=`, reports and exits: QEMU never stays behind.
+
+import ArchSupport
+
+enum Kernel {
+    static let name: StaticString = "swift-kernel"
+    static let version: StaticString = "0.1"
+}
+
+@_cdecl("kernel_main")
+public func kernelMain(_ magic: UInt32, _ infoAddress: UInt32) -> Never {
+    Console.initialize()
+    Log.info(.boot, "\(Kernel.name) \(Kernel.version): an x86-64 kernel in Embedded Swift")
+    Interrupts.initialize()
+    Log.info(.cpu, "GDT, TSS (double faults on IST \(GDT.doubleFaultIST)) and IDT (\(IDT.vectorCount) vectors) installed")
+
+    BootInfo.read(magic: magic, infoAddress: infoAddress)
+    Log.info(.cmdline, "command line: '\(BootInfo.commandLine)'")
+    KernelOptions.parse(BootInfo.commandLine)
+    if KernelOptions.help { KernelOptions.printHelp() }
+    Log.info(.boot, "kernel image \(address: arch_kernel_start()) - \(address: arch_kernel_end()) (\(bytes: arch_kernel_end() - arch_kernel_start()))")
+    BootInfo.logMemoryMap()
+
+    kernelInitComplete()
+}
+
+/// Every subsystem is up. A landmark with a C name, for gdb (`hbreak kernel_init_complete`):
+/// the gdb test and `make debug` users stop here to look at a fully initialised kernel.
+@_silgen_name("kernel_init_complete")
+@inline(never)
+func kernelInitComplete() -> Never {
+    Log.info(.boot, "initialisation complete (seed \(KernelOptions.seed))")
+    if !KernelOptions.testSelection.isEmpty {
+        TestRunner.run(KernelOptions.testSelection)
+    }
+    Log.info(.boot, "no test= option given, so there is nothing more to do; QEMU exits now")
+    QEMU.exit(.success)
+}

@@ -1,0 +1,108 @@
+// Panic.swift - the kernel's last words.
+//
+// A panic stops everything: interrupts off, a report on the console, a frame-pointer
+// backtrace, then QEMU exits with the panic status. The report is plain text that
+// qemu/runner.py reads: each line starts with "P panic: ", the reason comes first, and every
+// code address is printed as "rip 0x..." or "#N 0x..." so the runner can symbolise it.
+// If a test that declared it expects this panic is running, the test framework gets the
+// last word (TestRunner.panicOccurred) and decides the exit status.
+// A panic inside a panic (a fault while printing the report) prints one line and exits.
+
+import ArchSupport
+
+enum Panic {
+    static var inProgress = false
+    static let maximumFrames = 32
+}
+
+extension LogTag {
+    static let panicTag = LogTag("panic")
+}
+
+/// Stops the kernel with `message`; with `frame`, also prints the registers it holds.
+func panic(_ message: LogMessage, frame: UnsafeMutablePointer<InterruptFrame>? = nil) -> Never {
+    CPU.disableInterrupts()
+    if Panic.inProgress {
+        Console.printLine("P panic: nested panic while reporting a panic: \(message: message)")
+        QEMU.exit(.panic)
+    }
+    Panic.inProgress = true
+    Console.printLine("P panic: ---- kernel panic ----")
+    Console.printLine("P panic: \(message: message)")
+    if let frame = frame {
+        printRegisters(frame.pointee)
+        printBacktrace(rip: frame.pointee.rip, rbp: frame.pointee.rbp)
+    } else {
+        printBacktrace(rip: nil, rbp: CPU.framePointer)
+    }
+    Console.printLine("P panic: ---- end of panic report ----")
+    let status = TestRunner.panicOccurred(message)
+    QEMU.exit(status)
+}
+
+/// Panics unless `condition` holds. For invariants whose failure means memory is corrupt.
+@inline(__always)
+func kassert(_ condition: Bool, _ message: @autoclosure () -> LogMessage) {
+    if !condition { panic("assertion failed: \(message: message())") }
+}
+
+private func printRegisters(_ f: InterruptFrame) {
+    let vector = Int(f.vector)
+    Console.printLine("P panic: vector \(vector) (\(Exception.name(of: vector))), error code \(hex: f.errorCode)")
+    Console.printLine("P panic: rip \(address: f.rip)  rsp \(address: f.rsp)  rflags \(hex: f.rflags)  cr2 \(address: CPU.cr2)")
+    Console.printLine("P panic: rax \(address: f.rax)  rbx \(address: f.rbx)  rcx \(address: f.rcx)")
+    Console.printLine("P panic: rdx \(address: f.rdx)  rsi \(address: f.rsi)  rdi \(address: f.rdi)")
+    Console.printLine("P panic: rbp \(address: f.rbp)  r8  \(address: f.r8)  r9  \(address: f.r9)")
+    Console.printLine("P panic: r10 \(address: f.r10)  r11 \(address: f.r11)  r12 \(address: f.r12)")
+    Console.printLine("P panic: r13 \(address: f.r13)  r14 \(address: f.r14)  r15 \(address: f.r15)")
+    Console.printLine("P panic: cr0 \(hex: CPU.cr0)  cr3 \(hex: CPU.cr3)  cr4 \(hex: CPU.cr4)")
+}
+
+/// Walks the frame-pointer chain. Each frame is [saved rbp][return address]; the chain ends
+/// at the zero rbp the boot stub and thread entry set up. A frame pointer outside every known
+/// stack stops the walk rather than faulting inside the panic.
+private func printBacktrace(rip: UInt64?, rbp: UInt64) {
+    Console.printLine("P panic: backtrace:")
+    var index = 0
+    if let rip = rip {
+        Console.printLine("P panic:   #\(index) \(address: rip)")
+        index += 1
+    }
+    var framePointer = rbp
+    var previous: UInt64 = 0
+    var repeats = 0
+    while framePointer != 0 && index < Panic.maximumFrames {
+        guard framePointer % 8 == 0, Backtrace.isOnKnownStack(framePointer) else {
+            Console.printLine("P panic:   (frame pointer \(address: framePointer) is not on a known stack; stopping)")
+            break
+        }
+        let slots = UnsafePointer<UInt64>(bitPattern: UInt(framePointer))!
+        let returnAddress = slots[1]
+        framePointer = slots[0]
+        if returnAddress == 0 { break }
+        // Deep recursion (a stack overflow) would fill the report with one address.
+        if returnAddress == previous {
+            repeats += 1
+            continue
+        }
+        if repeats > 0 { Console.printLine("P panic:   (the frame above repeats \(repeats) more times)") }
+        repeats = 0
+        previous = returnAddress
+        // The return address points after the call; one byte back is inside the call, which
+        // is the line the symboliser should name.
+        Console.printLine("P panic:   #\(index) \(address: returnAddress &- 1)")
+        index += 1
+    }
+    if repeats > 0 { Console.printLine("P panic:   (the frame above repeats \(repeats) more times)") }
+}
+
+enum Backtrace {
+    /// Extra stack regions (thread stacks) registered by the thread system.
+    static var stackLookup: ((UInt64) -> Bool)? = nil
+
+    static func isOnKnownStack(_ address: UInt64) -> Bool {
+        if address >= arch_boot_stack_bottom() && address + 16 <= arch_boot_stack_top() { return true }
+        if address >= arch_double_fault_stack_bottom() && address + 16 <= arch_double_fault_stack_top() { return true }
+        return stackLookup?(address) ?? false
+    }
+}

@@ -1,0 +1,13 @@
+// TestRegistry.swift - every in-kernel test suite, in one list.
+//
+// To add a suite: write it in kernel/Test/<Name>Tests.swift as a `static var suite` and add
+// it here. `test=list` prints this registry; the host runner boots every suite it lists.
+
+enum TestRegistry {
+    static var suites: [TestSuite] {
+        [
+            BootTests.suite,
+            PanicTests.suite,
+        ]
+    }
+}

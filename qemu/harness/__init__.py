@@ -1,0 +1,1 @@
+"""The host side of the kernel tests: boot QEMU, read the serial log, judge it."""

@@ -1,0 +1,52 @@
+"""Deciding whether a boot passed, and explaining why not.
+
+Each judge returns a list of problems (strings); an empty list is a pass.
+"""
+from . import ktap
+from .qemu import EXIT_SUCCESS, status_name
+from .symbolize import symbolize_panic
+
+
+def panic_lines(output):
+    return [line for line in output.splitlines() if line.startswith("P panic: ")]
+
+
+def judge_suite(result, suite, elf):
+    problems = []
+    report = ktap.parse(result.output)
+    if result.status != EXIT_SUCCESS:
+        problems.append("kernel outcome: %s" % status_name(result.status))
+    if not report.seen_header:
+        problems.append("no KTAP report in the log")
+    if report.summary is None:
+        problems.append("no 'N passed, N failed' summary line: the run did not finish")
+    for case in report.failed_cases:
+        problems.append("not ok %s.%s%s" % (case.suite, case.name, (" # " + case.directive) if case.directive else ""))
+        problems.extend("    " + line for line in case.diagnostics)
+    reported = {case.name for case in report.cases if case.suite == suite.name}
+    missing = [name for name in suite.cases if name not in reported]
+    if missing and report.summary is not None:
+        problems.append("cases never reported: " + ", ".join(missing))
+    if panic_lines(result.output):
+        problems.extend(symbolize_panic(elf, result.output))
+    return problems
+
+
+def judge_expected_panic(result, suite, case, elf):
+    """The kernel says whether the panic message matched; the frames are checked here."""
+    problems = []
+    report = ktap.parse(result.output)
+    symbolized = symbolize_panic(elf, result.output)
+    if not panic_lines(result.output):
+        problems.append("no panic report in the log")
+    if result.status != EXIT_SUCCESS or report.summary != (1, 0):
+        problems.append("kernel outcome: %s, summary %s" % (status_name(result.status), report.summary))
+        for failed in report.failed_cases:
+            problems.extend("    " + line for line in failed.diagnostics)
+    text = "\n".join(symbolized)
+    for frame in report.expect_frames:
+        if frame not in text:
+            problems.append("the symbolised panic report does not mention '%s'" % frame)
+    if problems:
+        problems.extend(symbolized)
+    return problems

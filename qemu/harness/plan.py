@@ -1,0 +1,77 @@
+"""Planning the boots of a test run from the kernel's own test registry.
+
+The kernel describes its suites (`test=list`): for each suite, the memory sizes to boot it
+with, whether it needs a swap disk and extra command-line options; for each case, whether it
+expects a panic. Every suite is booted once per memory size; every expected-panic case is
+booted alone, because nothing runs after a panic.
+"""
+import re
+from dataclasses import dataclass, field
+
+from .qemu import Boot
+
+SUITE_LINE = re.compile(r"^suite (?P<name>\S+) memory=(?P<memory>\S+) disk=(?P<disk>yes|no) icount=(?P<icount>yes|no) timeout=(?P<timeout>\d+) arguments=(?P<arguments>.*)$")
+CASE_LINE = re.compile(r"^case (?P<suite>[^.\s]+)\.(?P<case>\S+)(?P<panic> expects-panic)?$")
+
+
+@dataclass
+class SuiteInfo:
+    name: str
+    memory: list
+    disk: bool
+    icount: bool
+    timeout: int
+    arguments: str
+    cases: list = field(default_factory=list)
+    panic_cases: list = field(default_factory=list)
+
+
+def parse_list(output):
+    suites = {}
+    for line in output.splitlines():
+        line = line.strip()
+        match = SUITE_LINE.match(line)
+        if match:
+            suites[match.group("name")] = SuiteInfo(
+                match.group("name"), match.group("memory").split(","), match.group("disk") == "yes",
+                match.group("icount") == "yes", int(match.group("timeout")), match.group("arguments").strip())
+            continue
+        match = CASE_LINE.match(line)
+        if match and match.group("suite") in suites:
+            suite = suites[match.group("suite")]
+            suite.cases.append(match.group("case"))
+            if match.group("panic"):
+                suite.panic_cases.append(match.group("case"))
+    return suites
+
+
+# Size of the swap disk the runner attaches to suites that ask for one.
+DISK_MIB = 64
+
+
+@dataclass
+class PlannedBoot:
+    boot: Boot
+    kind: str               # "suite" or "panic"
+    suite: SuiteInfo
+    case: str = None
+
+
+def plan(suites, seed, only=None):
+    planned = []
+    for suite in suites.values():
+        if only and suite.name not in only:
+            continue
+        arguments = ("seed=%d %s" % (seed, suite.arguments)).strip()
+        for memory in suite.memory:
+            boot = Boot(name="%s@%s" % (suite.name, memory), arguments="test=%s %s" % (suite.name, arguments),
+                        memory=memory, timeout=suite.timeout, disk_mib=DISK_MIB if suite.disk else 0,
+                        icount=suite.icount)
+            planned.append(PlannedBoot(boot, "suite", suite))
+        for case in suite.panic_cases:
+            memory = suite.memory[0]
+            boot = Boot(name="%s.%s" % (suite.name, case), arguments="test=%s.%s %s" % (suite.name, case, arguments),
+                        memory=memory, timeout=suite.timeout, disk_mib=DISK_MIB if suite.disk else 0,
+                        icount=suite.icount)
+            planned.append(PlannedBoot(boot, "panic", suite, case))
+    return planned

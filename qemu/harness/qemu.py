@@ -1,0 +1,110 @@
+"""Starting QEMU for one boot of the kernel and collecting what it printed.
+
+Every boot uses TCG (deterministic, always available), the isa-debug-exit device through
+which the kernel reports its outcome, -no-reboot so a triple fault ends the run, and a
+timeout that turns a hang into a failure. The exit statuses mirror
+kernel/Arch/QEMUExit.swift.
+"""
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+
+EXIT_SUCCESS = 33
+EXIT_TEST_FAILURE = 35
+EXIT_PANIC = 37
+EXIT_BOOT_FAILURE = 39
+EXIT_DEADLOCK = 41
+
+STATUS_NAMES = {
+    EXIT_SUCCESS: "success",
+    EXIT_TEST_FAILURE: "test failure",
+    EXIT_PANIC: "panic",
+    EXIT_BOOT_FAILURE: "boot stub failure",
+    EXIT_DEADLOCK: "deadlock watchdog",
+    0: "QEMU exited without a status from the kernel (triple fault?)",
+}
+
+
+def status_name(status):
+    if status is None:
+        return "timeout (hang)"
+    return STATUS_NAMES.get(status, "QEMU status %d" % status)
+
+
+@dataclass
+class Boot:
+    """One QEMU run: what to boot and with what."""
+    name: str
+    arguments: str
+    memory: str = "128M"
+    timeout: float = 120.0
+    disk_mib: int = 0
+    icount: bool = False
+    extra_qemu: list = field(default_factory=list)
+
+
+@dataclass
+class BootResult:
+    boot: Boot
+    status: object          # int, or None on timeout
+    output: str
+    seconds: float
+    log_path: str
+
+
+def qemu_command(image, boot, disk_path=None, gdb_port=None, halted=False):
+    command = [
+        "qemu-system-x86_64", "-accel", "tcg", "-cpu", "qemu64", "-m", boot.memory,
+        "-display", "none", "-no-reboot", "-serial", "stdio", "-monitor", "none",
+        "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
+        "-kernel", image, "-append", boot.arguments,
+    ]
+    if boot.icount:
+        command += ["-icount", "shift=0,sleep=off"]
+    if disk_path:
+        command += ["-drive", "file=%s,format=raw,if=ide,index=0,media=disk,cache=unsafe" % disk_path]
+    if gdb_port is not None:
+        command += ["-gdb", "tcp:127.0.0.1:%d" % gdb_port]
+    if halted:
+        command += ["-S"]
+    return command + list(boot.extra_qemu)
+
+
+def make_disk(path, mib):
+    """A fresh, sparse, zero-filled raw disk image of `mib` MiB."""
+    with open(path, "wb") as disk:
+        disk.truncate(mib * 1024 * 1024)
+    return path
+
+
+def run_boot(image, boot, log_dir):
+    """Boots once and returns the result; never raises for kernel misbehaviour."""
+    os.makedirs(log_dir, exist_ok=True)
+    safe = boot.name.replace("/", "_").replace(" ", "_")
+    log_path = os.path.join(log_dir, safe + ".log")
+    disk_path = None
+    if boot.disk_mib:
+        disk_path = make_disk(os.path.join(log_dir, safe + ".disk"), boot.disk_mib)
+    command = qemu_command(image, boot, disk_path)
+    started = time.monotonic()
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        try:
+            status = process.wait(timeout=boot.timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            status = None
+    seconds = time.monotonic() - started
+    if disk_path:
+        os.unlink(disk_path)
+    with open(log_path, "rb") as log:
+        output = log.read().decode("utf-8", "replace").replace("\r\n", "\n")
+    return BootResult(boot, status, output, seconds, log_path)
+
+
+def require_qemu():
+    if shutil.which("qemu-system-x86_64") is None:
+        raise SystemExit("qemu-system-x86_64 not found: run `make qemu` (or sh qemu/ensure-qemu.sh)")

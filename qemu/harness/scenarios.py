@@ -1,0 +1,65 @@
+"""Boots whose checks live on the host: what the log of a plain boot must show.
+
+These cover what an in-kernel test cannot see about itself: the banner, the memory map and
+the command line in the boot log, and how malformed command lines are reported.
+"""
+import re
+
+from .qemu import Boot, EXIT_SUCCESS, EXIT_TEST_FAILURE, status_name
+
+
+def expect_lines(output, patterns):
+    problems = []
+    for pattern in patterns:
+        if not re.search(pattern, output, re.MULTILINE):
+            problems.append("log has no line matching /%s/" % pattern)
+    return problems
+
+
+def expect_status(result, wanted):
+    if result.status != wanted:
+        return ["kernel outcome: %s, expected %s" % (status_name(result.status), status_name(wanted))]
+    return []
+
+
+def check_boot_log(result):
+    return expect_status(result, EXIT_SUCCESS) + expect_lines(result.output, [
+        r"^I boot: swift-kernel \S+: an x86-64 kernel in Embedded Swift$",
+        r"^I boot: multiboot memory map \(\d+ entries\):$",
+        r"^I boot:   0x0000000000100000 - 0x\w+ usable",
+        r"^I cmdline: command line: '\S*kernel\.mb seed=4242 loglevel=debug'$",
+        r"^I boot: initialisation complete \(seed 4242\)$",
+    ])
+
+
+def check_malformed_options(result):
+    return expect_status(result, EXIT_SUCCESS) + expect_lines(result.output, [
+        r"^E cmdline: unknown option 'bogus' ignored; the option 'help' lists the known ones$",
+        r"^E cmdline: seed=abc: expected an unsigned number \(decimal, or hexadecimal with 0x\); keeping the default '1'$",
+        r"^E cmdline: loglevel=loud: expected one of error\|warn\|info\|debug; keeping the default 'info'$",
+        r"^E cmdline: test=: expected a comma-separated list of non-empty names; keeping the default ''$",
+        r"^E cmdline: option 'seed' needs a value: seed=<number>$",
+        r"^I boot: initialisation complete \(seed 1\)$",
+    ])
+
+
+def check_unknown_suite(result):
+    return expect_status(result, EXIT_TEST_FAILURE) + expect_lines(result.output, [
+        r"^# no suite or case named 'nosuchsuite'; test=list shows them$",
+        r"^0 passed, 1 failed$",
+    ])
+
+
+def check_help(result):
+    return expect_status(result, EXIT_SUCCESS) + expect_lines(result.output, [
+        r"^I cmdline:   test=<name,\.\.\.>  run test suites",
+        r"^I cmdline:   seed=<number>  seed for every randomised test",
+    ])
+
+
+SCENARIOS = [
+    (Boot("scenario.boot-log", "seed=4242 loglevel=debug"), check_boot_log),
+    (Boot("scenario.malformed-options", "bogus=1 seed=abc loglevel=loud test= seed"), check_malformed_options),
+    (Boot("scenario.unknown-suite", "test=nosuchsuite"), check_unknown_suite),
+    (Boot("scenario.help", "help"), check_help),
+]

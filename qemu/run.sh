@@ -1,0 +1,25 @@
+#!/bin/sh
+# run.sh - boot the kernel in QEMU with the serial console on this terminal.
+#
+# usage: qemu/run.sh <kernel.mb> "<kernel command line>"
+# The kernel ends every run through QEMU's isa-debug-exit device; the status it chose is
+# translated here (see kernel/Arch/QEMUExit.swift). -no-reboot turns a triple fault into an
+# exit instead of a reboot loop, so QEMU never stays behind.
+image=$1
+args=$2
+memory=${MEMORY:-128M}
+qemu-system-x86_64 -accel tcg -cpu qemu64 -m "$memory" -display none -no-reboot \
+    -serial stdio -monitor none \
+    -device isa-debug-exit,iobase=0xf4,iosize=0x04 \
+    -kernel "$image" -append "$args" $QEMU_EXTRA
+status=$?
+case $status in
+    33) exit 0 ;;
+    35) echo "run.sh: the kernel reports failed tests (QEMU status 35)" >&2 ;;
+    37) echo "run.sh: the kernel panicked (QEMU status 37)" >&2 ;;
+    39) echo "run.sh: the boot stub failed (QEMU status 39)" >&2 ;;
+    41) echo "run.sh: the deadlock watchdog fired (QEMU status 41)" >&2 ;;
+    0)  echo "run.sh: QEMU exited without the kernel's exit code: a triple fault or reset?" >&2 ;;
+    *)  echo "run.sh: QEMU exited with status $status" >&2 ;;
+esac
+exit 1

@@ -1,0 +1,94 @@
+#!/usr/bin/env python3
+"""runner.py - boot every kernel test suite in QEMU and report what failed.
+
+usage: qemu/runner.py --elf build/kernel.elf --image build/kernel.mb [--jobs N] [--seed N]
+                      [--only suite,suite] [--no-scenarios]
+
+The plan comes from the kernel itself (test=list): each suite at each of its memory sizes,
+each expected-panic case alone, plus the host-side scenario and gdb checks. Boots run in
+parallel; each has a timeout, so a hang is a failure. Logs are kept in build/test-logs/.
+Exits non-zero on any failure.
+"""
+import argparse
+import concurrent.futures
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from harness import gdbcheck, judge, plan, scenarios  # noqa: E402
+from harness.qemu import Boot, EXIT_SUCCESS, require_qemu, run_boot, status_name  # noqa: E402
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--elf", default="build/kernel.elf")
+    parser.add_argument("--image", default="build/kernel.mb")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--seed", type=int, default=int(os.environ.get("SEED", "1")))
+    parser.add_argument("--only", default="", help="comma-separated suites (default: all)")
+    parser.add_argument("--no-scenarios", action="store_true", help="skip the host-side scenario and gdb checks")
+    parser.add_argument("--logs", default="build/test-logs")
+    options = parser.parse_args()
+    require_qemu()
+    os.makedirs(options.logs, exist_ok=True)
+
+    listing = run_boot(options.image, Boot("list", "test=list", timeout=60), options.logs)
+    if listing.status != EXIT_SUCCESS:
+        print("FAIL  test=list: %s" % status_name(listing.status))
+        print(listing.output[-2000:])
+        return 1
+    suites = plan.parse_list(listing.output)
+    only = set(filter(None, options.only.split(",")))
+    unknown = only - set(suites)
+    if unknown:
+        print("unknown suites: %s (known: %s)" % (", ".join(sorted(unknown)), ", ".join(suites)))
+        return 1
+    boots = plan.plan(suites, options.seed, only)
+    print("kernel tests: seed %d, %d suites, %d boots, %d parallel jobs; logs in %s"
+          % (options.seed, len(suites) if not only else len(only), len(boots), options.jobs, options.logs))
+
+    jobs = []
+    for planned in boots:
+        if planned.kind == "suite":
+            judge_it = (lambda p: lambda result: judge.judge_suite(result, p.suite, options.elf))(planned)
+        else:
+            judge_it = (lambda p: lambda result: judge.judge_expected_panic(result, p.suite, p.case, options.elf))(planned)
+        jobs.append((planned.boot.name, lambda p=planned: run_boot(options.image, p.boot, options.logs), judge_it))
+    if not options.no_scenarios and not only:
+        for boot, check in scenarios.SCENARIOS:
+            jobs.append((boot.name, lambda b=boot: run_boot(options.image, b, options.logs), check))
+        for name, check in gdbcheck.CHECKS:
+            jobs.append((name, lambda c=check: c(options.image, options.elf, options.logs), None))
+
+    failures = 0
+    started = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=options.jobs) as pool:
+        futures = {pool.submit(job): (name, judge_it) for name, job, judge_it in jobs}
+        for future in concurrent.futures.as_completed(futures):
+            name, judge_it = futures[future]
+            try:
+                outcome = future.result()
+                if judge_it is None:
+                    problems, seconds, log = outcome, None, os.path.join(options.logs, name + ".gdb.log")
+                else:
+                    problems, seconds, log = judge_it(outcome), outcome.seconds, outcome.log_path
+            except Exception as error:  # a harness bug must fail loudly, not pass
+                problems, seconds, log = ["harness error: %r" % error], None, ""
+            timing = "%6.1fs" % seconds if seconds is not None else "       "
+            if problems:
+                failures += 1
+                print("FAIL  %-60s %s  %s" % (name, timing, log))
+                for problem in problems:
+                    print("      " + problem)
+            else:
+                print("pass  %-60s %s" % (name, timing))
+            sys.stdout.flush()
+    total = len(jobs)
+    print("kernel tests: %d of %d boots passed, %d failed (%.0fs)" % (total - failures, total, failures, time.monotonic() - started))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
