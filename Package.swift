@@ -11,9 +11,11 @@ let package = Package(
         .library(name: "KernelCore", targets: ["KernelCore"]),
     ],
     targets: [
+        // Swift 5 language mode, like the kernel build: the same files, the same rules.
         .target(
             name: "KernelCore",
-            path: "kernel/Core"
+            path: "kernel/Core",
+            swiftSettings: [.swiftLanguageMode(.v5)]
         ),
         .testTarget(
             name: "CoreTests",

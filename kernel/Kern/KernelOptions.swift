@@ -10,6 +10,7 @@ enum KernelOption: Int, CaseIterable {
     case test
     case seed
     case loglevel
+    case pagefail
     case help
 
     var spec: OptionSpec {
@@ -20,6 +21,8 @@ enum KernelOption: Int, CaseIterable {
             return OptionSpec("seed", .unsigned, default: "1", "seed for every randomised test and workload")
         case .loglevel:
             return OptionSpec("loglevel", .choice("error|warn|info|debug"), default: "info", "log lines above this level are dropped")
+        case .pagefail:
+            return OptionSpec("pagefail", .text, default: "off", "make page allocations fail: every:N[:class] or random:PERMILLE[:class]")
         case .help:
             return OptionSpec("help", .flag, default: "", "print this table of options")
         }
@@ -30,6 +33,7 @@ enum KernelOptions {
     static var testSelection = ByteString.empty
     static var seed: UInt64 = 1
     static var help = false
+    static var pageFailure = ByteString.empty
     static var errorCount = 0
 
     static func parse(_ line: ByteString) {
@@ -46,6 +50,7 @@ enum KernelOptions {
             case .test: KernelOptions.testSelection = value.text
             case .seed: KernelOptions.seed = value.number
             case .loglevel: Log.threshold = LogLevel(rawValue: UInt8(value.choice + 1))!
+            case .pagefail: KernelOptions.pageFailure = value.text
             case .help: KernelOptions.help = true
             }
         }

@@ -25,6 +25,7 @@ public func kernelMain(_ magic: UInt32, _ infoAddress: UInt32) -> Never {
     if KernelOptions.help { KernelOptions.printHelp() }
     Log.info(.boot, "kernel image \(address: arch_kernel_start()) - \(address: arch_kernel_end()) (\(bytes: arch_kernel_end() - arch_kernel_start()))")
     BootInfo.logMemoryMap()
+    MemoryBootstrap.run()
 
     kernelInitComplete()
 }

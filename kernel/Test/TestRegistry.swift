@@ -8,6 +8,9 @@ enum TestRegistry {
         [
             BootTests.suite,
             PanicTests.suite,
+            PhysicalMemoryTests.suite,
+            PhysicalMemoryTests.faultSuite,
+            PmapTests.suite,
         ]
     }
 }

@@ -2,7 +2,7 @@
 
 Each judge returns a list of problems (strings); an empty list is a pass.
 """
-from . import ktap
+from . import ktap, memcheck
 from .qemu import EXIT_SUCCESS, status_name
 from .symbolize import symbolize_panic
 
@@ -27,6 +27,8 @@ def judge_suite(result, suite, elf):
     missing = [name for name in suite.cases if name not in reported]
     if missing and report.summary is not None:
         problems.append("cases never reported: " + ", ".join(missing))
+    if report.summary is not None:
+        problems.extend(memcheck.check(result.output, result.boot.memory))
     if panic_lines(result.output):
         problems.extend(symbolize_panic(elf, result.output))
     return problems

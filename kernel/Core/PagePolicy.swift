@@ -1,0 +1,133 @@
+// PagePolicy.swift - who may take the last free pages: thresholds and allocation classes.
+//
+// Free pages are split into tiers by thresholds derived from the amount of memory, in the
+// spirit of DragonFly's v_free_min/v_free_reserved/v_paging_* and FreeBSD's equivalents:
+//
+//   free pages:  0 ......... freeMin ......... freeReserved ...... pagingStart ...... pagingTarget
+//                | pageout/  |  + system       |  + normal        (pageout wakes)   (pageout stops)
+//                | interrupt |                 |
+//
+// A normal allocation may not take the free count below freeReserved; a system allocation
+// (VM internals, zone refills) may go down to freeMin; the pageout class (the pageout thread,
+// page-table pages, interrupt context) may use everything. The pages below freeMin are what the
+// pageout path lives on when nobody else can allocate; docs/reserves.md derives how many it
+// needs, and `derive` never makes freeMin smaller than that.
+
+public enum PageClass: Int, CaseIterable {
+    case normal = 0
+    case system = 1
+    case pageout = 2
+
+    public var name: StaticString {
+        switch self {
+        case .normal: return "normal"
+        case .system: return "system"
+        case .pageout: return "pageout"
+        }
+    }
+}
+
+public struct FreePageThresholds: Equatable {
+    public var freeMin: UInt64
+    public var freeReserved: UInt64
+    public var pagingStart: UInt64
+    public var pagingTarget: UInt64
+
+    public init(freeMin: UInt64, freeReserved: UInt64, pagingStart: UInt64, pagingTarget: UInt64) {
+        self.freeMin = freeMin
+        self.freeReserved = freeReserved
+        self.pagingStart = pagingStart
+        self.pagingTarget = pagingTarget
+    }
+
+    /// Thresholds for a machine with `totalPages` managed pages. `pageoutFloor` is the number
+    /// of pages one pageout step can need in the worst case (docs/reserves.md).
+    public static func derive(totalPages: UInt64, pageoutFloor: UInt64 = 0) -> FreePageThresholds {
+        // 32 pages plus 1/256 of memory (0.4%): 48 pages at 16 MiB, 160 at 128 MiB, 4128 at 4 GiB.
+        let proportional = 32 + totalPages / 256
+        let freeMin = max(proportional, pageoutFloor)
+        return FreePageThresholds(freeMin: freeMin, freeReserved: 2 * freeMin,
+                                  pagingStart: 3 * freeMin, pagingTarget: 4 * freeMin)
+    }
+
+    /// The lowest the free count may go for an allocation of `pageClass`.
+    public func floor(for pageClass: PageClass) -> UInt64 {
+        switch pageClass {
+        case .normal: return freeReserved
+        case .system: return freeMin
+        case .pageout: return 0
+        }
+    }
+
+    /// Whether taking `pages` pages from `free` is allowed for `pageClass`.
+    public func allows(_ pageClass: PageClass, taking pages: UInt64, from free: UInt64) -> Bool {
+        free >= pages && free - pages >= floor(for: pageClass)
+    }
+
+    public var isOrdered: Bool {
+        0 < freeMin && freeMin < freeReserved && freeReserved < pagingStart && pagingStart < pagingTarget
+    }
+}
+
+/// Makes allocations fail on purpose, by a seeded pattern, to test every failure path.
+///
+/// Written on the command line as `pagefail=every:N[:class]` (every Nth request fails) or
+/// `pagefail=random:P[:class]` (each request fails with probability P/1000); with a class,
+/// only requests of that class are counted and failed.
+public struct FaultInjector {
+    public enum Pattern: Equatable {
+        case off
+        case everyNth(UInt64)
+        case perMille(UInt64)
+    }
+
+    public private(set) var pattern: Pattern = .off
+    public private(set) var onlyClass: PageClass? = nil
+    public private(set) var requests: UInt64 = 0
+    public private(set) var injected: UInt64 = 0
+    var random = SeededRandom(seed: 0)
+
+    public init() {}
+
+    public init(pattern: Pattern, onlyClass: PageClass?, seed: UInt64) {
+        self.pattern = pattern
+        self.onlyClass = onlyClass
+        self.random = SeededRandom(seed: seed)
+    }
+
+    public var isActive: Bool { pattern != .off }
+
+    /// Called once per allocation request; true means "fail this one".
+    public mutating func shouldFail(_ pageClass: PageClass) -> Bool {
+        if pattern == .off { return false }
+        if let only = onlyClass, only != pageClass { return false }
+        requests += 1
+        let fail: Bool
+        switch pattern {
+        case .off: fail = false
+        case .everyNth(let n): fail = requests % n == 0
+        case .perMille(let p): fail = random.chance(perMille: p)
+        }
+        if fail { injected += 1 }
+        return fail
+    }
+
+    /// Parses "every:N[:class]" or "random:P[:class]" (P in 0...1000). Nil when malformed.
+    public static func parse(_ text: ByteString, seed: UInt64) -> FaultInjector? {
+        var pieces: [ByteString] = []
+        text.forEachPiece(separatedBy: UInt8(ascii: ":")) { pieces.append($0) }
+        guard pieces.count == 2 || pieces.count == 3, let number = pieces[1].parseUnsigned() else { return nil }
+        var pageClass: PageClass? = nil
+        if pieces.count == 3 {
+            guard let named = PageClass.allCases.first(where: { pieces[2].equals($0.name) }) else { return nil }
+            pageClass = named
+        }
+        if pieces[0].equals("every") && number >= 1 {
+            return FaultInjector(pattern: .everyNth(number), onlyClass: pageClass, seed: seed)
+        }
+        if pieces[0].equals("random") && number <= 1000 {
+            return FaultInjector(pattern: .perMille(number), onlyClass: pageClass, seed: seed)
+        }
+        return nil
+    }
+}

@@ -1,0 +1,199 @@
+// PhysicalMemoryTests.swift - the page allocator: every page once, alignment, classes, faults.
+//
+// The suite runs at 16 MiB, 128 MiB, 1 GiB and 4 GiB (memory above 4 GiB, a PCI hole below);
+// the host runner checks the logged usable memory against the loader's map independently.
+
+enum PhysicalMemoryTests {
+    static var suite: TestSuite {
+        TestSuite("pmm", memory: "16M,128M,1G,4G", [
+            TestCase("everyFreePageIsHandedOutOnceAndComesBack", everyFreePageIsHandedOutOnceAndComesBack),
+            TestCase("multiPageBlocksAreAlignedToTheirSize", multiPageBlocksAreAlignedToTheirSize),
+            TestCase("eachClassStopsAtItsThreshold", eachClassStopsAtItsThreshold),
+            TestCase("faultInjectionFailsExactlyTheConfiguredRequests", faultInjectionFailsExactlyTheConfiguredRequests),
+            TestCase("blockingRequestRetriesThroughInjectedFailures", blockingRequestRetriesThroughInjectedFailures),
+            TestCase("descriptorsAreSmallAndCoverEveryUsablePage", descriptorsAreSmallAndCoverEveryUsablePage),
+            TestCase("blockingRequestThatCannotBeMetPanicsBeforeThreads",
+                     expectsPanic: "a blocking normal request for 1 pages cannot be met",
+                     inFrame: "PhysicalMemory.allocate",
+                     blockingRequestThatCannotBeMetPanicsBeforeThreads),
+        ])
+    }
+
+    /// The pmm suite again, with fault injection set from the command line.
+    static var faultSuite: TestSuite {
+        TestSuite("pmmfaults", arguments: "pagefail=every:3:normal", [
+            TestCase("commandLineFaultInjectionFailsEveryThirdNormalRequest", commandLineFaultInjectionFailsEveryThirdNormalRequest),
+        ])
+    }
+
+    /// A bitmap over page indices, from the kernel heap.
+    struct PageBitmap {
+        let words: UnsafeMutablePointer<UInt64>
+        let count: Int
+
+        init(pages: Int) {
+            count = (pages + 63) / 64
+            words = UnsafeMutablePointer<UInt64>.allocate(capacity: count)
+            words.initialize(repeating: 0, count: count)
+        }
+
+        func release() { words.deallocate() }
+
+        /// Sets the bit; false when it was already set.
+        func insert(_ index: PageIndex) -> Bool {
+            let word = index.int / 64, bit = UInt64(1) << UInt64(index.int % 64)
+            if words[word] & bit != 0 { return false }
+            words[word] |= bit
+            return true
+        }
+
+        func forEach(_ body: (PageIndex) -> Void) {
+            for word in 0..<count where words[word] != 0 {
+                for bit in 0..<64 where words[word] & (UInt64(1) << UInt64(bit)) != 0 {
+                    body(PageIndex(word * 64 + bit))
+                }
+            }
+        }
+    }
+
+    static func freeBlockShape() -> [Int] {
+        (0...BuddyAllocator.maxOrder).map { PhysicalMemory.buddy!.freeBlockCount(order: $0) }
+    }
+
+    static func everyFreePageIsHandedOutOnceAndComesBack() {
+        let before = PhysicalMemory.freePages
+        let shape = freeBlockShape()
+        let taken = PageBitmap(pages: PhysicalMemory.pageCount)
+        var count: UInt64 = 0
+        var duplicates = 0
+        while let page = PhysicalMemory.allocate(order: 0, .pageout, .noWait) {
+            if !taken.insert(page) { duplicates += 1 }
+            count += 1
+        }
+        Test.expectEqual(count, before, "pages handed out")
+        Test.expectEqual(duplicates, 0, "pages handed out twice")
+        Test.expectEqual(PhysicalMemory.freePages, UInt64(0), "free pages when everything is taken")
+        taken.forEach { PhysicalMemory.free($0) }
+        taken.release()
+        Test.expectEqual(PhysicalMemory.freePages, before, "free pages after freeing everything")
+        Test.expect(freeBlockShape() == shape, "the free lists have the shape they had before")
+        Test.expect(PhysicalMemory.buddy!.isConsistent(), "buddy invariants hold")
+        Test.diagnostic("\(count) pages allocated and freed")
+    }
+
+    static func multiPageBlocksAreAlignedToTheirSize() {
+        var blocks: [(PageIndex, Int)] = []
+        // Random orders up to 7 (512 KiB), then the largest order once: fits even in 16 MiB.
+        for round in 0..<41 {
+            let order = round == 40 ? BuddyAllocator.maxOrder : Test.random.next(below: 8)
+            guard let block = PhysicalMemory.allocate(order: order, .normal, .noWait) else { continue }
+            let address = PhysicalMemory.physicalAddress(of: block).rawValue
+            Test.expect(address % (pageSize << UInt64(order)) == 0, "round \(round): order-\(order) block at \(hex: address) is misaligned")
+            // The block is really contiguous: its last page is the descriptor `2^order - 1` further on.
+            let last = PhysicalMemory.physicalAddress(of: PageIndex(block.int + (1 << order) - 1)).rawValue
+            Test.expectEqual(last, address + (pageSize << UInt64(order)) - pageSize, "last page of the block")
+            blocks.append((block, order))
+        }
+        Test.expect(blocks.count > 20, "most requests were met")
+        for (block, order) in blocks { PhysicalMemory.free(block, order: order) }
+        Test.expect(PhysicalMemory.buddy!.isConsistent(), "buddy invariants hold")
+    }
+
+    /// Takes pages of `pageClass` until refused; returns how many.
+    static func drain(_ pageClass: PageClass, into taken: PageBitmap) -> UInt64 {
+        var count: UInt64 = 0
+        while let page = PhysicalMemory.allocate(order: 0, pageClass, .noWait) {
+            _ = taken.insert(page)
+            count += 1
+        }
+        return count
+    }
+
+    static func eachClassStopsAtItsThreshold() {
+        let t = PhysicalMemory.thresholds
+        let before = PhysicalMemory.freePages
+        let taken = PageBitmap(pages: PhysicalMemory.pageCount)
+        _ = drain(.normal, into: taken)
+        Test.expectEqual(PhysicalMemory.freePages, t.freeReserved, "normal allocations stop at free_reserved")
+        _ = drain(.system, into: taken)
+        Test.expectEqual(PhysicalMemory.freePages, t.freeMin, "system allocations stop at free_min")
+        Test.expect(PhysicalMemory.allocate(order: 0, .normal, .noWait) == nil, "normal refused below free_reserved")
+        _ = drain(.pageout, into: taken)
+        Test.expectEqual(PhysicalMemory.freePages, UInt64(0), "pageout allocations may take everything")
+        Test.expect(PhysicalMemory.statistics[PageClass.pageout.rawValue].deepestReserveUse >= t.freeMin, "deepest pageout reserve use recorded")
+        taken.forEach { PhysicalMemory.free($0) }
+        taken.release()
+        Test.expectEqual(PhysicalMemory.freePages, before, "all pages back")
+        Test.diagnostic("free_min \(t.freeMin), free_reserved \(t.freeReserved)")
+    }
+
+    static func faultInjectionFailsExactlyTheConfiguredRequests() {
+        let saved = PhysicalMemory.faultInjector
+        defer { PhysicalMemory.faultInjector = saved }
+        PhysicalMemory.faultInjector = FaultInjector(pattern: .everyNth(5), onlyClass: .system, seed: KernelOptions.seed)
+        var systemFailures = 0
+        var normalFailures = 0
+        var held: [PageIndex] = []
+        for _ in 0..<50 {
+            if let page = PhysicalMemory.allocate(order: 0, .system, .noWait) { held.append(page) } else { systemFailures += 1 }
+            if let page = PhysicalMemory.allocate(order: 0, .normal, .noWait) { held.append(page) } else { normalFailures += 1 }
+        }
+        Test.expectEqual(systemFailures, 10, "system requests failed (every 5th)")
+        Test.expectEqual(normalFailures, 0, "normal requests failed (not injected)")
+        Test.expectEqual(PhysicalMemory.faultInjector.injected, UInt64(10), "injected failures counted")
+        for page in held { PhysicalMemory.free(page) }
+    }
+
+    static func blockingRequestRetriesThroughInjectedFailures() {
+        let saved = PhysicalMemory.faultInjector
+        defer { PhysicalMemory.faultInjector = saved }
+        PhysicalMemory.faultInjector = FaultInjector(pattern: .everyNth(2), onlyClass: nil, seed: KernelOptions.seed)
+        var held: [PageIndex] = []
+        for _ in 0..<10 { held.append(PhysicalMemory.allocate(order: 0, .normal, .wait)!) }
+        Test.expectEqual(held.count, 10, "every blocking request was met")
+        // Requests 2, 4, 6, ... fail: the first allocation takes one request, each later one two.
+        Test.expectEqual(PhysicalMemory.faultInjector.injected, UInt64(9), "injected failures retried")
+        for page in held { PhysicalMemory.free(page) }
+    }
+
+    static func descriptorsAreSmallAndCoverEveryUsablePage() {
+        Test.expect(MemoryLayout<VMPage>.stride <= 64, "a descriptor is at most 64 bytes")
+        var pages = 0
+        for range in MemoryBootstrap.map!.usable {
+            let first = PhysicalMemory.index(of: PhysicalAddress(range.start))
+            let last = PhysicalMemory.index(of: PhysicalAddress(range.end - pageSize))
+            Test.expect(first != nil && last != nil, "range \(hex: range.start) has descriptors")
+            if let first = first, let last = last {
+                Test.expectEqual(last.int - first.int + 1, Int(range.pageCount), "descriptors in range \(hex: range.start)")
+                Test.expectEqual(PhysicalMemory.physicalAddress(of: last).rawValue, range.end - pageSize, "last page address")
+            }
+            pages += Int(range.pageCount)
+        }
+        Test.expectEqual(pages, PhysicalMemory.pageCount, "descriptors for all usable pages and no more")
+        Test.expect(PhysicalMemory.index(of: PhysicalAddress(0)) == nil, "page 0 has no descriptor")
+    }
+
+    @inline(never)
+    static func blockingRequestThatCannotBeMetPanicsBeforeThreads() {
+        let taken = PageBitmap(pages: PhysicalMemory.pageCount)
+        _ = drain(.normal, into: taken)
+        _ = PhysicalMemory.allocate(order: 0, .normal, .wait)
+    }
+
+    static func commandLineFaultInjectionFailsEveryThirdNormalRequest() {
+        Test.expect(PhysicalMemory.faultInjector.pattern == .everyNth(3), "pagefail=every:3:normal was applied")
+        let before = PhysicalMemory.faultInjector.injected
+        var failures = 0
+        var held: [PageIndex] = []
+        for _ in 0..<30 {
+            if let page = PhysicalMemory.allocate(order: 0, .normal, .noWait) { held.append(page) } else { failures += 1 }
+        }
+        let system = PhysicalMemory.allocate(order: 0, .system, .noWait)
+        Test.expect(system != nil, "system requests are not injected")
+        if let system = system { held.append(system) }
+        Test.expectEqual(PhysicalMemory.faultInjector.injected - before, UInt64(failures), "every failure was an injected one")
+        Test.expect(failures == 10, "10 of 30 normal requests failed, got \(failures)")
+        for page in held { PhysicalMemory.free(page) }
+        PhysicalMemory.logStatistics()
+    }
+}

@@ -1,0 +1,59 @@
+// MemoryBootstrap.swift - bringing up physical memory and the kernel's page tables.
+//
+// The order is forced by what each step needs:
+//   1. the memory map, cleaned (kernel/Core/PhysicalMemoryMap.swift), with the kernel image,
+//      page 0 and the loader's structures cut out;
+//   2. the boot page allocator over the usable ranges (below 4 GiB, identity-mapped);
+//   3. the kernel page tables, built from stolen pages and loaded: the direct map exists;
+//   4. the PV entry pool;
+//   5. the page descriptors and the buddy allocator, taking every page not stolen.
+// From step 5 on, pages come from PhysicalMemory and page tables from the buddy allocator.
+
+import ArchSupport
+
+enum MemoryBootstrap {
+    static var map: PhysicalMemoryMap? = nil
+
+    static func run() {
+        var exclusions: [(PhysicalRange, StaticString)] = [
+            (PhysicalRange(start: 0, end: pageSize), "page 0"),
+            (PhysicalRange(start: arch_kernel_start(), end: arch_kernel_end()), "kernel image"),
+        ]
+        for (start, end) in BootInfo.loaderRanges {
+            exclusions.append((PhysicalRange(start: start, end: end), "multiboot structures"))
+        }
+        for (range, what) in exclusions {
+            Log.info(.pmm, "excluded \(address: range.start) - \(address: range.end) \(what)")
+        }
+        let cleaned = PhysicalMemoryMap(entries: BootInfo.memoryMap, exclusions: exclusions.map { $0.0 },
+                                        limit: KernelLayout.directMapLimit)
+        for range in cleaned.usable {
+            Log.info(.pmm, "usable \(address: range.start) - \(address: range.end) (\(range.pageCount) pages)")
+        }
+        Log.info(.pmm, "usable memory \(bytes: cleaned.usableBytes) in \(cleaned.usable.count) ranges; address space the firmware marks reserved \(bytes: cleaned.reservedBytes); excluded \(bytes: cleaned.excludedBytes)")
+        if cleaned.beyondLimitBytes > 0 {
+            Log.warn(.pmm, "\(bytes: cleaned.beyondLimitBytes) of memory lies beyond the direct map's reach and is not used")
+        }
+        guard cleaned.usablePages > 256 else {
+            panic("only \(cleaned.usablePages) usable pages: not enough memory to run (the memory map may be malformed)")
+        }
+        map = cleaned
+        BootPageAllocator.initialize(cleaned.usable)
+        Pmap.bootstrap(usable: cleaned.usable)
+        PVEntries.bootstrap(pages: 32)
+        PhysicalMemory.bootstrap(cleaned, pageoutFloor: 0)
+        configureFaultInjection()
+    }
+
+    /// `pagefail=` from the command line; a malformed pattern is reported and ignored.
+    static func configureFaultInjection() {
+        let text = KernelOptions.pageFailure
+        guard !text.isEmpty, !text.equals("off") else { return }
+        guard let injector = FaultInjector.parse(text, seed: KernelOptions.seed) else {
+            Log.error(.cmdline, "pagefail=\(text): expected every:N[:class] or random:PERMILLE[:class] (class normal, system or pageout); fault injection stays off")
+            return
+        }
+        PhysicalMemory.configureFaultInjection(injector)
+        Log.info(.pmm, "fault injection on: pagefail=\(text), seed \(KernelOptions.seed)")
+    }
+}

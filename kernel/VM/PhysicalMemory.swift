@@ -1,0 +1,219 @@
+// PhysicalMemory.swift - the page allocator: descriptors, buddy, classes, thresholds.
+//
+// `bootstrap` turns the cleaned memory map into one physical segment per usable range, puts
+// the page-descriptor array in memory taken from the map itself, and releases every page not
+// stolen at boot to the buddy allocator (kernel/Core/BuddyAllocator.swift). On top of the
+// buddy this file adds the policy: each request names an allocation class and whether it may
+// wait; the free-page thresholds (kernel/Core/PagePolicy.swift) decide how low each class may
+// take the free count; fault injection fails requests on purpose; statistics record what
+// happened, including the deepest each class ever dug below its tier.
+//
+// A blocking request that cannot be met waits for the pageout thread once threads exist
+// (`waitForPages`); before that, it panics with the class and the counts.
+
+extension LogTag {
+    static let pmm = LogTag("pmm")
+}
+
+enum Blocking {
+    case wait
+    case noWait
+}
+
+struct PageClassStatistics {
+    var allocations: UInt64 = 0
+    var failures: UInt64 = 0
+    var injectedFailures: UInt64 = 0
+    /// The most pages this class ever held below the floor of the class above it
+    /// (system: below freeReserved; pageout: below freeMin). 0 for normal.
+    var deepestReserveUse: UInt64 = 0
+}
+
+enum PhysicalMemory {
+    static var buddy: BuddyAllocator? = nil
+    static var pages: UnsafeMutablePointer<VMPage>? = nil
+    static var pageCount = 0
+    static var managedPages: UInt64 = 0
+    static var thresholds = FreePageThresholds(freeMin: 1, freeReserved: 2, pagingStart: 3, pagingTarget: 4)
+    static var faultInjector = FaultInjector()
+    static var statistics: [PageClassStatistics] = []
+    static var lowestFreePages: UInt64 = UInt64.max
+    /// Installed by the thread system: sleeps until pages are freed. Nil before threads exist.
+    static var waitForPages: ((PageClass, UInt64) -> Void)? = nil
+    /// Called after every allocation, so the pageout thread can be woken at pagingStart.
+    static var allocationHook: (() -> Void)? = nil
+
+    static var freePages: UInt64 { buddy?.freePages ?? 0 }
+
+    // MARK: - Bootstrap
+
+    static func bootstrap(_ map: PhysicalMemoryMap, pageoutFloor: UInt64) {
+        // One descriptor per page of every usable range, in one array from the map itself.
+        let ranges = map.usable
+        pageCount = Int(map.usablePages)
+        let descriptorBytes = UInt64(pageCount * MemoryLayout<VMPage>.stride + BuddyAllocator.scratchBytes)
+        let descriptorPages = Int(roundUp(descriptorBytes, to: pageSize) / pageSize)
+        let arrayAddress = BootPageAllocator.steal(pages: descriptorPages)
+        let array = PhysicalWindow.pointer(to: arrayAddress).bindMemory(to: VMPage.self, capacity: pageCount)
+        let scratch = PhysicalWindow.pointer(to: arrayAddress) + pageCount * MemoryLayout<VMPage>.stride
+        var allocator = BuddyAllocator(pages: array, pageCount: pageCount, scratch: scratch)
+        pages = array
+
+        var first = 0
+        for (number, range) in ranges.enumerated() {
+            let count = Int(range.pageCount)
+            allocator.addSegment(basePFN: range.start >> pageShift, count: count)
+            let stolenUpTo = BootPageAllocator.ranges[number].start
+            let stolen = Int((stolenUpTo - range.start) >> pageShift)
+            if count > stolen {
+                allocator.addFree(first: PageIndex(first + stolen), count: count - stolen)
+            }
+            first += count
+        }
+        buddy = allocator
+        BootPageAllocator.closed = true
+        managedPages = allocator.freePages
+        thresholds = FreePageThresholds.derive(totalPages: managedPages, pageoutFloor: pageoutFloor)
+        statistics = Array(repeating: PageClassStatistics(), count: PageClass.allCases.count)
+        lowestFreePages = freePages
+
+        let descriptorSize = UInt64(MemoryLayout<VMPage>.stride)
+        Log.info(.pmm, "page descriptors: \(descriptorSize) bytes each, \(pageCount) pages, \(bytes: UInt64(descriptorPages) * pageSize) in total = \(percent: descriptorSize, of: pageSize) of RAM")
+        Log.info(.pmm, "\(managedPages) pages free (\(bytes: managedPages * pageSize)); \(BootPageAllocator.stolenPages) pages taken at boot for page tables and descriptors")
+        Log.info(.pmm, "thresholds: free_min \(thresholds.freeMin), free_reserved \(thresholds.freeReserved), paging_start \(thresholds.pagingStart), paging_target \(thresholds.pagingTarget) pages")
+        for order in 0...BuddyAllocator.maxOrder where allocator.freeBlockCount(order: order) > 0 {
+            Log.debug(.pmm, "  order \(order, width: 2): \(allocator.freeBlockCount(order: order)) free blocks")
+        }
+    }
+
+    static func configureFaultInjection(_ injector: FaultInjector) {
+        faultInjector = injector
+    }
+
+    // MARK: - Allocation
+
+    /// Allocates 2^order contiguous pages aligned to their size. Nil only for `.noWait`.
+    static func allocate(order: Int = 0, _ pageClass: PageClass, _ blocking: Blocking) -> PageIndex? {
+        let count = UInt64(1) << UInt64(order)
+        while true {
+            if faultInjector.isActive && faultInjector.shouldFail(pageClass) {
+                statistics[pageClass.rawValue].injectedFailures += 1
+                if blocking == .noWait {
+                    statistics[pageClass.rawValue].failures += 1
+                    return nil
+                }
+                // A blocking request treats an injected failure as a transient shortage: retry.
+                continue
+            }
+            let result: PageIndex? = withInterruptsDisabled {
+                guard thresholds.allows(pageClass, taking: count, from: buddy!.freePages),
+                      let block = buddy!.allocate(order: order) else { return nil }
+                noteAllocation(pageClass)
+                return block
+            }
+            if let block = result {
+                allocationHook?()
+                return block
+            }
+            statistics[pageClass.rawValue].failures += 1
+            if blocking == .noWait { return nil }
+            guard let wait = waitForPages else {
+                panic("page allocator: a blocking \(pageClass.name) request for \(count) pages cannot be met: \(freePages) pages free, the \(pageClass.name) class may not go below \(thresholds.floor(for: pageClass)) (free_min \(thresholds.freeMin), free_reserved \(thresholds.freeReserved)); no thread can free pages yet")
+            }
+            wait(pageClass, count)
+        }
+    }
+
+    private static func noteAllocation(_ pageClass: PageClass) {
+        FreePath.noteAllocation()
+        let free = buddy!.freePages
+        statistics[pageClass.rawValue].allocations += 1
+        if free < lowestFreePages { lowestFreePages = free }
+        switch pageClass {
+        case .normal: break
+        case .system:
+            if free < thresholds.freeReserved {
+                statistics[1].deepestReserveUse = max(statistics[1].deepestReserveUse, thresholds.freeReserved - free)
+            }
+        case .pageout:
+            if free < thresholds.freeMin {
+                statistics[2].deepestReserveUse = max(statistics[2].deepestReserveUse, thresholds.freeMin - free)
+            }
+        }
+    }
+
+    /// Allocates one page and returns its physical address.
+    static func allocatePage(_ pageClass: PageClass, _ blocking: Blocking) -> PhysicalAddress? {
+        guard let index = allocate(order: 0, pageClass, blocking) else { return nil }
+        return physicalAddress(of: index)
+    }
+
+    /// Returns pages to the buddy allocator. Never allocates, never blocks.
+    static func free(_ block: PageIndex, order: Int = 0) {
+        FreePath.enter()
+        withInterruptsDisabled {
+            var page = pages![block.int]
+            page.flags = []
+            page.object = nil
+            page.offset = 0
+            page.wireCount = 0
+            page.queue = 0
+            kassert(page.pvList == nil, "freeing page \(hex: physicalAddress(of: block).rawValue) that is still mapped (\(page.pvCount) PV entries)")
+            pages![block.int] = page
+            buddy!.free(block, order: order)
+        }
+        freeHook?()
+        FreePath.leave()
+    }
+
+    /// Called after pages are freed (wakes whoever waits for pages, once threads exist).
+    static var freeHook: (() -> Void)? = nil
+
+    static func freePage(_ address: PhysicalAddress) {
+        guard let index = index(of: address) else { panic("freeing \(hex: address.rawValue), which is not a managed page") }
+        free(index)
+    }
+
+    // MARK: - Descriptors and addresses
+
+    @inline(__always)
+    static func page(_ index: PageIndex) -> UnsafeMutablePointer<VMPage> {
+        pages! + index.int
+    }
+
+    static func physicalAddress(of index: PageIndex) -> PhysicalAddress {
+        PhysicalAddress(frameNumber: buddy!.frameNumber(of: index))
+    }
+
+    static func index(of address: PhysicalAddress) -> PageIndex? {
+        buddy?.index(ofFrame: address.frameNumber)
+    }
+
+    /// The page's contents through the direct map.
+    static func pointer(to index: PageIndex) -> UnsafeMutableRawPointer {
+        PhysicalWindow.pointer(to: physicalAddress(of: index))
+    }
+
+    static func logStatistics() {
+        Log.info(.pmm, "free pages \(freePages) of \(managedPages), lowest ever \(lowestFreePages)")
+        for pageClass in PageClass.allCases {
+            let s = statistics[pageClass.rawValue]
+            Log.info(.pmm, "  class \(pageClass.name): \(s.allocations) allocations, \(s.failures) failures (\(s.injectedFailures) injected), deepest reserve use \(s.deepestReserveUse) pages")
+        }
+        if faultInjector.isActive {
+            Log.info(.pmm, "fault injection: \(faultInjector.injected) failures injected in \(faultInjector.requests) requests")
+        }
+    }
+}
+
+/// Counts allocations made while a free path is running. Freeing memory must never allocate
+/// memory (../shared/seeds/linux-mm-dynamic-memory-descriptors.txt); every free path enters
+/// this scope, every allocator calls `noteAllocation`, and the tests assert the count stays 0.
+enum FreePath {
+    static var depth = 0
+    static var allocationsInside: UInt64 = 0
+
+    @inline(__always) static func enter() { depth += 1 }
+    @inline(__always) static func leave() { depth -= 1 }
+    @inline(__always) static func noteAllocation() { if depth > 0 { allocationsInside += 1 } }
+}

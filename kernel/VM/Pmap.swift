@@ -1,0 +1,363 @@
+// Pmap.swift - the kernel's page tables: the direct map, and mappings in kernel_map.
+//
+// There is one address space, the kernel's. `bootstrap` builds it from scratch with pages
+// stolen at boot: the kernel image mapped section by section (text read-execute, rodata
+// read-only, data read-write, no-execute wherever the CPU has NX, the boot stack's guard
+// page left out), and the direct map of all usable RAM with 2 MiB pages wherever alignment
+// allows. Loading it into CR3 drops the boot identity map: from then on page 0 and all low
+// memory outside the kernel image are unmapped.
+//
+// After bootstrap, `enter`, `remove`, `extract` and `protect` work on 4 KiB pages in
+// kernel_map (and the pmap tests' window). Page-table pages come from the buddy allocator in
+// the pageout class, non-blocking: mapping a page must never wait for memory, so `enter`
+// reports a shortage instead and changes nothing. Each runtime table page counts its valid
+// entries in its descriptor's wireCount and is freed when that drops to zero. Every mapping
+// of a managed page has a PV entry on the page's list, which `removeAll` walks to unmap the
+// page everywhere. Removing never allocates: it only frees PV entries and table pages.
+
+import ArchSupport
+
+extension LogTag {
+    static let pmap = LogTag("pmap")
+}
+
+struct PmapStatistics {
+    var tablePagesAllocated: UInt64 = 0
+    var tablePagesFreed: UInt64 = 0
+    var enterShortages: UInt64 = 0
+    var mappings: UInt64 = 0
+    var directMapLargePages: UInt64 = 0
+    var directMapSmallPages: UInt64 = 0
+    var bootTablePages: UInt64 = 0
+}
+
+enum Pmap {
+    static var root = PhysicalAddress(0)
+    static var noExecuteSupported = false
+    static var statistics = PmapStatistics()
+    /// Identifies the kernel pmap in PV entries (there is only one pmap).
+    static let kernelPmap = UnsafeMutableRawPointer(bitPattern: UInt(0x4B504D50))!  // "KPMP"
+
+    @inline(__always)
+    static func table(_ address: PhysicalAddress) -> UnsafeMutablePointer<UInt64> {
+        PhysicalWindow.pointer(to: address).assumingMemoryBound(to: UInt64.self)
+    }
+
+    // MARK: - Bootstrap
+
+    static func bootstrap(usable ranges: [PhysicalRange]) {
+        noExecuteSupported = CPU.hasNXBit
+        root = BootPageAllocator.steal(pages: 1)
+        statistics.bootTablePages = 1
+        let executable: Protection = [.read, .execute]
+        mapImage(arch_kernel_start(), arch_boot_stack_guard(), executable)       // multiboot header, boot stub
+        mapImage(arch_boot_stack_bottom(), arch_boot_stack_top(), .readWrite)    // the guard page stays out
+        mapImage(arch_text_start(), arch_rodata_start(), executable)
+        mapImage(arch_rodata_start(), arch_data_start(), .read)
+        mapImage(arch_data_start(), arch_kernel_end(), .readWrite)
+        for range in ranges { mapDirect(range) }
+        CPU.loadCR3(root.rawValue)
+        PhysicalWindow.base = KernelLayout.directMapBase
+        Log.info(.pmap, "kernel page tables loaded: direct map of \(bytes: statistics.directMapLargePages * largePageSize + statistics.directMapSmallPages * pageSize) at \(address: KernelLayout.directMapBase) (\(statistics.directMapLargePages) 2 MiB pages, \(statistics.directMapSmallPages) 4 KiB pages), \(statistics.bootTablePages) table pages; boot identity map gone, NX \(noExecuteSupported ? "on" as StaticString : "unavailable")")
+    }
+
+    private static func mapImage(_ start: UInt64, _ end: UInt64, _ protection: Protection) {
+        var address = roundDown(start, to: pageSize)
+        while address < end {
+            bootMap(address, PhysicalAddress(address), flags: protection.entryFlags, large: false)
+            address += pageSize
+        }
+    }
+
+    private static func mapDirect(_ range: PhysicalRange) {
+        var address = range.start
+        let flags = Protection.readWrite.entryFlags
+        while address < range.end {
+            if address % largePageSize == 0 && range.end - address >= largePageSize {
+                bootMap(KernelLayout.directMapBase + address, PhysicalAddress(address), flags: flags | PageTableEntry.largePage, large: true)
+                statistics.directMapLargePages += 1
+                address += largePageSize
+            } else {
+                bootMap(KernelLayout.directMapBase + address, PhysicalAddress(address), flags: flags, large: false)
+                statistics.directMapSmallPages += 1
+                address += pageSize
+            }
+        }
+    }
+
+    /// Maps one page during bootstrap, stealing table pages as needed.
+    private static func bootMap(_ virtualAddress: UInt64, _ physical: PhysicalAddress, flags: UInt64, large: Bool) {
+        var current = root
+        let leafLevel: PageTableLevel = large ? .pd : .pt
+        var level = PageTableLevel.pml4
+        while level != leafLevel {
+            let slot = table(current) + level.index(of: virtualAddress)
+            if !PageTableEntry(rawValue: slot.pointee).isPresent {
+                let next = BootPageAllocator.steal(pages: 1)
+                statistics.bootTablePages += 1
+                slot.pointee = PageTableEntry(frame: next, flags: PageTableEntry.present | PageTableEntry.writable).rawValue
+            }
+            current = PageTableEntry(rawValue: slot.pointee).frame
+            level = PageTableLevel(rawValue: level.rawValue - 1)!
+        }
+        table(current)[leafLevel.index(of: virtualAddress)] = PageTableEntry(frame: physical, flags: flags).rawValue
+    }
+
+    // MARK: - Walking
+
+    /// The tables on the way to `address`'s 4 KiB entry: physical address of each table from
+    /// the PML4 down, as far as they exist.
+    struct Walk {
+        var tables: (PhysicalAddress, PhysicalAddress, PhysicalAddress, PhysicalAddress) = (PhysicalAddress(0), PhysicalAddress(0), PhysicalAddress(0), PhysicalAddress(0))
+        /// How many levels exist: 1 = only the PML4, 4 = the page table exists too.
+        var depth = 0
+        var largeLeaf: UInt64? = nil
+
+        func table(_ number: Int) -> PhysicalAddress {
+            switch number {
+            case 0: return tables.0
+            case 1: return tables.1
+            case 2: return tables.2
+            default: return tables.3
+            }
+        }
+
+        mutating func push(_ address: PhysicalAddress) {
+            switch depth {
+            case 0: tables.0 = address
+            case 1: tables.1 = address
+            case 2: tables.2 = address
+            default: tables.3 = address
+            }
+            depth += 1
+        }
+    }
+
+    static func walk(_ address: UInt64) -> Walk {
+        var walk = Walk()
+        walk.push(root)
+        var level = PageTableLevel.pml4
+        while level != .pt {
+            let entry = PageTableEntry(rawValue: table(walk.table(walk.depth - 1))[level.index(of: address)])
+            if !entry.isPresent { return walk }
+            if entry.isLargePage {
+                walk.largeLeaf = entry.rawValue
+                return walk
+            }
+            walk.push(entry.frame)
+            level = PageTableLevel(rawValue: level.rawValue - 1)!
+        }
+        return walk
+    }
+
+    /// The 4 KiB leaf entry for `address`, if its page table exists.
+    static func leafEntry(_ address: UInt64) -> UnsafeMutablePointer<UInt64>? {
+        let path = walk(address)
+        guard path.depth == 4 else { return nil }
+        return table(path.table(3)) + PageTableLevel.pt.index(of: address)
+    }
+
+    /// Adds `delta` to the valid-entry count of a runtime table page (boot tables are not counted).
+    @discardableResult
+    private static func adjustEntryCount(_ tableAddress: PhysicalAddress, by delta: Int) -> Int? {
+        guard let index = PhysicalMemory.index(of: tableAddress) else { return nil }
+        let page = PhysicalMemory.page(index)
+        guard page.pointee.flags.contains(.pageTable) else { return nil }
+        let count = Int(page.pointee.wireCount) + delta
+        kassert(count >= 0 && count <= 512, "pmap: table page \(hex: tableAddress.rawValue) entry count \(count)")
+        page.pointee.wireCount = UInt16(count)
+        return count
+    }
+
+    // MARK: - Mapping
+
+    /// Maps the managed page `page` at `address` with `protection`, replacing any mapping
+    /// there. Returns false - and changes nothing - when a PV entry or a page-table page
+    /// cannot be had right now; the caller decides whether to wait and retry.
+    @discardableResult
+    static func enter(_ address: UInt64, page: PageIndex, protection: Protection) -> Bool {
+        kassert(address % pageSize == 0 && KernelLayout.isMappable(address), "pmap.enter: \(address: address) is not a mappable page address")
+        let frame = PhysicalMemory.physicalAddress(of: page)
+        // Everything that can fail is taken first: the PV entry, then the missing tables.
+        guard let pv = PVEntries.allocate() else {
+            statistics.enterShortages += 1
+            return false
+        }
+        let path = walk(address)
+        kassert(path.largeLeaf == nil, "pmap.enter: \(address: address) is inside a large page")
+        let missing = 4 - path.depth
+        var newTables: (PageIndex, PageIndex, PageIndex) = (.none, .none, .none)
+        for number in 0..<missing {
+            guard let tablePage = PhysicalMemory.allocate(order: 0, .pageout, .noWait) else {
+                for taken in 0..<number { PhysicalMemory.free(tableSlot(newTables, taken)) }
+                PVEntries.free(pv)
+                statistics.enterShortages += 1
+                return false
+            }
+            switch number {
+            case 0: newTables.0 = tablePage
+            case 1: newTables.1 = tablePage
+            default: newTables.2 = tablePage
+            }
+        }
+        return withInterruptsDisabled {
+            // Link the new tables in, top down.
+            var current = path.table(path.depth - 1)
+            var level = PageTableLevel(rawValue: 4 - path.depth)!
+            for number in 0..<missing {
+                let tablePage = tableSlot(newTables, number)
+                PhysicalMemory.pointer(to: tablePage).initializeMemory(as: UInt8.self, repeating: 0, count: Int(pageSize))
+                let descriptor = PhysicalMemory.page(tablePage)
+                descriptor.pointee.flags.insert(.pageTable)
+                descriptor.pointee.wireCount = 0
+                let tableAddress = PhysicalMemory.physicalAddress(of: tablePage)
+                table(current)[level.index(of: address)] = PageTableEntry(frame: tableAddress, flags: PageTableEntry.present | PageTableEntry.writable).rawValue
+                adjustEntryCount(current, by: 1)
+                statistics.tablePagesAllocated += 1
+                current = tableAddress
+                level = PageTableLevel(rawValue: level.rawValue - 1)!
+            }
+            let slot = table(current) + PageTableLevel.pt.index(of: address)
+            let old = PageTableEntry(rawValue: slot.pointee)
+            if old.isPresent {
+                if old.frame == frame {
+                    // Same page: only the protection changes; keep A/D, drop the spare PV entry.
+                    slot.pointee = PageTableEntry(frame: frame, flags: protection.entryFlags | (old.rawValue & (PageTableEntry.accessed | PageTableEntry.dirty))).rawValue
+                    CPU.invalidatePage(address)
+                    PVEntries.free(pv)
+                    return true
+                }
+                unmapLeaf(address, slot: slot, tableAddress: current, freeTables: false)
+            }
+            slot.pointee = PageTableEntry(frame: frame, flags: protection.entryFlags).rawValue
+            adjustEntryCount(current, by: 1)
+            pv.pointee = PVEntry(pmap: kernelPmap, virtualAddress: address)
+            PhysicalMemory.page(page).pointee.insertMapping(pv)
+            statistics.mappings += 1
+            return true
+        }
+    }
+
+    private static func tableSlot(_ tables: (PageIndex, PageIndex, PageIndex), _ number: Int) -> PageIndex {
+        switch number {
+        case 0: return tables.0
+        case 1: return tables.1
+        default: return tables.2
+        }
+    }
+
+    /// Unmaps `count` pages from `address` on. Frees the PV entries and any table page left
+    /// empty; allocates nothing.
+    static func remove(_ address: UInt64, pages count: Int) {
+        FreePath.enter()
+        var current = address
+        let end = address + UInt64(count) * pageSize
+        while current < end {
+            withInterruptsDisabled {
+                let path = walk(current)
+                if path.depth == 4 {
+                    let slot = table(path.table(3)) + PageTableLevel.pt.index(of: current)
+                    if PageTableEntry(rawValue: slot.pointee).isPresent {
+                        unmapLeaf(current, slot: slot, tableAddress: path.table(3), freeTables: true, path: path)
+                    }
+                }
+            }
+            current += pageSize
+        }
+        FreePath.leave()
+    }
+
+    /// Clears one present leaf entry, drops the page's PV entry and, with `freeTables`, frees
+    /// the tables that became empty, bottom up (never the PML4).
+    private static func unmapLeaf(_ address: UInt64, slot: UnsafeMutablePointer<UInt64>, tableAddress: PhysicalAddress,
+                                  freeTables: Bool, path: Walk? = nil) {
+        let frame = PageTableEntry(rawValue: slot.pointee).frame
+        slot.pointee = 0
+        CPU.invalidatePage(address)
+        statistics.mappings -= 1
+        if let index = PhysicalMemory.index(of: frame),
+           let pv = PhysicalMemory.page(index).pointee.removeMapping(pmap: kernelPmap, virtualAddress: address) {
+            PVEntries.free(pv)
+        }
+        guard let remaining = adjustEntryCount(tableAddress, by: -1), remaining == 0, freeTables, let path = path else { return }
+        // Free empty tables upwards: PT (level 3 in the walk), then PD, then PDPT.
+        var number = 3
+        while number >= 1 {
+            let emptyTable = path.table(number)
+            guard let index = PhysicalMemory.index(of: emptyTable),
+                  PhysicalMemory.page(index).pointee.flags.contains(.pageTable),
+                  PhysicalMemory.page(index).pointee.wireCount == 0 else { return }
+            let parent = path.table(number - 1)
+            let parentLevel = PageTableLevel(rawValue: 4 - number)!
+            table(parent)[parentLevel.index(of: address)] = 0
+            PhysicalMemory.page(index).pointee.flags.remove(.pageTable)
+            PhysicalMemory.free(index)
+            statistics.tablePagesFreed += 1
+            guard let left = adjustEntryCount(parent, by: -1), left == 0 else { return }
+            number -= 1
+        }
+    }
+
+    /// The physical address `address` translates to, or nil when it is not mapped.
+    static func extract(_ address: UInt64) -> PhysicalAddress? {
+        let path = walk(address)
+        if let large = path.largeLeaf {
+            return PhysicalAddress((large & PageTableEntry.frameMask & ~(largePageSize - 1)) + (address & (largePageSize - 1)))
+        }
+        guard path.depth == 4 else { return nil }
+        let entry = PageTableEntry(rawValue: table(path.table(3))[PageTableLevel.pt.index(of: address)])
+        guard entry.isPresent else { return nil }
+        return entry.frame + (address & (pageSize - 1))
+    }
+
+    /// Changes the protection of the mapped pages in [address, address + count pages).
+    static func protect(_ address: UInt64, pages count: Int, _ protection: Protection) {
+        for number in 0..<count {
+            let current = address + UInt64(number) * pageSize
+            withInterruptsDisabled {
+                guard let slot = leafEntry(current), PageTableEntry(rawValue: slot.pointee).isPresent else { return }
+                let old = PageTableEntry(rawValue: slot.pointee)
+                slot.pointee = PageTableEntry(frame: old.frame, flags: protection.entryFlags | (old.rawValue & (PageTableEntry.accessed | PageTableEntry.dirty))).rawValue
+                CPU.invalidatePage(current)
+            }
+        }
+    }
+
+    /// Unmaps `page` everywhere it is mapped, through its PV list.
+    static func removeAll(_ page: PageIndex) {
+        while let pv = PhysicalMemory.page(page).pointee.pvList {
+            let address = pv.pointee.virtualAddress
+            remove(address, pages: 1)
+            kassert(PhysicalMemory.page(page).pointee.pvList != pv, "pmap.removeAll: mapping at \(address: address) did not go away")
+        }
+    }
+
+    // MARK: - Accessed and dirty bits, for the pageout thread
+
+    /// Whether any mapping of `page` was used since the last call; clears the accessed bits.
+    static func testAndClearReferenced(_ page: PageIndex) -> Bool {
+        var referenced = false
+        var pv = PhysicalMemory.page(page).pointee.pvList
+        while let entry = pv {
+            withInterruptsDisabled {
+                if let slot = leafEntry(entry.pointee.virtualAddress), slot.pointee & PageTableEntry.accessed != 0 {
+                    slot.pointee &= ~PageTableEntry.accessed
+                    CPU.invalidatePage(entry.pointee.virtualAddress)
+                    referenced = true
+                }
+            }
+            pv = entry.pointee.next
+        }
+        return referenced
+    }
+
+    /// Whether any mapping of `page` was written through.
+    static func isModified(_ page: PageIndex) -> Bool {
+        var pv = PhysicalMemory.page(page).pointee.pvList
+        while let entry = pv {
+            if let slot = leafEntry(entry.pointee.virtualAddress), slot.pointee & PageTableEntry.dirty != 0 { return true }
+            pv = entry.pointee.next
+        }
+        return false
+    }
+}
