@@ -47,3 +47,12 @@ command_line_buffer: .skip 4096
     .global klog_size
     .balign 8
 klog_size:          .quad KLOG_SIZE
+
+/* Static slabs (kernel/Mem/KernelZones.swift): zones that must work before the page allocator
+ * exists - pv_entry and map_entry - start from slabs carved out of this pool. */
+    .section .bss, "aw", @nobits
+    .balign 65536
+    .global static_slab_pool_start, static_slab_pool_end
+static_slab_pool_start:
+    .skip 65536
+static_slab_pool_end:

@@ -44,6 +44,8 @@ public struct PageFlags: OptionSet, Equatable {
     public static let wired = PageFlags(rawValue: 1 << 6)
     /// The page's contents differ from its copy in swap (or it has none).
     public static let dirty = PageFlags(rawValue: 1 << 7)
+    /// The head page of a large kmalloc allocation (order in `order`).
+    public static let kmallocLarge = PageFlags(rawValue: 1 << 8)
 }
 
 /// A mapping of a managed page: the pmap and the virtual address it is mapped at. Every

@@ -131,3 +131,9 @@ public struct FaultInjector {
         return nil
     }
 }
+
+/// Whether a request may sleep until memory is available.
+public enum Blocking {
+    case wait
+    case noWait
+}

@@ -11,6 +11,7 @@ enum KernelOption: Int, CaseIterable {
     case seed
     case loglevel
     case pagefail
+    case zonedebug
     case help
 
     var spec: OptionSpec {
@@ -23,6 +24,8 @@ enum KernelOption: Int, CaseIterable {
             return OptionSpec("loglevel", .choice("error|warn|info|debug"), default: "info", "log lines above this level are dropped")
         case .pagefail:
             return OptionSpec("pagefail", .text, default: "off", "make page allocations fail: every:N[:class] or random:PERMILLE[:class]")
+        case .zonedebug:
+            return OptionSpec("zonedebug", .list, default: "none", "zone debug checks: poison, redzone, doublefree, check, all or none")
         case .help:
             return OptionSpec("help", .flag, default: "", "print this table of options")
         }
@@ -51,6 +54,12 @@ enum KernelOptions {
             case .seed: KernelOptions.seed = value.number
             case .loglevel: Log.threshold = LogLevel(rawValue: UInt8(value.choice + 1))!
             case .pagefail: KernelOptions.pageFailure = value.text
+            case .zonedebug:
+                if let debug = ZoneDebug.parse(value.text) {
+                    Zones.debug = debug
+                } else {
+                    reject(.badValue(option: KernelOption.zonedebug.spec, value: value.text))
+                }
             case .help: KernelOptions.help = true
             }
         }

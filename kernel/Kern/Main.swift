@@ -26,6 +26,10 @@ public func kernelMain(_ magic: UInt32, _ infoAddress: UInt32) -> Never {
     Log.info(.boot, "kernel image \(address: arch_kernel_start()) - \(address: arch_kernel_end()) (\(bytes: arch_kernel_end() - arch_kernel_start()))")
     BootInfo.logMemoryMap()
     MemoryBootstrap.run()
+    TestRunner.suiteEpilogue = {
+        Zones.printTable()
+        if Zones.debug.contains(.check) { Zones.checkAll() }
+    }
 
     kernelInitComplete()
 }

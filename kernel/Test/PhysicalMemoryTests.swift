@@ -11,6 +11,7 @@ enum PhysicalMemoryTests {
             TestCase("eachClassStopsAtItsThreshold", eachClassStopsAtItsThreshold),
             TestCase("faultInjectionFailsExactlyTheConfiguredRequests", faultInjectionFailsExactlyTheConfiguredRequests),
             TestCase("blockingRequestRetriesThroughInjectedFailures", blockingRequestRetriesThroughInjectedFailures),
+            TestCase("blockingRequestIsNotHungByInjectionOfEveryRequest", blockingRequestIsNotHungByInjectionOfEveryRequest),
             TestCase("descriptorsAreSmallAndCoverEveryUsablePage", descriptorsAreSmallAndCoverEveryUsablePage),
             TestCase("blockingRequestThatCannotBeMetPanicsBeforeThreads",
                      expectsPanic: "a blocking normal request for 1 pages cannot be met",
@@ -61,9 +62,10 @@ enum PhysicalMemoryTests {
     }
 
     static func everyFreePageIsHandedOutOnceAndComesBack() {
-        let before = PhysicalMemory.freePages
-        let shape = freeBlockShape()
+        // The bitmap comes from kmalloc: take it before counting.
         let taken = PageBitmap(pages: PhysicalMemory.pageCount)
+        let shape = freeBlockShape()
+        let before = PhysicalMemory.freePages
         var count: UInt64 = 0
         var duplicates = 0
         while let page = PhysicalMemory.allocate(order: 0, .pageout, .noWait) {
@@ -74,9 +76,9 @@ enum PhysicalMemoryTests {
         Test.expectEqual(duplicates, 0, "pages handed out twice")
         Test.expectEqual(PhysicalMemory.freePages, UInt64(0), "free pages when everything is taken")
         taken.forEach { PhysicalMemory.free($0) }
-        taken.release()
         Test.expectEqual(PhysicalMemory.freePages, before, "free pages after freeing everything")
         Test.expect(freeBlockShape() == shape, "the free lists have the shape they had before")
+        taken.release()
         Test.expect(PhysicalMemory.buddy!.isConsistent(), "buddy invariants hold")
         Test.diagnostic("\(count) pages allocated and freed")
     }
@@ -111,8 +113,8 @@ enum PhysicalMemoryTests {
 
     static func eachClassStopsAtItsThreshold() {
         let t = PhysicalMemory.thresholds
-        let before = PhysicalMemory.freePages
         let taken = PageBitmap(pages: PhysicalMemory.pageCount)
+        let before = PhysicalMemory.freePages
         _ = drain(.normal, into: taken)
         Test.expectEqual(PhysicalMemory.freePages, t.freeReserved, "normal allocations stop at free_reserved")
         _ = drain(.system, into: taken)
@@ -122,18 +124,19 @@ enum PhysicalMemoryTests {
         Test.expectEqual(PhysicalMemory.freePages, UInt64(0), "pageout allocations may take everything")
         Test.expect(PhysicalMemory.statistics[PageClass.pageout.rawValue].deepestReserveUse >= t.freeMin, "deepest pageout reserve use recorded")
         taken.forEach { PhysicalMemory.free($0) }
-        taken.release()
         Test.expectEqual(PhysicalMemory.freePages, before, "all pages back")
+        taken.release()
         Test.diagnostic("free_min \(t.freeMin), free_reserved \(t.freeReserved)")
     }
 
     static func faultInjectionFailsExactlyTheConfiguredRequests() {
         let saved = PhysicalMemory.faultInjector
         defer { PhysicalMemory.faultInjector = saved }
+        var held: [PageIndex] = []
+        held.reserveCapacity(128)
         PhysicalMemory.faultInjector = FaultInjector(pattern: .everyNth(5), onlyClass: .system, seed: KernelOptions.seed)
         var systemFailures = 0
         var normalFailures = 0
-        var held: [PageIndex] = []
         for _ in 0..<50 {
             if let page = PhysicalMemory.allocate(order: 0, .system, .noWait) { held.append(page) } else { systemFailures += 1 }
             if let page = PhysicalMemory.allocate(order: 0, .normal, .noWait) { held.append(page) } else { normalFailures += 1 }
@@ -144,11 +147,22 @@ enum PhysicalMemoryTests {
         for page in held { PhysicalMemory.free(page) }
     }
 
+    static func blockingRequestIsNotHungByInjectionOfEveryRequest() {
+        let saved = PhysicalMemory.faultInjector
+        defer { PhysicalMemory.faultInjector = saved }
+        PhysicalMemory.faultInjector = FaultInjector(pattern: .everyNth(1), onlyClass: .normal, seed: KernelOptions.seed)
+        let page = PhysicalMemory.allocate(order: 0, .normal, .wait)
+        Test.expect(page != nil, "a blocking request gets through after the bounded number of injected retries")
+        Test.expectEqual(PhysicalMemory.faultInjector.injected, UInt64(PhysicalMemory.maximumInjectedRetries), "injected failures")
+        if let page = page { PhysicalMemory.free(page) }
+    }
+
     static func blockingRequestRetriesThroughInjectedFailures() {
         let saved = PhysicalMemory.faultInjector
         defer { PhysicalMemory.faultInjector = saved }
-        PhysicalMemory.faultInjector = FaultInjector(pattern: .everyNth(2), onlyClass: nil, seed: KernelOptions.seed)
         var held: [PageIndex] = []
+        held.reserveCapacity(16)
+        PhysicalMemory.faultInjector = FaultInjector(pattern: .everyNth(2), onlyClass: nil, seed: KernelOptions.seed)
         for _ in 0..<10 { held.append(PhysicalMemory.allocate(order: 0, .normal, .wait)!) }
         Test.expectEqual(held.count, 10, "every blocking request was met")
         // Requests 2, 4, 6, ... fail: the first allocation takes one request, each later one two.
@@ -182,9 +196,10 @@ enum PhysicalMemoryTests {
 
     static func commandLineFaultInjectionFailsEveryThirdNormalRequest() {
         Test.expect(PhysicalMemory.faultInjector.pattern == .everyNth(3), "pagefail=every:3:normal was applied")
+        var held: [PageIndex] = []
+        held.reserveCapacity(64)   // no kmalloc growth (which takes pages) inside the measured loop
         let before = PhysicalMemory.faultInjector.injected
         var failures = 0
-        var held: [PageIndex] = []
         for _ in 0..<30 {
             if let page = PhysicalMemory.allocate(order: 0, .normal, .noWait) { held.append(page) } else { failures += 1 }
         }

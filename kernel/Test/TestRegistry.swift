@@ -11,6 +11,8 @@ enum TestRegistry {
             PhysicalMemoryTests.suite,
             PhysicalMemoryTests.faultSuite,
             PmapTests.suite,
+            ZoneTests.suite,
+            ZoneTests.debugSuite,
         ]
     }
 }

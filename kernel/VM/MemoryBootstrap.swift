@@ -5,8 +5,10 @@
 //      page 0 and the loader's structures cut out;
 //   2. the boot page allocator over the usable ranges (below 4 GiB, identity-mapped);
 //   3. the kernel page tables, built from stolen pages and loaded: the direct map exists;
-//   4. the PV entry pool;
-//   5. the page descriptors and the buddy allocator, taking every page not stolen.
+//   4. the zones that must exist before any page allocator (pv_entry, map_entry), from
+//      static slabs in the kernel image;
+//   5. the page descriptors and the buddy allocator, taking every page not stolen;
+//   6. kmalloc, which the Swift runtime's heap switches to, and the zones' reserves filled.
 // From step 5 on, pages come from PhysicalMemory and page tables from the buddy allocator.
 
 import ArchSupport
@@ -40,9 +42,23 @@ enum MemoryBootstrap {
         map = cleaned
         BootPageAllocator.initialize(cleaned.usable)
         Pmap.bootstrap(usable: cleaned.usable)
-        PVEntries.bootstrap(pages: 32)
+        Zones.bootstrap()
+        zoneSelfCheckBeforePageAllocator()
         PhysicalMemory.bootstrap(cleaned, pageoutFloor: 0)
         configureFaultInjection()
+        Kmalloc.bootstrap()
+        Zones.refillAll()
+    }
+
+    /// Proves at every boot that the static-slab zones serve objects before any page
+    /// allocator exists (problem A of the seeds): one object from each, back and forth.
+    static func zoneSelfCheckBeforePageAllocator() {
+        kassert(PhysicalMemory.buddy == nil, "the self-check must run before the page allocator")
+        for zone in [Zones.pvEntry, Zones.mapEntry] {
+            let object = zone.allocate(.useReserve)
+            kassert(object != nil, "zone \(zone.name) has no object before the page allocator exists")
+            zone.free(object!)
+        }
     }
 
     /// `pagefail=` from the command line; a malformed pattern is reported and ignored.

@@ -1,41 +1,20 @@
-// PVEntries.swift - where PV entries come from.
+// PVEntries.swift - where PV entries come from: the pv_entry zone.
 //
-// For now a fixed pool taken at boot: a free list threaded through the entries themselves.
-// The slab zones replace it with the pv_entry zone, which starts from static slabs and keeps
-// a reserve for the pageout path.
+// The pmap takes a PV entry for every mapping of a managed page. The zone starts from static
+// slabs and keeps a reserve; VM internals and the pageout path take from the reserve, while
+// ordinary callers (kmem_alloc on behalf of a normal allocation) may wait for memory instead.
 
 enum PVEntries {
-    static var freeList: UnsafeMutablePointer<PVEntry>? = nil
-    static var capacity = 0
-    static var inUse = 0
+    static var inUse: Int { Zones.pvEntry.inUse }
 
-    static func bootstrap(pages: Int) {
-        let base = PhysicalWindow.pointer(to: BootPageAllocator.steal(pages: pages))
-        capacity = pages * Int(pageSize) / MemoryLayout<PVEntry>.stride
-        let entries = base.bindMemory(to: PVEntry.self, capacity: capacity)
-        for index in 0..<capacity {
-            entries[index] = PVEntry(pmap: nil, virtualAddress: 0)
-            entries[index].next = index + 1 < capacity ? entries + index + 1 : nil
-        }
-        freeList = entries
-    }
-
-    static func allocate() -> UnsafeMutablePointer<PVEntry>? {
-        withInterruptsDisabled {
-            guard let entry = freeList else { return nil }
-            freeList = entry.pointee.next
-            entry.pointee.next = nil
-            inUse += 1
-            FreePath.noteAllocation()
-            return entry
-        }
+    /// A PV entry, or nil when none can be had under `privileged`/`blocking`'s rules.
+    static func allocate(privileged: Bool = true, blocking: Blocking = .noWait) -> UnsafeMutablePointer<PVEntry>? {
+        var flags: ZoneFlags = blocking == .noWait ? .noWait : .wait
+        if privileged { flags.insert(.useReserve) }
+        return Zones.pvEntry.allocate(flags)?.bindMemory(to: PVEntry.self, capacity: 1)
     }
 
     static func free(_ entry: UnsafeMutablePointer<PVEntry>) {
-        withInterruptsDisabled {
-            entry.pointee.next = freeList
-            freeList = entry
-            inUse -= 1
-        }
+        Zones.pvEntry.free(UnsafeMutableRawPointer(entry))
     }
 }

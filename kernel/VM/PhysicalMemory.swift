@@ -15,11 +15,6 @@ extension LogTag {
     static let pmm = LogTag("pmm")
 }
 
-enum Blocking {
-    case wait
-    case noWait
-}
-
 struct PageClassStatistics {
     var allocations: UInt64 = 0
     var failures: UInt64 = 0
@@ -36,6 +31,7 @@ enum PhysicalMemory {
     static var managedPages: UInt64 = 0
     static var thresholds = FreePageThresholds(freeMin: 1, freeReserved: 2, pagingStart: 3, pagingTarget: 4)
     static var faultInjector = FaultInjector()
+    static let maximumInjectedRetries = 8
     static var statistics: [PageClassStatistics] = []
     static var lowestFreePages: UInt64 = UInt64.max
     /// Installed by the thread system: sleeps until pages are freed. Nil before threads exist.
@@ -95,14 +91,18 @@ enum PhysicalMemory {
     /// Allocates 2^order contiguous pages aligned to their size. Nil only for `.noWait`.
     static func allocate(order: Int = 0, _ pageClass: PageClass, _ blocking: Blocking) -> PageIndex? {
         let count = UInt64(1) << UInt64(order)
+        var injectedRetries = 0
         while true {
-            if faultInjector.isActive && faultInjector.shouldFail(pageClass) {
+            // A blocking request treats an injected failure as a transient shortage and retries,
+            // but draws at most `maximumInjectedRetries` in a row: pagefail=every:1 must slow
+            // blocking requests down, not hang them.
+            if faultInjector.isActive && injectedRetries < maximumInjectedRetries && faultInjector.shouldFail(pageClass) {
                 statistics[pageClass.rawValue].injectedFailures += 1
                 if blocking == .noWait {
                     statistics[pageClass.rawValue].failures += 1
                     return nil
                 }
-                // A blocking request treats an injected failure as a transient shortage: retry.
+                injectedRetries += 1
                 continue
             }
             let result: PageIndex? = withInterruptsDisabled {
@@ -204,16 +204,4 @@ enum PhysicalMemory {
             Log.info(.pmm, "fault injection: \(faultInjector.injected) failures injected in \(faultInjector.requests) requests")
         }
     }
-}
-
-/// Counts allocations made while a free path is running. Freeing memory must never allocate
-/// memory (../shared/seeds/linux-mm-dynamic-memory-descriptors.txt); every free path enters
-/// this scope, every allocator calls `noteAllocation`, and the tests assert the count stays 0.
-enum FreePath {
-    static var depth = 0
-    static var allocationsInside: UInt64 = 0
-
-    @inline(__always) static func enter() { depth += 1 }
-    @inline(__always) static func leave() { depth -= 1 }
-    @inline(__always) static func noteAllocation() { if depth > 0 { allocationsInside += 1 } }
 }

@@ -173,13 +173,16 @@ enum Pmap {
 
     /// Maps the managed page `page` at `address` with `protection`, replacing any mapping
     /// there. Returns false - and changes nothing - when a PV entry or a page-table page
-    /// cannot be had right now; the caller decides whether to wait and retry.
+    /// cannot be had right now; the caller decides whether to wait and retry. A privileged
+    /// caller (VM internals, the pageout path) may take the PV zone's reserve; an ordinary one
+    /// may instead wait for the PV entry when `blocking` allows.
     @discardableResult
-    static func enter(_ address: UInt64, page: PageIndex, protection: Protection) -> Bool {
+    static func enter(_ address: UInt64, page: PageIndex, protection: Protection,
+                      privileged: Bool = true, blocking: Blocking = .noWait) -> Bool {
         kassert(address % pageSize == 0 && KernelLayout.isMappable(address), "pmap.enter: \(address: address) is not a mappable page address")
         let frame = PhysicalMemory.physicalAddress(of: page)
         // Everything that can fail is taken first: the PV entry, then the missing tables.
-        guard let pv = PVEntries.allocate() else {
+        guard let pv = PVEntries.allocate(privileged: privileged, blocking: blocking) else {
             statistics.enterShortages += 1
             return false
         }

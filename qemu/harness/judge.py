@@ -2,7 +2,7 @@
 
 Each judge returns a list of problems (strings); an empty list is a pass.
 """
-from . import ktap, memcheck
+from . import ktap, memcheck, zonecheck
 from .qemu import EXIT_SUCCESS, status_name
 from .symbolize import symbolize_panic
 
@@ -29,6 +29,7 @@ def judge_suite(result, suite, elf):
         problems.append("cases never reported: " + ", ".join(missing))
     if report.summary is not None:
         problems.extend(memcheck.check(result.output, result.boot.memory))
+        problems.extend(zonecheck.check(result.output))
     if panic_lines(result.output):
         problems.extend(symbolize_panic(elf, result.output))
     return problems

@@ -159,4 +159,8 @@ static inline void *arch_early_heap_start(void) { return early_heap_start; }
 static inline uint64_t arch_early_heap_size(void) { return (uint64_t)(early_heap_end - early_heap_start); }
 static inline uint8_t *arch_command_line_buffer(void) { return (uint8_t *)command_line_buffer; }
 static inline uint64_t arch_command_line_capacity(void) { return 4096; }
+
+extern char static_slab_pool_start[], static_slab_pool_end[];
+static inline uint64_t arch_static_slab_pool_start(void) { return (uint64_t)static_slab_pool_start; }
+static inline uint64_t arch_static_slab_pool_end(void) { return (uint64_t)static_slab_pool_end; }
 #endif

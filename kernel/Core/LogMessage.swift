@@ -1,39 +1,41 @@
 // LogMessage.swift - string interpolation that needs no heap.
 //
+// (In kernel/Core because the portable allocators build their panic messages with it too.)
+//
 // `Log.info(.boot, "mapped \(pages) pages at \(hex: address)")` builds a LogMessage: the
 // compiler calls the append methods below, which format into a fixed 240-byte buffer inside
 // the value itself, on the stack. Nothing allocates, so logging works before the heap exists,
 // inside allocators, and during a panic. A message longer than the buffer is cut and ends
 // in "...". Literal segments are StaticStrings, so no String is ever created.
 
-struct LogMessage: ExpressibleByStringInterpolation {
-    typealias StringLiteralType = StaticString
+public struct LogMessage: ExpressibleByStringInterpolation {
+    public typealias StringLiteralType = StaticString
 
-    static let capacity = 240
+    public static let capacity = 240
     // 30 words of inline storage; a tuple is the only fixed-size inline array Swift has.
-    typealias Storage = (
+    public typealias Storage = (
         UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
         UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
         UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64
     )
 
-    var storage: Storage = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-    var count = 0
-    var truncated = false
+    public var storage: Storage = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    public var count = 0
+    public var truncated = false
 
-    init(stringLiteral text: StaticString) {
+    public init(stringLiteral text: StaticString) {
         var sink = Appender(message: self)
         sink.write(text)
         self = sink.message
     }
 
-    init(stringInterpolation: Interpolation) {
+    public init(stringInterpolation: Interpolation) {
         self = stringInterpolation.appender.message
     }
 
-    init() {}
+    public init() {}
 
-    mutating func append(_ byte: UInt8) {
+    public mutating func append(_ byte: UInt8) {
         guard count < LogMessage.capacity else {
             truncated = true
             return
@@ -43,7 +45,7 @@ struct LogMessage: ExpressibleByStringInterpolation {
         count += 1
     }
 
-    func write<S: TextSink>(into sink: inout S) {
+    public func write<S: TextSink>(into sink: inout S) {
         var copy = storage
         let length = count
         withUnsafeBytes(of: &copy) { bytes in
@@ -53,7 +55,7 @@ struct LogMessage: ExpressibleByStringInterpolation {
     }
 
     /// True when the text contains `needle` (used to match expected panics).
-    func contains(_ needle: StaticString) -> Bool {
+    public func contains(_ needle: StaticString) -> Bool {
         var copy = storage
         let length = count
         let wanted = needle.utf8CodeUnitCount
@@ -72,21 +74,22 @@ struct LogMessage: ExpressibleByStringInterpolation {
         }
     }
 
-    struct Appender: TextSink {
-        var message: LogMessage
-        mutating func write(_ byte: UInt8) { message.append(byte) }
+    public struct Appender: TextSink {
+        public var message: LogMessage
+        public init(message: LogMessage) { self.message = message }
+        public mutating func write(_ byte: UInt8) { message.append(byte) }
     }
 
-    struct Interpolation: StringInterpolationProtocol {
-        typealias StringLiteralType = StaticString
-        var appender = Appender(message: LogMessage())
+    public struct Interpolation: StringInterpolationProtocol {
+        public typealias StringLiteralType = StaticString
+        public var appender = Appender(message: LogMessage())
 
-        init(literalCapacity: Int, interpolationCount: Int) {}
+        public init(literalCapacity: Int, interpolationCount: Int) {}
 
-        mutating func appendLiteral(_ literal: StaticString) { appender.write(literal) }
+        public mutating func appendLiteral(_ literal: StaticString) { appender.write(literal) }
 
         /// Any integer, in decimal.
-        mutating func appendInterpolation<T: BinaryInteger>(_ value: T) {
+        public mutating func appendInterpolation<T: BinaryInteger>(_ value: T) {
             if T.isSigned {
                 Format.decimal(Int64(value), into: &appender)
             } else {
@@ -95,7 +98,7 @@ struct LogMessage: ExpressibleByStringInterpolation {
         }
 
         /// An integer in decimal, right-aligned in `width` columns.
-        mutating func appendInterpolation<T: BinaryInteger>(_ value: T, width: Int) {
+        public mutating func appendInterpolation<T: BinaryInteger>(_ value: T, width: Int) {
             if T.isSigned {
                 Format.decimal(Int64(value), width: width, into: &appender)
             } else {
@@ -104,36 +107,45 @@ struct LogMessage: ExpressibleByStringInterpolation {
         }
 
         /// An integer in hexadecimal with 0x, zero-padded to `digits` digits when given.
-        mutating func appendInterpolation<T: BinaryInteger>(hex value: T, digits: Int = 0) {
+        public mutating func appendInterpolation<T: BinaryInteger>(hex value: T, digits: Int = 0) {
             Format.hex(UInt64(truncatingIfNeeded: value), digits: digits, into: &appender)
         }
 
         /// An address: 16 hexadecimal digits.
-        mutating func appendInterpolation(address value: UInt64) {
+        public mutating func appendInterpolation(address value: UInt64) {
             Format.hex(value, digits: 16, into: &appender)
         }
 
         /// A byte count with a binary unit: "128 MiB".
-        mutating func appendInterpolation(bytes value: UInt64) {
+        public mutating func appendInterpolation(bytes value: UInt64) {
             Format.bytes(value, into: &appender)
         }
 
-        mutating func appendInterpolation(_ text: StaticString) { appender.write(text) }
+        public mutating func appendInterpolation(_ text: StaticString) { appender.write(text) }
 
-        mutating func appendInterpolation(_ text: ByteString) { appender.write(text) }
+        public mutating func appendInterpolation(_ text: ByteString) { appender.write(text) }
 
-        mutating func appendInterpolation(_ value: Bool) { appender.write(value ? "true" : "false") }
+        public mutating func appendInterpolation(_ value: Bool) { appender.write(value ? "true" : "false") }
 
         /// Another message, inline.
-        mutating func appendInterpolation(message: LogMessage) { message.write(into: &appender) }
+        public mutating func appendInterpolation(message: LogMessage) { message.write(into: &appender) }
 
         /// A percentage with two decimals, from a ratio of integers: 1.56%.
-        mutating func appendInterpolation(percent numerator: UInt64, of denominator: UInt64) {
+        public mutating func appendInterpolation(percent numerator: UInt64, of denominator: UInt64) {
             let hundredths = denominator == 0 ? 0 : numerator.multipliedFullWidth(by: 10_000).low / denominator
             Format.decimal(hundredths / 100, into: &appender)
             appender.write(UInt8(ascii: "."))
             Format.decimal(hundredths % 100, width: 2, pad: UInt8(ascii: "0"), into: &appender)
             appender.write(UInt8(ascii: "%"))
         }
+    }
+}
+
+extension LogMessage {
+    /// The text as a String, for host-side tests and tools.
+    public var bytes: [UInt8] {
+        var copy = storage
+        let length = count
+        return withUnsafeBytes(of: &copy) { Array($0.prefix(length)) }
     }
 }

@@ -1,0 +1,273 @@
+// ZoneTests.swift - slab zone bookkeeping under seeded workloads and a failing page source.
+import Testing
+@testable import KernelCore
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A host environment for zones: slabs from posix_memalign, failures by a seeded pattern.
+/// Its state is global, so the suite using it is serialized.
+enum HostZoneEnvironment: ZoneEnvironment {
+    nonisolated(unsafe) static var canGrowNow = true
+    nonisolated(unsafe) static var reserves = true
+    nonisolated(unsafe) static var faults = FaultInjector()
+    /// When set, every slab request fails (the machine is out of memory).
+    nonisolated(unsafe) static var exhausted = false
+    nonisolated(unsafe) static var slabRequests: [(PageClass, Blocking)] = []
+    nonisolated(unsafe) static var liveSlabs = Set<Int>()
+    nonisolated(unsafe) static var messages: [String] = []
+    nonisolated(unsafe) static var depth = 0
+
+    static func reset() {
+        canGrowNow = true
+        reserves = true
+        faults = FaultInjector()
+        exhausted = false
+        slabRequests = []
+        liveSlabs = []
+        messages = []
+    }
+
+    static func lock() {}
+    static func unlock(_ token: Void) {}
+
+    static func allocateSlab(bytes: Int, source: SlabSource, pageClass: PageClass, blocking: Blocking) -> UnsafeMutableRawPointer? {
+        slabRequests.append((pageClass, blocking))
+        if exhausted || faults.shouldFail(pageClass) { return nil }
+        var memory: UnsafeMutableRawPointer? = nil
+        guard posix_memalign(&memory, bytes, bytes) == 0, let slab = memory else { return nil }
+        liveSlabs.insert(Int(bitPattern: slab))
+        return slab
+    }
+
+    static func freeSlab(_ memory: UnsafeMutableRawPointer, bytes: Int, source: SlabSource) {
+        #expect(liveSlabs.remove(Int(bitPattern: memory)) != nil, "freeSlab of memory the zone never got")
+        free(memory)
+    }
+
+    static var canGrow: Bool { canGrowNow }
+    nonisolated(unsafe) static var reservesEnabled: Bool { reserves }
+    static var currentThread: UInt64 { 1 }
+    static func growthDepth() -> UnsafeMutablePointer<Int> { withUnsafeMutablePointer(to: &depth) { $0 } }
+    static func log(_ message: LogMessage) { messages.append(String(decoding: message.bytes, as: UTF8.self)) }
+    static func fail(_ message: LogMessage) -> Never { fatalError(String(decoding: message.bytes, as: UTF8.self)) }
+}
+
+typealias HostZone = ZoneRef<HostZoneEnvironment>
+
+func makeZone(objectSize: Int, alignment: Int = 8, slabPages: Int = 1, reserve: Int, keepEmpty: Int = 1,
+              debug: ZoneDebug = []) -> HostZone {
+    let state = UnsafeMutablePointer<ZoneState>.allocate(capacity: 1)
+    state.initialize(to: ZoneState(name: "test", objectSize: objectSize, alignment: alignment, slabPages: slabPages,
+                                   reserveTarget: reserve, keepEmptySlabs: keepEmpty, source: .directMap, debug: debug))
+    return HostZone(state)
+}
+
+@Suite(.serialized) struct ZoneTests {
+    init() { HostZoneEnvironment.reset() }
+
+    @Test func geometryFitsTheSlab() {
+        for size in [8, 24, 48, 64, 100, 256, 2048] {
+            for debug: ZoneDebug in [[], .all] {
+                let zone = makeZone(objectSize: size, alignment: 16, slabPages: size > 1000 ? 4 : 1, reserve: 0, debug: debug)
+                let s = zone.state.pointee
+                #expect(s.firstObjectOffset >= MemoryLayout<SlabHeader>.stride + 8 * s.bitmapWords)
+                #expect(s.firstObjectOffset + s.objectsPerSlab * s.stride <= s.slabBytes)
+                #expect(s.firstObjectOffset + (s.objectsPerSlab + 1) * s.stride > s.slabBytes, "no room left for one more object")
+                #expect(s.stride % 16 == 0 && s.firstObjectOffset % 16 == 0)
+                #expect(!debug.contains(.doubleFree) || s.bitmapWords * 64 >= s.objectsPerSlab)
+            }
+        }
+    }
+
+    @Test func objectsAreDistinctAlignedAndInTheirSlab() {
+        let zone = makeZone(objectSize: 40, alignment: 8, reserve: 0, debug: .all)
+        var seen = Set<Int>()
+        var objects: [UnsafeMutableRawPointer] = []
+        for _ in 0..<500 {
+            let object = zone.allocate()!
+            #expect(seen.insert(Int(bitPattern: object)).inserted)
+            #expect(Int(bitPattern: object) % 8 == 0)
+            #expect(zone.slabOf(object).pointee.zone == UnsafeMutableRawPointer(zone.state))
+            object.initializeMemory(as: UInt8.self, repeating: 0xEE, count: 40)
+            objects.append(object)
+        }
+        #expect(zone.validate() == nil)
+        for object in objects { zone.free(object) }
+        #expect(zone.inUse == 0 && zone.validate() == nil)
+    }
+
+    @Test func ordinaryAllocationsNeverTakeTheReserve() {
+        let zone = makeZone(objectSize: 64, reserve: 10)
+        var held: [UnsafeMutableRawPointer] = []
+        for _ in 0..<20 { held.append(zone.allocate()!) }
+        #expect(zone.freeObjects >= 10, "refills keep the reserve full while memory is available")
+        HostZoneEnvironment.exhausted = true
+        while let object = zone.allocate(.noWait) { held.append(object) }
+        #expect(zone.freeObjects == 10, "ordinary allocations stop exactly at the reserve")
+        #expect(zone.statistics.reserveAllocations == 0)
+        for _ in 0..<10 { held.append(zone.allocate(.useReserve)!) }
+        #expect(zone.freeObjects == 0 && zone.statistics.reserveAllocations == 10)
+        #expect(zone.statistics.deepestReserveUse == 10)
+        #expect(zone.allocate(.useReserve) == nil, "an empty reserve and no memory: nil, not a wait")
+        HostZoneEnvironment.exhausted = false
+        zone.free(held.removeLast())
+        _ = zone.allocate(.noWait).map { held.append($0) }
+        #expect(zone.freeObjects >= 10, "the next allocation refilled the reserve")
+        for object in held { zone.free(object) }
+        #expect(zone.validate() == nil)
+    }
+
+    @Test func growthUsesTheRightPageClasses() {
+        let zone = makeZone(objectSize: 512, reserve: 4)
+        _ = zone.allocate()
+        #expect(HostZoneEnvironment.slabRequests.count == 1)
+        #expect(HostZoneEnvironment.slabRequests.first.map { $0.0 == .normal && $0.1 == .wait } == true, "ordinary growth: normal class, may wait")
+        // Ordinary allocations stop at the reserve, so only a privileged one can dip below it
+        // and set off a refill.
+        while zone.freeObjects > 4 { _ = zone.allocate(.noWait) }
+        #expect(HostZoneEnvironment.slabRequests.count == 1, "no refill while the reserve is full")
+        _ = zone.allocate(.useReserve)
+        #expect(HostZoneEnvironment.slabRequests.last.map { $0.0 == .system && $0.1 == .noWait } == true, "refill: system class, never waits")
+        #expect(zone.freeObjects >= 4)
+        // Privileged growth happens only when the reserve is empty.
+        HostZoneEnvironment.slabRequests = []
+        HostZoneEnvironment.exhausted = true
+        while zone.allocate(.useReserve) != nil {}
+        #expect(HostZoneEnvironment.slabRequests.contains { $0.0 == .pageout && $0.1 == .noWait }, "privileged growth: pageout class, never waits")
+    }
+
+    @Test func reservesOffMeansNoPrivilege() {
+        HostZoneEnvironment.reserves = false
+        let zone = makeZone(objectSize: 64, reserve: 10)
+        _ = zone.allocate()
+        HostZoneEnvironment.exhausted = true
+        var count = 0
+        while zone.allocate(.useReserve) != nil { count += 1 }
+        #expect(zone.freeObjects == 0, "with reserves off everything can be taken by anyone")
+        #expect(zone.statistics.reserveAllocations == 0)
+        #expect(HostZoneEnvironment.slabRequests.allSatisfy { $0.0 == .normal }, "no privileged page class either")
+    }
+
+    @Test func staticSlabsServeBeforeThePageAllocatorExists() {
+        HostZoneEnvironment.canGrowNow = false
+        let zone = makeZone(objectSize: 48, reserve: 4)
+        let perSlab = zone.state.pointee.objectsPerSlab
+        for _ in 0..<2 {
+            var memory: UnsafeMutableRawPointer? = nil
+            _ = posix_memalign(&memory, 4096, 4096)
+            zone.addStaticSlab(memory!)
+        }
+        var ordinary = 0
+        while zone.allocate(.noWait) != nil { ordinary += 1 }
+        #expect(ordinary == 2 * perSlab - 4)
+        var privileged = 0
+        while zone.allocate(.useReserve) != nil { privileged += 1 }
+        #expect(privileged == 4)
+        #expect(zone.statistics.allocationsBeforePageAllocator == UInt64(2 * perSlab))
+        #expect(HostZoneEnvironment.slabRequests.isEmpty, "nothing asked the page allocator")
+        HostZoneEnvironment.canGrowNow = true
+        _ = zone.allocate()
+        #expect(zone.statistics.dynamicSlabs > 0)
+        #expect(HostZoneEnvironment.messages.contains { $0.contains("2 static slabs in use") && $0.contains("taking dynamic slabs from now on") })
+    }
+
+    @Test func reclaimReturnsEmptyDynamicSlabsOnly() {
+        let zone = makeZone(objectSize: 256, reserve: 0, keepEmpty: 1)
+        var memory: UnsafeMutableRawPointer? = nil
+        _ = posix_memalign(&memory, 4096, 4096)
+        zone.addStaticSlab(memory!)
+        var held: [UnsafeMutableRawPointer] = []
+        for _ in 0..<100 { held.append(zone.allocate()!) }
+        let dynamic = zone.statistics.dynamicSlabs
+        #expect(dynamic > 3)
+        for object in held { zone.free(object) }
+        // One empty slab is kept; the static one counts, and it can never be released.
+        let released = zone.reclaim()
+        #expect(released == dynamic, "every empty dynamic slab released")
+        #expect(zone.statistics.staticSlabs == 1 && zone.state.pointee.empty.count == 1)
+        #expect(HostZoneEnvironment.liveSlabs.isEmpty)
+        _ = zone.allocate()
+        #expect(zone.statistics.dynamicSlabs == 0, "the static slab serves again first")
+        #expect(zone.validate() == nil)
+    }
+
+    @Test func reclaimKeepsTheReserve() {
+        let zone = makeZone(objectSize: 256, reserve: 40, keepEmpty: 0)
+        let held = (0..<60).map { _ in zone.allocate()! }
+        for object in held { zone.free(object) }
+        zone.reclaim()
+        #expect(zone.freeObjects >= 40)
+    }
+
+    @Test func consistencyCheckSeesWritesAfterFreeAndPastTheEnd() {
+        let zone = makeZone(objectSize: 32, reserve: 0, debug: [.poison, .redZone, .doubleFree])
+        let a = zone.allocate()!, b = zone.allocate()!
+        zone.free(a)
+        #expect(zone.validate() == nil)
+        a.storeBytes(of: 0x41, toByteOffset: 20, as: UInt8.self)
+        #expect(zone.validate().map { String(decoding: $0.bytes, as: UTF8.self).contains("write after free") } == true)
+        a.storeBytes(of: ZoneDebug.poisonByte, toByteOffset: 20, as: UInt8.self)
+        (b + 32).storeBytes(of: 0, as: UInt8.self)
+        #expect(zone.validate().map { String(decoding: $0.bytes, as: UTF8.self).contains("write past the end") } == true)
+    }
+
+    @Test func debugOptionsParse() {
+        #expect(withByteString("poison,redzone") { ZoneDebug.parse($0) } == [.poison, .redZone])
+        #expect(withByteString("all") { ZoneDebug.parse($0) } == .all)
+        #expect(withByteString("none") { ZoneDebug.parse($0) } == [])
+        #expect(withByteString("poison,bogus") { ZoneDebug.parse($0) } == nil)
+    }
+
+    @Test(arguments: [UInt64(1), 7, 99, 2026, 31337])
+    func seededWorkloadAgainstModel(seed: UInt64) {
+        var random = SeededRandom(seed: seed)
+        let sizes = [24, 48, 100, 256, 1000]
+        let size = sizes[random.next(below: sizes.count)]
+        let reserve = random.next(below: 30)
+        let zone = makeZone(objectSize: size, alignment: 8, slabPages: size > 500 ? 2 : 1, reserve: reserve,
+                            keepEmpty: random.next(below: 3), debug: .all)
+        HostZoneEnvironment.faults = FaultInjector(pattern: .perMille(300), onlyClass: nil, seed: seed)
+        var live: [UnsafeMutableRawPointer] = []
+        var liveSet = Set<Int>()
+        for step in 0..<4000 {
+            let roll = random.next(below: 100)
+            if roll < 55 || live.isEmpty {
+                let flags: ZoneFlags = roll < 10 ? .useReserve : (roll < 30 ? .noWait : .wait)
+                let freeBefore = zone.freeObjects
+                let reserveBefore = zone.statistics.reserveAllocations
+                if let object = zone.allocate(flags) {
+                    #expect(liveSet.insert(Int(bitPattern: object)).inserted, "seed \(seed) step \(step): handed out twice")
+                    object.initializeMemory(as: UInt8.self, repeating: UInt8(step & 0xFF), count: size)
+                    live.append(object)
+                    if flags != .useReserve {
+                        #expect(freeBefore > reserve || zone.statistics.grows > 0, "seed \(seed) step \(step)")
+                        #expect(zone.statistics.reserveAllocations == reserveBefore, "seed \(seed) step \(step): ordinary allocation took the reserve")
+                    }
+                }
+            } else {
+                let index = random.next(below: live.count)
+                let object = live.remove(at: index)
+                liveSet.remove(Int(bitPattern: object))
+                zone.free(object)
+            }
+            #expect(zone.inUse == live.count, "seed \(seed) step \(step)")
+            if step % 200 == 0 {
+                #expect(zone.validate() == nil, "seed \(seed) step \(step)")
+                if random.next(below: 4) == 0 { zone.reclaim() }
+            }
+        }
+        // With memory available again, one allocation refills the reserve completely.
+        HostZoneEnvironment.faults = FaultInjector()
+        if let object = zone.allocate() { live.append(object) }
+        #expect(zone.freeObjects >= reserve, "seed \(seed): reserve refilled once refills can succeed")
+        for object in live { zone.free(object) }
+        zone.reclaim(keepEmpty: 0)
+        #expect(zone.validate() == nil)
+        #expect(zone.inUse == 0)
+        #expect(HostZoneEnvironment.liveSlabs.count == zone.statistics.dynamicSlabs)
+        #expect(zone.freeObjects < reserve + zone.state.pointee.objectsPerSlab, "seed \(seed): reclaim keeps no more than the reserve needs")
+    }
+}

@@ -1,0 +1,224 @@
+// Zone.swift - a slab zone's state, its configuration, and the environment it runs in.
+//
+// A zone hands out objects of one size (a PV entry, a map entry, a swblock, a kmalloc size
+// class). Its memory comes in slabs: power-of-two runs of pages, aligned to their size, each
+// beginning with a SlabHeader (and, with double-free detection on, a bitmap of allocated
+// objects) followed by the objects. Because a slab is aligned to its size, an object's slab
+// is found by masking its address. Slabs sit on one of three lists: empty, partial, full.
+//
+// The two problems of ../shared/seeds/dragonfly-zalloc-project-1.txt are solved here:
+//   (A) a zone can be given static slabs from the kernel image before any page allocator
+//       exists (`addStaticSlab`); it switches to dynamic slabs when those run out, and logs it;
+//   (B) a zone keeps `reserveTarget` free objects that only `useReserve` callers may take, and
+//       refills them ahead of demand with non-blocking allocations (ZoneAllocator.swift).
+//
+// The code is portable: everything machine-specific - locking, where slab memory comes from,
+// logging, stopping on corruption - is a static function of a ZoneEnvironment, which the
+// kernel (kernel/Mem/KernelZones.swift) and the host tests (Tests/CoreTests) each provide.
+
+/// Where a zone's slabs come from.
+public enum SlabSource {
+    /// Physically contiguous pages from the buddy allocator, used through the direct map.
+    /// Growing needs no map entry, no PV entry and no page-table page.
+    case directMap
+    /// Wired pages mapped in the kmem submap (kmem_alloc): virtually contiguous, but growing
+    /// needs a map entry, PV entries and maybe page-table pages.
+    case kernelMemory
+}
+
+/// How an allocation may behave.
+public struct ZoneFlags: OptionSet {
+    public var rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+
+    /// May sleep until memory is available (the default).
+    public static let wait: ZoneFlags = []
+    /// Never sleeps; returns nil instead.
+    public static let noWait = ZoneFlags(rawValue: 1 << 0)
+    /// May take the zone's reserve (the pageout path and VM internals only). Never sleeps.
+    public static let useReserve = ZoneFlags(rawValue: 1 << 1)
+}
+
+/// Debug checks, chosen with zonedebug= on the kernel command line.
+public struct ZoneDebug: OptionSet {
+    public var rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+
+    /// Fill freed objects with 0x6b and check the fill when they are handed out again.
+    public static let poison = ZoneDebug(rawValue: 1 << 0)
+    /// Keep 16 bytes of 0xbb after every object and check them on free.
+    public static let redZone = ZoneDebug(rawValue: 1 << 1)
+    /// Keep a bitmap of allocated objects per slab; freeing a free object stops the kernel.
+    public static let doubleFree = ZoneDebug(rawValue: 1 << 2)
+    /// Check the touched slab on every operation and the whole zone at the end of each suite.
+    public static let check = ZoneDebug(rawValue: 1 << 3)
+    public static let all: ZoneDebug = [.poison, .redZone, .doubleFree, .check]
+
+    public static let poisonByte: UInt8 = 0x6b
+    public static let redZoneByte: UInt8 = 0xbb
+    public static let redZoneBytes = 16
+
+    /// Parses "poison,redzone,doublefree,check", "all" or "none". Nil when a word is unknown.
+    public static func parse(_ text: ByteString) -> ZoneDebug? {
+        var result: ZoneDebug = []
+        var valid = true
+        text.forEachPiece(separatedBy: UInt8(ascii: ",")) { word in
+            if word.equals("poison") { result.insert(.poison) }
+            else if word.equals("redzone") { result.insert(.redZone) }
+            else if word.equals("doublefree") { result.insert(.doubleFree) }
+            else if word.equals("check") { result.insert(.check) }
+            else if word.equals("all") { result.formUnion(.all) }
+            else if word.equals("none") { }
+            else { valid = false }
+        }
+        return valid ? result : nil
+    }
+}
+
+/// Everything the kernel's `zones` table prints about a zone.
+public struct ZoneStatistics {
+    public var allocations: UInt64 = 0
+    public var frees: UInt64 = 0
+    /// Allocations that returned nil.
+    public var failures: UInt64 = 0
+    /// Privileged allocations that left fewer than reserveTarget objects free.
+    public var reserveAllocations: UInt64 = 0
+    public var grows: UInt64 = 0
+    public var growFailures: UInt64 = 0
+    public var refills: UInt64 = 0
+    public var failedRefills: UInt64 = 0
+    public var staticSlabs = 0
+    public var dynamicSlabs = 0
+    public var slabsReleased: UInt64 = 0
+    /// The fewest free objects the zone ever had right after an allocation.
+    public var lowestFree = Int.max
+    /// The most objects a privileged caller ever took below reserveTarget.
+    public var deepestReserveUse = 0
+    /// Allocations served before the first dynamic slab (from static slabs).
+    public var allocationsBeforeDynamicSlabs: UInt64 = 0
+    /// Allocations served while the zone could not grow (before the page allocator existed).
+    public var allocationsBeforePageAllocator: UInt64 = 0
+
+    public init() {}
+}
+
+public struct SlabList {
+    public var head: UnsafeMutablePointer<SlabHeader>? = nil
+    public var count = 0
+    public init() {}
+}
+
+/// The start of every slab.
+public struct SlabHeader {
+    public static let magicValue: UInt32 = 0x51AB_51AB
+
+    public var zone: UnsafeMutableRawPointer?
+    public var next: UnsafeMutablePointer<SlabHeader>?
+    public var prev: UnsafeMutablePointer<SlabHeader>?
+    /// Free objects of this slab, linked through their first word.
+    public var freeList: UnsafeMutableRawPointer?
+    public var inUse: UInt32
+    public var magic: UInt32
+    /// 0 empty, 1 partial, 2 full.
+    public var list: UInt8
+    public var isStatic: Bool
+}
+
+public struct ZoneState {
+    public let name: StaticString
+    public let objectSize: Int
+    public let alignment: Int
+    /// Distance between objects: the object, its red zone if any, rounded to the alignment.
+    public let stride: Int
+    public let slabBytes: Int
+    public let objectsPerSlab: Int
+    public let bitmapWords: Int
+    public let firstObjectOffset: Int
+    public let source: SlabSource
+    public let debug: ZoneDebug
+    /// Free objects that only useReserve callers may take.
+    public var reserveTarget: Int
+    /// Empty slabs a reclaim pass keeps.
+    public var keepEmptySlabs: Int
+
+    public var empty = SlabList()
+    public var partial = SlabList()
+    public var full = SlabList()
+    public var freeObjects = 0
+    public var inUse = 0
+    public var refilling = false
+    /// The thread growing this zone right now (0: none), to catch a zone growing into itself.
+    public var growingThread: UInt64 = 0
+    public var statistics = ZoneStatistics()
+
+    public init(name: StaticString, objectSize: Int, alignment: Int, slabPages: Int, reserveTarget: Int,
+                keepEmptySlabs: Int, source: SlabSource, debug: ZoneDebug, pageBytes: Int = 4096) {
+        precondition(slabPages > 0 && slabPages & (slabPages - 1) == 0, "zone: slab pages must be a power of two")
+        precondition(alignment > 0 && alignment & (alignment - 1) == 0 && alignment <= 4096, "zone: bad alignment")
+        self.name = name
+        self.objectSize = max(objectSize, 8)
+        self.alignment = max(alignment, 8)
+        self.debug = debug
+        self.source = source
+        self.reserveTarget = reserveTarget
+        self.keepEmptySlabs = keepEmptySlabs
+        slabBytes = slabPages * pageBytes
+        let padded = self.objectSize + (debug.contains(.redZone) ? ZoneDebug.redZoneBytes : 0)
+        stride = (padded + self.alignment - 1) & ~(self.alignment - 1)
+        // The bitmap and the object count depend on each other; two rounds settle them.
+        let header = MemoryLayout<SlabHeader>.stride
+        var words = debug.contains(.doubleFree) ? (slabBytes / stride + 63) / 64 : 0
+        var first = 0
+        var count = 0
+        for _ in 0..<3 {
+            first = (header + 8 * words + self.alignment - 1) & ~(self.alignment - 1)
+            count = (slabBytes - first) / stride
+            if debug.contains(.doubleFree) { words = (count + 63) / 64 }
+        }
+        first = (header + 8 * words + self.alignment - 1) & ~(self.alignment - 1)
+        objectsPerSlab = (slabBytes - first) / stride
+        bitmapWords = words
+        firstObjectOffset = first
+        precondition(objectsPerSlab >= 1, "zone: objects do not fit in a slab")
+    }
+
+    public var slabCount: Int { empty.count + partial.count + full.count }
+
+    /// Bytes of slab memory not holding live objects' requested bytes: headers, padding,
+    /// red zones and free objects. Reported as a per-mille of slab memory.
+    public var wastePerMille: Int {
+        let total = slabCount * slabBytes
+        if total == 0 { return 0 }
+        return (total - inUse * objectSize) * 1000 / total
+    }
+}
+
+/// What a zone needs from the system around it. All static: the kernel's environment
+/// specialises the zone code at compile time, with no indirect calls on the fast path.
+public protocol ZoneEnvironment {
+    associatedtype LockToken
+    /// Excludes every other user of any zone (on one CPU: interrupts off).
+    static func lock() -> LockToken
+    static func unlock(_ token: LockToken)
+    /// `bytes` of memory aligned to `bytes`, or nil when none can be had without breaking
+    /// the rules of `pageClass` and `blocking`.
+    static func allocateSlab(bytes: Int, source: SlabSource, pageClass: PageClass, blocking: Blocking) -> UnsafeMutableRawPointer?
+    static func freeSlab(_ memory: UnsafeMutableRawPointer, bytes: Int, source: SlabSource)
+    /// False until slab memory can be had at all (before the page allocator exists).
+    static var canGrow: Bool { get }
+    /// Whether reserves and privileged allocation are in force (reserves=off turns them off).
+    static var reservesEnabled: Bool { get }
+    /// A number identifying the running thread (anything non-zero).
+    static var currentThread: UInt64 { get }
+    /// The running thread's count of zones it is growing right now.
+    static func growthDepth() -> UnsafeMutablePointer<Int>
+    static func log(_ message: LogMessage)
+    /// Stops everything: a zone found itself corrupted or misused.
+    static func fail(_ message: LogMessage) -> Never
+}
+
+/// The deepest chain of zone growths ever seen: zone A growing needed zone B to grow, and so
+/// on. docs/reserves.md bounds it; the tests check the bound.
+public enum ZoneGrowth {
+    public static var deepestChain = 0
+}

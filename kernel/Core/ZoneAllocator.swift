@@ -1,0 +1,353 @@
+// ZoneAllocator.swift - allocating from and freeing to a zone.
+//
+// Every operation works through a pointer to the zone's state and takes the environment's
+// lock around each change, never across a call that can block or re-enter the allocator:
+// growing a zone can sleep (an ordinary allocation waiting for pages) or allocate from other
+// zones (a kmem-backed slab needs a map entry and PV entries), and another thread may use the
+// same zone meanwhile.
+//
+// Allocation, in order:
+//   1. take a free object if the caller may: anyone while more than reserveTarget are free,
+//      only useReserve callers below that (partial slabs first, then empty ones);
+//   2. otherwise grow by one slab and retry: ordinary callers ask for pages of the normal
+//      class and may wait unless they said noWait; useReserve callers ask for the pageout
+//      class and never wait;
+//   3. after taking, if fewer than reserveTarget objects are free, refill: system-class,
+//      non-blocking slab allocations until the reserve is full again or one fails. A failed
+//      refill leaves the zone as it was; the next allocation (or `refill()` from the pageout
+//      thread) tries again. A zone is never refilled from inside its own refill.
+// Freeing puts the object back on its slab and never allocates anything; empty slabs go back
+// to the page allocator only in an explicit `reclaim` pass.
+
+public struct ZoneRef<Environment: ZoneEnvironment> {
+    public let state: UnsafeMutablePointer<ZoneState>
+
+    public init(_ state: UnsafeMutablePointer<ZoneState>) { self.state = state }
+
+    public var name: StaticString { state.pointee.name }
+    public var freeObjects: Int { state.pointee.freeObjects }
+    public var inUse: Int { state.pointee.inUse }
+    public var statistics: ZoneStatistics { state.pointee.statistics }
+
+    var reserve: Int { Environment.reservesEnabled ? state.pointee.reserveTarget : 0 }
+
+    // MARK: - Allocation
+
+    public func allocate(_ flags: ZoneFlags = .wait) -> UnsafeMutableRawPointer? {
+        FreePath.noteAllocation()
+        let privileged = flags.contains(.useReserve) && Environment.reservesEnabled
+        var token = Environment.lock()
+        while true {
+            let free = state.pointee.freeObjects
+            if free > 0 && (privileged || free > reserve) {
+                let object = takeObject()
+                noteAllocation(privileged: privileged)
+                let wantsRefill = state.pointee.freeObjects < reserve && !state.pointee.refilling && Environment.canGrow
+                Environment.unlock(token)
+                if wantsRefill { refill() }
+                return object
+            }
+            Environment.unlock(token)
+            let pageClass: PageClass = privileged ? .pageout : .normal
+            let blocking: Blocking = privileged || flags.contains(.noWait) ? .noWait : .wait
+            guard let memory = grow(pageClass, blocking) else {
+                token = Environment.lock()
+                state.pointee.statistics.failures += 1
+                let slabs = state.pointee.statistics.staticSlabs
+                Environment.unlock(token)
+                if blocking == .wait && !Environment.canGrow {
+                    Environment.fail("zone \(name): its \(slabs) static slabs are exhausted and there is no page allocator yet")
+                }
+                return nil
+            }
+            token = Environment.lock()
+            addSlab(memory, isStatic: false)
+        }
+    }
+
+    private func noteAllocation(privileged: Bool) {
+        let free = state.pointee.freeObjects
+        state.pointee.statistics.allocations += 1
+        if free < state.pointee.statistics.lowestFree { state.pointee.statistics.lowestFree = free }
+        if state.pointee.statistics.dynamicSlabs == 0 { state.pointee.statistics.allocationsBeforeDynamicSlabs += 1 }
+        if !Environment.canGrow { state.pointee.statistics.allocationsBeforePageAllocator += 1 }
+        if free < reserve {
+            let depth = reserve - free
+            if privileged { state.pointee.statistics.reserveAllocations += 1 }
+            if depth > state.pointee.statistics.deepestReserveUse { state.pointee.statistics.deepestReserveUse = depth }
+        }
+    }
+
+    /// Gets memory for one more slab; nil when none can be had under the given rules.
+    private func grow(_ pageClass: PageClass, _ blocking: Blocking) -> UnsafeMutableRawPointer? {
+        guard Environment.canGrow else { return nil }
+        let thread = Environment.currentThread
+        var token = Environment.lock()
+        if state.pointee.growingThread == thread {
+            Environment.fail("zone \(name): recursive growth - growing the zone needed an object of the zone itself")
+        }
+        let outermost = state.pointee.growingThread == 0
+        if outermost { state.pointee.growingThread = thread }
+        state.pointee.statistics.grows += 1
+        Environment.unlock(token)
+
+        let depth = Environment.growthDepth()
+        depth.pointee += 1
+        if depth.pointee > ZoneGrowth.deepestChain { ZoneGrowth.deepestChain = depth.pointee }
+        let memory = Environment.allocateSlab(bytes: state.pointee.slabBytes, source: state.pointee.source,
+                                              pageClass: pageClass, blocking: blocking)
+        depth.pointee -= 1
+
+        token = Environment.lock()
+        if outermost { state.pointee.growingThread = 0 }
+        if memory == nil { state.pointee.statistics.growFailures += 1 }
+        Environment.unlock(token)
+        if let memory = memory, Int(bitPattern: memory) & (state.pointee.slabBytes - 1) != 0 {
+            Environment.fail("zone \(name): slab memory \(hex: UInt64(UInt(bitPattern: memory))) is not aligned to \(state.pointee.slabBytes)")
+        }
+        return memory
+    }
+
+    /// Refills the reserve with non-blocking, system-class slab allocations.
+    public func refill() {
+        var token = Environment.lock()
+        guard !state.pointee.refilling, Environment.canGrow, state.pointee.freeObjects < reserve else {
+            Environment.unlock(token)
+            return
+        }
+        state.pointee.refilling = true
+        state.pointee.statistics.refills += 1
+        Environment.unlock(token)
+        while true {
+            token = Environment.lock()
+            let done = state.pointee.freeObjects >= reserve
+            Environment.unlock(token)
+            if done { break }
+            guard let memory = grow(.system, .noWait) else {
+                token = Environment.lock()
+                state.pointee.statistics.failedRefills += 1
+                Environment.unlock(token)
+                break
+            }
+            token = Environment.lock()
+            addSlab(memory, isStatic: false)
+            Environment.unlock(token)
+        }
+        token = Environment.lock()
+        state.pointee.refilling = false
+        Environment.unlock(token)
+    }
+
+    /// Hands a slab from the kernel image (or any memory that is never freed) to the zone.
+    public func addStaticSlab(_ memory: UnsafeMutableRawPointer) {
+        precondition(Int(bitPattern: memory) & (state.pointee.slabBytes - 1) == 0, "zone: static slab misaligned")
+        let token = Environment.lock()
+        addSlab(memory, isStatic: true)
+        Environment.unlock(token)
+    }
+
+    // MARK: - Freeing
+
+    public func free(_ object: UnsafeMutableRawPointer) {
+        FreePath.enter()
+        let token = Environment.lock()
+        let slab = slabOf(object)
+        let index = objectIndex(object, in: slab)
+        let debug = state.pointee.debug
+        if debug.contains(.doubleFree) {
+            if !testBit(slab, index) {
+                Environment.fail("zone \(name): double free of object \(hex: address(object))")
+            }
+            clearBit(slab, index)
+        }
+        if debug.contains(.redZone) { checkRedZone(object) }
+        if debug.contains(.poison) { fillPoison(object) }
+        object.storeBytes(of: slab.pointee.freeList, as: UnsafeMutableRawPointer?.self)
+        slab.pointee.freeList = object
+        slab.pointee.inUse -= 1
+        let perSlab = UInt32(state.pointee.objectsPerSlab)
+        if slab.pointee.inUse == perSlab - 1 { move(slab, to: perSlab == 1 ? 0 : 1) }
+        else if slab.pointee.inUse == 0 { move(slab, to: 0) }
+        state.pointee.freeObjects += 1
+        state.pointee.inUse -= 1
+        state.pointee.statistics.frees += 1
+        if debug.contains(.check) { checkSlab(slab) }
+        Environment.unlock(token)
+        FreePath.leave()
+    }
+
+    /// Returns empty dynamic slabs to the page allocator, keeping `keepEmpty` empty slabs
+    /// (the zone's keepEmptySlabs by default; empty static slabs count among them, since they
+    /// can never be released) and never dropping below the reserve. Returns the number of slabs released. Allocates nothing.
+    @discardableResult
+    public func reclaim(keepEmpty: Int? = nil) -> Int {
+        FreePath.enter()
+        let keep = keepEmpty ?? state.pointee.keepEmptySlabs
+        var released = 0
+        while true {
+            let token = Environment.lock()
+            var candidate = state.pointee.empty.head
+            while let slab = candidate, slab.pointee.isStatic { candidate = slab.pointee.next }
+            guard let slab = candidate, state.pointee.empty.count > keep,
+                  state.pointee.freeObjects - state.pointee.objectsPerSlab >= reserve else {
+                Environment.unlock(token)
+                break
+            }
+            unlink(slab, from: 0)
+            slab.pointee.magic = 0
+            state.pointee.freeObjects -= state.pointee.objectsPerSlab
+            state.pointee.statistics.dynamicSlabs -= 1
+            state.pointee.statistics.slabsReleased += 1
+            Environment.unlock(token)
+            Environment.freeSlab(UnsafeMutableRawPointer(slab), bytes: state.pointee.slabBytes, source: state.pointee.source)
+            released += 1
+        }
+        FreePath.leave()
+        return released
+    }
+
+    // MARK: - Slabs and objects (the lock is held)
+
+    func address(_ pointer: UnsafeRawPointer) -> UInt64 { UInt64(UInt(bitPattern: pointer)) }
+
+    /// The slab an object belongs to; stops the kernel if the pointer is not in this zone.
+    public func slabOf(_ object: UnsafeMutableRawPointer) -> UnsafeMutablePointer<SlabHeader> {
+        let start = Int(bitPattern: object) & ~(state.pointee.slabBytes - 1)
+        let slab = UnsafeMutablePointer<SlabHeader>(bitPattern: start)!
+        if slab.pointee.magic != SlabHeader.magicValue || slab.pointee.zone != UnsafeMutableRawPointer(state) {
+            Environment.fail("zone \(name): free of \(hex: address(object)), which is not in one of its slabs")
+        }
+        return slab
+    }
+
+    func objectIndex(_ object: UnsafeMutableRawPointer, in slab: UnsafeMutablePointer<SlabHeader>) -> Int {
+        let offset = Int(bitPattern: object) - Int(bitPattern: slab) - state.pointee.firstObjectOffset
+        let index = offset / state.pointee.stride
+        if offset < 0 || offset % state.pointee.stride != 0 || index >= state.pointee.objectsPerSlab {
+            Environment.fail("zone \(name): \(hex: address(object)) is not the start of an object")
+        }
+        return index
+    }
+
+    func object(_ index: Int, in slab: UnsafeMutablePointer<SlabHeader>) -> UnsafeMutableRawPointer {
+        UnsafeMutableRawPointer(slab) + state.pointee.firstObjectOffset + index * state.pointee.stride
+    }
+
+    func addSlab(_ memory: UnsafeMutableRawPointer, isStatic: Bool) {
+        let slab = memory.bindMemory(to: SlabHeader.self, capacity: 1)
+        slab.pointee = SlabHeader(zone: UnsafeMutableRawPointer(state), next: nil, prev: nil, freeList: nil,
+                                  inUse: 0, magic: SlabHeader.magicValue, list: 0, isStatic: isStatic)
+        let bitmap = bitmapOf(slab)
+        for word in 0..<state.pointee.bitmapWords { bitmap[word] = 0 }
+        let debug = state.pointee.debug
+        var next: UnsafeMutableRawPointer? = nil
+        for index in stride(from: state.pointee.objectsPerSlab - 1, through: 0, by: -1) {
+            let item = object(index, in: slab)
+            if debug.contains(.poison) { fillPoison(item) }
+            if debug.contains(.redZone) {
+                (item + state.pointee.objectSize).initializeMemory(as: UInt8.self, repeating: ZoneDebug.redZoneByte, count: ZoneDebug.redZoneBytes)
+            }
+            item.storeBytes(of: next, as: UnsafeMutableRawPointer?.self)
+            next = item
+        }
+        slab.pointee.freeList = next
+        push(slab, on: 0)
+        state.pointee.freeObjects += state.pointee.objectsPerSlab
+        if isStatic {
+            state.pointee.statistics.staticSlabs += 1
+        } else {
+            state.pointee.statistics.dynamicSlabs += 1
+            if state.pointee.statistics.dynamicSlabs == 1 && state.pointee.statistics.slabsReleased == 0 {
+                let served = state.pointee.statistics.allocationsBeforeDynamicSlabs
+                if state.pointee.statistics.staticSlabs > 0 {
+                    Environment.log("zone \(name): \(state.pointee.statistics.staticSlabs) static slabs in use (\(served) allocations so far); taking dynamic slabs from now on")
+                }
+            }
+        }
+    }
+
+    func takeObject() -> UnsafeMutableRawPointer {
+        let slab = state.pointee.partial.head ?? state.pointee.empty.head!
+        let item = slab.pointee.freeList!
+        let next = item.load(as: UnsafeMutableRawPointer?.self)
+        if let next = next {
+            let offset = Int(bitPattern: next) - Int(bitPattern: slab) - state.pointee.firstObjectOffset
+            if offset < 0 || offset % state.pointee.stride != 0 || offset / state.pointee.stride >= state.pointee.objectsPerSlab {
+                Environment.fail("zone \(name): free list of slab \(hex: address(slab)) is corrupt at object \(hex: address(item)) (next \(hex: address(next))): written after it was freed?")
+            }
+        }
+        slab.pointee.freeList = next
+        let debug = state.pointee.debug
+        if debug.contains(.doubleFree) {
+            let index = objectIndex(item, in: slab)
+            if testBit(slab, index) {
+                Environment.fail("zone \(name): free list hands out \(hex: address(item)), which is allocated")
+            }
+            setBit(slab, index)
+        }
+        if debug.contains(.poison) { checkPoison(item) }
+        slab.pointee.inUse += 1
+        let perSlab = UInt32(state.pointee.objectsPerSlab)
+        if slab.pointee.inUse == perSlab { move(slab, to: 2) }
+        else if slab.pointee.inUse == 1 { move(slab, to: 1) }
+        state.pointee.freeObjects -= 1
+        state.pointee.inUse += 1
+        if debug.contains(.check) { checkSlab(slab) }
+        return item
+    }
+
+    // MARK: - Lists
+
+    func withList<R>(_ number: UInt8, _ body: (inout SlabList) -> R) -> R {
+        switch number {
+        case 0: return body(&state.pointee.empty)
+        case 1: return body(&state.pointee.partial)
+        default: return body(&state.pointee.full)
+        }
+    }
+
+    func push(_ slab: UnsafeMutablePointer<SlabHeader>, on number: UInt8) {
+        slab.pointee.list = number
+        slab.pointee.prev = nil
+        withList(number) { list in
+            slab.pointee.next = list.head
+            list.head?.pointee.prev = slab
+            list.head = slab
+            list.count += 1
+        }
+    }
+
+    func unlink(_ slab: UnsafeMutablePointer<SlabHeader>, from number: UInt8) {
+        withList(number) { list in
+            if let prev = slab.pointee.prev { prev.pointee.next = slab.pointee.next } else { list.head = slab.pointee.next }
+            slab.pointee.next?.pointee.prev = slab.pointee.prev
+            list.count -= 1
+        }
+        slab.pointee.next = nil
+        slab.pointee.prev = nil
+    }
+
+    func move(_ slab: UnsafeMutablePointer<SlabHeader>, to number: UInt8) {
+        if slab.pointee.list == number { return }
+        unlink(slab, from: slab.pointee.list)
+        push(slab, on: number)
+    }
+
+    // MARK: - Bitmap
+
+    func bitmapOf(_ slab: UnsafeMutablePointer<SlabHeader>) -> UnsafeMutablePointer<UInt64> {
+        (UnsafeMutableRawPointer(slab) + MemoryLayout<SlabHeader>.stride).assumingMemoryBound(to: UInt64.self)
+    }
+
+    func testBit(_ slab: UnsafeMutablePointer<SlabHeader>, _ index: Int) -> Bool {
+        bitmapOf(slab)[index / 64] & (UInt64(1) << UInt64(index % 64)) != 0
+    }
+
+    func setBit(_ slab: UnsafeMutablePointer<SlabHeader>, _ index: Int) {
+        bitmapOf(slab)[index / 64] |= UInt64(1) << UInt64(index % 64)
+    }
+
+    func clearBit(_ slab: UnsafeMutablePointer<SlabHeader>, _ index: Int) {
+        bitmapOf(slab)[index / 64] &= ~(UInt64(1) << UInt64(index % 64))
+    }
+}

@@ -1,0 +1,132 @@
+// ZoneCheck.swift - the zone debug checks and the consistency check.
+//
+// Poison (0x6b) fills a freed object from its second word on - the first word links the free
+// list - and must still be there when the object is handed out again, or something wrote to
+// freed memory. Red zones (16 bytes of 0xbb after each object) must be intact when the object
+// is freed, or something wrote past its end. The consistency check walks every slab of a zone
+// and checks the lists, the counts, the free lists, and - where those debug checks are on -
+// the bitmaps, poison and red zones. Any failure stops the kernel with the zone's name.
+
+extension ZoneRef {
+    func fillPoison(_ object: UnsafeMutableRawPointer) {
+        let size = state.pointee.objectSize
+        if size > 8 { (object + 8).initializeMemory(as: UInt8.self, repeating: ZoneDebug.poisonByte, count: size - 8) }
+    }
+
+    /// The offset of the first byte that is not poison, or nil.
+    func damagedPoison(_ object: UnsafeMutableRawPointer) -> Int? {
+        let bytes = object.assumingMemoryBound(to: UInt8.self)
+        for offset in 8..<max(8, state.pointee.objectSize) where bytes[offset] != ZoneDebug.poisonByte { return offset }
+        return nil
+    }
+
+    func checkPoison(_ object: UnsafeMutableRawPointer) {
+        if let offset = damagedPoison(object) {
+            let value = object.load(fromByteOffset: offset, as: UInt8.self)
+            Environment.fail("zone \(name): write after free: object \(hex: address(object)) byte \(offset) is \(hex: value), expected poison \(hex: ZoneDebug.poisonByte)")
+        }
+    }
+
+    func damagedRedZone(_ object: UnsafeMutableRawPointer) -> Int? {
+        let zone = (object + state.pointee.objectSize).assumingMemoryBound(to: UInt8.self)
+        for offset in 0..<ZoneDebug.redZoneBytes where zone[offset] != ZoneDebug.redZoneByte { return offset }
+        return nil
+    }
+
+    func checkRedZone(_ object: UnsafeMutableRawPointer) {
+        if let offset = damagedRedZone(object) {
+            Environment.fail("zone \(name): write past the end of object \(hex: address(object)) (\(state.pointee.objectSize) bytes): red zone byte \(offset) is \(hex: (object + state.pointee.objectSize).load(fromByteOffset: offset, as: UInt8.self))")
+        }
+    }
+
+    /// Checks one slab; stops the kernel on the first problem.
+    func checkSlab(_ slab: UnsafeMutablePointer<SlabHeader>) {
+        if let problem = validate(slab) {
+            Environment.fail("zone \(name): slab \(hex: address(slab)) is inconsistent: \(message: problem)")
+        }
+    }
+
+    /// What is wrong with a slab, or nil. The lock must be held.
+    func validate(_ slab: UnsafeMutablePointer<SlabHeader>) -> LogMessage? {
+        let perSlab = state.pointee.objectsPerSlab
+        let debug = state.pointee.debug
+        guard slab.pointee.magic == SlabHeader.magicValue, slab.pointee.zone == UnsafeMutableRawPointer(state) else {
+            return "bad magic or zone pointer"
+        }
+        let inUse = Int(slab.pointee.inUse)
+        let expectedList: UInt8 = inUse == 0 ? 0 : (inUse == perSlab ? 2 : 1)
+        guard slab.pointee.list == expectedList else { return "on list \(slab.pointee.list) with \(inUse) of \(perSlab) objects in use" }
+        var free = 0
+        var item = slab.pointee.freeList
+        while let current = item {
+            let offset = Int(bitPattern: current) - Int(bitPattern: slab) - state.pointee.firstObjectOffset
+            guard offset >= 0, offset % state.pointee.stride == 0, offset / state.pointee.stride < perSlab else {
+                return "free list points outside the slab at \(hex: address(current))"
+            }
+            if debug.contains(.doubleFree) && testBit(slab, offset / state.pointee.stride) {
+                return "object \(hex: address(current)) is on the free list and marked allocated"
+            }
+            if debug.contains(.poison), let bad = damagedPoison(current) {
+                return "free object \(hex: address(current)) lost its poison at byte \(bad): write after free"
+            }
+            free += 1
+            guard free <= perSlab else { return "free list has a cycle" }
+            item = current.load(as: UnsafeMutableRawPointer?.self)
+        }
+        guard free + inUse == perSlab else { return "\(free) free + \(inUse) in use != \(perSlab) objects" }
+        if debug.contains(.doubleFree) {
+            var marked = 0
+            for index in 0..<perSlab where testBit(slab, index) { marked += 1 }
+            guard marked == inUse else { return "bitmap marks \(marked) objects, \(inUse) in use" }
+        }
+        if debug.contains(.redZone) {
+            for index in 0..<perSlab {
+                if let bad = damagedRedZone(object(index, in: slab)) {
+                    return "red zone of object \(hex: address(object(index, in: slab))) damaged at byte \(bad): write past the end"
+                }
+            }
+        }
+        return nil
+    }
+
+    /// Checks the whole zone: every slab, the list counts and the zone's totals. Returns what
+    /// is wrong, or nil.
+    public func validate() -> LogMessage? {
+        let token = Environment.lock()
+        defer { Environment.unlock(token) }
+        var free = 0
+        var used = 0
+        var slabs = 0
+        var statics = 0
+        for number: UInt8 in 0...2 {
+            var count = 0
+            var slab = withList(number) { $0.head }
+            var previous: UnsafeMutablePointer<SlabHeader>? = nil
+            while let current = slab {
+                if let problem = validate(current) { return "slab \(hex: address(current)): \(message: problem)" }
+                guard current.pointee.prev == previous else { return "slab list \(number) has a broken back link" }
+                used += Int(current.pointee.inUse)
+                free += state.pointee.objectsPerSlab - Int(current.pointee.inUse)
+                if current.pointee.isStatic { statics += 1 }
+                count += 1
+                previous = current
+                slab = current.pointee.next
+            }
+            guard count == withList(number, { $0.count }) else { return "slab list \(number) holds \(count) slabs, its count says \(withList(number, { $0.count }))" }
+            slabs += count
+        }
+        guard free == state.pointee.freeObjects else { return "\(free) free objects in slabs, zone counts \(state.pointee.freeObjects)" }
+        guard used == state.pointee.inUse else { return "\(used) objects in use in slabs, zone counts \(state.pointee.inUse)" }
+        guard statics == state.pointee.statistics.staticSlabs, slabs - statics == state.pointee.statistics.dynamicSlabs else {
+            return "\(statics) static and \(slabs - statics) dynamic slabs, statistics say \(state.pointee.statistics.staticSlabs) and \(state.pointee.statistics.dynamicSlabs)"
+        }
+        return nil
+    }
+
+    /// The whole-zone check, stopping the kernel on a problem.
+    public func check() {
+        if let problem = validate() {
+            Environment.fail("zone \(name): consistency check failed: \(message: problem)")
+        }
+    }
+}

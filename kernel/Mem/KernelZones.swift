@@ -1,0 +1,208 @@
+// KernelZones.swift - the kernel's zones: their environment, their table, the seed zones.
+//
+// `KernelZoneEnvironment` plugs the portable zone code (kernel/Core/Zone*.swift) into the
+// kernel: the zone lock is "interrupts off" (one CPU), slabs come from the buddy allocator
+// through the direct map (or from kmem for kmem-backed zones), and a corrupted zone panics.
+// Every page of a direct-map slab is marked .slab with `object` = the slab header, which is
+// how kfree finds the zone of any pointer.
+//
+// The three zones the seeds are about are created here, before the page allocator exists:
+//   pv_entry   - PV entries (kernel/VM/Pmap.swift); 2 static slabs; directMap
+//   map_entry  - vm_map entries (kernel/VM/KernelMap.swift); 2 static slabs; directMap
+//   swblock    - swap metadata (kernel/VM/SwapMetadata.swift); kmem-backed slabs
+// Their reserve sizes come from kernel/Core/ReserveBounds.swift, where docs/reserves.md's
+// analysis is written down once.
+
+import ArchSupport
+
+extension LogTag {
+    static let zone = LogTag("zone")
+}
+
+enum KernelZoneEnvironment: ZoneEnvironment {
+    typealias LockToken = Bool
+
+    @inline(__always)
+    static func lock() -> Bool {
+        let wasEnabled = CPU.interruptsEnabled
+        CPU.disableInterrupts()
+        return wasEnabled
+    }
+
+    @inline(__always)
+    static func unlock(_ wasEnabled: Bool) {
+        if wasEnabled { CPU.enableInterrupts() }
+    }
+
+    static func allocateSlab(bytes: Int, source: SlabSource, pageClass: PageClass, blocking: Blocking) -> UnsafeMutableRawPointer? {
+        if source == .kernelMemory, let kmem = Zones.kernelMemorySource {
+            return kmem.allocate(bytes, pageClass, blocking)
+        }
+        let order = Zones.order(ofBytes: bytes)
+        guard let block = PhysicalMemory.allocate(order: order, pageClass, blocking) else { return nil }
+        let memory = PhysicalMemory.pointer(to: block)
+        for page in 0..<(1 << order) {
+            let descriptor = PhysicalMemory.page(PageIndex(block.int + page))
+            descriptor.pointee.flags.insert(.slab)
+            descriptor.pointee.object = memory
+        }
+        return memory
+    }
+
+    static func freeSlab(_ memory: UnsafeMutableRawPointer, bytes: Int, source: SlabSource) {
+        if source == .kernelMemory, let kmem = Zones.kernelMemorySource {
+            kmem.free(memory, bytes)
+            return
+        }
+        let block = PhysicalMemory.index(of: PhysicalWindow.physicalAddress(of: memory))!
+        PhysicalMemory.free(block, order: Zones.order(ofBytes: bytes))
+    }
+
+    static var canGrow: Bool { PhysicalMemory.buddy != nil }
+    static var reservesEnabled: Bool { Zones.reservesEnabled }
+    static var currentThread: UInt64 { Zones.currentThreadHook?() ?? 1 }
+
+    static func growthDepth() -> UnsafeMutablePointer<Int> {
+        if let hook = Zones.growthDepthHook { return hook() }
+        return Zones.bootGrowthDepth
+    }
+
+    static func log(_ message: LogMessage) { Log.info(.zone, message) }
+    static func fail(_ message: LogMessage) -> Never { panic(message) }
+}
+
+typealias KernelZone = ZoneRef<KernelZoneEnvironment>
+
+extension ZoneRef {
+    /// A zone reference that points into the unmapped page 0.
+    static var unset: ZoneRef { ZoneRef(UnsafeMutablePointer<ZoneState>(bitPattern: 8)!) }
+}
+
+/// Slab memory from kmem (installed once kernel_map exists).
+struct KernelMemorySlabSource {
+    let allocate: (Int, PageClass, Blocking) -> UnsafeMutableRawPointer?
+    let free: (UnsafeMutableRawPointer, Int) -> Void
+}
+
+enum Zones {
+    static let capacity = 64
+    static var table: UnsafeMutablePointer<UnsafeMutablePointer<ZoneState>>? = nil
+    static var count = 0
+    static var debug: ZoneDebug = []
+    static var reservesEnabled = true
+    static var kernelMemorySource: KernelMemorySlabSource? = nil
+    static var currentThreadHook: (() -> UInt64)? = nil
+    static var growthDepthHook: (() -> UnsafeMutablePointer<Int>)? = nil
+    static let bootGrowthDepth = UnsafeMutablePointer<Int>.allocate(capacity: 1)
+    static var staticPoolNext: UInt64 = 0
+
+    /// Set by `bootstrap`. Until then they point into page 0, so a use before bootstrap
+    /// faults loudly instead of corrupting memory.
+    static var pvEntry = KernelZone.unset
+    static var mapEntry = KernelZone.unset
+    static var swapBlock = KernelZone.unset
+
+    static func order(ofBytes bytes: Int) -> Int {
+        var order = 0
+        while (Int(pageSize) << order) < bytes { order += 1 }
+        return order
+    }
+
+    /// Creates the seed zones from static slabs. Runs before the page allocator exists.
+    static func bootstrap() {
+        let slots = UnsafeMutablePointer<UnsafeMutablePointer<ZoneState>>.allocate(capacity: capacity)
+        table = slots
+        bootGrowthDepth.pointee = 0
+        staticPoolNext = arch_static_slab_pool_start()
+        pvEntry = create("pv_entry", objectSize: MemoryLayout<PVEntry>.stride, slabPages: 1,
+                         reserve: ReserveBounds.pvEntryReserve, staticSlabs: 2, source: .directMap)
+        mapEntry = create("map_entry", objectSize: MemoryLayout<MapEntry>.stride, slabPages: 1,
+                          reserve: ReserveBounds.mapEntryReserve, staticSlabs: 2, source: .directMap)
+        swapBlock = create("swblock", objectSize: MemoryLayout<SwapBlock>.stride, slabPages: 4,
+                           reserve: ReserveBounds.swapBlockReserve, staticSlabs: 0, source: .kernelMemory)
+        Log.info(.zone, "zones bootstrapped from \(bytes: staticPoolNext - arch_static_slab_pool_start()) of static slabs; debug checks: \(message: debugDescription)")
+    }
+
+    static var debugDescription: LogMessage {
+        var sink = LogMessage.Appender(message: LogMessage())
+        if debug.isEmpty { sink.write("none") }
+        if debug.contains(.poison) { sink.write("poison ") }
+        if debug.contains(.redZone) { sink.write("redzone ") }
+        if debug.contains(.doubleFree) { sink.write("doublefree ") }
+        if debug.contains(.check) { sink.write("check") }
+        return sink.message
+    }
+
+    /// Creates and registers a zone. Its state lives in kernel memory that is never freed.
+    static func create(_ name: StaticString, objectSize: Int, alignment: Int = 8, slabPages: Int, reserve: Int,
+                       keepEmpty: Int = 1, staticSlabs: Int = 0, source: SlabSource = .directMap,
+                       debug extra: ZoneDebug = []) -> KernelZone {
+        kassert(count < capacity, "too many zones")
+        let state = UnsafeMutablePointer<ZoneState>.allocate(capacity: 1)
+        state.initialize(to: ZoneState(name: name, objectSize: objectSize, alignment: alignment, slabPages: slabPages,
+                                       reserveTarget: reserve, keepEmptySlabs: keepEmpty, source: source,
+                                       debug: debug.union(extra), pageBytes: Int(pageSize)))
+        table![count] = state
+        count += 1
+        let zone = KernelZone(state)
+        for _ in 0..<staticSlabs {
+            zone.addStaticSlab(takeStaticSlab(bytes: state.pointee.slabBytes, for: name))
+        }
+        return zone
+    }
+
+    /// Carves an aligned slab out of the static pool in the kernel image.
+    static func takeStaticSlab(bytes: Int, for name: StaticString) -> UnsafeMutableRawPointer {
+        let start = roundUp(staticPoolNext, to: UInt64(bytes))
+        guard start + UInt64(bytes) <= arch_static_slab_pool_end() else {
+            panic("zone \(name): the static slab pool (\(bytes: arch_static_slab_pool_end() - arch_static_slab_pool_start())) is exhausted")
+        }
+        staticPoolNext = start + UInt64(bytes)
+        return pointer(at: start)
+    }
+
+    static func forEach(_ body: (KernelZone) -> Void) {
+        for index in 0..<count { body(KernelZone(table![index])) }
+    }
+
+    /// Unregisters a zone that has nothing allocated and gives its slabs back (test zones).
+    static func destroy(_ zone: KernelZone) {
+        kassert(zone.inUse == 0, "destroying zone \(zone.name) with \(zone.inUse) objects in use")
+        zone.state.pointee.reserveTarget = 0
+        zone.reclaim(keepEmpty: 0)
+        kassert(zone.state.pointee.statistics.staticSlabs == 0, "destroying a zone with static slabs")
+        guard let index = (0..<count).first(where: { table![$0] == zone.state }) else { return }
+        for later in index..<(count - 1) { table![later] = table![later + 1] }
+        count -= 1
+        zone.state.deallocate()
+    }
+
+    /// Tops up every zone's reserve (non-blocking); the pageout thread calls this to retry
+    /// refills that failed while memory was short.
+    static func refillAll() {
+        forEach { $0.refill() }
+    }
+
+    /// Runs the consistency check on every zone.
+    static func checkAll() {
+        forEach { $0.check() }
+    }
+
+    /// The `zones` table: like Linux's /proc/slabinfo, one line per zone.
+    static func printTable() {
+        Log.info(.zone, "zones:  name           size slab/obj  in-use    free  slabs s+d  reserve lowest deepest  refills failed      allocs       frees waste")
+        forEach { zone in
+            let s = zone.state.pointee
+            let t = s.statistics
+            let lowest = t.lowestFree == Int.max ? 0 : t.lowestFree
+            Log.info(.zone, "zones:  \(zone.name)\(padding: zone.name, 13) \(s.objectSize, width: 5) \(s.slabBytes / 1024, width: 3)K/\(s.objectsPerSlab, width: 3) \(s.inUse, width: 7) \(s.freeObjects, width: 7) \(t.staticSlabs, width: 4)+\(t.dynamicSlabs, width: 4) \(s.reserveTarget, width: 8) \(lowest, width: 6) \(t.deepestReserveUse, width: 7) \(t.refills, width: 8) \(t.failedRefills, width: 6) \(t.allocations, width: 11) \(t.frees, width: 11) \(s.wastePerMille / 10, width: 3).\(s.wastePerMille % 10)%")
+        }
+    }
+}
+
+extension LogMessage.Interpolation {
+    /// Spaces that pad `text` to `width` columns.
+    mutating func appendInterpolation(padding text: StaticString, _ width: Int) {
+        appender.write(repeating: UInt8(ascii: " "), count: max(0, width - text.utf8CodeUnitCount))
+    }
+}

@@ -1,0 +1,71 @@
+// Kmalloc.swift - the general-purpose kernel allocator, over size-class zones.
+//
+// kmalloc(size) rounds the request up to one of 14 size classes, 16 to 2048 bytes, each a
+// zone of its own ("kmalloc-64"), objects 16-byte aligned. Bigger requests, and requests
+// aligned to more than 16 bytes, get whole pages: a buddy block of the smallest order that
+// fits, its head page marked .kmallocLarge. kfree finds out which from the page descriptor
+// of the pointer's page: .slab pages name their slab header (and so their zone),
+// .kmallocLarge pages their order. Pointers from the early heap are recognised by address.
+// Once `bootstrap` has run, the Swift runtime's posix_memalign/free come here.
+
+enum Kmalloc {
+    static let classSizes: [Int] = [16, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048]
+    static let names: [StaticString] = ["kmalloc-16", "kmalloc-32", "kmalloc-48", "kmalloc-64", "kmalloc-96",
+                                        "kmalloc-128", "kmalloc-192", "kmalloc-256", "kmalloc-384", "kmalloc-512",
+                                        "kmalloc-768", "kmalloc-1024", "kmalloc-1536", "kmalloc-2048"]
+    static let largestClass = 2048
+    static var zones: UnsafeMutablePointer<KernelZone>? = nil
+    static var largeAllocations: UInt64 = 0
+    static var largePagesInUse: UInt64 = 0
+
+    static func bootstrap() {
+        let table = UnsafeMutablePointer<KernelZone>.allocate(capacity: classSizes.count)
+        for (index, size) in classSizes.enumerated() {
+            table[index] = Zones.create(names[index], objectSize: size, alignment: 16, slabPages: size <= 256 ? 1 : 4,
+                                        reserve: 0)
+        }
+        zones = table
+        KernelHeap.allocateHook = { size, alignment in Kmalloc.allocate(size, alignment: alignment) }
+        KernelHeap.freeHook = { pointer in Kmalloc.free(pointer) }
+        Log.info(.zone, "kmalloc: \(classSizes.count) size classes, 16 to \(largestClass) bytes; the Swift runtime's heap now comes from here")
+    }
+
+    /// The size class index for `size`, or nil when it takes whole pages.
+    static func classIndex(for size: Int) -> Int? {
+        if size > largestClass { return nil }
+        var index = 0
+        while classSizes[index] < size { index += 1 }
+        return index
+    }
+
+    static func allocate(_ size: Int, alignment: Int = 16, _ flags: ZoneFlags = .wait) -> UnsafeMutableRawPointer? {
+        if alignment <= 16, let index = classIndex(for: max(size, 1)) {
+            return zones![index].allocate(flags)
+        }
+        let bytes = max(UInt64(size), UInt64(alignment))
+        let order = Zones.order(ofBytes: Int(bytes))
+        guard let block = PhysicalMemory.allocate(order: order, .normal, flags.contains(.noWait) ? .noWait : .wait) else { return nil }
+        PhysicalMemory.page(block).pointee.flags.insert(.kmallocLarge)
+        largeAllocations += 1
+        largePagesInUse += UInt64(1) << UInt64(order)
+        return PhysicalMemory.pointer(to: block)
+    }
+
+    static func free(_ pointer: UnsafeMutableRawPointer) {
+        let address = UInt64(UInt(bitPattern: pointer))
+        guard KernelLayout.isDirectMapped(address), let index = PhysicalMemory.index(of: PhysicalWindow.physicalAddress(of: pointer)) else {
+            panic("kfree of \(address: address), which kmalloc never handed out")
+        }
+        let page = PhysicalMemory.page(index)
+        if page.pointee.flags.contains(.slab), let header = page.pointee.object {
+            let state = header.assumingMemoryBound(to: SlabHeader.self).pointee.zone!.assumingMemoryBound(to: ZoneState.self)
+            KernelZone(state).free(pointer)
+        } else if page.pointee.flags.contains(.kmallocLarge) && address % pageSize == 0 {
+            let order = Int(page.pointee.order)
+            largePagesInUse -= UInt64(1) << UInt64(order)
+            PhysicalMemory.free(index, order: order)
+        } else {
+            panic("kfree of \(address: address): its page is neither a slab nor a large kmalloc block (a double free, or not from kmalloc)")
+        }
+    }
+}

@@ -1,0 +1,253 @@
+// ZoneTests.swift - the slab zones in the kernel: bootstrap, reserves, reclaim, kmalloc, debug.
+//
+// `zones` runs with the default (no debug checks); `zonedebug` runs the same cases with every
+// debug check on, plus one deliberate misuse per check, each expected to panic naming the zone.
+
+enum ZoneTests {
+    static var cases: [TestCase] {
+        [
+            TestCase("seedZonesServedObjectsBeforeThePageAllocator", seedZonesServedObjectsBeforeThePageAllocator),
+            TestCase("exhaustedZoneServesOnlyPrivilegedCallersThenRefills", exhaustedZoneServesOnlyPrivilegedCallersThenRefills),
+            TestCase("reclaimReturnsEmptySlabsToThePageAllocator", reclaimReturnsEmptySlabsToThePageAllocator),
+            TestCase("seededWorkloadNeverHandsOutAnObjectTwice", seededWorkloadNeverHandsOutAnObjectTwice),
+            TestCase("freeingNeverAllocates", freeingNeverAllocates),
+            TestCase("zonesTableMatchesTheTestsOwnCounts", zonesTableMatchesTheTestsOwnCounts),
+            TestCase("kmallocServesEverySizeAndAlignment", kmallocServesEverySizeAndAlignment),
+            TestCase("swiftRuntimeAllocatesFromKmalloc", swiftRuntimeAllocatesFromKmalloc),
+            TestCase("zoneGrowingIntoItselfIsCaught", expectsPanic: "zone test-recursion: recursive growth",
+                     inFrame: "ZoneTests.zoneGrowingIntoItselfIsCaught", zoneGrowingIntoItselfIsCaught),
+        ]
+    }
+
+    static var suite: TestSuite { TestSuite("zones", cases) }
+
+    static var debugSuite: TestSuite {
+        TestSuite("zonedebug", arguments: "zonedebug=all", cases + [
+            TestCase("debugChecksAreOn", debugChecksAreOn),
+            TestCase("writeAfterFreeIsCaught", expectsPanic: "zone test-uaf: write after free",
+                     inFrame: "ZoneTests.writeAfterFreeIsCaught", writeAfterFreeIsCaught),
+            TestCase("writePastTheEndIsCaught", expectsPanic: "zone test-overrun: write past the end of object",
+                     inFrame: "ZoneTests.writePastTheEndIsCaught", writePastTheEndIsCaught),
+            TestCase("doubleFreeIsCaught", expectsPanic: "zone test-double: double free of object",
+                     inFrame: "ZoneTests.doubleFreeIsCaught", doubleFreeIsCaught),
+            TestCase("corruptFreeListIsCaughtByTheConsistencyCheck", expectsPanic: "zone test-check: consistency check failed",
+                     inFrame: "ZoneTests.corruptFreeListIsCaughtByTheConsistencyCheck", corruptFreeListIsCaughtByTheConsistencyCheck),
+        ])
+    }
+
+    static func seedZonesServedObjectsBeforeThePageAllocator() {
+        for zone in [Zones.pvEntry, Zones.mapEntry] {
+            let stats = zone.statistics
+            Test.expect(stats.allocationsBeforePageAllocator >= 1, "zone \(zone.name) served objects before the page allocator existed")
+            Test.expectEqual(stats.staticSlabs, 2, "static slabs of \(zone.name)")
+        }
+        Test.expectEqual(Zones.swapBlock.statistics.staticSlabs, 0, "swblock has no static slabs")
+        Test.expect(Zones.pvEntry.freeObjects >= ReserveBounds.pvEntryReserve, "pv_entry reserve is full")
+        Test.expect(Zones.mapEntry.freeObjects >= ReserveBounds.mapEntryReserve, "map_entry reserve is full")
+    }
+
+    static func exhaustedZoneServesOnlyPrivilegedCallersThenRefills() {
+        let zone = Zones.pvEntry
+        let reserve = zone.state.pointee.reserveTarget
+        let saved = PhysicalMemory.faultInjector
+        let refillsBefore = zone.statistics.refills, failedBefore = zone.statistics.failedRefills
+        var held: [UnsafeMutableRawPointer] = []
+        held.reserveCapacity(4096)   // the test itself must not need pages while they fail
+        PhysicalMemory.faultInjector = FaultInjector(pattern: .everyNth(1), onlyClass: nil, seed: KernelOptions.seed)
+        while let object = zone.allocate(.noWait) { held.append(object) }
+        Test.expectEqual(zone.freeObjects, reserve, "free objects once ordinary allocations are refused")
+        for number in 0..<reserve {
+            guard let object = zone.allocate(.useReserve) else {
+                Test.fail("privileged allocation \(number) of \(reserve) failed")
+                break
+            }
+            held.append(object)
+        }
+        Test.expectEqual(zone.freeObjects, 0, "free objects after the reserve is used")
+        Test.expect(zone.allocate(.useReserve) == nil, "an empty reserve with no pages gives nil, without waiting")
+        Test.expect(zone.statistics.failedRefills > failedBefore, "refills were tried and failed")
+        PhysicalMemory.faultInjector = saved
+        zone.refill()
+        Test.expect(zone.freeObjects >= reserve, "the zone refilled to its target once pages came back (\(zone.freeObjects) free)")
+        Test.expect(zone.statistics.refills > refillsBefore, "refill counted")
+        for object in held { zone.free(object) }
+        zone.reclaim()
+        Test.diagnostic("held \(held.count) pv entries; deepest reserve use \(zone.statistics.deepestReserveUse)")
+    }
+
+    static func reclaimReturnsEmptySlabsToThePageAllocator() {
+        let zone = Zones.create("test-reclaim", objectSize: 256, slabPages: 1, reserve: 0, keepEmpty: 0)
+        var held: [UnsafeMutableRawPointer] = []
+        held.reserveCapacity(1500)
+        let freeBefore = PhysicalMemory.freePages
+        for _ in 0..<1500 { held.append(zone.allocate()!) }
+        let slabs = zone.state.pointee.slabCount
+        Test.expectEqual(freeBefore - PhysicalMemory.freePages, UInt64(slabs), "pages taken by the slabs")
+        for object in held { zone.free(object) }
+        let released = zone.reclaim()
+        Test.expectEqual(released, slabs, "empty slabs released")
+        Test.expectEqual(PhysicalMemory.freePages, freeBefore, "free pages after reclaim")
+        held = []
+        Zones.destroy(zone)
+    }
+
+    static func seededWorkloadNeverHandsOutAnObjectTwice() {
+        let zone = Zones.create("test-workload", objectSize: 72, slabPages: 1, reserve: 12)
+        let capacity = 3000
+        let live = UnsafeMutablePointer<UnsafeMutableRawPointer>.allocate(capacity: capacity)
+        var count = 0
+        for step in 0..<20000 {
+            if count < capacity && (count == 0 || Test.random.next(below: 100) < 52) {
+                let object = zone.allocate(Test.random.next(below: 10) == 0 ? .useReserve : .wait)!
+                // Mark the object with its owner's slot; a duplicate would overwrite another's mark.
+                object.storeBytes(of: UInt64(count), as: UInt64.self)
+                object.storeBytes(of: ~UInt64(count), toByteOffset: 64, as: UInt64.self)
+                live[count] = object
+                count += 1
+            } else {
+                let index = Test.random.next(below: count)
+                let object = live[index]
+                if object.load(as: UInt64.self) != UInt64(index) || object.load(fromByteOffset: 64, as: UInt64.self) != ~UInt64(index) {
+                    Test.fail("step \(step): object \(hex: UInt64(UInt(bitPattern: object))) was overwritten: handed out twice?")
+                }
+                zone.free(object)
+                count -= 1
+                if index != count {
+                    live[index] = live[count]
+                    live[index].storeBytes(of: UInt64(index), as: UInt64.self)
+                    live[index].storeBytes(of: ~UInt64(index), toByteOffset: 64, as: UInt64.self)
+                }
+            }
+        }
+        Test.expect(zone.validate() == nil, "zone consistent after the workload")
+        for index in 0..<count { zone.free(live[index]) }
+        live.deallocate()
+        Test.expectEqual(zone.inUse, 0, "objects in use at the end")
+        Test.diagnostic("seed \(KernelOptions.seed): 20000 steps, \(zone.statistics.allocations) allocations")
+        Zones.destroy(zone)
+    }
+
+    static func freeingNeverAllocates() {
+        let before = FreePath.allocationsInside
+        let zone = Zones.create("test-freepath", objectSize: 128, slabPages: 1, reserve: 8)
+        var held: [UnsafeMutableRawPointer] = []
+        held.reserveCapacity(500)
+        for _ in 0..<500 { held.append(zone.allocate()!) }
+        for object in held { zone.free(object) }
+        zone.reclaim(keepEmpty: 0)
+        Test.expectEqual(FreePath.allocationsInside, before, "allocations made inside free paths")
+        Test.expectEqual(FreePath.currentDepth, 0, "free path depth after returning")
+        held = []
+        Zones.destroy(zone)
+    }
+
+    static func zonesTableMatchesTheTestsOwnCounts() {
+        let zone = Zones.create("test-table", objectSize: 40, slabPages: 1, reserve: 0)
+        var held: [UnsafeMutableRawPointer] = []
+        for _ in 0..<100 { held.append(zone.allocate()!) }
+        for _ in 0..<37 { zone.free(held.removeLast()) }
+        let stats = zone.statistics
+        Test.expectEqual(stats.allocations, UInt64(100), "allocations")
+        Test.expectEqual(stats.frees, UInt64(37), "frees")
+        Test.expectEqual(zone.inUse, 63, "in use")
+        let perSlab = zone.state.pointee.objectsPerSlab
+        let slabs = (100 + perSlab - 1) / perSlab
+        Test.expectEqual(stats.dynamicSlabs, slabs, "slabs")
+        Test.expectEqual(zone.freeObjects, slabs * perSlab - 63, "free objects")
+        // The table printed at the end of the suite shows this zone; the runner checks each
+        // row adds up (in-use + free = slabs x objects per slab).
+        Zones.printTable()
+        for object in held { zone.free(object) }
+        Zones.destroy(zone)
+    }
+
+    static func kmallocServesEverySizeAndAlignment() {
+        let sizes = [1, 8, 16, 17, 40, 100, 255, 256, 1000, 2048, 2049, 4096, 5000, 40000]
+        var blocks: [(UnsafeMutableRawPointer, Int)] = []
+        for (number, size) in sizes.enumerated() {
+            for alignment in [16, 64, 4096] {
+                guard let block = Kmalloc.allocate(size, alignment: alignment) else {
+                    Test.fail("kmalloc(\(size), alignment \(alignment)) failed")
+                    continue
+                }
+                Test.expect(UInt(bitPattern: block) % UInt(alignment) == 0, "kmalloc(\(size)) aligned to \(alignment)")
+                block.initializeMemory(as: UInt8.self, repeating: UInt8(truncatingIfNeeded: number), count: size)
+                blocks.append((block, size))
+            }
+        }
+        for (number, (block, size)) in blocks.enumerated() {
+            let expected = UInt8(truncatingIfNeeded: number / 3)
+            let bytes = block.assumingMemoryBound(to: UInt8.self)
+            Test.expect(bytes[0] == expected && bytes[size - 1] == expected, "block \(number) intact")
+            Kmalloc.free(block)
+        }
+        Test.expectEqual(Kmalloc.largePagesInUse, UInt64(0), "large kmalloc pages left in use")
+    }
+
+    static func swiftRuntimeAllocatesFromKmalloc() {
+        var values: [UInt64] = []
+        for value in 0..<64 { values.append(UInt64(value)) }
+        let address = values.withUnsafeBufferPointer { UInt64(UInt(bitPattern: $0.baseAddress!)) }
+        Test.expect(KernelLayout.isDirectMapped(address), "a Swift array's storage at \(hex: address) comes from kmalloc (direct map)")
+        Test.expectEqual(values.reduce(0, +), UInt64(63 * 64 / 2), "array contents")
+    }
+
+    @inline(never)
+    static func zoneGrowingIntoItselfIsCaught() {
+        let zone = Zones.create("test-recursion", objectSize: 64, slabPages: 1, reserve: 0, source: .kernelMemory)
+        // A slab source that needs an object of the zone it is growing: the recursion the
+        // map_entry zone would have if its slabs needed map entries.
+        Zones.kernelMemorySource = KernelMemorySlabSource(
+            allocate: { _, _, _ in zone.allocate(.noWait) },
+            free: { _, _ in })
+        _ = zone.allocate()
+        Test.fail("the recursive growth was not caught")
+    }
+
+    static func debugChecksAreOn() {
+        Test.expect(Zones.debug == .all, "zonedebug=all reached the zones")
+        Test.expect(Zones.pvEntry.state.pointee.debug == .all, "pv_entry has every check on")
+        Zones.checkAll()
+    }
+
+    @inline(never)
+    static func writeAfterFreeIsCaught() {
+        let zone = Zones.create("test-uaf", objectSize: 64, slabPages: 1, reserve: 0)
+        let object = zone.allocate()!
+        zone.free(object)
+        object.storeBytes(of: 0xBAD, toByteOffset: 32, as: UInt64.self)   // the bug
+        _ = zone.allocate()                                                   // the same object comes back
+        Test.fail("the write after free was not caught")
+    }
+
+    @inline(never)
+    static func writePastTheEndIsCaught() {
+        let zone = Zones.create("test-overrun", objectSize: 64, slabPages: 1, reserve: 0)
+        let object = zone.allocate()!
+        object.storeBytes(of: 0, toByteOffset: 64, as: UInt8.self)            // one byte too far
+        zone.free(object)
+        Test.fail("the write past the end was not caught")
+    }
+
+    @inline(never)
+    static func doubleFreeIsCaught() {
+        let zone = Zones.create("test-double", objectSize: 64, slabPages: 1, reserve: 0)
+        let object = zone.allocate()!
+        zone.free(object)
+        zone.free(object)
+        Test.fail("the double free was not caught")
+    }
+
+    @inline(never)
+    static func corruptFreeListIsCaughtByTheConsistencyCheck() {
+        let zone = Zones.create("test-check", objectSize: 64, slabPages: 1, reserve: 0, debug: [.doubleFree])
+        let a = zone.allocate()!, b = zone.allocate()!
+        zone.free(a)
+        // Mark the free object allocated in its slab's bitmap: the lists and the bitmap disagree.
+        let slab = zone.slabOf(b)
+        let bitmap = (UnsafeMutableRawPointer(slab) + MemoryLayout<SlabHeader>.stride).assumingMemoryBound(to: UInt64.self)
+        bitmap[0] |= 1
+        zone.check()
+        Test.fail("the inconsistency was not caught")
+    }
+}
