@@ -60,6 +60,13 @@ import Testing
         #expect(a.injected > 850 && a.injected < 1150)
     }
 
+    @Test func classSetsFailOnlyTheirClasses() {
+        var fault = injector("every:1:normal+system")!
+        let normal = fault.shouldFail(.normal), system = fault.shouldFail(.system), pageout = fault.shouldFail(.pageout)
+        #expect(normal && system && !pageout)
+        #expect(injector("every:1:normal+") == nil && injector("every:1:+") == nil)
+    }
+
     @Test func malformedPatternsAreRejected() {
         for text in ["", "every", "every:0", "every:x", "random:1001", "sometimes:3", "every:3:nosuch", "every:3:normal:x"] {
             #expect(injector(text) == nil, "\(text)")

@@ -69,11 +69,36 @@ public struct FreePageThresholds: Equatable {
     }
 }
 
+/// A set of allocation classes, written "normal", "system+pageout", ...
+public struct PageClassSet: OptionSet, Equatable {
+    public var rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+    public init(_ pageClass: PageClass) { rawValue = 1 << UInt8(pageClass.rawValue) }
+
+    public static let all = PageClassSet(rawValue: 0b111)
+
+    public func contains(_ pageClass: PageClass) -> Bool { rawValue & (1 << UInt8(pageClass.rawValue)) != 0 }
+
+    /// Parses class names joined by '+'. Nil when a name is unknown or the text is empty.
+    public static func parse(_ text: ByteString) -> PageClassSet? {
+        var result = PageClassSet()
+        var valid = !text.isEmpty
+        text.forEachPiece(separatedBy: UInt8(ascii: "+")) { piece in
+            if let named = PageClass.allCases.first(where: { piece.equals($0.name) }) {
+                result.insert(PageClassSet(named))
+            } else {
+                valid = false
+            }
+        }
+        return valid ? result : nil
+    }
+}
+
 /// Makes allocations fail on purpose, by a seeded pattern, to test every failure path.
 ///
-/// Written on the command line as `pagefail=every:N[:class]` (every Nth request fails) or
-/// `pagefail=random:P[:class]` (each request fails with probability P/1000); with a class,
-/// only requests of that class are counted and failed.
+/// Written on the command line as `pagefail=every:N[:classes]` (every Nth request fails) or
+/// `pagefail=random:P[:classes]` (each request fails with probability P/1000); with classes
+/// ("normal", "normal+system", ...), only requests of those classes are counted and failed.
 public struct FaultInjector {
     public enum Pattern: Equatable {
         case off
@@ -82,17 +107,21 @@ public struct FaultInjector {
     }
 
     public private(set) var pattern: Pattern = .off
-    public private(set) var onlyClass: PageClass? = nil
+    public private(set) var classes: PageClassSet = .all
     public private(set) var requests: UInt64 = 0
     public private(set) var injected: UInt64 = 0
     var random = SeededRandom(seed: 0)
 
     public init() {}
 
-    public init(pattern: Pattern, onlyClass: PageClass?, seed: UInt64) {
+    public init(pattern: Pattern, classes: PageClassSet = .all, seed: UInt64) {
         self.pattern = pattern
-        self.onlyClass = onlyClass
+        self.classes = classes
         self.random = SeededRandom(seed: seed)
+    }
+
+    public init(pattern: Pattern, onlyClass: PageClass?, seed: UInt64) {
+        self.init(pattern: pattern, classes: onlyClass.map { PageClassSet($0) } ?? .all, seed: seed)
     }
 
     public var isActive: Bool { pattern != .off }
@@ -100,7 +129,7 @@ public struct FaultInjector {
     /// Called once per allocation request; true means "fail this one".
     public mutating func shouldFail(_ pageClass: PageClass) -> Bool {
         if pattern == .off { return false }
-        if let only = onlyClass, only != pageClass { return false }
+        if !classes.contains(pageClass) { return false }
         requests += 1
         let fail: Bool
         switch pattern {
@@ -112,21 +141,21 @@ public struct FaultInjector {
         return fail
     }
 
-    /// Parses "every:N[:class]" or "random:P[:class]" (P in 0...1000). Nil when malformed.
+    /// Parses "every:N[:classes]" or "random:P[:classes]" (P in 0...1000). Nil when malformed.
     public static func parse(_ text: ByteString, seed: UInt64) -> FaultInjector? {
         var pieces: [ByteString] = []
         text.forEachPiece(separatedBy: UInt8(ascii: ":")) { pieces.append($0) }
         guard pieces.count == 2 || pieces.count == 3, let number = pieces[1].parseUnsigned() else { return nil }
-        var pageClass: PageClass? = nil
+        var classes = PageClassSet.all
         if pieces.count == 3 {
-            guard let named = PageClass.allCases.first(where: { pieces[2].equals($0.name) }) else { return nil }
-            pageClass = named
+            guard let named = PageClassSet.parse(pieces[2]) else { return nil }
+            classes = named
         }
         if pieces[0].equals("every") && number >= 1 {
-            return FaultInjector(pattern: .everyNth(number), onlyClass: pageClass, seed: seed)
+            return FaultInjector(pattern: .everyNth(number), classes: classes, seed: seed)
         }
         if pieces[0].equals("random") && number <= 1000 {
-            return FaultInjector(pattern: .perMille(number), onlyClass: pageClass, seed: seed)
+            return FaultInjector(pattern: .perMille(number), classes: classes, seed: seed)
         }
         return nil
     }

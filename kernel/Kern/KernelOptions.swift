@@ -12,6 +12,7 @@ enum KernelOption: Int, CaseIterable {
     case loglevel
     case pagefail
     case zonedebug
+    case mapcheck
     case help
 
     var spec: OptionSpec {
@@ -26,6 +27,8 @@ enum KernelOption: Int, CaseIterable {
             return OptionSpec("pagefail", .text, default: "off", "make page allocations fail: every:N[:class] or random:PERMILLE[:class]")
         case .zonedebug:
             return OptionSpec("zonedebug", .list, default: "none", "zone debug checks: poison, redzone, doublefree, check, all or none")
+        case .mapcheck:
+            return OptionSpec("mapcheck", .choice("off|on"), default: "off", "validate every vm_map after every operation")
         case .help:
             return OptionSpec("help", .flag, default: "", "print this table of options")
         }
@@ -60,6 +63,7 @@ enum KernelOptions {
                 } else {
                     reject(.badValue(option: KernelOption.zonedebug.spec, value: value.text))
                 }
+            case .mapcheck: VMMaps.validateAfterEveryOperation = value.choice == 1
             case .help: KernelOptions.help = true
             }
         }

@@ -27,6 +27,7 @@ public func kernelMain(_ magic: UInt32, _ infoAddress: UInt32) -> Never {
     BootInfo.logMemoryMap()
     MemoryBootstrap.run()
     TestRunner.suiteEpilogue = {
+        KernelMaps.logMaps()
         Zones.printTable()
         if Zones.debug.contains(.check) { Zones.checkAll() }
     }

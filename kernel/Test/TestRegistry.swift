@@ -13,6 +13,8 @@ enum TestRegistry {
             PmapTests.suite,
             ZoneTests.suite,
             ZoneTests.debugSuite,
+            VMMapTests.suite,
+            VMMapTests.checkedSuite,
         ]
     }
 }

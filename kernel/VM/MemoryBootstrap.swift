@@ -1,4 +1,4 @@
-// MemoryBootstrap.swift - bringing up physical memory and the kernel's page tables.
+// MemoryBootstrap.swift - bringing up the memory system, from the memory map to kmem.
 //
 // The order is forced by what each step needs:
 //   1. the memory map, cleaned (kernel/Core/PhysicalMemoryMap.swift), with the kernel image,
@@ -7,9 +7,11 @@
 //   3. the kernel page tables, built from stolen pages and loaded: the direct map exists;
 //   4. the zones that must exist before any page allocator (pv_entry, map_entry), from
 //      static slabs in the kernel image;
-//   5. the page descriptors and the buddy allocator, taking every page not stolen;
-//   6. kmalloc, which the Swift runtime's heap switches to, and the zones' reserves filled.
-// From step 5 on, pages come from PhysicalMemory and page tables from the buddy allocator.
+//   5. kernel_map and its submaps, with map entries from those static slabs;
+//   6. the page descriptors and the buddy allocator, taking every page not stolen;
+//   7. kmalloc, which the Swift runtime's heap switches to; kmem as the slab source of
+//      kmem-backed zones; and the zones' reserves filled.
+// From step 6 on, pages come from PhysicalMemory and page tables from the buddy allocator.
 
 import ArchSupport
 
@@ -44,10 +46,24 @@ enum MemoryBootstrap {
         Pmap.bootstrap(usable: cleaned.usable)
         Zones.bootstrap()
         zoneSelfCheckBeforePageAllocator()
+        KernelMaps.bootstrap()
         PhysicalMemory.bootstrap(cleaned, pageoutFloor: 0)
         configureFaultInjection()
         Kmalloc.bootstrap()
+        installKernelMemorySlabSource()
         Zones.refillAll()
+    }
+
+    /// Zones whose slabs are kmem-backed (swblock) get them from the kmem submap from now on.
+    static func installKernelMemorySlabSource() {
+        Zones.kernelMemorySource = KernelMemorySlabSource(
+            allocate: { bytes, pageClass, blocking in
+                let context = AllocationContext(pageClass: pageClass, blocking: blocking, privileged: pageClass != .normal)
+                return Kmem.allocate(UInt64(bytes), alignment: UInt64(bytes), context).map { pointer(at: $0) }
+            },
+            free: { memory, bytes in
+                Kmem.free(UInt64(UInt(bitPattern: memory)), UInt64(bytes))
+            })
     }
 
     /// Proves at every boot that the static-slab zones serve objects before any page

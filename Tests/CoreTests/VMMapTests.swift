@@ -1,0 +1,191 @@
+// VMMapTests.swift - the vm_map against a reference model (a sorted array), validated after
+// every step, thousands of operations per seed.
+import Testing
+@testable import KernelCore
+
+/// A map over host memory, with entries from a simple pool and the reference model beside it.
+final class MapFixture {
+    var map: VMMapState
+    var pool: [EntryPointer] = []
+    var allocated: [EntryPointer] = []
+    /// The model: sorted (start, end, protection, tag) tuples.
+    var model: [(UInt64, UInt64, UInt8, UInt64)] = []
+    var spares = EntryReservation()
+
+    init(start: UInt64, end: UInt64) {
+        map = VMMapState(name: "test", start: start, end: end)
+    }
+
+    deinit {
+        for entry in allocated { entry.deallocate() }
+    }
+
+    func newEntry() -> EntryPointer {
+        if let entry = pool.popLast() { return entry }
+        let entry = EntryPointer.allocate(capacity: 1)
+        allocated.append(entry)
+        return entry
+    }
+
+    /// Keeps two spares in the reservation (protect may clip both ends), as the kernel does
+    /// before locking a map.
+    func reserve() {
+        while spares.count < 2 { spares.add(newEntry()) }
+    }
+
+    func returnSpares() {
+        while let entry = spares.takeAny() { pool.append(entry) }
+    }
+
+    func insert(_ start: UInt64, _ end: UInt64, tag: UInt64) {
+        let entry = newEntry()
+        entry.initialize(to: MapEntry(start: start, end: end, kind: .wired, protection: 3))
+        entry.pointee.offset = tag
+        map.insert(entry)
+        let index = model.firstIndex { $0.0 > start } ?? model.count
+        model.insert((start, end, 3, tag), at: index)
+    }
+
+    /// The model's view of removing [start, end): trims and splits entries.
+    func modelRemove(_ start: UInt64, _ end: UInt64) {
+        var result: [(UInt64, UInt64, UInt8, UInt64)] = []
+        for (s, e, p, tag) in model {
+            if e <= start || s >= end { result.append((s, e, p, tag)); continue }
+            if s < start { result.append((s, start, p, tag)) }
+            if e > end { result.append((end, e, p, tag + (end - s))) }
+        }
+        model = result
+    }
+
+    func modelProtect(_ start: UInt64, _ end: UInt64, _ protection: UInt8) {
+        var result: [(UInt64, UInt64, UInt8, UInt64)] = []
+        for (s, e, p, tag) in model {
+            if e <= start || s >= end { result.append((s, e, p, tag)); continue }
+            if s < start { result.append((s, start, p, tag)) }
+            result.append((max(s, start), min(e, end), protection, tag + (max(s, start) - s)))
+            if e > end { result.append((end, e, p, tag + (end - s))) }
+        }
+        model = result
+    }
+
+    /// The model's lowest fit: the first gap of at least `need` bytes.
+    func modelFindSpace(size: UInt64, alignment: UInt64) -> UInt64? {
+        let need = size + alignment - 4096
+        let leadingStart = roundUp(map.start, to: alignment)
+        let firstStart = model.first?.0 ?? map.end
+        if firstStart >= leadingStart && firstStart - leadingStart >= size { return leadingStart }
+        for (index, entry) in model.enumerated() {
+            let gapEnd = index + 1 < model.count ? model[index + 1].0 : map.end
+            if gapEnd - entry.1 >= need { return roundUp(entry.1, to: alignment) }
+        }
+        return nil
+    }
+
+    func matchesModel() -> Bool {
+        var entries: [(UInt64, UInt64, UInt8, UInt64)] = []
+        map.forEach { entries.append(($0.pointee.start, $0.pointee.end, $0.pointee.protection, $0.pointee.offset)) }
+        return entries.count == model.count && zip(entries, model).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 && $0.2 == $1.2 && $0.3 == $1.3 }
+    }
+}
+
+@Suite struct VMMapTests {
+    let page: UInt64 = 4096
+
+    @Test func emptyMapHasOneGap() {
+        let fixture = MapFixture(start: 0x10_0000, end: 0x20_0000)
+        #expect(fixture.map.validate() == nil)
+        #expect(fixture.map.findSpace(size: 0x10_0000, alignment: page) == 0x10_0000)
+        #expect(fixture.map.findSpace(size: 0x10_1000, alignment: page) == nil)
+    }
+
+    @Test func removingTheMiddleSplitsAnEntryWithOneSpare() {
+        let fixture = MapFixture(start: 0, end: 0x100_0000)
+        fixture.insert(0x1000, 0x9000, tag: 0)
+        fixture.spares.add(fixture.newEntry())
+        var removed: [MapEntry] = []
+        fixture.map.removeRange(0x3000, 0x5000, using: &fixture.spares) { removed.append($0) }
+        #expect(removed.count == 1 && removed[0].start == 0x3000 && removed[0].end == 0x5000)
+        var ranges: [(UInt64, UInt64)] = []
+        fixture.map.forEach { ranges.append(($0.pointee.start, $0.pointee.end)) }
+        #expect(ranges.count == 2 && ranges[0] == (0x1000, 0x3000) && ranges[1] == (0x5000, 0x9000))
+        #expect(fixture.spares.used == 1, "the split took exactly one spare")
+        #expect(fixture.spares.count == 0)
+        #expect(fixture.map.validate() == nil)
+    }
+
+    @Test func alignedFindSpace() {
+        let fixture = MapFixture(start: 0x1000, end: 0x100_0000)
+        fixture.insert(0x1000, 0x3000, tag: 0)
+        let address = fixture.map.findSpace(size: 0x2000, alignment: 0x10000)!
+        #expect(address % 0x10000 == 0 && address >= 0x3000)
+        fixture.insert(address, address + 0x2000, tag: 1)
+        #expect(fixture.map.validate() == nil)
+    }
+
+    @Test func validatorCatchesABrokenGap() {
+        let fixture = MapFixture(start: 0, end: 0x100_0000)
+        fixture.insert(0x1000, 0x2000, tag: 0)
+        fixture.insert(0x5000, 0x6000, tag: 0)
+        fixture.map.first!.pointee.gapAfter += 4096
+        #expect(fixture.map.validate() != nil)
+    }
+
+    @Test(arguments: [UInt64(1), 2, 3, 4, 5, 42, 777, 2026])
+    func seededOperationsMatchTheModel(seed: UInt64) {
+        var random = SeededRandom(seed: seed)
+        let fixture = MapFixture(start: 0x4000_0000, end: 0x4000_0000 + 0x400_0000)
+        for step in 0..<3000 {
+            let roll = random.next(below: 100)
+            fixture.reserve()
+            if roll < 45 || fixture.model.isEmpty {
+                let size = (1 + random.next(below: UInt64(64))) * page
+                let alignment = page << random.next(below: UInt64(5))
+                let expected = fixture.modelFindSpace(size: size, alignment: alignment)
+                let found = fixture.map.findSpace(size: size, alignment: alignment)
+                #expect(found == expected, "seed \(seed) step \(step): findSpace")
+                if let found = found {
+                    #expect(found % alignment == 0)
+                    fixture.insert(found, found + size, tag: UInt64(step) << 32)
+                }
+            } else if roll < 75 {
+                let entry = fixture.model[random.next(below: fixture.model.count)]
+                let pages = (entry.1 - entry.0) / page
+                let first = entry.0 + random.next(below: pages) * page
+                let last = min(fixture.map.end, first + (1 + random.next(below: UInt64(80))) * page)
+                fixture.map.removeRange(first, last, using: &fixture.spares) { _ in }
+                fixture.modelRemove(first, last)
+            } else if roll < 90 {
+                let entry = fixture.model[random.next(below: fixture.model.count)]
+                let pages = (entry.1 - entry.0) / page
+                let first = entry.0 + random.next(below: pages) * page
+                let last = min(fixture.map.end, first + (1 + random.next(below: UInt64(40))) * page)
+                let protection = UInt8(random.next(below: UInt64(8)))
+                fixture.map.protect(first, last, protection, using: &fixture.spares) { _ in }
+                fixture.modelProtect(first, last, protection)
+            } else {
+                let address = fixture.map.start + random.next(below: fixture.map.size)
+                let found = fixture.map.lookup(address)
+                let expected = fixture.model.first { $0.0 <= address && address < $0.1 }
+                #expect((found == nil) == (expected == nil), "seed \(seed) step \(step): lookup")
+                if let found = found, let expected = expected { #expect(found.pointee.start == expected.0) }
+            }
+            fixture.returnSpares()
+            let problem = fixture.map.validate()
+            #expect(problem == nil, "seed \(seed) step \(step): \(problem.map { String(decoding: $0.bytes, as: UTF8.self) } ?? "")")
+            if problem != nil { return }
+            #expect(fixture.matchesModel(), "seed \(seed) step \(step): map differs from the model")
+        }
+    }
+
+    @Test func treeStaysBalancedWithManyEntries() {
+        let fixture = MapFixture(start: 0, end: 1 << 40)
+        for index in 0..<20000 { fixture.insert(UInt64(index) * 2 * page, UInt64(index) * 2 * page + page, tag: 0) }
+        #expect(fixture.map.validate() == nil)
+        var height = 0
+        func depth(_ node: EntryPointer?) -> Int { node.map { 1 + max(depth($0.pointee.left), depth($0.pointee.right)) } ?? 0 }
+        height = depth(fixture.map.root)
+        #expect(height <= 2 * 15, "red-black height bound for 20000 entries")
+        // Every gap is one page: a two-page request must go past the last entry.
+        #expect(fixture.map.findSpace(size: 2 * page, alignment: page) == 20000 * 2 * page - page)
+    }
+}

@@ -1,0 +1,45 @@
+// KernelMap.swift - kernel_map and its submaps.
+//
+// kernel_map covers the kernel's 512 GiB of virtual address space for mappings
+// (KernelLayout.kernelMapBase; the direct map and the image are outside it). It is created at
+// boot, before the page allocator exists, with entries from the map_entry zone's static slabs.
+// Submaps are carved out of it then, each with its own lock, stock and size limit:
+//
+//   kmem      64 GiB   wired kernel allocations (kmem_alloc) and kmem-backed zone slabs
+//   pageable  64 GiB   pageable anonymous memory (kmem_alloc_pageable); paged out to swap
+//   pager     64 MiB   windows where the swap pager maps pages for I/O
+//
+// Running out of a submap fails the one allocation with a message naming the submap.
+
+enum KernelMaps {
+    static var kernelMap = MapRef(bitPattern: 8)!
+    static var kmem = MapRef(bitPattern: 8)!
+    static var pageable = MapRef(bitPattern: 8)!
+    static var pager = MapRef(bitPattern: 8)!
+
+    static let kmemSize: UInt64 = 64 << 30
+    static let pageableSize: UInt64 = 64 << 30
+    static let pagerSize: UInt64 = 64 << 20
+
+    static func bootstrap() {
+        kernelMap = VMMaps.create("kernel_map", start: KernelLayout.kernelMapBase, end: KernelLayout.kernelMapBase + KernelLayout.kernelMapSize)
+        kmem = makeSubmap("kmem", kmemSize)
+        pageable = makeSubmap("pageable", pageableSize)
+        pager = makeSubmap("pager", pagerSize)
+        Log.info(.vm, "kernel_map \(address: kernelMap.pointee.map.start) - \(address: kernelMap.pointee.map.end): submaps kmem \(bytes: kmemSize), pageable \(bytes: pageableSize), pager \(bytes: pagerSize); \(Zones.mapEntry.inUse) map entries from the map_entry zone")
+    }
+
+    private static func makeSubmap(_ name: StaticString, _ size: UInt64) -> MapRef {
+        guard let submap = VMMaps.createSubmap(name, in: kernelMap, size: size) else {
+            panic("cannot create the \(name) submap of kernel_map")
+        }
+        return submap
+    }
+
+    static func logMaps() {
+        for map in [kernelMap, kmem, pageable, pager] {
+            let m = map.pointee.map
+            Log.info(.vm, "map \(m.name): \(m.count) entries, \(bytes: m.mappedBytes) of \(bytes: m.size) in use, \(map.pointee.exhaustionFailures) allocations refused for lack of space")
+        }
+    }
+}

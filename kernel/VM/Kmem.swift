@@ -1,0 +1,153 @@
+// Kmem.swift - kmem_alloc and kmem_free: wired kernel memory in a submap; pageable ranges.
+//
+// kmem_alloc reserves a map entry before locking the map, inserts an entry for a free range
+// of the submap, then (with the map unlocked) allocates a page for every page of the range and
+// maps it through the pmap. Whatever it cannot get under the caller's rules - a range, a page,
+// a PV entry, a page-table page - makes it undo everything and return nil; a submap that is
+// full is reported by name. kmem_free reserves its spare entry (from the map's stock), then -
+// inside a free path that allocates nothing - removes the range from the map, unmaps it and
+// frees its pages. Freeing part of an allocation is allowed: the map clips the entry.
+//
+// kmem_alloc_pageable inserts an entry backed by a new anonymous memory object and touches no
+// page; pages arrive on first touch (kernel/VM/PageFault.swift).
+
+enum Kmem {
+    static var allocations: UInt64 = 0
+    static var failures: UInt64 = 0
+
+    /// Wired memory: `bytes` (rounded up to pages) at an address aligned to `alignment`.
+    static func allocate(_ bytes: UInt64, in map: MapRef = KernelMaps.kmem, alignment: UInt64 = pageSize,
+                         _ context: AllocationContext = .ordinary) -> UInt64? {
+        let size = roundUp(bytes, to: pageSize)
+        guard let start = insertEntry(map, size: size, alignment: alignment, kind: .wired, context) else { return nil }
+        var mapped: UInt64 = 0
+        while mapped < size {
+            let address = start + mapped
+            guard let page = PhysicalMemory.allocate(order: 0, context.pageClass, context.blocking) else {
+                return undo(map, start, size, mapped, "no page")
+            }
+            let descriptor = PhysicalMemory.page(page)
+            descriptor.pointee.flags.insert(.wired)
+            guard Pmap.enter(address, page: page, protection: .readWrite, privileged: context.privileged, blocking: context.blocking) else {
+                descriptor.pointee.flags.remove(.wired)
+                PhysicalMemory.free(page)
+                return undo(map, start, size, mapped, "no PV entry or page-table page")
+            }
+            mapped += pageSize
+        }
+        allocations += 1
+        return start
+    }
+
+    /// Frees [address, address + bytes) of wired memory - all of an allocation or a part.
+    static func free(_ address: UInt64, _ bytes: UInt64, in map: MapRef = KernelMaps.kmem) {
+        removeRange(map, address, roundUp(bytes, to: pageSize))
+    }
+
+    /// Pageable memory: an address range backed by a new anonymous object, no pages yet.
+    static func allocatePageable(_ bytes: UInt64, owner: UInt64 = 0, _ context: AllocationContext = .ordinary) -> UInt64? {
+        let size = roundUp(bytes, to: pageSize)
+        guard let object = MemoryObjects.create(pages: Int(size / pageSize)) else { return nil }
+        object.pointee.owner = owner
+        guard let start = insertEntry(KernelMaps.pageable, size: size, alignment: pageSize, kind: .anonymous, context, object: object) else {
+            MemoryObjects.destroy(object)
+            return nil
+        }
+        return start
+    }
+
+    static func freePageable(_ address: UInt64, _ bytes: UInt64) {
+        removeRange(KernelMaps.pageable, address, roundUp(bytes, to: pageSize))
+    }
+
+    // MARK: - Steps
+
+    /// Reserves an entry, finds space, inserts the entry. Returns the range's start.
+    private static func insertEntry(_ map: MapRef, size: UInt64, alignment: UInt64, kind: MapEntryKind,
+                                    _ context: AllocationContext, object: ObjectRef? = nil) -> UInt64? {
+        guard var spares = VMMaps.reserve(map, 1, context) else {
+            failures += 1
+            Log.warn(.vm, "kmem: no map entry for \(map.pointee.map.name) (the map_entry zone is exhausted)")
+            return nil
+        }
+        map.pointee.lock.lock()
+        guard let start = map.pointee.map.findSpace(size: size, alignment: alignment) else {
+            map.pointee.exhaustionFailures += 1
+            let used = map.pointee.map.mappedBytes, total = map.pointee.map.size
+            map.pointee.lock.unlock()
+            VMMaps.release(map, &spares)
+            failures += 1
+            Log.warn(.vm, "kmem: submap \(map.pointee.map.name) has no free range of \(bytes: size) (\(bytes: used) of \(bytes: total) in use)")
+            return nil
+        }
+        let entry = spares.take("kmem insert")
+        entry.initialize(to: MapEntry(start: start, end: start + size, kind: kind, protection: Protection.readWrite.rawValue))
+        entry.pointee.object = object.map { UnsafeMutableRawPointer($0) }
+        map.pointee.map.insert(entry)
+        map.pointee.lock.unlock()
+        VMMaps.release(map, &spares)
+        VMMaps.finish(map, "kmem insert")
+        return start
+    }
+
+    /// Undoes a partly built wired allocation and reports why.
+    private static func undo(_ map: MapRef, _ start: UInt64, _ size: UInt64, _ mapped: UInt64, _ why: StaticString) -> UInt64? {
+        failures += 1
+        Log.debug(.vm, "kmem: allocation of \(bytes: size) in \(map.pointee.map.name) undone: \(why) after \(mapped / pageSize) pages")
+        removeRange(map, start, size)
+        return nil
+    }
+
+    /// Removes [start, start + size) from `map` and releases what was behind it. A spare
+    /// entry is reserved first only when the range splits an entry (from the map's stock,
+    /// which allocating paths keep full); from there on nothing allocates.
+    static func removeRange(_ map: MapRef, _ start: UInt64, _ size: UInt64) {
+        var spares = EntryReservation()
+        var reserved = false
+        while true {
+            map.pointee.lock.lock()
+            if !map.pointee.map.covers(start, start + size) {
+                panic("kmem_free of \(address: start) - \(address: start + size) in \(map.pointee.map.name): not all of it is allocated there")
+            }
+            let splits = map.pointee.map.removalSplitsAnEntry(start, start + size)
+            if !splits || spares.count >= 1 { break }
+            map.pointee.lock.unlock()
+            guard let taken = VMMaps.reserve(map, 1, .system, topUpStock: false) else {
+                panic("kmem_free: no spare map entry to split an entry of \(map.pointee.map.name) at \(address: start): the map_entry reserve is empty")
+            }
+            spares = taken
+            reserved = true
+        }
+        FreePath.enter()
+        map.pointee.map.removeRange(start, start + size, using: &spares) { piece in
+            releasePiece(piece)
+        }
+        map.pointee.lock.unlock()
+        VMMaps.release(map, &spares, counted: reserved)
+        FreePath.leave()
+        VMMaps.finish(map, "kmem remove")
+    }
+
+    /// Unmaps and frees what a removed piece of an entry held.
+    private static func releasePiece(_ piece: MapEntry) {
+        switch piece.kind {
+        case .wired:
+            var address = piece.start
+            while address < piece.end {
+                if let physical = Pmap.extract(address), let page = PhysicalMemory.index(of: physical) {
+                    Pmap.remove(address, pages: 1)
+                    PhysicalMemory.page(page).pointee.flags.remove(.wired)
+                    PhysicalMemory.free(page)
+                }
+                address += pageSize
+            }
+        case .anonymous:
+            let object = piece.object!.assumingMemoryBound(to: MemoryObject.self)
+            let pages = Int((piece.end - piece.start) / pageSize)
+            Pmap.remove(piece.start, pages: pages)
+            MemoryObjects.unmapPages(object, first: Int(piece.offset / pageSize), count: pages)
+        case .submap, .reserved:
+            break
+        }
+    }
+}
