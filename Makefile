@@ -61,11 +61,19 @@ check-swiftc:
 qemu:
 	@sh qemu/ensure-qemu.sh
 
-run: kernel qemu
-	@sh qemu/run.sh $(BUILD)/kernel.mb "$(ARGS)"
+# The swap disk `make run` and `make debug` attach: a sparse raw image, created when missing.
+SWAP_IMAGE := $(BUILD)/swap.img
+SWAP_SIZE  ?= 64M
 
-debug: kernel qemu
-	@sh qemu/debug.sh $(BUILD)/kernel.elf $(BUILD)/kernel.mb "$(ARGS)"
+$(SWAP_IMAGE):
+	@mkdir -p $(dir $@)
+	truncate -s $(SWAP_SIZE) $@
+
+run: kernel qemu $(SWAP_IMAGE)
+	@SWAP_IMAGE=$(SWAP_IMAGE) sh qemu/run.sh $(BUILD)/kernel.mb "$(ARGS)"
+
+debug: kernel qemu $(SWAP_IMAGE)
+	@SWAP_IMAGE=$(SWAP_IMAGE) sh qemu/debug.sh $(BUILD)/kernel.elf $(BUILD)/kernel.mb "$(ARGS)"
 
 test: test-host test-kernel
 

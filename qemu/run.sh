@@ -8,10 +8,14 @@
 image=$1
 args=$2
 memory=${MEMORY:-128M}
+disk=
+if [ -n "$SWAP_IMAGE" ] && [ -f "$SWAP_IMAGE" ]; then
+    disk="-drive file=$SWAP_IMAGE,format=raw,if=ide,index=0,media=disk,cache=unsafe"
+fi
 qemu-system-x86_64 -accel tcg -cpu qemu64 -m "$memory" -display none -no-reboot \
     -serial stdio -monitor none \
     -device isa-debug-exit,iobase=0xf4,iosize=0x04 \
-    -kernel "$image" -append "$args" $QEMU_EXTRA
+    -kernel "$image" -append "$args" $disk $QEMU_EXTRA
 status=$?
 case $status in
     33) exit 0 ;;

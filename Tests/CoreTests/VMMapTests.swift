@@ -102,9 +102,12 @@ final class MapFixture {
         let fixture = MapFixture(start: 0, end: 0x100_0000)
         fixture.insert(0x1000, 0x9000, tag: 0)
         fixture.spares.add(fixture.newEntry())
+        var taken = RemovedRange()
+        fixture.map.removeRange(0x3000, 0x5000, using: &fixture.spares, removed: &taken)
         var removed: [MapEntry] = []
-        fixture.map.removeRange(0x3000, 0x5000, using: &fixture.spares) { removed.append($0) }
+        taken.forEach { removed.append($0) }
         #expect(removed.count == 1 && removed[0].start == 0x3000 && removed[0].end == 0x5000)
+        #expect(taken.entryCount == 0, "no whole entry was removed")
         var ranges: [(UInt64, UInt64)] = []
         fixture.map.forEach { ranges.append(($0.pointee.start, $0.pointee.end)) }
         #expect(ranges.count == 2 && ranges[0] == (0x1000, 0x3000) && ranges[1] == (0x5000, 0x9000))
@@ -152,8 +155,15 @@ final class MapFixture {
                 let pages = (entry.1 - entry.0) / page
                 let first = entry.0 + random.next(below: pages) * page
                 let last = min(fixture.map.end, first + (1 + random.next(below: UInt64(80))) * page)
-                fixture.map.removeRange(first, last, using: &fixture.spares) { _ in }
+                var removed = RemovedRange()
+                fixture.map.removeRange(first, last, using: &fixture.spares, removed: &removed)
+                var removedBytes: UInt64 = 0
+                removed.forEach { removedBytes += $0.end - $0.start }
+                let before = fixture.model.reduce(UInt64(0)) { $0 + $1.1 - $1.0 }
                 fixture.modelRemove(first, last)
+                let after = fixture.model.reduce(UInt64(0)) { $0 + $1.1 - $1.0 }
+                #expect(removedBytes == before - after, "seed \(seed) step \(step): removed pieces cover what went away")
+                removed.recycleEntries(into: &fixture.spares)
             } else if roll < 90 {
                 let entry = fixture.model[random.next(below: fixture.model.count)]
                 let pages = (entry.1 - entry.0) / page
@@ -187,5 +197,27 @@ final class MapFixture {
         #expect(height <= 2 * 15, "red-black height bound for 20000 entries")
         // Every gap is one page: a two-page request must go past the last entry.
         #expect(fixture.map.findSpace(size: 2 * page, alignment: page) == 20000 * 2 * page - page)
+    }
+}
+
+@Suite struct SwapSpaceTests {
+    @Test func allocatesEveryBlockOnceThenReportsFull() {
+        let storage = UnsafeMutablePointer<UInt64>.allocate(capacity: SwapSpace.wordCount(blocks: 200))
+        defer { storage.deallocate() }
+        var space = SwapSpace(blocks: 200, storage: storage)
+        var seen = Set<UInt32>()
+        while let block = space.allocate() { #expect(seen.insert(block).inserted) }
+        #expect(seen.count == 200 && space.isFull && space.free == 0)
+        space.free(17)
+        #expect(space.allocate() == 17 && space.allocate() == nil)
+    }
+
+    @Test func nextFitKeepsPageOutsConsecutive() {
+        let storage = UnsafeMutablePointer<UInt64>.allocate(capacity: SwapSpace.wordCount(blocks: 100))
+        defer { storage.deallocate() }
+        var space = SwapSpace(blocks: 100, storage: storage)
+        let a = space.allocate()!, b = space.allocate()!
+        space.free(a)
+        #expect(space.allocate() == b + 1, "next fit continues after the last allocation")
     }
 }

@@ -33,7 +33,7 @@ enum HostZoneEnvironment: ZoneEnvironment {
     static func lock() {}
     static func unlock(_ token: Void) {}
 
-    static func allocateSlab(bytes: Int, source: SlabSource, pageClass: PageClass, blocking: Blocking) -> UnsafeMutableRawPointer? {
+    static func allocateSlab(for zone: StaticString, bytes: Int, source: SlabSource, pageClass: PageClass, blocking: Blocking) -> UnsafeMutableRawPointer? {
         slabRequests.append((pageClass, blocking))
         if exhausted || faults.shouldFail(pageClass) { return nil }
         var memory: UnsafeMutableRawPointer? = nil

@@ -67,6 +67,13 @@ enum CPU {
     static var hasNXBit: Bool { cpuid(0x8000_0001).edx & (1 << 20) != 0 }
 }
 
+/// Adds one to a statistics counter that several threads update: one instruction, so no
+/// interrupt (and no preemption) can split the read from the write.
+@inline(__always)
+func countEvent(_ counter: UnsafeMutablePointer<UInt64>) {
+    arch_increment(counter)
+}
+
 /// Runs `body` with interrupts disabled, restoring the previous state afterwards. This is
 /// the kernel's shortest critical section: on one CPU it excludes interrupt handlers and
 /// preemption alike. Nothing in `body` may sleep.

@@ -47,6 +47,47 @@ public struct EntryReservation {
     }
 }
 
+/// What a removeRange took out of a map: whole entries, linked through `next`, and the
+/// pieces cut off entries that stayed (at most two: one at each edge of the range).
+public struct RemovedRange {
+    public private(set) var entries: EntryPointer? = nil
+    public private(set) var entryCount = 0
+    public private(set) var firstPiece: MapEntry? = nil
+    public private(set) var secondPiece: MapEntry? = nil
+
+    public init() {}
+
+    mutating func addEntry(_ entry: EntryPointer) {
+        entry.pointee.next = entries
+        entries = entry
+        entryCount += 1
+    }
+
+    mutating func addPiece(_ piece: MapEntry) {
+        if firstPiece == nil { firstPiece = piece } else { secondPiece = piece }
+    }
+
+    /// Every removed range of addresses: the pieces, then the whole entries.
+    public func forEach(_ body: (MapEntry) -> Void) {
+        if let piece = firstPiece { body(piece) }
+        if let piece = secondPiece { body(piece) }
+        var current = entries
+        while let entry = current {
+            body(entry.pointee)
+            current = entry.pointee.next
+        }
+    }
+
+    /// Hands the removed entries over for reuse (into a reservation) and forgets them.
+    public mutating func recycleEntries(into spares: inout EntryReservation) {
+        while let entry = entries {
+            entries = entry.pointee.next
+            spares.add(entry)
+        }
+        entryCount = 0
+    }
+}
+
 public struct VMMapState {
     public let name: StaticString
     public let start: UInt64
@@ -167,32 +208,31 @@ public struct VMMapState {
         return upper
     }
 
-    /// Removes [rangeStart, rangeEnd). Entries inside go away; an entry overlapping an edge is
-    /// trimmed in place; only a range strictly inside one entry splits it, taking one spare
-    /// entry. `removed` sees each removed piece (start, end and object offset of the piece)
-    /// to unmap and release; whole removed entries then go into the reservation for reuse.
-    /// Allocates nothing.
+    /// Removes [rangeStart, rangeEnd). Entries inside go away whole; an entry overlapping an
+    /// edge is trimmed in place; only a range strictly inside one entry splits it, taking one
+    /// spare entry. What was removed comes back in `removed` - whole entries (still valid, to
+    /// be released and reused) and at most two edge pieces - so the caller can release it
+    /// after unlocking the map. Allocates nothing.
     public mutating func removeRange(_ rangeStart: UInt64, _ rangeEnd: UInt64, using spares: inout EntryReservation,
-                                     _ removed: (MapEntry) -> Void) {
+                                     removed: inout RemovedRange) {
         precondition(rangeStart < rangeEnd, "vm_map: empty range to remove")
         if let entry = lookup(rangeStart), entry.pointee.start < rangeStart, entry.pointee.end > rangeEnd {
             clip(entry, at: rangeEnd, using: &spares)
-            removed(trimEnd(entry, to: rangeStart))
+            removed.addPiece(trimEnd(entry, to: rangeStart))
             return
         }
         if let entry = lookup(rangeStart), entry.pointee.start < rangeStart {
-            removed(trimEnd(entry, to: rangeStart))
+            removed.addPiece(trimEnd(entry, to: rangeStart))
         }
         var current = firstEntry(atOrAfter: rangeStart)
         while let entry = current, entry.pointee.end <= rangeEnd {
             let next = entry.pointee.next
             remove(entry)
-            removed(entry.pointee)
-            spares.add(entry)
+            removed.addEntry(entry)
             current = next
         }
         if let entry = current, entry.pointee.start < rangeEnd {
-            removed(trimStart(entry, to: rangeEnd))
+            removed.addPiece(trimStart(entry, to: rangeEnd))
         }
     }
 

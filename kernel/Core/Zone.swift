@@ -202,7 +202,7 @@ public protocol ZoneEnvironment {
     static func unlock(_ token: LockToken)
     /// `bytes` of memory aligned to `bytes`, or nil when none can be had without breaking
     /// the rules of `pageClass` and `blocking`.
-    static func allocateSlab(bytes: Int, source: SlabSource, pageClass: PageClass, blocking: Blocking) -> UnsafeMutableRawPointer?
+    static func allocateSlab(for zone: StaticString, bytes: Int, source: SlabSource, pageClass: PageClass, blocking: Blocking) -> UnsafeMutableRawPointer?
     static func freeSlab(_ memory: UnsafeMutableRawPointer, bytes: Int, source: SlabSource)
     /// False until slab memory can be had at all (before the page allocator exists).
     static var canGrow: Bool { get }

@@ -94,7 +94,7 @@ public struct ZoneRef<Environment: ZoneEnvironment> {
         let depth = Environment.growthDepth()
         depth.pointee += 1
         if depth.pointee > ZoneGrowth.deepestChain { ZoneGrowth.deepestChain = depth.pointee }
-        let memory = Environment.allocateSlab(bytes: state.pointee.slabBytes, source: state.pointee.source,
+        let memory = Environment.allocateSlab(for: name, bytes: state.pointee.slabBytes, source: state.pointee.source,
                                               pageClass: pageClass, blocking: blocking)
         depth.pointee -= 1
 

@@ -26,13 +26,30 @@ public func kernelMain(_ magic: UInt32, _ infoAddress: UInt32) -> Never {
     Log.info(.boot, "kernel image \(address: arch_kernel_start()) - \(address: arch_kernel_end()) (\(bytes: arch_kernel_end() - arch_kernel_start()))")
     BootInfo.logMemoryMap()
     MemoryBootstrap.run()
+    startThreadsAndPaging()
     TestRunner.suiteEpilogue = {
         KernelMaps.logMaps()
+        Pageout.logStatistics()
         Zones.printTable()
         if Zones.debug.contains(.check) { Zones.checkAll() }
     }
 
     kernelInitComplete()
+}
+
+/// From here on the kernel is a set of threads: the boot flow becomes thread "main", the
+/// timer preempts, page faults on pageable memory are served, allocations wait for the
+/// pageout thread, which pages out to the swap disk if there is one.
+func startThreadsAndPaging() {
+    PIC.initialize()
+    Scheduler.bootstrap()
+    VMWait.install()
+    PageFault.install()
+    SwapMetadata.initialize()
+    SwapDevice.initialize()
+    Timer.start()
+    CPU.enableInterrupts()
+    Pageout.start()
 }
 
 /// Every subsystem is up. A landmark with a C name, for gdb (`hbreak kernel_init_complete`):

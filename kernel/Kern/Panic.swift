@@ -20,7 +20,8 @@ extension LogTag {
 }
 
 /// Stops the kernel with `message`; with `frame`, also prints the registers it holds.
-func panic(_ message: LogMessage, frame: UnsafeMutablePointer<InterruptFrame>? = nil) -> Never {
+/// `status` is the exit status unless a test expected this panic (the watchdog uses .deadlock).
+func panic(_ message: LogMessage, frame: UnsafeMutablePointer<InterruptFrame>? = nil, status: ExitStatus = .panic) -> Never {
     CPU.disableInterrupts()
     if Panic.inProgress {
         Console.printLine("P panic: nested panic while reporting a panic: \(message: message)")
@@ -36,8 +37,8 @@ func panic(_ message: LogMessage, frame: UnsafeMutablePointer<InterruptFrame>? =
         printBacktrace(rip: nil, rbp: CPU.framePointer)
     }
     Console.printLine("P panic: ---- end of panic report ----")
-    let status = TestRunner.panicOccurred(message)
-    QEMU.exit(status)
+    let outcome = TestRunner.panicOccurred(message)
+    QEMU.exit(outcome == .panic ? status : outcome)
 }
 
 /// Panics unless `condition` holds. For invariants whose failure means memory is corrupt.

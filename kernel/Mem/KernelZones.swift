@@ -34,7 +34,12 @@ enum KernelZoneEnvironment: ZoneEnvironment {
         if wasEnabled { CPU.enableInterrupts() }
     }
 
-    static func allocateSlab(bytes: Int, source: SlabSource, pageClass: PageClass, blocking: Blocking) -> UnsafeMutableRawPointer? {
+    static func allocateSlab(for zone: StaticString, bytes: Int, source: SlabSource, pageClass: PageClass, blocking: Blocking) -> UnsafeMutableRawPointer? {
+        // Remember which zone this thread is growing: a wait inside says what it waits for.
+        let thread = Scheduler.started ? Scheduler.current : nil
+        let outer = thread?.pointee.growingZone
+        thread?.pointee.growingZone = zone
+        defer { thread?.pointee.growingZone = outer }
         if source == .kernelMemory, let kmem = Zones.kernelMemorySource {
             return kmem.allocate(bytes, pageClass, blocking)
         }

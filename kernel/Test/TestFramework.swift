@@ -42,22 +42,26 @@ struct TestSuite {
     let memory: StaticString
     /// Extra command-line options for this suite's boots.
     let arguments: StaticString
-    /// Whether the runner must attach a swap disk.
-    let needsDisk: Bool
+    /// Size in MiB of the swap disk the runner attaches (0: none).
+    let diskMiB: Int
     /// Whether to run QEMU with -icount (instruction-counted time, for repeatable scheduling).
     let icount: Bool
     /// Seconds after which the runner calls a boot of this suite hung.
     let timeout: Int
+    /// Run each case with preemption held off, so background threads (pageout's refills)
+    /// cannot change what the case counts. Suites whose cases sleep or spawn threads say false.
+    let exclusive: Bool
     let cases: [TestCase]
 
-    init(_ name: StaticString, memory: StaticString = "128M", arguments: StaticString = "", needsDisk: Bool = false,
-         icount: Bool = false, timeout: Int = 120, _ cases: [TestCase]) {
+    init(_ name: StaticString, memory: StaticString = "128M", arguments: StaticString = "", diskMiB: Int = 0,
+         icount: Bool = false, timeout: Int = 120, exclusive: Bool = true, _ cases: [TestCase]) {
         self.name = name
         self.memory = memory
         self.arguments = arguments
-        self.needsDisk = needsDisk
+        self.diskMiB = diskMiB
         self.icount = icount
         self.timeout = timeout
+        self.exclusive = exclusive
         self.cases = cases
     }
 }
@@ -172,7 +176,7 @@ enum TestRunner {
                 Console.printLine("    ok \(number) \(testCase.name) # SKIP expects a panic; runs alone as test=\(suite.name).\(testCase.name)")
                 continue
             }
-            runCase(testCase, number: number, seedOffset: UInt64(index))
+            runCase(testCase, number: number, seedOffset: UInt64(index), exclusive: suite.exclusive)
         }
         suiteEpilogue?()
         currentSuite = nil
@@ -180,7 +184,7 @@ enum TestRunner {
         Console.printLine("\(verdict) \(suiteNumber) \(suite.name)")
     }
 
-    static func runCase(_ testCase: TestCase, number: Int, seedOffset: UInt64) {
+    static func runCase(_ testCase: TestCase, number: Int, seedOffset: UInt64, exclusive: Bool) {
         Test.failures = 0
         Test.random = SeededRandom(seed: KernelOptions.seed &+ seedOffset &* 0x1_0000_0001)
         currentCase = testCase
@@ -191,7 +195,9 @@ enum TestRunner {
                 Console.printLine("    # expect-frame: \(expectation.frame)")
             }
         }
+        if exclusive && Scheduler.started { Preemption.disable() }
         testCase.body()
+        if exclusive && Scheduler.started { Preemption.enable() }
         currentCase = nil
         if testCase.expectedPanic != nil {
             Test.fail("expected a panic containing '\(testCase.expectedPanic!.message)', but the test returned")
@@ -241,9 +247,8 @@ enum TestRunner {
     static func printList(_ suites: [TestSuite]) {
         Console.printLine("# test list")
         for suite in suites {
-            let disk: StaticString = suite.needsDisk ? "yes" : "no"
             let icount: StaticString = suite.icount ? "yes" : "no"
-            Console.printLine("suite \(suite.name) memory=\(suite.memory) disk=\(disk) icount=\(icount) timeout=\(suite.timeout) arguments=\(suite.arguments)")
+            Console.printLine("suite \(suite.name) memory=\(suite.memory) disk=\(suite.diskMiB) icount=\(icount) timeout=\(suite.timeout) arguments=\(suite.arguments)")
             for testCase in suite.cases {
                 let marker: StaticString = testCase.expectedPanic != nil ? " expects-panic" : ""
                 Console.printLine("case \(suite.name).\(testCase.name)\(marker)")

@@ -15,6 +15,10 @@ enum TestRegistry {
             ZoneTests.debugSuite,
             VMMapTests.suite,
             VMMapTests.checkedSuite,
+            ThreadTests.suite,
+            SwapTests.deviceSuite,
+            SwapTests.pagingSuite,
+            SwapTests.fullSuite,
         ]
     }
 }

@@ -60,6 +60,11 @@ enum Kmem {
         removeRange(KernelMaps.pageable, address, roundUp(bytes, to: pageSize))
     }
 
+    /// Address space only: an entry with nothing behind it (pager windows). Free with `free`.
+    static func reserveRange(_ map: MapRef, _ bytes: UInt64, _ context: AllocationContext) -> UInt64? {
+        insertEntry(map, size: roundUp(bytes, to: pageSize), alignment: pageSize, kind: .reserved, context)
+    }
+
     // MARK: - Steps
 
     /// Reserves an entry, finds space, inserts the entry. Returns the range's start.
@@ -119,17 +124,30 @@ enum Kmem {
             reserved = true
         }
         FreePath.enter()
-        map.pointee.map.removeRange(start, start + size, using: &spares) { piece in
-            releasePiece(piece)
-        }
+        var removed = RemovedRange()
+        map.pointee.map.removeRange(start, start + size, using: &spares, removed: &removed)
+        // Unmapped before the lock is dropped: once it is, the addresses can be handed out
+        // again, and a late unmap would tear down the next owner's mappings.
+        removed.forEach { unmapPiece($0) }
         map.pointee.lock.unlock()
+        // Anonymous pages are released outside the lock: one may be busy (being written to
+        // swap) and has to be waited for.
+        removed.forEach { piece in
+            if piece.kind == .anonymous {
+                MemoryObjects.unmapPages(piece.object!.assumingMemoryBound(to: MemoryObject.self),
+                                         first: Int(piece.offset / pageSize), count: Int((piece.end - piece.start) / pageSize))
+            }
+        }
+        removed.recycleEntries(into: &spares)
         VMMaps.release(map, &spares, counted: reserved)
         FreePath.leave()
         VMMaps.finish(map, "kmem remove")
     }
 
-    /// Unmaps and frees what a removed piece of an entry held.
-    private static func releasePiece(_ piece: MapEntry) {
+    /// Unmaps a removed piece (the map lock is held; nothing here sleeps). Wired pages are
+    /// freed right away; anonymous pages are left to their object.
+    private static func unmapPiece(_ piece: MapEntry) {
+        let pages = Int((piece.end - piece.start) / pageSize)
         switch piece.kind {
         case .wired:
             var address = piece.start
@@ -141,12 +159,10 @@ enum Kmem {
                 }
                 address += pageSize
             }
-        case .anonymous:
-            let object = piece.object!.assumingMemoryBound(to: MemoryObject.self)
-            let pages = Int((piece.end - piece.start) / pageSize)
+        case .anonymous, .reserved:
+            // A reserved range (a pager window) only borrowed its page; it is not freed here.
             Pmap.remove(piece.start, pages: pages)
-            MemoryObjects.unmapPages(object, first: Int(piece.offset / pageSize), count: pages)
-        case .submap, .reserved:
+        case .submap:
             break
         }
     }

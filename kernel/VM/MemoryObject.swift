@@ -23,12 +23,18 @@ struct MemoryObject {
     var owner: UInt64 = 0
     /// Set when the object's pages must not be faulted in any more (its owner was stopped).
     var dead = false
+    /// The list of all objects (for the out-of-memory policy).
+    var next: UnsafeMutablePointer<MemoryObject>? = nil
+    /// Threads working on the object from outside its map entries (the OOM policy); while
+    /// non-zero the object may not be destroyed.
+    var pins = 0
 }
 
 typealias ObjectRef = UnsafeMutablePointer<MemoryObject>
 
 enum MemoryObjects {
     static var live = 0
+    static var all: ObjectRef? = nil
 
     static func create(pages: Int) -> ObjectRef? {
         guard let slotMemory = Kmalloc.allocate(max(1, pages) * MemoryLayout<PageIndex>.stride) else { return nil }
@@ -40,8 +46,25 @@ enum MemoryObjects {
         }
         let object = objectMemory.bindMemory(to: MemoryObject.self, capacity: 1)
         object.initialize(to: MemoryObject(pageCount: pages, mappedPages: pages, slots: slots))
-        live += 1
+        withInterruptsDisabled {
+            object.pointee.next = all
+            all = object
+            live += 1
+        }
         return object
+    }
+
+    /// Keeps `object` from being destroyed until `unpin`. Interrupts must be off (the caller
+    /// found the object on a list it must not leave before being pinned).
+    static func pin(_ object: ObjectRef) {
+        object.pointee.pins += 1
+    }
+
+    static func unpin(_ object: ObjectRef) {
+        withInterruptsDisabled {
+            object.pointee.pins -= 1
+            if object.pointee.pins == 0 { Scheduler.wakeup(UnsafeRawPointer(object)) }
+        }
     }
 
     static func check(_ object: ObjectRef) {
@@ -49,18 +72,33 @@ enum MemoryObjects {
     }
 
     /// Frees the resident pages of pages [first, first + count) of `object` and releases
-    /// their swap space. The pages must already be unmapped. Allocates nothing.
+    /// their swap space. The pages must already be unmapped. A page the pager is reading or
+    /// writing is waited for. Allocates nothing.
     static func releasePages(_ object: ObjectRef, first: Int, count: Int) {
         check(object)
         FreePath.enter()
         for index in first..<(first + count) {
-            let page = object.pointee.slots[index]
-            if page != .none {
-                object.pointee.slots[index] = .none
-                object.pointee.residentPages -= 1
-                PhysicalMemory.free(page)
+            withInterruptsDisabled {
+                while true {
+                    let page = object.pointee.slots[index]
+                    if page == .none { return }
+                    let descriptor = PhysicalMemory.page(page)
+                    if descriptor.pointee.flags.contains(.busy) {
+                        Scheduler.sleep(on: UnsafeRawPointer(descriptor), reason: "page busy")
+                        continue
+                    }
+                    object.pointee.slots[index] = .none
+                    object.pointee.residentPages -= 1
+                    PageQueues.remove(page)
+                    Pmap.removeAll(page)
+                    descriptor.pointee.flags.remove([.anonymous, .dirty])
+                    descriptor.pointee.object = nil
+                    PhysicalMemory.free(page)
+                    return
+                }
             }
         }
+        SwapMetadata.release(object, first: first, count: count)
         FreePath.leave()
     }
 
@@ -74,12 +112,24 @@ enum MemoryObjects {
         if object.pointee.mappedPages == 0 { destroy(object) }
     }
 
-    /// Frees everything the object holds, and the object.
+    /// Frees everything the object holds, and the object. Waits while it is pinned.
     static func destroy(_ object: ObjectRef) {
         check(object)
+        withInterruptsDisabled {
+            while object.pointee.pins > 0 { Scheduler.sleep(on: UnsafeRawPointer(object), reason: "object pinned") }
+        }
         FreePath.enter()
         releasePages(object, first: 0, count: object.pointee.pageCount)
         object.pointee.magic = 0
+        withInterruptsDisabled {
+            var link: ObjectRef? = nil
+            var current = all
+            while let candidate = current, candidate != object {
+                link = candidate
+                current = candidate.pointee.next
+            }
+            if let link = link { link.pointee.next = object.pointee.next } else { all = object.pointee.next }
+        }
         Kmalloc.free(UnsafeMutableRawPointer(object.pointee.slots))
         Kmalloc.free(UnsafeMutableRawPointer(object))
         live -= 1

@@ -32,6 +32,8 @@ enum PhysicalMemory {
     static var thresholds = FreePageThresholds(freeMin: 1, freeReserved: 2, pagingStart: 3, pagingTarget: 4)
     static var faultInjector = FaultInjector()
     static let maximumInjectedRetries = 8
+    /// False with reserves=off: every request is treated as the normal class.
+    static var privilegedClassesEnabled = true
     static var statistics: [PageClassStatistics] = []
     static var lowestFreePages: UInt64 = UInt64.max
     /// Installed by the thread system: sleeps until pages are freed. Nil before threads exist.
@@ -89,8 +91,10 @@ enum PhysicalMemory {
     // MARK: - Allocation
 
     /// Allocates 2^order contiguous pages aligned to their size. Nil only for `.noWait`.
-    static func allocate(order: Int = 0, _ pageClass: PageClass, _ blocking: Blocking) -> PageIndex? {
+    static func allocate(order: Int = 0, _ requestedClass: PageClass, _ blocking: Blocking) -> PageIndex? {
         let count = UInt64(1) << UInt64(order)
+        // reserves=off: no class may dig below the normal floor.
+        let pageClass = privilegedClassesEnabled ? requestedClass : .normal
         var injectedRetries = 0
         while true {
             // A blocking request treats an injected failure as a transient shortage and retries,
@@ -153,12 +157,13 @@ enum PhysicalMemory {
         FreePath.enter()
         withInterruptsDisabled {
             var page = pages![block.int]
+            kassert(page.pvList == nil, "freeing page \(hex: physicalAddress(of: block).rawValue) that is still mapped (\(page.pvCount) PV entries)")
+            kassert(page.queue == 0, "freeing page \(hex: physicalAddress(of: block).rawValue) that is still on page queue \(page.queue)")
+            kassert(!page.flags.contains(.busy), "freeing page \(hex: physicalAddress(of: block).rawValue) while it is busy")
             page.flags = []
             page.object = nil
             page.offset = 0
             page.wireCount = 0
-            page.queue = 0
-            kassert(page.pvList == nil, "freeing page \(hex: physicalAddress(of: block).rawValue) that is still mapped (\(page.pvCount) PV entries)")
             pages![block.int] = page
             buddy!.free(block, order: order)
         }

@@ -181,64 +181,78 @@ enum Pmap {
                       privileged: Bool = true, blocking: Blocking = .noWait) -> Bool {
         kassert(address % pageSize == 0 && KernelLayout.isMappable(address), "pmap.enter: \(address: address) is not a mappable page address")
         let frame = PhysicalMemory.physicalAddress(of: page)
-        // Everything that can fail is taken first: the PV entry, then the missing tables.
+        // Everything that can fail is taken first: the PV entry, then the tables that are
+        // missing. Both are allocated with interrupts on; the tables are linked with them off,
+        // after walking again - another thread may have linked (or freed) some meanwhile.
         guard let pv = PVEntries.allocate(privileged: privileged, blocking: blocking) else {
             statistics.enterShortages += 1
             return false
         }
-        let path = walk(address)
-        kassert(path.largeLeaf == nil, "pmap.enter: \(address: address) is inside a large page")
-        let missing = 4 - path.depth
-        var newTables: (PageIndex, PageIndex, PageIndex) = (.none, .none, .none)
-        for number in 0..<missing {
-            guard let tablePage = PhysicalMemory.allocate(order: 0, .pageout, .noWait) else {
-                for taken in 0..<number { PhysicalMemory.free(tableSlot(newTables, taken)) }
-                PVEntries.free(pv)
-                statistics.enterShortages += 1
-                return false
-            }
-            switch number {
-            case 0: newTables.0 = tablePage
-            case 1: newTables.1 = tablePage
-            default: newTables.2 = tablePage
-            }
-        }
-        return withInterruptsDisabled {
-            // Link the new tables in, top down.
-            var current = path.table(path.depth - 1)
-            var level = PageTableLevel(rawValue: 4 - path.depth)!
+        while true {
+            let missing = 4 - walk(address).depth
+            var spares: (PageIndex, PageIndex, PageIndex) = (.none, .none, .none)
             for number in 0..<missing {
-                let tablePage = tableSlot(newTables, number)
-                PhysicalMemory.pointer(to: tablePage).initializeMemory(as: UInt8.self, repeating: 0, count: Int(pageSize))
-                let descriptor = PhysicalMemory.page(tablePage)
-                descriptor.pointee.flags.insert(.pageTable)
-                descriptor.pointee.wireCount = 0
-                let tableAddress = PhysicalMemory.physicalAddress(of: tablePage)
-                table(current)[level.index(of: address)] = PageTableEntry(frame: tableAddress, flags: PageTableEntry.present | PageTableEntry.writable).rawValue
-                adjustEntryCount(current, by: 1)
-                statistics.tablePagesAllocated += 1
-                current = tableAddress
-                level = PageTableLevel(rawValue: level.rawValue - 1)!
-            }
-            let slot = table(current) + PageTableLevel.pt.index(of: address)
-            let old = PageTableEntry(rawValue: slot.pointee)
-            if old.isPresent {
-                if old.frame == frame {
-                    // Same page: only the protection changes; keep A/D, drop the spare PV entry.
-                    slot.pointee = PageTableEntry(frame: frame, flags: protection.entryFlags | (old.rawValue & (PageTableEntry.accessed | PageTableEntry.dirty))).rawValue
-                    CPU.invalidatePage(address)
+                guard let tablePage = PhysicalMemory.allocate(order: 0, .pageout, .noWait) else {
+                    for taken in 0..<number { PhysicalMemory.free(tableSlot(spares, taken)) }
                     PVEntries.free(pv)
-                    return true
+                    statistics.enterShortages += 1
+                    return false
                 }
-                unmapLeaf(address, slot: slot, tableAddress: current, freeTables: false)
+                switch number {
+                case 0: spares.0 = tablePage
+                case 1: spares.1 = tablePage
+                default: spares.2 = tablePage
+                }
             }
-            slot.pointee = PageTableEntry(frame: frame, flags: protection.entryFlags).rawValue
-            adjustEntryCount(current, by: 1)
-            pv.pointee = PVEntry(pmap: kernelPmap, virtualAddress: address)
-            PhysicalMemory.page(page).pointee.insertMapping(pv)
-            statistics.mappings += 1
-            return true
+            var used = 0
+            let mapped: Bool? = withInterruptsDisabled {
+                let path = walk(address)
+                kassert(path.largeLeaf == nil, "pmap.enter: \(address: address) is inside a large page")
+                if 4 - path.depth > missing { return nil }          // tables vanished meanwhile: start over
+                var current = path.table(path.depth - 1)
+                var level = PageTableLevel(rawValue: 4 - path.depth)!
+                while path.depth + used < 4 {
+                    let tablePage = tableSlot(spares, used)
+                    used += 1
+                    PhysicalMemory.pointer(to: tablePage).initializeMemory(as: UInt8.self, repeating: 0, count: Int(pageSize))
+                    let descriptor = PhysicalMemory.page(tablePage)
+                    descriptor.pointee.flags.insert(.pageTable)
+                    descriptor.pointee.wireCount = 0
+                    let tableAddress = PhysicalMemory.physicalAddress(of: tablePage)
+                    table(current)[level.index(of: address)] = PageTableEntry(frame: tableAddress, flags: PageTableEntry.present | PageTableEntry.writable).rawValue
+                    adjustEntryCount(current, by: 1)
+                    statistics.tablePagesAllocated += 1
+                    current = tableAddress
+                    level = PageTableLevel(rawValue: level.rawValue - 1)!
+                }
+                return installLeaf(address, frame: frame, page: page, protection: protection, table: current, pv: pv)
+            }
+            for unused in used..<missing { PhysicalMemory.free(tableSlot(spares, unused)) }
+            if let result = mapped { return result }
         }
+    }
+
+    /// Sets the leaf entry (interrupts off). Consumes `pv` one way or the other.
+    private static func installLeaf(_ address: UInt64, frame: PhysicalAddress, page: PageIndex, protection: Protection,
+                                    table current: PhysicalAddress, pv: UnsafeMutablePointer<PVEntry>) -> Bool {
+        let slot = table(current) + PageTableLevel.pt.index(of: address)
+        let old = PageTableEntry(rawValue: slot.pointee)
+        if old.isPresent {
+            if old.frame == frame {
+                // Same page: only the protection changes; keep A/D, drop the spare PV entry.
+                slot.pointee = PageTableEntry(frame: frame, flags: protection.entryFlags | (old.rawValue & (PageTableEntry.accessed | PageTableEntry.dirty))).rawValue
+                CPU.invalidatePage(address)
+                PVEntries.free(pv)
+                return true
+            }
+            unmapLeaf(address, slot: slot, tableAddress: current, freeTables: false)
+        }
+        slot.pointee = PageTableEntry(frame: frame, flags: protection.entryFlags).rawValue
+        adjustEntryCount(current, by: 1)
+        pv.pointee = PVEntry(pmap: kernelPmap, virtualAddress: address)
+        PhysicalMemory.page(page).pointee.insertMapping(pv)
+        statistics.mappings += 1
+        return true
     }
 
     private static func tableSlot(_ tables: (PageIndex, PageIndex, PageIndex), _ number: Int) -> PageIndex {

@@ -94,7 +94,9 @@ enum VMMaps {
         guard var spares = reserve(parent, 1, .system) else { panic("no entry to destroy a submap") }
         FreePath.enter()
         parent.pointee.lock.lock()
-        parent.pointee.map.removeRange(submap.pointee.map.start, submap.pointee.map.end, using: &spares) { _ in }
+        var removed = RemovedRange()
+        parent.pointee.map.removeRange(submap.pointee.map.start, submap.pointee.map.end, using: &spares, removed: &removed)
+        removed.recycleEntries(into: &spares)
         parent.pointee.lock.unlock()
         release(parent, &spares)
         FreePath.leave()

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from .qemu import Boot
 
-SUITE_LINE = re.compile(r"^suite (?P<name>\S+) memory=(?P<memory>\S+) disk=(?P<disk>yes|no) icount=(?P<icount>yes|no) timeout=(?P<timeout>\d+) arguments=(?P<arguments>.*)$")
+SUITE_LINE = re.compile(r"^suite (?P<name>\S+) memory=(?P<memory>\S+) disk=(?P<disk>\d+) icount=(?P<icount>yes|no) timeout=(?P<timeout>\d+) arguments=(?P<arguments>.*)$")
 CASE_LINE = re.compile(r"^case (?P<suite>[^.\s]+)\.(?P<case>\S+)(?P<panic> expects-panic)?$")
 
 
@@ -18,7 +18,7 @@ CASE_LINE = re.compile(r"^case (?P<suite>[^.\s]+)\.(?P<case>\S+)(?P<panic> expec
 class SuiteInfo:
     name: str
     memory: list
-    disk: bool
+    disk_mib: int
     icount: bool
     timeout: int
     arguments: str
@@ -33,7 +33,7 @@ def parse_list(output):
         match = SUITE_LINE.match(line)
         if match:
             suites[match.group("name")] = SuiteInfo(
-                match.group("name"), match.group("memory").split(","), match.group("disk") == "yes",
+                match.group("name"), match.group("memory").split(","), int(match.group("disk")),
                 match.group("icount") == "yes", int(match.group("timeout")), match.group("arguments").strip())
             continue
         match = CASE_LINE.match(line)
@@ -43,10 +43,6 @@ def parse_list(output):
             if match.group("panic"):
                 suite.panic_cases.append(match.group("case"))
     return suites
-
-
-# Size of the swap disk the runner attaches to suites that ask for one.
-DISK_MIB = 64
 
 
 @dataclass
@@ -65,13 +61,13 @@ def plan(suites, seed, only=None):
         arguments = ("seed=%d %s" % (seed, suite.arguments)).strip()
         for memory in suite.memory:
             boot = Boot(name="%s@%s" % (suite.name, memory), arguments="test=%s %s" % (suite.name, arguments),
-                        memory=memory, timeout=suite.timeout, disk_mib=DISK_MIB if suite.disk else 0,
+                        memory=memory, timeout=suite.timeout, disk_mib=suite.disk_mib,
                         icount=suite.icount)
             planned.append(PlannedBoot(boot, "suite", suite))
         for case in suite.panic_cases:
             memory = suite.memory[0]
             boot = Boot(name="%s.%s" % (suite.name, case), arguments="test=%s.%s %s" % (suite.name, case, arguments),
-                        memory=memory, timeout=suite.timeout, disk_mib=DISK_MIB if suite.disk else 0,
+                        memory=memory, timeout=suite.timeout, disk_mib=suite.disk_mib,
                         icount=suite.icount)
             planned.append(PlannedBoot(boot, "panic", suite, case))
     return planned

@@ -91,6 +91,9 @@ static inline void arch_int3(void) { __asm__ volatile("int3" : : : "memory"); }
 
 static inline void arch_invlpg(uint64_t va) { __asm__ volatile("invlpg (%0)" : : "r"(va) : "memory"); }
 
+/* One instruction: on one CPU an interrupt cannot fall between its read and its write. */
+static inline void arch_increment(uint64_t *counter) { __asm__ volatile("incq %0" : "+m"(*counter) : : "memory"); }
+
 /* A compiler barrier: keeps the optimiser from moving memory accesses across it. */
 static inline void arch_barrier(void) { __asm__ volatile("" : : : "memory"); }
 
@@ -159,6 +162,11 @@ static inline void *arch_early_heap_start(void) { return early_heap_start; }
 static inline uint64_t arch_early_heap_size(void) { return (uint64_t)(early_heap_end - early_heap_start); }
 static inline uint8_t *arch_command_line_buffer(void) { return (uint8_t *)command_line_buffer; }
 static inline uint64_t arch_command_line_capacity(void) { return 4096; }
+
+/* kernel/Arch/ContextSwitch.S */
+void context_switch(uint64_t *save_stack_pointer, uint64_t load_stack_pointer);
+extern char thread_trampoline[];
+static inline uint64_t arch_thread_trampoline(void) { return (uint64_t)thread_trampoline; }
 
 extern char static_slab_pool_start[], static_slab_pool_end[];
 static inline uint64_t arch_static_slab_pool_start(void) { return (uint64_t)static_slab_pool_start; }

@@ -1,0 +1,42 @@
+// Mutex.swift - a sleeping lock.
+//
+// A thread that finds the mutex taken sleeps on it and is woken when it is released. The
+// owner is recorded, so taking a mutex one already holds is caught, as is releasing one held
+// by someone else. Mutexes live at fixed addresses (inside a structure or a global); code
+// uses them through a pointer.
+
+struct Mutex {
+    let name: StaticString
+    var owner: ThreadRef? = nil
+    var contended: UInt64 = 0
+
+    init(_ name: StaticString) { self.name = name }
+}
+
+extension UnsafeMutablePointer where Pointee == Mutex {
+    func lock() {
+        withInterruptsDisabled {
+            let me = Scheduler.current
+            if pointee.owner == me { panic("mutex \(pointee.name): taken twice by thread \(me.pointee.name)") }
+            while pointee.owner != nil {
+                pointee.contended += 1
+                Scheduler.sleep(on: UnsafeRawPointer(self), reason: "mutex")
+            }
+            pointee.owner = me
+        }
+    }
+
+    func unlock() {
+        withInterruptsDisabled {
+            if pointee.owner != Scheduler.current { panic("mutex \(pointee.name): released by a thread that does not hold it") }
+            pointee.owner = nil
+            Scheduler.wakeup(UnsafeRawPointer(self))
+        }
+    }
+
+    func withLock<R>(_ body: () -> R) -> R {
+        lock()
+        defer { unlock() }
+        return body()
+    }
+}

@@ -1,0 +1,233 @@
+// Scheduler.swift - round-robin preemptive scheduling, sleep and wakeup, preemption control.
+//
+// One CPU. Ready threads wait on a FIFO run queue; the idle thread runs when it is empty and
+// halts until the next interrupt. The timer (kernel/Arch/Timer.swift) takes `quantumTicks`
+// ticks from the running thread and preempts it at zero - unless it has preemption disabled,
+// in which case the switch happens when it enables preemption again. A switch from the timer
+// happens inside the interrupt handler: the interrupted thread's registers stay on its stack
+// and it returns through the handler when it next runs.
+//
+// sleep(on:) and wakeup(_:) work on wait channels (any address). Sleeping must be done with
+// interrupts off, after checking the condition, so that no wakeup can fall between the check
+// and the sleep: `withInterruptsDisabled { while !condition { Scheduler.sleep(on:...) } }`.
+// Every sleeping thread records why (WaitInfo), which is what the deadlock watchdog prints.
+
+import ArchSupport
+
+enum Scheduler {
+    static let quantumTicks = 2
+    static var current = ThreadRef(bitPattern: 8)!
+    static var idle = ThreadRef(bitPattern: 8)!
+    static var runHead: ThreadRef? = nil
+    static var runTail: ThreadRef? = nil
+    static var sleepers: ThreadRef? = nil
+    static var needsReschedule = false
+    static var switches: UInt64 = 0
+    static var started = false
+
+    /// Turns the boot flow into the "main" thread and creates the idle thread.
+    static func bootstrap() {
+        let main = Threads.makeRecord("main")
+        main.pointee.state = .running
+        main.pointee.quantumLeft = quantumTicks
+        Threads.register(main)
+        current = main
+        FreePath.depthHook = { UnsafeMutableRawPointer(Scheduler.current).assumingMemoryBound(to: Int.self) }
+        Zones.growthDepthHook = { (UnsafeMutableRawPointer(Scheduler.current) + 8).assumingMemoryBound(to: Int.self) }
+        Zones.currentThreadHook = { Scheduler.current.pointee.id }
+        Backtrace.stackLookup = { Threads.isOnStack($0) }
+        Exception.stackGuardLookup = { Threads.isInStackGuard($0) }
+        // The first two fields of Thread are reached through the thread pointer above.
+        withUnsafeMutablePointer(to: &main.pointee.zoneGrowthDepth) {
+            kassert(UnsafeMutableRawPointer($0) == UnsafeMutableRawPointer(main) + 8, "Thread's counters moved")
+        }
+        idle = Threads.spawn("idle", stackPages: 2) { idleLoop() }
+        // The idle thread is never on the run queue; it runs only when nothing else can.
+        withInterruptsDisabled { _ = dequeue() }
+        started = true
+    }
+
+    // MARK: - Run queue
+
+    static func enqueue(_ thread: ThreadRef) {
+        thread.pointee.queueNext = nil
+        if let tail = runTail { tail.pointee.queueNext = thread } else { runHead = thread }
+        runTail = thread
+    }
+
+    static func dequeue() -> ThreadRef? {
+        guard let head = runHead else { return nil }
+        runHead = head.pointee.queueNext
+        if runHead == nil { runTail = nil }
+        head.pointee.queueNext = nil
+        return head
+    }
+
+    static func makeReady(_ thread: ThreadRef) {
+        withInterruptsDisabled {
+            thread.pointee.state = .ready
+            enqueue(thread)
+        }
+    }
+
+    // MARK: - Switching (interrupts off)
+
+    /// Switches to the next ready thread (or idle). The current thread must already be
+    /// queued, sleeping or dead. Returns when the current thread runs again.
+    static func switchAway() {
+        kassert(!CPU.interruptsEnabled, "switchAway with interrupts on")
+        let previous = current
+        let next = dequeue() ?? idle
+        if next == previous {
+            previous.pointee.state = .running
+            return
+        }
+        next.pointee.state = .running
+        next.pointee.quantumLeft = quantumTicks
+        next.pointee.switchesIn += 1
+        switches += 1
+        needsReschedule = false
+        current = next
+        context_switch(&previous.pointee.savedStackPointer, next.pointee.savedStackPointer)
+    }
+
+    /// Gives the CPU to the next ready thread, if there is one.
+    static func yield() {
+        withInterruptsDisabled {
+            if current != idle {
+                current.pointee.state = .ready
+                enqueue(current)
+            }
+            switchAway()
+        }
+    }
+
+    // MARK: - Sleep and wakeup
+
+    /// Sleeps on `channel` until a wakeup names it. Interrupts must be off; they are off again
+    /// on return. `reason` and the optional details say what the thread waits for.
+    static func sleep(on channel: UnsafeRawPointer, reason: StaticString, pageClass: PageClass? = nil,
+                      pagesWanted: UInt64 = 0, untilTick: UInt64 = 0) {
+        kassert(!CPU.interruptsEnabled, "sleep with interrupts on: a wakeup could be lost")
+        kassert(current != idle, "the idle thread may not sleep")
+        kassert(current.pointee.preemptDisableCount == 0, "sleeping with preemption disabled")
+        let thread = current
+        thread.pointee.state = .sleeping
+        thread.pointee.wait = WaitInfo(channel: channel, reason: reason, pageClass: pageClass, pagesWanted: pagesWanted,
+                                       zone: thread.pointee.growingZone, sinceTick: Timer.ticks)
+        thread.pointee.wakeAtTick = untilTick
+        thread.pointee.queueNext = sleepers
+        sleepers = thread
+        switchAway()
+        thread.pointee.wait = WaitInfo()
+        thread.pointee.wakeAtTick = 0
+    }
+
+    /// Sleeps for at least `ticks` timer ticks.
+    static func sleep(ticks: UInt64) {
+        withInterruptsDisabled {
+            let until = Timer.ticks + max(1, ticks)
+            while Timer.ticks < until {
+                sleep(on: UnsafeRawPointer(current), reason: "timed sleep", untilTick: until)
+            }
+        }
+    }
+
+    /// Wakes every thread sleeping on `channel`; returns how many. Safe in interrupt handlers.
+    @discardableResult
+    static func wakeup(_ channel: UnsafeRawPointer) -> Int {
+        withInterruptsDisabled {
+            var woken = 0
+            var link: ThreadRef? = nil
+            var candidate = sleepers
+            while let thread = candidate {
+                let next = thread.pointee.queueNext
+                if thread.pointee.wait.channel == channel {
+                    if let link = link { link.pointee.queueNext = next } else { sleepers = next }
+                    thread.pointee.state = .ready
+                    enqueue(thread)
+                    woken += 1
+                } else {
+                    link = thread
+                }
+                candidate = next
+            }
+            return woken
+        }
+    }
+
+    /// Wakes threads whose timed sleep is over. Interrupt context.
+    private static func wakeExpiredSleepers() {
+        var link: ThreadRef? = nil
+        var candidate = sleepers
+        while let thread = candidate {
+            let next = thread.pointee.queueNext
+            if thread.pointee.wakeAtTick != 0 && thread.pointee.wakeAtTick <= Timer.ticks {
+                if let link = link { link.pointee.queueNext = next } else { sleepers = next }
+                thread.pointee.state = .ready
+                enqueue(thread)
+            } else {
+                link = thread
+            }
+            candidate = next
+        }
+    }
+
+    // MARK: - The tick
+
+    /// Called by the timer interrupt, interrupts off.
+    static func timerTick() {
+        guard started else { return }
+        wakeExpiredSleepers()
+        let thread = current
+        if thread == idle {
+            if runHead != nil { switchAway() }
+            return
+        }
+        thread.pointee.quantumLeft -= 1
+        guard thread.pointee.quantumLeft <= 0, runHead != nil else { return }
+        if thread.pointee.preemptDisableCount > 0 {
+            needsReschedule = true
+            return
+        }
+        thread.pointee.state = .ready
+        enqueue(thread)
+        switchAway()
+    }
+
+    // MARK: - Idle
+
+    private static func idleLoop() {
+        while true {
+            Threads.reapDetached()
+            CPU.disableInterrupts()
+            if runHead == nil {
+                CPU.enableInterruptsAndHalt()
+                CPU.disableInterrupts()
+            }
+            switchAway()
+            CPU.enableInterrupts()
+        }
+    }
+}
+
+/// Holding off preemption for a short critical section: interrupts still arrive, but the
+/// running thread keeps the CPU until it enables preemption again. It may not sleep meanwhile.
+enum Preemption {
+    static func disable() {
+        Scheduler.current.pointee.preemptDisableCount += 1
+    }
+
+    static func enable() {
+        let thread = Scheduler.current
+        kassert(thread.pointee.preemptDisableCount > 0, "preemption enabled more often than disabled")
+        thread.pointee.preemptDisableCount -= 1
+        if thread.pointee.preemptDisableCount == 0 && Scheduler.needsReschedule { Scheduler.yield() }
+    }
+
+    static func withDisabled<R>(_ body: () -> R) -> R {
+        disable()
+        defer { enable() }
+        return body()
+    }
+}

@@ -1,0 +1,236 @@
+// Thread.swift - kernel threads: creation, stacks with guard pages, exit, join.
+//
+// A thread is a Thread record (from kmalloc) and a stack in the kmem submap whose lowest page
+// is left unmapped: the map entry still covers it, so nothing else is ever placed there, and a
+// stack overflow faults on it (and, unable to push the fault's frame, becomes a double fault
+// on its own IST stack, reported as a stack overflow). Threads run in ring 0 and start in
+// thread_trampoline (kernel/Arch/ContextSwitch.S), which calls `kernel_thread_start`.
+//
+// A thread ends by returning from its body or by Threads.exit(). Its creator either joins it
+// (which frees the stack and the record) or detaches it (the idle thread reaps it).
+
+import ArchSupport
+
+enum ThreadState: UInt8 {
+    case ready
+    case running
+    case sleeping
+    case dead
+
+    var name: StaticString {
+        switch self {
+        case .ready: return "ready"
+        case .running: return "running"
+        case .sleeping: return "sleeping"
+        case .dead: return "dead"
+        }
+    }
+}
+
+/// What a sleeping thread waits for: enough to explain a deadlock.
+struct WaitInfo {
+    var channel: UnsafeRawPointer? = nil
+    var reason: StaticString = ""
+    /// The page class of a page allocation the thread waits in (vm_wait), if any.
+    var pageClass: PageClass? = nil
+    var pagesWanted: UInt64 = 0
+    /// The zone the thread was growing when it began to wait, if any.
+    var zone: StaticString? = nil
+    var sinceTick: UInt64 = 0
+}
+
+struct Thread {
+    // These two come first: FreePath and the zones reach them through the thread pointer.
+    /// Nesting depth of free paths this thread is in (kernel/Core/FreePath.swift).
+    var freePathDepth = 0
+    /// Zones this thread is growing right now, nested (kernel/Core/ZoneAllocator.swift).
+    var zoneGrowthDepth = 0
+
+    var id: UInt64
+    var name: StaticString
+    var state: ThreadState = .ready
+    var savedStackPointer: UInt64 = 0
+    /// The stack's range, guard page included: the guard is [stackStart, stackStart + 4 KiB).
+    var stackStart: UInt64 = 0
+    var stackBytes: UInt64 = 0
+    var wait = WaitInfo()
+    /// The innermost zone this thread is growing (for the deadlock report).
+    var growingZone: StaticString? = nil
+    /// Link on the run queue or the sleep list.
+    var queueNext: UnsafeMutablePointer<Thread>? = nil
+    /// Link on the list of all threads.
+    var allNext: UnsafeMutablePointer<Thread>? = nil
+    var wakeAtTick: UInt64 = 0
+    var preemptDisableCount = 0
+    var quantumLeft = 0
+    var body: (() -> Void)? = nil
+    var detached = false
+    /// Set by the out-of-memory policy: the thread must stop at its next chance.
+    var killed = false
+    var switchesIn: UInt64 = 0
+    var createdAtTick: UInt64 = 0
+
+    init(id: UInt64, name: StaticString) {
+        self.id = id
+        self.name = name
+    }
+}
+
+typealias ThreadRef = UnsafeMutablePointer<Thread>
+
+extension LogTag {
+    static let thread = LogTag("thread")
+}
+
+enum Threads {
+    static var all: ThreadRef? = nil
+    static var nextID: UInt64 = 1
+    static var created: UInt64 = 0
+    static var live = 0
+    static let defaultStackPages = 4
+
+    /// Registers `thread` on the list of all threads.
+    static func register(_ thread: ThreadRef) {
+        withInterruptsDisabled {
+            thread.pointee.allNext = all
+            all = thread
+            live += 1
+        }
+    }
+
+    static func makeRecord(_ name: StaticString) -> ThreadRef {
+        let thread = Kmalloc.allocate(MemoryLayout<Thread>.stride)!.bindMemory(to: Thread.self, capacity: 1)
+        thread.initialize(to: Thread(id: nextID, name: name))
+        nextID += 1
+        thread.pointee.createdAtTick = Timer.ticks
+        return thread
+    }
+
+    /// Creates a thread that runs `body` and puts it on the run queue.
+    @discardableResult
+    static func spawn(_ name: StaticString, stackPages: Int = defaultStackPages, detached: Bool = false,
+                      _ body: @escaping () -> Void) -> ThreadRef {
+        let thread = makeRecord(name)
+        let bytes = UInt64(stackPages + 1) * pageSize
+        guard let start = Kmem.allocate(bytes, .ordinary) else { panic("thread \(name): no memory for a stack of \(stackPages) pages") }
+        // The lowest page becomes the guard: unmapped, but still inside the stack's map entry.
+        if let guardPage = Pmap.extract(start).flatMap({ PhysicalMemory.index(of: $0) }) {
+            Pmap.remove(start, pages: 1)
+            PhysicalMemory.page(guardPage).pointee.flags.remove(.wired)
+            PhysicalMemory.free(guardPage)
+        }
+        thread.pointee.stackStart = start
+        thread.pointee.stackBytes = bytes
+        thread.pointee.body = body
+        thread.pointee.detached = detached
+        // The first switch "returns" into thread_trampoline with r12 = the thread.
+        let top = start + bytes
+        let frame = pointer(at: top - 7 * 8).assumingMemoryBound(to: UInt64.self)
+        frame[0] = 0                               // r15
+        frame[1] = 0                               // r14
+        frame[2] = 0                               // r13
+        frame[3] = UInt64(UInt(bitPattern: thread)) // r12
+        frame[4] = 0                               // rbx
+        frame[5] = 0                               // rbp
+        frame[6] = arch_thread_trampoline()        // return address
+        thread.pointee.savedStackPointer = top - 7 * 8
+        register(thread)
+        created += 1
+        Scheduler.makeReady(thread)
+        return thread
+    }
+
+    /// Ends the calling thread.
+    static func exit() -> Never {
+        CPU.disableInterrupts()
+        let thread = Scheduler.current
+        kassert(thread.pointee.freePathDepth == 0, "thread \(thread.pointee.name) exits inside a free path")
+        thread.pointee.state = .dead
+        thread.pointee.body = nil
+        _ = Scheduler.wakeup(UnsafeRawPointer(thread))
+        Scheduler.switchAway()
+        panic("a dead thread was scheduled")
+    }
+
+    /// Waits until `thread` has ended, then frees it. Returns whether it was killed.
+    @discardableResult
+    static func join(_ thread: ThreadRef) -> Bool {
+        withInterruptsDisabled {
+            while thread.pointee.state != .dead {
+                Scheduler.sleep(on: UnsafeRawPointer(thread), reason: "join")
+            }
+        }
+        let killed = thread.pointee.killed
+        reap(thread)
+        return killed
+    }
+
+    /// Frees a dead thread's stack and record.
+    static func reap(_ thread: ThreadRef) {
+        kassert(thread.pointee.state == .dead, "reaping thread \(thread.pointee.name), which is not dead")
+        withInterruptsDisabled {
+            var link: ThreadRef? = nil
+            var current = all
+            while let candidate = current, candidate != thread {
+                link = candidate
+                current = candidate.pointee.allNext
+            }
+            if let link = link { link.pointee.allNext = thread.pointee.allNext } else { all = thread.pointee.allNext }
+            live -= 1
+        }
+        if thread.pointee.stackBytes > 0 { Kmem.free(thread.pointee.stackStart, thread.pointee.stackBytes) }
+        thread.deinitialize(count: 1)
+        Kmalloc.free(UnsafeMutableRawPointer(thread))
+    }
+
+    /// Reaps detached threads that have ended (the idle thread calls this).
+    static func reapDetached() {
+        while let dead = withInterruptsDisabled({ () -> ThreadRef? in
+            var current = all
+            while let thread = current {
+                if thread.pointee.detached && thread.pointee.state == .dead { return thread }
+                current = thread.pointee.allNext
+            }
+            return nil
+        }) {
+            reap(dead)
+        }
+    }
+
+    static func forEach(_ body: (ThreadRef) -> Void) {
+        var current = all
+        while let thread = current {
+            body(thread)
+            current = thread.pointee.allNext
+        }
+    }
+
+    /// Whether `address` is on some thread's stack (for the backtrace walker).
+    static func isOnStack(_ address: UInt64) -> Bool {
+        var found = false
+        forEach { thread in
+            let t = thread.pointee
+            if t.stackBytes > 0 && address >= t.stackStart + pageSize && address + 16 <= t.stackStart + t.stackBytes { found = true }
+        }
+        return found
+    }
+
+    /// Whether `address` is in some thread's stack guard page.
+    static func isInStackGuard(_ address: UInt64) -> Bool {
+        var found = false
+        forEach { thread in
+            let t = thread.pointee
+            if t.stackBytes > 0 && address >= t.stackStart && address < t.stackStart + pageSize { found = true }
+        }
+        return found
+    }
+}
+
+@_cdecl("kernel_thread_start")
+func kernelThreadStart(_ raw: UnsafeMutableRawPointer) -> Never {
+    let thread = raw.assumingMemoryBound(to: Thread.self)
+    kassert(thread == Scheduler.current, "thread_trampoline ran a thread that is not the current one")
+    CPU.enableInterrupts()
+    thread.pointee.body?()
+    Threads.exit()
+}

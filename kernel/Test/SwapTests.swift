@@ -1,0 +1,161 @@
+// SwapTests.swift - the swap disk, paging under memory pressure, and swap running out.
+
+enum SwapTests {
+    static var deviceSuite: TestSuite {
+        TestSuite("swapdevice", diskMiB: 16, [
+            TestCase("diskIsFoundWithItsSize", diskIsFoundWithItsSize),
+            TestCase("blocksRoundTripWithTheirChecksums", blocksRoundTripWithTheirChecksums),
+            TestCase("outOfRangeBlockIsAnErrorNotACrash", outOfRangeBlockIsAnErrorNotACrash),
+        ])
+    }
+
+    static var pagingSuite: TestSuite {
+        TestSuite("paging", memory: "24M,40M", diskMiB: 256, timeout: 900, exclusive: false, [
+            TestCase("threadsWriteMoreThanRAMAndReadEveryPageBack", threadsWriteMoreThanRAMAndReadEveryPageBack),
+            TestCase("swapIsReleasedWithTheMemory", swapIsReleasedWithTheMemory),
+        ])
+    }
+
+    static var fullSuite: TestSuite {
+        TestSuite("swapfull", memory: "24M", diskMiB: 8, timeout: 600, exclusive: false, [
+            TestCase("workloadBiggerThanRAMAndSwapIsStoppedWithAMessage", workloadBiggerThanRAMAndSwapIsStoppedWithAMessage),
+            TestCase("kernelCarriesOnAfterward", kernelCarriesOnAfterward),
+        ])
+    }
+
+    static func diskIsFoundWithItsSize() {
+        Test.expect(SwapDevice.isPresent, "a swap disk was found")
+        Test.expectEqual(SwapDevice.blocks, UInt32(16 * 1024 * 1024 / 4096), "swap blocks on a 16 MiB disk")
+    }
+
+    static func checksum(_ memory: UnsafeMutableRawPointer) -> UInt64 {
+        var sum: UInt64 = 0x5A5A
+        for word in 0..<512 { sum = (sum ^ memory.load(fromByteOffset: word * 8, as: UInt64.self)) &* 0x100_0000_01B3 }
+        return sum
+    }
+
+    static func blocksRoundTripWithTheirChecksums() {
+        let buffer = Kmalloc.allocate(4096, alignment: 4096)!
+        var sums: [UInt64] = []
+        let blocks = 64
+        for block in 0..<blocks {
+            for word in 0..<512 { buffer.storeBytes(of: Test.random.next(), toByteOffset: word * 8, as: UInt64.self) }
+            sums.append(checksum(buffer))
+            Test.expect(SwapDevice.write(block: UInt32(block * 37 % Int(SwapDevice.blocks)), from: buffer), "write block \(block)")
+        }
+        var bad = 0
+        for block in 0..<blocks {
+            buffer.initializeMemory(as: UInt8.self, repeating: 0, count: 4096)
+            Test.expect(SwapDevice.read(block: UInt32(block * 37 % Int(SwapDevice.blocks)), into: buffer), "read block \(block)")
+            if checksum(buffer) != sums[block] { bad += 1 }
+        }
+        Test.expectEqual(bad, 0, "blocks whose checksum differs after the round trip")
+        Kmalloc.free(buffer)
+    }
+
+    static func outOfRangeBlockIsAnErrorNotACrash() {
+        let buffer = Kmalloc.allocate(4096, alignment: 4096)!
+        let errors = SwapDevice.writeErrors + SwapDevice.readErrors
+        Test.expect(!SwapDevice.write(block: SwapDevice.blocks, from: buffer), "writing one block past the end fails")
+        Test.expect(!SwapDevice.read(block: UInt32.max - 1, into: buffer), "reading far past the end fails")
+        Test.expectEqual(SwapDevice.writeErrors + SwapDevice.readErrors, errors + 2, "errors counted")
+        Test.expect(ATADisk.read(ATADisk.sectors - 1, 2, into: buffer) != nil, "the driver refuses a range across the end")
+        Test.expect(SwapDevice.read(block: 0, into: buffer), "the disk still works afterwards")
+        Kmalloc.free(buffer)
+    }
+
+    // MARK: - Paging
+
+    /// What a worker writes into word `word` of page `page` of its region.
+    static func pattern(_ seed: UInt64, _ page: Int, _ word: Int) -> UInt64 {
+        (seed &* 0x9E37_79B9_7F4A_7C15) ^ (UInt64(page) << 20) ^ UInt64(word) &* 0xD6E8_FEB8_6659_FD93
+    }
+
+    struct Region {
+        var address: UInt64 = 0
+        var pages = 0
+        var seed: UInt64 = 0
+        var mismatches = 0
+    }
+
+    /// Writes every page of the region (8 words spread over each page), then reads every
+    /// page back and counts pages whose words differ.
+    static func exercise(_ region: UnsafeMutablePointer<Region>) {
+        let r = region.pointee
+        for page in 0..<r.pages {
+            let base = r.address + UInt64(page) * pageSize
+            for word in 0..<8 { pointer(at: base + UInt64(word) * 512).storeBytes(of: pattern(r.seed, page, word), as: UInt64.self) }
+        }
+        for page in 0..<r.pages {
+            let base = r.address + UInt64(page) * pageSize
+            for word in 0..<8 where pointer(at: base + UInt64(word) * 512).load(as: UInt64.self) != pattern(r.seed, page, word) {
+                region.pointee.mismatches += 1
+                break
+            }
+        }
+    }
+
+    static func threadsWriteMoreThanRAMAndReadEveryPageBack() {
+        let workers = 3
+        let totalPages = Int(PhysicalMemory.managedPages) * 2
+        let perWorker = totalPages / workers
+        let regions = UnsafeMutablePointer<Region>.allocate(capacity: workers)
+        let outBefore = SwapDevice.pagesWritten, inBefore = SwapDevice.pagesRead
+        var threads: [ThreadRef] = []
+        for index in 0..<workers {
+            let region = regions + index
+            region.initialize(to: Region(address: 0, pages: perWorker, seed: KernelOptions.seed &+ UInt64(index), mismatches: 0))
+            threads.append(Threads.spawn("worker") {
+                region.pointee.address = Kmem.allocatePageable(UInt64(perWorker) * pageSize, owner: Scheduler.current.pointee.id)!
+                exercise(region)
+            })
+        }
+        for thread in threads { Test.expect(!Threads.join(thread), "worker was not stopped") }
+        var mismatches = 0
+        for index in 0..<workers { mismatches += regions[index].mismatches }
+        Test.expectEqual(mismatches, 0, "pages that came back different")
+        let out = SwapDevice.pagesWritten - outBefore, back = SwapDevice.pagesRead - inBefore
+        Test.expect(out > 0 && back > 0, "pages went to swap and came back")
+        Test.diagnostic("seed \(KernelOptions.seed): \(workers) threads wrote \(workers * perWorker) pages (\(bytes: UInt64(workers * perWorker) * pageSize)) into \(PhysicalMemory.managedPages) pages of RAM; \(out) pages swapped out, \(back) swapped in")
+        Pageout.logStatistics()
+        for index in 0..<workers { Kmem.freePageable(regions[index].address, UInt64(perWorker) * pageSize) }
+        regions.deallocate()
+    }
+
+    static func swapIsReleasedWithTheMemory() {
+        Test.expectEqual(SwapDevice.usedBlocks, UInt32(0), "swap blocks in use once every pageable range is freed")
+        Test.expectEqual(SwapMetadata.swapBlocksInUse, 0, "swblocks in use")
+        Test.expectEqual(MemoryObjects.live, 0, "memory objects alive")
+        Test.expectEqual(Zones.swapBlock.inUse, 0, "swblock zone objects in use")
+    }
+
+    // MARK: - Swap full
+
+    static func workloadBiggerThanRAMAndSwapIsStoppedWithAMessage() {
+        let pages = (Int(PhysicalMemory.managedPages) + Int(SwapDevice.blocks)) * 3 / 2
+        let region = UnsafeMutablePointer<Region>.allocate(capacity: 1)
+        region.initialize(to: Region(address: 0, pages: pages, seed: KernelOptions.seed, mismatches: 0))
+        let killsBefore = Pageout.statistics.oomKills
+        let worker = Threads.spawn("hog") {
+            region.pointee.address = Kmem.allocatePageable(UInt64(pages) * pageSize, owner: Scheduler.current.pointee.id)!
+            exercise(region)
+        }
+        let killed = Threads.join(worker)
+        Test.expect(killed, "the worker was stopped by the out-of-memory policy")
+        Test.expectEqual(Pageout.statistics.oomKills, killsBefore + 1, "threads stopped")
+        Test.expect(Pageout.statistics.swapFullEvents > 0, "the pageout thread reported swap full")
+        Kmem.freePageable(region.pointee.address, UInt64(pages) * pageSize)
+        Test.expectEqual(SwapDevice.usedBlocks, UInt32(0), "swap released")
+        region.deallocate()
+    }
+
+    static func kernelCarriesOnAfterward() {
+        let region = UnsafeMutablePointer<Region>.allocate(capacity: 1)
+        region.initialize(to: Region(address: 0, pages: 256, seed: 7, mismatches: 0))
+        region.pointee.address = Kmem.allocatePageable(256 * pageSize, owner: Scheduler.current.pointee.id)!
+        exercise(region)
+        Test.expectEqual(region.pointee.mismatches, 0, "pages that came back different")
+        Kmem.freePageable(region.pointee.address, 256 * pageSize)
+        region.deallocate()
+    }
+}

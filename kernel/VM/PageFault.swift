@@ -1,0 +1,97 @@
+// PageFault.swift - faults on pageable kernel memory.
+//
+// A fault in the pageable submap is resolved, not fatal: find the entry and its anonymous
+// object, and the page that belongs at the address - already resident (map it again), being
+// paged in or out by someone else (wait for it), on swap (read it back) or never touched
+// (a zero-filled page). The faulting thread waits like any ordinary allocation. Faults
+// anywhere else are left to the panic path. A fault on pageable memory with interrupts off
+// cannot wait for the page, and is a bug: it panics saying so.
+
+enum PageFault {
+    static var zeroFills: UInt64 = 0
+    static var swapIns: UInt64 = 0
+    static var remaps: UInt64 = 0
+
+    static func install() {
+        Interrupts.pageFaultHook = { frame, address in PageFault.handle(frame, address) }
+    }
+
+    static func handle(_ frame: UnsafeMutablePointer<InterruptFrame>, _ address: UInt64) -> Bool {
+        let pageable = KernelMaps.pageable.pointee.map
+        guard address >= pageable.start && address < pageable.end else { return false }
+        guard frame.pointee.rflags & (1 << 9) != 0 else {
+            panic("page fault on pageable memory at \(address: address) with interrupts off: the page cannot be waited for")
+        }
+        CPU.enableInterrupts()
+        let resolved = resolve(roundDown(address, to: pageSize))
+        CPU.disableInterrupts()
+        return resolved
+    }
+
+    private static func resolve(_ address: UInt64) -> Bool {
+        while true {
+            if Scheduler.current.pointee.killed { Threads.exit() }
+            let map = KernelMaps.pageable
+            map.pointee.lock.lock()
+            guard let entry = map.pointee.map.lookup(address), entry.pointee.kind == .anonymous,
+                  let raw = entry.pointee.object else {
+                map.pointee.lock.unlock()
+                return false
+            }
+            let object = raw.assumingMemoryBound(to: MemoryObject.self)
+            let index = Int((address - entry.pointee.start + entry.pointee.offset) / pageSize)
+            map.pointee.lock.unlock()
+            if object.pointee.dead { Threads.exit() }
+
+            let resident = object.pointee.slots[index]
+            if resident != .none {
+                let descriptor = PhysicalMemory.page(resident)
+                let waited: Bool = withInterruptsDisabled {
+                    guard descriptor.pointee.flags.contains(.busy) else { return false }
+                    Scheduler.sleep(on: UnsafeRawPointer(descriptor), reason: "page busy")
+                    return true
+                }
+                if waited { continue }
+                guard Pmap.enter(address, page: resident, protection: .readWrite, privileged: false, blocking: .wait) else {
+                    PhysicalMemory.waitForPages?(.pageout, 1)
+                    continue
+                }
+                countEvent(&remaps)
+                return true
+            }
+
+            // Not resident: a new page, filled from swap or with zeros.
+            guard let page = PhysicalMemory.allocate(order: 0, .normal, .wait) else { continue }
+            if Scheduler.current.pointee.killed || object.pointee.dead || object.pointee.slots[index] != .none {
+                PhysicalMemory.free(page)      // stopped, or someone else brought the page in
+                continue
+            }
+            let descriptor = PhysicalMemory.page(page)
+            descriptor.pointee.flags.insert([.anonymous, .busy])
+            descriptor.pointee.object = UnsafeMutableRawPointer(object)
+            descriptor.pointee.offset = UInt64(index)
+            object.pointee.slots[index] = page
+            object.pointee.residentPages += 1
+            if let block = SwapMetadata.lookup(object, index) {
+                guard SwapPager.pageIn(page, block: block) else {
+                    panic("page fault at \(address: address): swap block \(block) could not be read back; the page's contents are lost")
+                }
+                countEvent(&swapIns)
+            } else {
+                PhysicalMemory.pointer(to: page).initializeMemory(as: UInt8.self, repeating: 0, count: Int(pageSize))
+                descriptor.pointee.flags.insert(.dirty)      // no copy on swap yet
+                countEvent(&zeroFills)
+            }
+            withInterruptsDisabled {
+                descriptor.pointee.flags.remove(.busy)
+                Scheduler.wakeup(UnsafeRawPointer(descriptor))
+            }
+            PageQueues.insert(page, .active)
+            if !Pmap.enter(address, page: page, protection: .readWrite, privileged: false, blocking: .wait) {
+                PhysicalMemory.waitForPages?(.pageout, 1)
+                continue                        // resident now; the next round maps it
+            }
+            return true
+        }
+    }
+}

@@ -1,0 +1,80 @@
+// PageQueues.swift - the active and inactive queues of pageable pages.
+//
+// Every resident page of an anonymous object is on one of two queues, linked through its
+// descriptor (next/prev, and `queue` saying which): active pages were used recently; the
+// pageout thread moves pages that were not referenced since its last look (the accessed bits
+// of their mappings, through the PV lists) to the inactive queue, and cleans and frees pages
+// from the inactive queue's head. Free pages are the buddy allocator's, not a queue here.
+
+enum PageQueue: UInt8 {
+    case none = 0
+    case active = 1
+    case inactive = 2
+}
+
+struct PageList {
+    var head = PageIndex.none
+    var tail = PageIndex.none
+    var count = 0
+}
+
+enum PageQueues {
+    static var active = PageList()
+    static var inactive = PageList()
+
+    static func withList<R>(_ queue: PageQueue, _ body: (inout PageList) -> R) -> R {
+        switch queue {
+        case .active: return body(&active)
+        case .inactive: return body(&inactive)
+        case .none: panic("page queue: no such queue")
+        }
+    }
+
+    /// Appends `page` to the tail of `queue`.
+    static func insert(_ page: PageIndex, _ queue: PageQueue) {
+        withInterruptsDisabled {
+            let descriptor = PhysicalMemory.page(page)
+            kassert(descriptor.pointee.queue == PageQueue.none.rawValue, "page queue: page already queued")
+            descriptor.pointee.queue = queue.rawValue
+            descriptor.pointee.next = .none
+            withList(queue) { list in
+                descriptor.pointee.prev = list.tail
+                if list.tail != .none { PhysicalMemory.page(list.tail).pointee.next = page } else { list.head = page }
+                list.tail = page
+                list.count += 1
+            }
+        }
+    }
+
+    /// Takes `page` off whatever queue it is on (nothing if none).
+    static func remove(_ page: PageIndex) {
+        withInterruptsDisabled {
+            let descriptor = PhysicalMemory.page(page)
+            guard let queue = PageQueue(rawValue: descriptor.pointee.queue), queue != .none else { return }
+            withList(queue) { list in
+                let next = descriptor.pointee.next, prev = descriptor.pointee.prev
+                if prev != .none { PhysicalMemory.page(prev).pointee.next = next } else { list.head = next }
+                if next != .none { PhysicalMemory.page(next).pointee.prev = prev } else { list.tail = prev }
+                list.count -= 1
+            }
+            descriptor.pointee.queue = PageQueue.none.rawValue
+            descriptor.pointee.next = .none
+            descriptor.pointee.prev = .none
+        }
+    }
+
+    static func move(_ page: PageIndex, to queue: PageQueue) {
+        remove(page)
+        insert(page, queue)
+    }
+
+    /// Takes the page at the head of `queue`, if any.
+    static func takeHead(_ queue: PageQueue) -> PageIndex? {
+        withInterruptsDisabled {
+            let head = withList(queue) { $0.head }
+            guard head != .none else { return nil }
+            remove(head)
+            return head
+        }
+    }
+}

@@ -1,0 +1,269 @@
+// Pageout.swift - the pageout thread: freeing memory by moving pages to swap.
+//
+// It sleeps until free pages fall below paging_start (allocations wake it) or a second
+// passes (to retry zone refills that failed). Awake, it works until free pages reach
+// paging_target, one step at a time:
+//   - age: pages at the head of the active queue whose mappings were not used since the last
+//     look go to the inactive queue; used ones go round again;
+//   - clean: a page at the head of the inactive queue that was used goes back to active;
+//     otherwise it is unmapped everywhere (its PV list), written to swap if it changed since
+//     its last copy there, and freed.
+// Everything it allocates - swblocks, pager windows, PV entries, page-table pages - uses the
+// privileged class and the reserves, so it can work when nobody else can allocate. When swap
+// is full and memory below free_min it says so and the out-of-memory policy stops the thread
+// that owns the most pageable memory.
+
+extension LogTag {
+    static let pageout = LogTag("pageout")
+}
+
+struct PageoutStatistics {
+    var wakeups: UInt64 = 0
+    var scanned: UInt64 = 0
+    var deactivated: UInt64 = 0
+    var reactivated: UInt64 = 0
+    var written: UInt64 = 0
+    var freed: UInt64 = 0
+    var failures: UInt64 = 0
+    var swapFullEvents: UInt64 = 0
+    var oomKills: UInt64 = 0
+}
+
+enum Pageout {
+    static var thread: ThreadRef? = nil
+    static var statistics = PageoutStatistics()
+    static var requested = false
+    static let channel = UnsafeMutableRawPointer.allocate(byteCount: 8, alignment: 8)
+    static let batch = 32
+
+    static func start() {
+        PhysicalMemory.allocationHook = {
+            if PhysicalMemory.freePages < PhysicalMemory.thresholds.pagingStart { Pageout.wake() }
+        }
+        let pageout = Threads.spawn("pageout", stackPages: 8) { Pageout.run() }
+        thread = pageout
+        Watchdog.pageoutThread = pageout
+        Watchdog.enabled = true
+        Log.info(.pageout, "pageout thread started: wakes below \(PhysicalMemory.thresholds.pagingStart) free pages, works up to \(PhysicalMemory.thresholds.pagingTarget)")
+    }
+
+    static func wake() {
+        guard let pageout = thread, !requested else { return }
+        requested = true
+        if pageout.pointee.state == .sleeping { Scheduler.wakeup(UnsafeRawPointer(channel)) }
+    }
+
+    static var isNeeded: Bool { PhysicalMemory.freePages < PhysicalMemory.thresholds.pagingTarget }
+
+    private static func run() {
+        while true {
+            // Asleep until woken, or a second has passed (to retry zone refills).
+            withInterruptsDisabled {
+                if !requested && PhysicalMemory.freePages >= PhysicalMemory.thresholds.pagingStart {
+                    Scheduler.sleep(on: UnsafeRawPointer(channel), reason: "pageout idle", untilTick: Timer.ticks + Timer.hertz)
+                }
+                requested = false
+            }
+            statistics.wakeups += 1
+            if Zones.reservesEnabled { Zones.refillAll() }
+            var idleRounds = 0
+            while isNeeded {
+                let freed = step()
+                if freed > 0 {
+                    idleRounds = 0
+                    continue
+                }
+                // Nothing could be cleaned, swap cannot take more, and threads are waiting for
+                // memory: only stopping a consumer can help.
+                if (SwapDevice.isFull || !SwapDevice.isPresent) && VMWait.waiters > 0 && OutOfMemory.act() { continue }
+                idleRounds += 1
+                if idleRounds > 3 { break }
+                Scheduler.sleep(ticks: 1)
+            }
+        }
+    }
+
+    /// One round of aging and cleaning; returns the pages freed. A page is taken off its
+    /// queue and either put back or marked busy in one step with interrupts off: a page that is
+    /// on no queue and not busy is one its object may free at any moment.
+    static func step() -> Int {
+        for _ in 0..<batch {
+            let moved: Bool = withInterruptsDisabled {
+                guard let page = PageQueues.takeHead(.active) else { return false }
+                statistics.scanned += 1
+                if Pmap.testAndClearReferenced(page) {
+                    PageQueues.insert(page, .active)
+                } else {
+                    PageQueues.insert(page, .inactive)
+                    statistics.deactivated += 1
+                }
+                return true
+            }
+            if !moved { break }
+        }
+        var freed = 0
+        for _ in 0..<batch {
+            let candidate: PageIndex?? = withInterruptsDisabled {
+                guard let page = PageQueues.takeHead(.inactive) else { return nil }
+                statistics.scanned += 1
+                if Pmap.testAndClearReferenced(page) {
+                    PageQueues.insert(page, .active)
+                    statistics.reactivated += 1
+                    return .some(nil)
+                }
+                PhysicalMemory.page(page).pointee.flags.insert(.busy)
+                return .some(page)
+            }
+            guard let taken = candidate else { break }
+            guard let page = taken else { continue }
+            if clean(page) {
+                freed += 1
+            } else {
+                statistics.failures += 1
+                break
+            }
+        }
+        return freed
+    }
+
+    /// Unmaps `page` (taken off its queue and marked busy by the caller), writes it out if
+    /// needed and frees it. False when it could not be written.
+    private static func clean(_ page: PageIndex) -> Bool {
+        let descriptor = PhysicalMemory.page(page)
+        let object = descriptor.pointee.object!.assumingMemoryBound(to: MemoryObject.self)
+        let index = Int(descriptor.pointee.offset)
+        MemoryObjects.check(object)
+        withInterruptsDisabled {
+            if Pmap.isModified(page) { descriptor.pointee.flags.insert(.dirty) }
+            Pmap.removeAll(page)
+        }
+        if descriptor.pointee.flags.contains(.dirty) {
+            let result = SwapPager.pageOut(page, object, index)
+            guard result == .written else {
+                withInterruptsDisabled {
+                    descriptor.pointee.flags.remove(.busy)
+                    Scheduler.wakeup(UnsafeRawPointer(descriptor))
+                }
+                PageQueues.insert(page, .inactive)
+                if result == .swapFull { noteSwapFull() }
+                return false
+            }
+            descriptor.pointee.flags.remove(.dirty)
+            statistics.written += 1
+            swapFullReported = false
+        }
+        withInterruptsDisabled {
+            object.pointee.slots[index] = .none
+            object.pointee.residentPages -= 1
+            descriptor.pointee.flags.remove([.busy, .anonymous])
+            descriptor.pointee.object = nil
+            Scheduler.wakeup(UnsafeRawPointer(descriptor))
+        }
+        PhysicalMemory.free(page)
+        statistics.freed += 1
+        Watchdog.pageoutProgress += 1
+        return true
+    }
+
+    static var swapFullReported = false
+
+    /// Says so once per episode (until a page-out succeeds again).
+    private static func noteSwapFull() {
+        statistics.swapFullEvents += 1
+        if !swapFullReported {
+            swapFullReported = true
+            Log.warn(.pageout, "swap is full: \(SwapDevice.usedBlocks) of \(SwapDevice.blocks) blocks in use; dirty pages cannot be cleaned")
+        }
+    }
+
+    static func logStatistics() {
+        let s = statistics
+        Log.info(.pageout, "pageout: \(s.wakeups) wakeups, \(s.scanned) pages scanned, \(s.written) written to swap, \(s.freed) freed, \(s.reactivated) reactivated, \(s.failures) failed steps, \(s.oomKills) threads stopped for lack of memory")
+        Log.info(.pageout, "swap: \(SwapDevice.pagesWritten) pages out, \(SwapDevice.pagesRead) pages in, \(SwapDevice.usedBlocks) of \(SwapDevice.blocks) blocks in use; faults: \(PageFault.zeroFills) zero-fill, \(PageFault.swapIns) from swap, \(PageFault.remaps) remapped")
+    }
+}
+
+/// What happens when memory and swap are both full: the thread owning the most pageable
+/// memory is stopped and its memory freed, with a message saying so. Never a silent hang.
+enum OutOfMemory {
+    /// Picks a victim and stops it; false when there is nobody to stop.
+    static func act() -> Bool {
+        // Chosen and pinned with interrupts off: objects are destroyed by other threads.
+        var victimPages = 0
+        let victim: ObjectRef? = withInterruptsDisabled {
+            var best: ObjectRef? = nil
+            var object = MemoryObjects.all
+            while let candidate = object {
+                let pages = candidate.pointee.residentPages + candidate.pointee.swappedPages
+                if candidate.pointee.owner != 0 && !candidate.pointee.dead && pages > victimPages {
+                    best = candidate
+                    victimPages = pages
+                }
+                object = candidate.pointee.next
+            }
+            if let best = best { MemoryObjects.pin(best) }
+            return best
+        }
+        guard let chosen = victim else {
+            Log.error(.pageout, "out of memory: swap is full and no thread owns pageable memory to give back")
+            return false
+        }
+        Pageout.statistics.oomKills += 1
+        let ownerID = chosen.pointee.owner
+        // The owner is found by id each time, with interrupts off: it may end (and be reaped)
+        // while its pages are being freed.
+        let ownerName: StaticString = withInterruptsDisabled {
+            var name: StaticString = "(gone)"
+            Threads.forEach { thread in
+                if thread.pointee.id == ownerID {
+                    thread.pointee.killed = true
+                    name = thread.pointee.name
+                }
+            }
+            chosen.pointee.dead = true
+            return name
+        }
+        Log.error(.pageout, "out of memory: swap is full (\(SwapDevice.usedBlocks) of \(SwapDevice.blocks) blocks) and \(PhysicalMemory.freePages) pages are free; stopping thread \(ownerID) \(ownerName) which holds \(victimPages) pages of pageable memory")
+        // Its pages are freed now (the pin keeps the object alive meanwhile, even if the thread
+        // has already ended and its memory is being freed); the thread ends at its next fault
+        // or wait.
+        MemoryObjects.releasePages(chosen, first: 0, count: chosen.pointee.pageCount)
+        MemoryObjects.unpin(chosen)
+        withInterruptsDisabled {
+            Threads.forEach { thread in
+                if thread.pointee.id == ownerID && thread.pointee.state == .sleeping, let channel = thread.pointee.wait.channel {
+                    Scheduler.wakeup(channel)
+                }
+            }
+        }
+        return true
+    }
+}
+
+/// Real waiting for pages: a blocking allocation that cannot be met sleeps here until the
+/// pageout thread (which it wakes on the way) has freed pages.
+enum VMWait {
+    static let channel = UnsafeMutableRawPointer.allocate(byteCount: 8, alignment: 8)
+    static var waiters = 0
+    static var waits: UInt64 = 0
+
+    static func install() {
+        PhysicalMemory.waitForPages = { pageClass, pages in VMWait.wait(pageClass, pages) }
+        PhysicalMemory.freeHook = {
+            if VMWait.waiters > 0 { Scheduler.wakeup(UnsafeRawPointer(VMWait.channel)) }
+        }
+    }
+
+    static func wait(_ pageClass: PageClass, _ pages: UInt64) {
+        Pageout.wake()
+        withInterruptsDisabled {
+            if Scheduler.current.pointee.killed { return }
+            if PhysicalMemory.thresholds.allows(pageClass, taking: pages, from: PhysicalMemory.freePages) { return }
+            waiters += 1
+            waits += 1
+            Scheduler.sleep(on: UnsafeRawPointer(channel), reason: "vm_wait", pageClass: pageClass, pagesWanted: pages,
+                            untilTick: Timer.ticks + Timer.hertz / 10)
+            waiters -= 1
+        }
+    }
+}

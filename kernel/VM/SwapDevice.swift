@@ -1,0 +1,74 @@
+// SwapDevice.swift - the swap device: pages of 4 KiB on the ATA disk, and which are in use.
+//
+// Block n of swap is disk sectors 8n ... 8n+7. A block number outside the device, or a disk
+// error, comes back as a failure the caller reports; nothing here panics on bad input.
+
+extension LogTag {
+    static let swap = LogTag("swap")
+}
+
+enum SwapDevice {
+    static let sectorsPerBlock = Int(pageSize) / ATADisk.sectorBytes
+    static var space: SwapSpace? = nil
+    static var pagesWritten: UInt64 = 0
+    static var pagesRead: UInt64 = 0
+    static var writeErrors: UInt64 = 0
+    static var readErrors: UInt64 = 0
+
+    static var isPresent: Bool { space != nil }
+    static var blocks: UInt32 { space?.blocks ?? 0 }
+
+    static func initialize() {
+        guard ATADisk.probe() else {
+            Log.info(.swap, "no ATA disk on the primary channel: running without swap")
+            return
+        }
+        let blockCount = UInt32(min(ATADisk.sectors / UInt64(sectorsPerBlock), UInt64(UInt32.max - 1)))
+        let storage = Kmalloc.allocate(SwapSpace.wordCount(blocks: blockCount) * 8)!.bindMemory(to: UInt64.self, capacity: SwapSpace.wordCount(blocks: blockCount))
+        space = SwapSpace(blocks: blockCount, storage: storage)
+        Log.info(.swap, "swap on the primary ATA disk: \(bytes: UInt64(blockCount) * pageSize) (\(blockCount) blocks of 4 KiB, \(ATADisk.supportsLBA48 ? "LBA48" as StaticString : "LBA28"), PIO)")
+    }
+
+    static func allocateBlock() -> UInt32? {
+        withInterruptsDisabled { space?.allocate() }
+    }
+
+    static func freeBlock(_ block: UInt32) {
+        withInterruptsDisabled { space!.free(block) }
+    }
+
+    static var usedBlocks: UInt32 { space?.used ?? 0 }
+    static var isFull: Bool { space?.isFull ?? true }
+
+    /// Writes one page to `block`. False (and logged) on an error or a bad block number.
+    static func write(block: UInt32, from memory: UnsafeMutableRawPointer) -> Bool {
+        guard block < blocks else {
+            Log.error(.swap, "write to block \(block), beyond the end of swap (\(blocks) blocks)")
+            countEvent(&writeErrors)
+            return false
+        }
+        if ATADisk.write(UInt64(block) * UInt64(sectorsPerBlock), sectorsPerBlock, from: memory) != nil {
+            countEvent(&writeErrors)
+            Log.error(.swap, "writing block \(block) failed")
+            return false
+        }
+        countEvent(&pagesWritten)
+        return true
+    }
+
+    /// Reads one page from `block`. False (and logged) on an error or a bad block number.
+    static func read(block: UInt32, into memory: UnsafeMutableRawPointer) -> Bool {
+        guard block < blocks else {
+            Log.error(.swap, "read of block \(block), beyond the end of swap (\(blocks) blocks)")
+            countEvent(&readErrors)
+            return false
+        }
+        if ATADisk.read(UInt64(block) * UInt64(sectorsPerBlock), sectorsPerBlock, into: memory) != nil {
+            countEvent(&readErrors)
+            Log.error(.swap, "reading block \(block) failed")
+            return false
+        }
+        countEvent(&pagesRead)
+        return true
+    }
+}

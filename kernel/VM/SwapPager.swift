@@ -1,0 +1,90 @@
+// SwapPager.swift - moving one page between memory and swap.
+//
+// I/O goes through a window in the pager submap: a map entry reserved for the transfer and the
+// page mapped there through the pmap - which needs a map entry, a PV entry and perhaps page-
+// table pages, all on the pageout path. That is the chain docs/reserves.md bounds. With
+// reserves on, the pageout thread takes all of them from the reserves and never waits; with
+// reserves=off it asks like any caller, and can wait for memory only it could free.
+
+enum PageOutResult {
+    case written
+    case swapFull
+    case noMetadata
+    case noWindow
+    case ioError
+
+    var name: StaticString {
+        switch self {
+        case .written: return "written"
+        case .swapFull: return "swap full"
+        case .noMetadata: return "no swblock for the metadata"
+        case .noWindow: return "no pager window"
+        case .ioError: return "I/O error"
+        }
+    }
+}
+
+enum SwapPager {
+    static var windowFailures: UInt64 = 0
+
+    /// The allocation context of the pageout path: privileged while reserves exist.
+    static var pageoutContext: AllocationContext {
+        Zones.reservesEnabled ? .pageout : AllocationContext(pageClass: .normal, blocking: .wait, privileged: false)
+    }
+
+    /// Runs `body` with `page` mapped at a window in the pager submap; nil when no window
+    /// could be made under `context`'s rules.
+    static func withWindow(_ page: PageIndex, _ context: AllocationContext, _ body: (UnsafeMutableRawPointer) -> Bool) -> Bool? {
+        guard let address = Kmem.reserveRange(KernelMaps.pager, pageSize, context) else {
+            windowFailures += 1
+            return nil
+        }
+        guard Pmap.enter(address, page: page, protection: .readWrite, privileged: context.privileged, blocking: context.blocking) else {
+            Kmem.free(address, pageSize, in: KernelMaps.pager)
+            windowFailures += 1
+            return nil
+        }
+        let result = body(pointer(at: address))
+        Kmem.free(address, pageSize, in: KernelMaps.pager)
+        return result
+    }
+
+    /// Writes page `index` of `object` (held in `page`, unmapped and busy) to swap, reusing
+    /// its swap block when it has one.
+    static func pageOut(_ page: PageIndex, _ object: ObjectRef, _ index: Int) -> PageOutResult {
+        let context = pageoutContext
+        var block = SwapMetadata.lookup(object, index)
+        var newBlock = false
+        if block == nil {
+            guard let fresh = SwapDevice.allocateBlock() else { return .swapFull }
+            let flags: ZoneFlags = Zones.reservesEnabled ? [.useReserve, .noWait] : .wait
+            guard SwapMetadata.assign(object, index, fresh, flags) else {
+                SwapDevice.freeBlock(fresh)
+                return .noMetadata
+            }
+            block = fresh
+            newBlock = true
+        }
+        guard let written = withWindow(page, context, { SwapDevice.write(block: block!, from: $0) }) else {
+            if newBlock { SwapMetadata.release(object, first: index, count: 1) }
+            return .noWindow
+        }
+        if !written {
+            if newBlock { SwapMetadata.release(object, first: index, count: 1) }
+            return .ioError
+        }
+        return .written
+    }
+
+    /// Reads swap block `block` into `page`. False on an error (logged by the device).
+    static func pageIn(_ page: PageIndex, block: UInt32) -> Bool {
+        // The faulting thread reads its own page: an ordinary caller, but the window is VM
+        // plumbing and may use the reserves.
+        let context: AllocationContext = Zones.reservesEnabled ? .system : .ordinary
+        while true {
+            if let read = withWindow(page, context, { SwapDevice.read(block: block, into: $0) }) { return read }
+            // No window right now: wait for memory and try again.
+            PhysicalMemory.waitForPages?(.system, 1)
+        }
+    }
+}
