@@ -4,6 +4,7 @@
 #   make test                host unit tests (swift test) and every kernel test suite under QEMU
 #   make debug [ARGS="..."]  boot halted with the gdb stub and attach gdb at the Swift entry
 #   make kernel              just build build/kernel.elf (symbols, for gdb) and build/kernel.mb (for QEMU)
+#   make soak                many more seeds of the stress and deadlock suites, longer (SOAK_SCALE, SOAK_ROUNDS)
 #
 # The kernel is one swiftc invocation over every Swift file in kernel/ (Embedded Swift,
 # x86_64-unknown-none-elf), plus the assembly files, linked with linker.ld. Nothing here
@@ -33,7 +34,7 @@ SWIFT_FLAGS := -target x86_64-unknown-none-elf -enable-experimental-feature Embe
 ASM_FLAGS   := -target x86_64-unknown-none-elf -g -c
 LD_FLAGS    := -T linker.ld -nostdlib -static -z max-page-size=4096 --no-pie
 
-.PHONY: all kernel run test test-host test-kernel debug qemu clean
+.PHONY: all kernel run test test-host test-kernel debug qemu soak clean
 
 all: kernel
 
@@ -82,6 +83,14 @@ test-host:
 
 test-kernel: kernel qemu
 	$(PYTHON) qemu/runner.py --elf $(BUILD)/kernel.elf --image $(BUILD)/kernel.mb
+
+# Many more seeds of the multi-seed suites (stress, deadlock, fault injection), and longer runs.
+SOAK_SCALE  ?= 10
+SOAK_ROUNDS ?= 6000
+soak: kernel qemu
+	$(PYTHON) qemu/runner.py --elf $(BUILD)/kernel.elf --image $(BUILD)/kernel.mb --no-scenarios \
+	    --only stress,deadlock,stressfaults --seed-scale $(SOAK_SCALE) --kernel-arguments "stressrounds=$(SOAK_ROUNDS)" \
+	    --seed $${SEED:-1000}
 
 clean:
 	rm -rf $(BUILD)

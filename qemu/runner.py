@@ -30,6 +30,10 @@ def main():
     parser.add_argument("--only", default="", help="comma-separated suites (default: all)")
     parser.add_argument("--no-scenarios", action="store_true", help="skip the host-side scenario and gdb checks")
     parser.add_argument("--logs", default="build/test-logs")
+    parser.add_argument("--seed-scale", type=int, default=1,
+                        help="boot multi-seed suites with this many times their seeds (make soak)")
+    parser.add_argument("--kernel-arguments", default="",
+                        help="extra kernel command-line options for every suite boot (make soak: stressrounds=)")
     options = parser.parse_args()
     require_qemu()
     os.makedirs(options.logs, exist_ok=True)
@@ -45,7 +49,7 @@ def main():
     if unknown:
         print("unknown suites: %s (known: %s)" % (", ".join(sorted(unknown)), ", ".join(suites)))
         return 1
-    boots = plan.plan(suites, options.seed, only)
+    boots = plan.plan(suites, options.seed, only, options.seed_scale, options.kernel_arguments)
     print("kernel tests: seed %d, %d suites, %d boots, %d parallel jobs; logs in %s"
           % (options.seed, len(suites) if not only else len(only), len(boots), options.jobs, options.logs))
 

@@ -46,6 +46,9 @@ public struct PageFlags: OptionSet, Equatable {
     public static let dirty = PageFlags(rawValue: 1 << 7)
     /// The head page of a large kmalloc allocation (order in `order`).
     public static let kmallocLarge = PageFlags(rawValue: 1 << 8)
+    /// A page table that stays even when empty (allocated at boot for ranges the pageout path
+    /// maps into, so that it never needs a page-table page there).
+    public static let pinnedTable = PageFlags(rawValue: 1 << 9)
 }
 
 /// A mapping of a managed page: the pmap and the virtual address it is mapped at. Every

@@ -13,6 +13,9 @@ enum KernelOption: Int, CaseIterable {
     case pagefail
     case zonedebug
     case mapcheck
+    case reserves
+    case stress
+    case stressrounds
     case help
 
     var spec: OptionSpec {
@@ -29,6 +32,12 @@ enum KernelOption: Int, CaseIterable {
             return OptionSpec("zonedebug", .list, default: "none", "zone debug checks: poison, redzone, doublefree, check, all or none")
         case .mapcheck:
             return OptionSpec("mapcheck", .choice("off|on"), default: "off", "validate every vm_map after every operation")
+        case .reserves:
+            return OptionSpec("reserves", .choice("on|off"), default: "on", "off: no zone reserves and no privileged page classes (reproduces the low-memory deadlock)")
+        case .stress:
+            return OptionSpec("stress", .choice("objects|kmap"), default: "", "run a stress workload instead of tests, then exit (success when nothing was lost)")
+        case .stressrounds:
+            return OptionSpec("stressrounds", .unsigned, default: "1500", "rounds per stress thread")
         case .help:
             return OptionSpec("help", .flag, default: "", "print this table of options")
         }
@@ -40,6 +49,8 @@ enum KernelOptions {
     static var seed: UInt64 = 1
     static var help = false
     static var pageFailure = ByteString.empty
+    static var stressVariant: Int? = nil
+    static var stressRounds: UInt64 = 0
     static var errorCount = 0
 
     static func parse(_ line: ByteString) {
@@ -64,6 +75,11 @@ enum KernelOptions {
                     reject(.badValue(option: KernelOption.zonedebug.spec, value: value.text))
                 }
             case .mapcheck: VMMaps.validateAfterEveryOperation = value.choice == 1
+            case .reserves:
+                Zones.reservesEnabled = value.choice == 0
+                PhysicalMemory.privilegedClassesEnabled = value.choice == 0
+            case .stress: KernelOptions.stressVariant = value.choice
+            case .stressrounds: KernelOptions.stressRounds = value.number
             case .help: KernelOptions.help = true
             }
         }

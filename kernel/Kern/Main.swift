@@ -61,6 +61,13 @@ func kernelInitComplete() -> Never {
     if !KernelOptions.testSelection.isEmpty {
         TestRunner.run(KernelOptions.testSelection)
     }
+    if let variant = KernelOptions.stressVariant.flatMap({ StressVariant(rawValue: $0) }) {
+        let rounds = KernelOptions.stressRounds > 0 ? Int(KernelOptions.stressRounds) : DeadlockTests.defaultRounds
+        let report = Stress.run(variant, threads: 3, rounds: rounds, seed: KernelOptions.seed)
+        Pageout.logStatistics()
+        Zones.printTable()
+        QEMU.exit(report.mismatches == 0 && report.stoppedWorkers == 0 ? .success : .testFailure)
+    }
     Log.info(.boot, "no test= option given, so there is nothing more to do; QEMU exits now")
     QEMU.exit(.success)
 }

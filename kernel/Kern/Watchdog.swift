@@ -1,10 +1,13 @@
 // Watchdog.swift - noticing the low-memory deadlock instead of hanging in it.
 //
-// Every timer tick it looks at two numbers: the free pages and the pageout thread's progress
-// counter (pages it has freed). When free pages stay below free_min while the counter does
-// not move for `stallSeconds`, nothing can free memory any more: it prints what every thread
-// is waiting on - reason, page class, the zone it was growing - and stops the kernel with the
-// deadlock status. Runs in interrupt context: it allocates nothing.
+// Every timer tick it looks at the free pages, the threads waiting for pages (vm_wait), and
+// the pageout thread's progress counter (pages it has freed, by cleaning or by stopping a
+// thread). When memory stays short (below paging_start) with threads waiting for it and the
+// counter does not move for `stallSeconds`, nothing can free memory any more: it prints what
+// every thread is waiting on - reason, page class, the zone it was growing - and stops the
+// kernel with the deadlock status. (Short, not "below free_min": with reserves=off no
+// allocation may take the count below free_reserved, and the deadlock happens above it.)
+// Runs in interrupt context: it allocates nothing.
 
 extension LogTag {
     static let watchdog = LogTag("watchdog")
@@ -23,22 +26,23 @@ enum Watchdog {
     static func tick() {
         guard enabled else { return }
         let free = PhysicalMemory.freePages
-        let freeMin = PhysicalMemory.thresholds.freeMin
-        if free >= freeMin || pageoutProgress != progressAtStall || stalledSinceTick == 0 {
-            stalledSinceTick = free < freeMin ? Timer.ticks : 0
+        let short = free < PhysicalMemory.thresholds.pagingStart && VMWait.waiters > 0
+        if !short || pageoutProgress != progressAtStall || stalledSinceTick == 0 {
+            stalledSinceTick = short ? Timer.ticks : 0
             progressAtStall = pageoutProgress
             return
         }
         if Timer.ticks - stalledSinceTick >= stallSeconds * Timer.hertz {
-            report(free: free, freeMin: freeMin)
+            report(free: free)
         }
     }
 
-    static func report(free: UInt64, freeMin: UInt64) -> Never {
+    static func report(free: UInt64) -> Never {
         CPU.disableInterrupts()
         reports += 1
+        let t = PhysicalMemory.thresholds
         Console.printLine("P watchdog: ---- deadlock ----")
-        Console.printLine("P watchdog: \(free) free pages, below free_min \(freeMin), for \(stallSeconds) s; the pageout thread freed nothing in that time")
+        Console.printLine("P watchdog: \(free) free pages (paging_start \(t.pagingStart), free_reserved \(t.freeReserved), free_min \(t.freeMin)) and \(VMWait.waiters) threads waiting for pages for \(stallSeconds) s; the pageout thread freed nothing in that time")
         Threads.forEach { thread in
             let t = thread.pointee
             var line = LogMessage.Appender(message: "P watchdog: thread \(t.id) \(t.name): \(t.state.name)")
@@ -58,7 +62,7 @@ enum Watchdog {
             }
             Console.printLine(line.message)
         }
-        var summary = LogMessage.Appender(message: "deadlock: free pages stuck below free_min with no pageout progress")
+        var summary = LogMessage.Appender(message: "deadlock: memory short, threads waiting for pages, no pageout progress")
         if let pageout = pageoutThread, pageout.pointee.state == .sleeping {
             let w = pageout.pointee.wait
             summary.write("; the pageout thread waits in ")

@@ -48,19 +48,22 @@ struct TestSuite {
     let icount: Bool
     /// Seconds after which the runner calls a boot of this suite hung.
     let timeout: Int
+    /// How many seeds the runner boots this suite with (seed, seed+1, ...).
+    let seeds: Int
     /// Run each case with preemption held off, so background threads (pageout's refills)
     /// cannot change what the case counts. Suites whose cases sleep or spawn threads say false.
     let exclusive: Bool
     let cases: [TestCase]
 
     init(_ name: StaticString, memory: StaticString = "128M", arguments: StaticString = "", diskMiB: Int = 0,
-         icount: Bool = false, timeout: Int = 120, exclusive: Bool = true, _ cases: [TestCase]) {
+         icount: Bool = false, timeout: Int = 120, seeds: Int = 1, exclusive: Bool = true, _ cases: [TestCase]) {
         self.name = name
         self.memory = memory
         self.arguments = arguments
         self.diskMiB = diskMiB
         self.icount = icount
         self.timeout = timeout
+        self.seeds = seeds
         self.exclusive = exclusive
         self.cases = cases
     }
@@ -248,7 +251,7 @@ enum TestRunner {
         Console.printLine("# test list")
         for suite in suites {
             let icount: StaticString = suite.icount ? "yes" : "no"
-            Console.printLine("suite \(suite.name) memory=\(suite.memory) disk=\(suite.diskMiB) icount=\(icount) timeout=\(suite.timeout) arguments=\(suite.arguments)")
+            Console.printLine("suite \(suite.name) memory=\(suite.memory) disk=\(suite.diskMiB) icount=\(icount) timeout=\(suite.timeout) seeds=\(suite.seeds) arguments=\(suite.arguments)")
             for testCase in suite.cases {
                 let marker: StaticString = testCase.expectedPanic != nil ? " expects-panic" : ""
                 Console.printLine("case \(suite.name).\(testCase.name)\(marker)")

@@ -19,6 +19,10 @@ enum TestRegistry {
             SwapTests.deviceSuite,
             SwapTests.pagingSuite,
             SwapTests.fullSuite,
+            DeadlockTests.stressSuite,
+            DeadlockTests.reproductionSuite,
+            DeadlockTests.faultSuite,
+            ReserveBoundTests.suite,
         ]
     }
 }

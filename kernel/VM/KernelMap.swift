@@ -36,6 +36,14 @@ enum KernelMaps {
         return submap
     }
 
+    /// kernel_map's PDPT, and the pager submap's tables down to its page tables, are made now
+    /// and never freed: the pageout path maps pager windows without needing a page-table
+    /// page, and a kmem mapping needs at most two (docs/reserves.md).
+    static func pinPageTables() {
+        Pmap.pinTables(kernelMap.pointee.map.start, kernelMap.pointee.map.end, levels: 1)
+        Pmap.pinTables(pager.pointee.map.start, pager.pointee.map.end, levels: 3)
+    }
+
     static func logMaps() {
         for map in [kernelMap, kmem, pageable, pager] {
             let m = map.pointee.map

@@ -28,7 +28,13 @@ enum Kmem {
             }
             let descriptor = PhysicalMemory.page(page)
             descriptor.pointee.flags.insert(.wired)
-            guard Pmap.enter(address, page: page, protection: .readWrite, privileged: context.privileged, blocking: context.blocking) else {
+            var entered = Pmap.enter(address, page: page, protection: .readWrite, privileged: context.privileged, blocking: context.blocking)
+            while !entered && context.blocking == .wait, let wait = PhysicalMemory.waitForPages {
+                // A page-table page was short: wait for memory like any blocking request.
+                wait(.system, 1)
+                entered = Pmap.enter(address, page: page, protection: .readWrite, privileged: context.privileged, blocking: context.blocking)
+            }
+            guard entered else {
                 descriptor.pointee.flags.remove(.wired)
                 PhysicalMemory.free(page)
                 return undo(map, start, size, mapped, "no PV entry or page-table page")

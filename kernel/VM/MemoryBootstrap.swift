@@ -47,11 +47,22 @@ enum MemoryBootstrap {
         Zones.bootstrap()
         zoneSelfCheckBeforePageAllocator()
         KernelMaps.bootstrap()
-        PhysicalMemory.bootstrap(cleaned, pageoutFloor: 0)
+        PhysicalMemory.bootstrap(cleaned, pageoutFloor: UInt64(ReserveBounds.pageoutPages))
         configureFaultInjection()
         Kmalloc.bootstrap()
         installKernelMemorySlabSource()
+        KernelMaps.pinPageTables()
         Zones.refillAll()
+        logReserveBounds()
+    }
+
+    /// The bounds docs/reserves.md derives, as the kernel uses them (the runner checks the
+    /// document against this line).
+    static func logReserveBounds() {
+        let step = ReserveBounds.pageoutStep, growth = ReserveBounds.pageoutZoneGrowth
+        let refill = ReserveBounds.swapBlockRefill, bound = ReserveBounds.bound
+        Log.info(.zone, "reserve needs: pageout step swblock \(step.swapBlocks) map_entry \(step.mapEntries) pv_entry \(step.pvEntries) pages \(step.pages); pageout zone growth map_entry \(growth.mapEntries) pv_entry \(growth.pvEntries) pages \(growth.pages); swblock refill map_entry \(refill.mapEntries) pv_entry \(refill.pvEntries)")
+        Log.info(.zone, "reserve bounds: swblock \(bound.swapBlocks) map_entry \(bound.mapEntries) pv_entry \(bound.pvEntries) pages \(bound.pages) zone chain \(ReserveBounds.zoneGrowthChain); reserves swblock \(ReserveBounds.swapBlockReserve) map_entry \(ReserveBounds.mapEntryReserve) pv_entry \(ReserveBounds.pvEntryReserve) (margin x\(ReserveBounds.margin))")
     }
 
     /// Zones whose slabs are kmem-backed (swblock) get them from the kmem submap from now on.

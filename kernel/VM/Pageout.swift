@@ -227,8 +227,10 @@ enum OutOfMemory {
         // Its pages are freed now (the pin keeps the object alive meanwhile, even if the thread
         // has already ended and its memory is being freed); the thread ends at its next fault
         // or wait.
+        let freeBefore = PhysicalMemory.freePages
         MemoryObjects.releasePages(chosen, first: 0, count: chosen.pointee.pageCount)
         MemoryObjects.unpin(chosen)
+        Watchdog.pageoutProgress += PhysicalMemory.freePages > freeBefore ? PhysicalMemory.freePages - freeBefore : 1
         withInterruptsDisabled {
             Threads.forEach { thread in
                 if thread.pointee.id == ownerID && thread.pointee.state == .sleeping, let channel = thread.pointee.wait.channel {

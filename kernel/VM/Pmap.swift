@@ -8,9 +8,11 @@
 // memory outside the kernel image are unmapped.
 //
 // After bootstrap, `enter`, `remove`, `extract` and `protect` work on 4 KiB pages in
-// kernel_map (and the pmap tests' window). Page-table pages come from the buddy allocator in
-// the pageout class, non-blocking: mapping a page must never wait for memory, so `enter`
-// reports a shortage instead and changes nothing. Each runtime table page counts its valid
+// kernel_map (and the pmap tests' window). Page-table pages come from the buddy allocator,
+// non-blocking: mapping a page never waits for memory; `enter` reports a shortage instead
+// and changes nothing, and the caller may wait and retry. Privileged callers (the pageout
+// path) take them from the pageout class; ordinary ones from the system class, so that no
+// ordinary mapping can eat into the pages below free_min that the pageout path lives on. Each runtime table page counts its valid
 // entries in its descriptor's wireCount and is freed when that drops to zero. Every mapping
 // of a managed page has a PV entry on the page's list, which `removeAll` walks to unmap the
 // page everywhere. Removing never allocates: it only frees PV entries and table pages.
@@ -192,7 +194,7 @@ enum Pmap {
             let missing = 4 - walk(address).depth
             var spares: (PageIndex, PageIndex, PageIndex) = (.none, .none, .none)
             for number in 0..<missing {
-                guard let tablePage = PhysicalMemory.allocate(order: 0, .pageout, .noWait) else {
+                guard let tablePage = PhysicalMemory.allocate(order: 0, privileged ? .pageout : .system, .noWait) else {
                     for taken in 0..<number { PhysicalMemory.free(tableSlot(spares, taken)) }
                     PVEntries.free(pv)
                     statistics.enterShortages += 1
@@ -303,6 +305,7 @@ enum Pmap {
             let emptyTable = path.table(number)
             guard let index = PhysicalMemory.index(of: emptyTable),
                   PhysicalMemory.page(index).pointee.flags.contains(.pageTable),
+                  !PhysicalMemory.page(index).pointee.flags.contains(.pinnedTable),
                   PhysicalMemory.page(index).pointee.wireCount == 0 else { return }
             let parent = path.table(number - 1)
             let parentLevel = PageTableLevel(rawValue: 4 - number)!
@@ -337,6 +340,40 @@ enum Pmap {
                 slot.pointee = PageTableEntry(frame: old.frame, flags: protection.entryFlags | (old.rawValue & (PageTableEntry.accessed | PageTableEntry.dirty))).rawValue
                 CPU.invalidatePage(current)
             }
+        }
+    }
+
+    /// Allocates every missing page table for [start, end) now and pins them, so that mapping
+    /// there later never needs a page-table page. Only `levels` levels below the PML4 are
+    /// made: 1 = the PDPT, 3 = down to the page tables.
+    static func pinTables(_ start: UInt64, _ end: UInt64, levels: Int) {
+        var address = start
+        let step = levels == 1 ? PageTableLevel.pml4.entrySpan : PageTableLevel.pd.entrySpan
+        while address < end {
+            withInterruptsDisabled {
+                var current = root
+                var level = PageTableLevel.pml4
+                for _ in 0..<levels {
+                    let slot = table(current) + level.index(of: address)
+                    if !PageTableEntry(rawValue: slot.pointee).isPresent {
+                        // Blocking: at boot this must succeed, injected failures or not.
+                        guard let tablePage = PhysicalMemory.allocate(order: 0, .system, .wait) else {
+                            panic("pmap: no page to pin page tables for \(address: address)")
+                        }
+                        PhysicalMemory.pointer(to: tablePage).initializeMemory(as: UInt8.self, repeating: 0, count: Int(pageSize))
+                        PhysicalMemory.page(tablePage).pointee.flags.insert([.pageTable, .pinnedTable])
+                        let tableAddress = PhysicalMemory.physicalAddress(of: tablePage)
+                        slot.pointee = PageTableEntry(frame: tableAddress, flags: PageTableEntry.present | PageTableEntry.writable).rawValue
+                        adjustEntryCount(current, by: 1)
+                        statistics.tablePagesAllocated += 1
+                    }
+                    let next = PageTableEntry(rawValue: slot.pointee).frame
+                    if let index = PhysicalMemory.index(of: next) { PhysicalMemory.page(index).pointee.flags.insert(.pinnedTable) }
+                    current = next
+                    level = PageTableLevel(rawValue: level.rawValue - 1)!
+                }
+            }
+            address += step
         }
     }
 

@@ -76,15 +76,13 @@ enum SwapPager {
         return .written
     }
 
-    /// Reads swap block `block` into `page`. False on an error (logged by the device).
+    /// Reads swap block `block` into `page`. False on an error (logged by the device). The
+    /// faulting thread reads its own page as an ordinary caller: it may wait, and it never
+    /// touches the reserves, which are the pageout thread's.
     static func pageIn(_ page: PageIndex, block: UInt32) -> Bool {
-        // The faulting thread reads its own page: an ordinary caller, but the window is VM
-        // plumbing and may use the reserves.
-        let context: AllocationContext = Zones.reservesEnabled ? .system : .ordinary
         while true {
-            if let read = withWindow(page, context, { SwapDevice.read(block: block, into: $0) }) { return read }
-            // No window right now: wait for memory and try again.
-            PhysicalMemory.waitForPages?(.system, 1)
+            if let read = withWindow(page, .ordinary, { SwapDevice.read(block: block, into: $0) }) { return read }
+            PhysicalMemory.waitForPages?(.normal, 1)
         }
     }
 }

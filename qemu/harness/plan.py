@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from .qemu import Boot
 
-SUITE_LINE = re.compile(r"^suite (?P<name>\S+) memory=(?P<memory>\S+) disk=(?P<disk>\d+) icount=(?P<icount>yes|no) timeout=(?P<timeout>\d+) arguments=(?P<arguments>.*)$")
+SUITE_LINE = re.compile(r"^suite (?P<name>\S+) memory=(?P<memory>\S+) disk=(?P<disk>\d+) icount=(?P<icount>yes|no) timeout=(?P<timeout>\d+) seeds=(?P<seeds>\d+) arguments=(?P<arguments>.*)$")
 CASE_LINE = re.compile(r"^case (?P<suite>[^.\s]+)\.(?P<case>\S+)(?P<panic> expects-panic)?$")
 
 
@@ -21,6 +21,7 @@ class SuiteInfo:
     disk_mib: int
     icount: bool
     timeout: int
+    seeds: int
     arguments: str
     cases: list = field(default_factory=list)
     panic_cases: list = field(default_factory=list)
@@ -34,7 +35,8 @@ def parse_list(output):
         if match:
             suites[match.group("name")] = SuiteInfo(
                 match.group("name"), match.group("memory").split(","), int(match.group("disk")),
-                match.group("icount") == "yes", int(match.group("timeout")), match.group("arguments").strip())
+                match.group("icount") == "yes", int(match.group("timeout")), int(match.group("seeds")),
+                match.group("arguments").strip())
             continue
         match = CASE_LINE.match(line)
         if match and match.group("suite") in suites:
@@ -53,17 +55,23 @@ class PlannedBoot:
     case: str = None
 
 
-def plan(suites, seed, only=None):
+def plan(suites, seed, only=None, seed_scale=1, extra_arguments=""):
+    """Boots for `suites`: each memory size, and each of the suite's seeds (times
+    `seed_scale` for soak runs), plus each expected-panic case once."""
     planned = []
     for suite in suites.values():
         if only and suite.name not in only:
             continue
-        arguments = ("seed=%d %s" % (seed, suite.arguments)).strip()
-        for memory in suite.memory:
-            boot = Boot(name="%s@%s" % (suite.name, memory), arguments="test=%s %s" % (suite.name, arguments),
-                        memory=memory, timeout=suite.timeout, disk_mib=suite.disk_mib,
-                        icount=suite.icount)
-            planned.append(PlannedBoot(boot, "suite", suite))
+        seeds = suite.seeds * seed_scale if suite.seeds > 1 else 1
+        for offset in range(seeds):
+            arguments = ("seed=%d %s %s" % (seed + offset, suite.arguments, extra_arguments)).strip()
+            for memory in suite.memory:
+                name = "%s@%s" % (suite.name, memory) + ("#%d" % (seed + offset) if seeds > 1 else "")
+                boot = Boot(name=name, arguments="test=%s %s" % (suite.name, arguments),
+                            memory=memory, timeout=suite.timeout, disk_mib=suite.disk_mib,
+                            icount=suite.icount)
+                planned.append(PlannedBoot(boot, "suite", suite))
+        arguments = ("seed=%d %s %s" % (seed, suite.arguments, extra_arguments)).strip()
         for case in suite.panic_cases:
             memory = suite.memory[0]
             boot = Boot(name="%s.%s" % (suite.name, case), arguments="test=%s.%s %s" % (suite.name, case, arguments),

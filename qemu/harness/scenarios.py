@@ -57,9 +57,26 @@ def check_help(result):
     ])
 
 
+def check_reserve_document(result):
+    """docs/reserves.md states the kernel's reserve numbers; they must be the ones it logs."""
+    import os
+    problems = expect_status(result, EXIT_SUCCESS)
+    document = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "reserves.md")
+    with open(document) as text:
+        stated = [line.strip() for line in text if line.startswith("reserve needs: ") or line.startswith("reserve bounds: ")]
+    logged = [line[len("I zone: "):] for line in result.output.splitlines()
+              if line.startswith("I zone: reserve needs: ") or line.startswith("I zone: reserve bounds: ")]
+    if len(stated) != 2:
+        problems.append("docs/reserves.md does not state the two reserve lines")
+    if stated != logged:
+        problems.append("docs/reserves.md says %r but the kernel logs %r" % (stated, logged))
+    return problems
+
+
 SCENARIOS = [
     (Boot("scenario.boot-log", "seed=4242 loglevel=debug"), check_boot_log),
     (Boot("scenario.malformed-options", "bogus=1 seed=abc loglevel=loud test= seed"), check_malformed_options),
     (Boot("scenario.unknown-suite", "test=nosuchsuite"), check_unknown_suite),
     (Boot("scenario.help", "help"), check_help),
+    (Boot("scenario.reserve-document", ""), check_reserve_document),
 ]

@@ -1,0 +1,235 @@
+// Stress.swift - the workloads that put the memory system under pressure (issue: the
+// low-memory deadlock). Selected by test suites, or directly with stress=<variant>.
+//
+// Every variant first fills memory and most of swap, then runs tight loops in several
+// threads, each round allocating before it frees - so that when memory runs out a thread
+// waits holding what it has, as real consumers do:
+//   objects  many small (1-2 page) swap-backed objects: every page-out of a new object
+//            needs a new swblock, so the swblock zone grows under pressure;
+//   kmap     the same, plus small wired kmem allocations freed in pieces (front, back or
+//            middle): map entries, PV entries and page tables churn under pressure;
+// Every page written carries a pattern derived from the seed, the object and the page; it is
+// checked before the memory is freed, and at the end. Nothing may be lost.
+
+extension LogTag {
+    static let stress = LogTag("stress")
+}
+
+enum StressVariant: Int {
+    case objects = 0
+    case kmap = 1
+
+    var name: StaticString { self == .objects ? "objects" : "kmap" }
+}
+
+struct StressReport {
+    var objectsCreated: UInt64 = 0
+    var pagesWritten: UInt64 = 0
+    var pagesVerified: UInt64 = 0
+    var mismatches: UInt64 = 0
+    var wiredOperations: UInt64 = 0
+    var stoppedWorkers = 0
+}
+
+enum Stress {
+    static let wordsPerPage = 8
+    static var report = StressReport()
+
+    /// One live object of a worker.
+    struct Live {
+        var address: UInt64
+        var pages: UInt32
+        var id: UInt32
+    }
+
+    struct Worker {
+        var number: Int
+        var seed: UInt64
+        var rounds: Int
+        var targetPages: Int
+        var variant: StressVariant
+        var live: UnsafeMutablePointer<Live>
+        var liveCount = 0
+        var livePages = 0
+        var capacity: Int
+        var nextID: UInt32 = 1
+        var wired: UnsafeMutablePointer<Live>
+        var wiredCount = 0
+        var random: SeededRandom
+    }
+
+    static func value(_ seed: UInt64, _ id: UInt32, _ page: Int, _ word: Int) -> UInt64 {
+        var x = seed ^ (UInt64(id) << 32) ^ UInt64(page) << 8 ^ UInt64(word)
+        x = (x ^ (x >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        return x ^ (x >> 27)
+    }
+
+    static func write(_ object: Live, _ seed: UInt64) {
+        for page in 0..<Int(object.pages) {
+            let base = object.address + UInt64(page) * pageSize
+            for word in 0..<wordsPerPage {
+                pointer(at: base + UInt64(word * 512)).storeBytes(of: value(seed, object.id, page, word), as: UInt64.self)
+            }
+        }
+        countEvent(&report.pagesWritten)
+    }
+
+    /// Checks every page of `object`; returns the pages that differ.
+    static func verify(_ object: Live, _ seed: UInt64, firstPage: Int = 0) -> UInt64 {
+        var bad: UInt64 = 0
+        for page in 0..<Int(object.pages) {
+            let base = object.address + UInt64(page) * pageSize
+            for word in 0..<wordsPerPage where pointer(at: base + UInt64(word * 512)).load(as: UInt64.self) != value(seed, object.id, firstPage + page, word) {
+                bad += 1
+                Log.error(.stress, "page \(page) of object \(object.id) at \(address: base) lost its contents (word \(word))")
+                break
+            }
+            countEvent(&report.pagesVerified)
+        }
+        return bad
+    }
+
+    // MARK: - Running
+
+    /// Runs `variant` in `threads` threads and returns what happened. `rounds` per thread.
+    static func run(_ variant: StressVariant, threads: Int, rounds: Int, seed: UInt64) -> StressReport {
+        report = StressReport()
+        // Fill to 80% of swap (each live page may hold a swap block) but well past RAM.
+        let swapPages = Int(SwapDevice.blocks)
+        let target = max(Int(PhysicalMemory.managedPages) * 3 / 2, swapPages * 8 / 10)
+        let perThread = min(target, swapPages * 8 / 10) / threads
+        Log.info(.stress, "\(variant.name): \(threads) threads, \(rounds) rounds each, seed \(seed); filling \(perThread * threads) pages (RAM \(PhysicalMemory.managedPages) pages, swap \(swapPages) blocks)")
+        let workers = Kmalloc.allocate(threads * MemoryLayout<Worker>.stride)!.bindMemory(to: Worker.self, capacity: threads)
+        var handles: [ThreadRef] = []
+        handles.reserveCapacity(threads)
+        for number in 0..<threads {
+            let capacity = perThread + 16
+            let live = Kmalloc.allocate(capacity * MemoryLayout<Live>.stride)!.bindMemory(to: Live.self, capacity: capacity)
+            let wired = Kmalloc.allocate(64 * MemoryLayout<Live>.stride)!.bindMemory(to: Live.self, capacity: 64)
+            (workers + number).initialize(to: Worker(number: number, seed: seed &+ UInt64(number) &* 0x1000_0001, rounds: rounds,
+                                                     targetPages: perThread, variant: variant, live: live, capacity: capacity,
+                                                     wired: wired, random: SeededRandom(seed: seed &+ UInt64(number))))
+            let worker = workers + number
+            handles.append(Threads.spawn("stress") { work(worker) })
+        }
+        for handle in handles { if Threads.join(handle) { report.stoppedWorkers += 1 } }
+        for number in 0..<threads {
+            Kmalloc.free(UnsafeMutableRawPointer(workers[number].live))
+            Kmalloc.free(UnsafeMutableRawPointer(workers[number].wired))
+        }
+        Kmalloc.free(UnsafeMutableRawPointer(workers))
+        let r = report
+        Log.info(.stress, "\(variant.name) done: \(r.objectsCreated) objects created, \(r.pagesWritten) written, \(r.pagesVerified) pages verified, \(r.mismatches) lost, \(r.wiredOperations) wired kmem operations, \(r.stoppedWorkers) workers stopped")
+        return r
+    }
+
+    static func work(_ worker: UnsafeMutablePointer<Worker>) {
+        let owner = Scheduler.current.pointee.id
+        // Fill.
+        while worker.pointee.livePages < worker.pointee.targetPages && worker.pointee.liveCount < worker.pointee.capacity {
+            create(worker, owner)
+        }
+        // Churn: allocate first, then free - a thread that cannot allocate waits holding all.
+        for _ in 0..<worker.pointee.rounds {
+            create(worker, owner)
+            if worker.pointee.variant == .kmap { churnWired(worker) }
+            let index = worker.pointee.random.next(below: worker.pointee.liveCount)
+            retire(worker, index)
+        }
+        while worker.pointee.liveCount > 0 { retire(worker, worker.pointee.liveCount - 1) }
+        while worker.pointee.wiredCount > 0 { freeWired(worker, worker.pointee.wiredCount - 1, whole: true) }
+    }
+
+    static func create(_ worker: UnsafeMutablePointer<Worker>, _ owner: UInt64) {
+        let pages = UInt32(1 + worker.pointee.random.next(below: 2))
+        guard let address = Kmem.allocatePageable(UInt64(pages) * pageSize, owner: owner) else {
+            Log.error(.stress, "kmem_alloc_pageable failed for a waiting caller")
+            return
+        }
+        let object = Live(address: address, pages: pages, id: worker.pointee.nextID)
+        worker.pointee.nextID += 1
+        write(object, worker.pointee.seed)
+        worker.pointee.live[worker.pointee.liveCount] = object
+        worker.pointee.liveCount += 1
+        worker.pointee.livePages += Int(pages)
+        countEvent(&report.objectsCreated)
+    }
+
+    static func retire(_ worker: UnsafeMutablePointer<Worker>, _ index: Int) {
+        let object = worker.pointee.live[index]
+        noteMismatches(verify(object, worker.pointee.seed))
+        Kmem.freePageable(object.address, UInt64(object.pages) * pageSize)
+        worker.pointee.liveCount -= 1
+        worker.pointee.livePages -= Int(object.pages)
+        worker.pointee.live[index] = worker.pointee.live[worker.pointee.liveCount]
+    }
+
+    /// A small wired allocation, and a piece of an older one freed: map entries split and
+    /// merge back, PV entries and page tables come and go.
+    static func churnWired(_ worker: UnsafeMutablePointer<Worker>) {
+        if worker.pointee.wiredCount < 48 {
+            let pages = UInt32(1 + worker.pointee.random.next(below: 4))
+            if let address = Kmem.allocate(UInt64(pages) * pageSize) {
+                let block = Live(address: address, pages: pages, id: 0x8000_0000 | worker.pointee.nextID)
+                worker.pointee.nextID += 1
+                write(block, worker.pointee.seed)
+                worker.pointee.wired[worker.pointee.wiredCount] = block
+                worker.pointee.wiredCount += 1
+                countEvent(&report.wiredOperations)
+            }
+        }
+        if worker.pointee.wiredCount > 8 {
+            freeWired(worker, worker.pointee.random.next(below: worker.pointee.wiredCount), whole: false)
+        }
+    }
+
+    /// Frees all of a wired block, or one page of it - the front, the back, or one in the
+    /// middle, which splits its map entry. What stays is checked, and renamed (rewritten
+    /// under a new id) where its page numbering changes.
+    static func freeWired(_ worker: UnsafeMutablePointer<Worker>, _ index: Int, whole: Bool) {
+        let block = worker.pointee.wired[index]
+        noteMismatches(verify(block, worker.pointee.seed))
+        countEvent(&report.wiredOperations)
+        if whole || block.pages == 1 {
+            Kmem.free(block.address, UInt64(block.pages) * pageSize)
+            worker.pointee.wiredCount -= 1
+            worker.pointee.wired[index] = worker.pointee.wired[worker.pointee.wiredCount]
+            return
+        }
+        let pages = Int(block.pages)
+        switch worker.pointee.random.next(below: pages >= 3 ? 3 : 2) {
+        case 0:     // the front
+            Kmem.free(block.address, pageSize)
+            worker.pointee.wired[index] = renamed(Live(address: block.address + pageSize, pages: block.pages - 1, id: block.id), firstPage: 1, worker)
+        case 1:     // the back
+            Kmem.free(block.address + UInt64(pages - 1) * pageSize, pageSize)
+            worker.pointee.wired[index] = Live(address: block.address, pages: block.pages - 1, id: block.id)
+        default:    // a page in the middle: two pieces stay
+            let hole = 1 + worker.pointee.random.next(below: pages - 2)
+            Kmem.free(block.address + UInt64(hole) * pageSize, pageSize)
+            worker.pointee.wired[index] = Live(address: block.address, pages: UInt32(hole), id: block.id)
+            let back = Live(address: block.address + UInt64(hole + 1) * pageSize, pages: UInt32(pages - hole - 1), id: block.id)
+            if worker.pointee.wiredCount < 64 {
+                worker.pointee.wired[worker.pointee.wiredCount] = renamed(back, firstPage: hole + 1, worker)
+                worker.pointee.wiredCount += 1
+            } else {
+                noteMismatches(verify(back, worker.pointee.seed, firstPage: hole + 1))
+                Kmem.free(back.address, UInt64(back.pages) * pageSize)
+            }
+        }
+    }
+
+    /// Checks a piece whose pages were numbered from `firstPage`, and rewrites it under a new
+    /// id numbered from 0.
+    static func renamed(_ piece: Live, firstPage: Int, _ worker: UnsafeMutablePointer<Worker>) -> Live {
+        noteMismatches(verify(piece, worker.pointee.seed, firstPage: firstPage))
+        let fresh = Live(address: piece.address, pages: piece.pages, id: 0x8000_0000 | worker.pointee.nextID)
+        worker.pointee.nextID += 1
+        write(fresh, worker.pointee.seed)
+        return fresh
+    }
+
+    static func noteMismatches(_ bad: UInt64) {
+        if bad > 0 { withInterruptsDisabled { report.mismatches += bad } }
+    }
+}
