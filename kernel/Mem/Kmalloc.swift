@@ -44,10 +44,16 @@ enum Kmalloc {
         }
         let bytes = max(UInt64(size), UInt64(alignment))
         let order = Zones.order(ofBytes: Int(bytes))
+        guard order <= BuddyAllocator.maxOrder else {
+            Log.error(.zone, "kmalloc(\(size)): more than the largest physically contiguous block (\(bytes: pageSize << UInt64(BuddyAllocator.maxOrder))); use kmem_alloc")
+            return nil
+        }
         guard let block = PhysicalMemory.allocate(order: order, .normal, flags.contains(.noWait) ? .noWait : .wait) else { return nil }
-        PhysicalMemory.page(block).pointee.flags.insert(.kmallocLarge)
-        largeAllocations += 1
-        largePagesInUse += UInt64(1) << UInt64(order)
+        withInterruptsDisabled {
+            PhysicalMemory.page(block).pointee.flags.insert(.kmallocLarge)
+            largeAllocations += 1
+            largePagesInUse += UInt64(1) << UInt64(order)
+        }
         return PhysicalMemory.pointer(to: block)
     }
 
@@ -62,7 +68,10 @@ enum Kmalloc {
             KernelZone(state).free(pointer)
         } else if page.pointee.flags.contains(.kmallocLarge) && address % pageSize == 0 {
             let order = Int(page.pointee.order)
-            largePagesInUse -= UInt64(1) << UInt64(order)
+            withInterruptsDisabled {
+                page.pointee.flags.remove(.kmallocLarge)
+                largePagesInUse -= UInt64(1) << UInt64(order)
+            }
             PhysicalMemory.free(index, order: order)
         } else {
             panic("kfree of \(address: address): its page is neither a slab nor a large kmalloc block (a double free, or not from kmalloc)")

@@ -184,6 +184,7 @@ enum ZoneTests {
             Kmalloc.free(block)
         }
         Test.expectEqual(Kmalloc.largePagesInUse, largeBefore, "large kmalloc pages in use after freeing")
+        Test.expect(Kmalloc.allocate(8 << 20, alignment: 16, .noWait) == nil, "8 MiB is more than kmalloc's largest block: refused, not a trap")
     }
 
     static func swiftRuntimeAllocatesFromKmalloc() {

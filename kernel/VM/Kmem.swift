@@ -41,7 +41,7 @@ enum Kmem {
             }
             mapped += pageSize
         }
-        allocations += 1
+        countEvent(&allocations)
         return start
     }
 
@@ -77,7 +77,7 @@ enum Kmem {
     private static func insertEntry(_ map: MapRef, size: UInt64, alignment: UInt64, kind: MapEntryKind,
                                     _ context: AllocationContext, object: ObjectRef? = nil) -> UInt64? {
         guard var spares = VMMaps.reserve(map, 1, context) else {
-            failures += 1
+            countEvent(&failures)
             Log.warn(.vm, "kmem: no map entry for \(map.pointee.map.name) (the map_entry zone is exhausted)")
             return nil
         }
@@ -87,7 +87,7 @@ enum Kmem {
             let used = map.pointee.map.mappedBytes, total = map.pointee.map.size
             map.pointee.lock.unlock()
             VMMaps.release(map, &spares)
-            failures += 1
+            countEvent(&failures)
             Log.warn(.vm, "kmem: submap \(map.pointee.map.name) has no free range of \(bytes: size) (\(bytes: used) of \(bytes: total) in use)")
             return nil
         }
@@ -103,7 +103,7 @@ enum Kmem {
 
     /// Undoes a partly built wired allocation and reports why.
     private static func undo(_ map: MapRef, _ start: UInt64, _ size: UInt64, _ mapped: UInt64, _ why: StaticString) -> UInt64? {
-        failures += 1
+        countEvent(&failures)
         Log.debug(.vm, "kmem: allocation of \(bytes: size) in \(map.pointee.map.name) undone: \(why) after \(mapped / pageSize) pages")
         removeRange(map, start, size)
         return nil

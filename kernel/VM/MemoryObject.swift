@@ -129,10 +129,10 @@ enum MemoryObjects {
                 current = candidate.pointee.next
             }
             if let link = link { link.pointee.next = object.pointee.next } else { all = object.pointee.next }
+            live -= 1
         }
         Kmalloc.free(UnsafeMutableRawPointer(object.pointee.slots))
         Kmalloc.free(UnsafeMutableRawPointer(object))
-        live -= 1
         FreePath.leave()
     }
 }

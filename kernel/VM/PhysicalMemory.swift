@@ -99,13 +99,16 @@ enum PhysicalMemory {
         while true {
             // A blocking request treats an injected failure as a transient shortage and retries,
             // but draws at most `maximumInjectedRetries` in a row: pagefail=every:1 must slow
-            // blocking requests down, not hang them.
-            if faultInjector.isActive && injectedRetries < maximumInjectedRetries && faultInjector.shouldFail(pageClass) {
+            // blocking requests down, not hang them. (Decided and counted with interrupts off:
+            // the injector's pattern and the statistics are shared by every thread.)
+            let injected: Bool = withInterruptsDisabled {
+                guard faultInjector.isActive && injectedRetries < maximumInjectedRetries && faultInjector.shouldFail(pageClass) else { return false }
                 statistics[pageClass.rawValue].injectedFailures += 1
-                if blocking == .noWait {
-                    statistics[pageClass.rawValue].failures += 1
-                    return nil
-                }
+                if blocking == .noWait { statistics[pageClass.rawValue].failures += 1 }
+                return true
+            }
+            if injected {
+                if blocking == .noWait { return nil }
                 injectedRetries += 1
                 continue
             }
@@ -119,7 +122,7 @@ enum PhysicalMemory {
                 allocationHook?()
                 return block
             }
-            statistics[pageClass.rawValue].failures += 1
+            withInterruptsDisabled { statistics[pageClass.rawValue].failures += 1 }
             if blocking == .noWait { return nil }
             guard let wait = waitForPages else {
                 panic("page allocator: a blocking \(pageClass.name) request for \(count) pages cannot be met: \(freePages) pages free, the \(pageClass.name) class may not go below \(thresholds.floor(for: pageClass)) (free_min \(thresholds.freeMin), free_reserved \(thresholds.freeReserved)); no thread can free pages yet")

@@ -50,7 +50,7 @@ enum SwapMetadata {
         var block = withInterruptsDisabled { find(object, first) }
         if block == nil {
             guard let memory = Zones.swapBlock.allocate(flags) else {
-                assignFailures += 1
+                countEvent(&assignFailures)
                 return false
             }
             let fresh = memory.bindMemory(to: SwapBlock.self, capacity: 1)

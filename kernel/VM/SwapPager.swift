@@ -36,12 +36,12 @@ enum SwapPager {
     /// could be made under `context`'s rules.
     static func withWindow(_ page: PageIndex, _ context: AllocationContext, _ body: (UnsafeMutableRawPointer) -> Bool) -> Bool? {
         guard let address = Kmem.reserveRange(KernelMaps.pager, pageSize, context) else {
-            windowFailures += 1
+            countEvent(&windowFailures)
             return nil
         }
         guard Pmap.enter(address, page: page, protection: .readWrite, privileged: context.privileged, blocking: context.blocking) else {
             Kmem.free(address, pageSize, in: KernelMaps.pager)
-            windowFailures += 1
+            countEvent(&windowFailures)
             return nil
         }
         let result = body(pointer(at: address))
