@@ -4,7 +4,14 @@
 // class). Its memory comes in slabs: power-of-two runs of pages, aligned to their size, each
 // beginning with a SlabHeader (and, with double-free detection on, a bitmap of allocated
 // objects) followed by the objects. Because a slab is aligned to its size, an object's slab
-// is found by masking its address. Slabs sit on one of three lists: empty, partial, full.
+// is found by masking its address. Slabs sit on one of three lists: full (no free object),
+// partial (some), empty (none in use, found so by a reclaim pass or never used). A slab whose
+// last object is freed stays on the partial list - an allocate/free pair must not move a slab
+// twice - and the reclaim pass moves it to the empty list when it looks.
+//
+// In front of the slabs sits a magazine: up to 32 free objects on a stack, so that the common
+// allocate/free pair does not touch the slab lists at all (the per-processor layer braunr
+// describes in ../shared/seeds/gnumach-slab-allocator-irc.txt; one CPU here, so one per zone).
 //
 // The two problems of ../shared/seeds/dragonfly-zalloc-project-1.txt are solved here:
 //   (A) a zone can be given static slabs from the kernel image before any page allocator
@@ -134,6 +141,10 @@ public struct ZoneState {
     public let objectsPerSlab: Int
     public let bitmapWords: Int
     public let firstObjectOffset: Int
+    /// 2^40 / stride, rounded up: an object's index is (offset * this) >> 40, exactly, for any
+    /// offset inside a slab (slabs are at most 1 MiB) - a multiply instead of a divide on the
+    /// fast path.
+    public let strideReciprocal: UInt64
     public let source: SlabSource
     public let debug: ZoneDebug
     /// Free objects that only useReserve callers may take.
@@ -150,6 +161,12 @@ public struct ZoneState {
     /// The thread growing this zone right now (0: none), to catch a zone growing into itself.
     public var growingThread: UInt64 = 0
     public var statistics = ZoneStatistics()
+    /// A small stack of free objects in front of the slabs (Bonwick's magazine): an
+    /// allocate/free pair touches only this. Counted in freeObjects; their slabs still count
+    /// them in use. Nil (no magazine) when any debug check is on, so every free is seen.
+    public var magazine: UnsafeMutablePointer<UnsafeMutableRawPointer>? = nil
+    public var magazineCount = 0
+    public static let magazineCapacity = 32
 
     public init(name: StaticString, objectSize: Int, alignment: Int, slabPages: Int, reserveTarget: Int,
                 keepEmptySlabs: Int, source: SlabSource, debug: ZoneDebug, pageBytes: Int = 4096) {
@@ -179,7 +196,12 @@ public struct ZoneState {
         objectsPerSlab = (slabBytes - first) / stride
         bitmapWords = words
         firstObjectOffset = first
+        strideReciprocal = (UInt64(1) << 40) / UInt64(stride) + 1
+        if debug.isEmpty {
+            magazine = UnsafeMutablePointer<UnsafeMutableRawPointer>.allocate(capacity: ZoneState.magazineCapacity)
+        }
         precondition(objectsPerSlab >= 1, "zone: objects do not fit in a slab")
+        precondition(slabBytes <= 1 << 20, "zone: slabs are at most 1 MiB")
     }
 
     public var slabCount: Int { empty.count + partial.count + full.count }

@@ -40,7 +40,15 @@ public struct ZoneRef<Environment: ZoneEnvironment> {
         while true {
             let free = state.pointee.freeObjects
             if free > 0 && (privileged || free > reserve) {
-                let object = takeObject()
+                let object: UnsafeMutableRawPointer
+                if state.pointee.magazineCount > 0 {
+                    state.pointee.magazineCount -= 1
+                    object = state.pointee.magazine![state.pointee.magazineCount]
+                    state.pointee.freeObjects -= 1
+                    state.pointee.inUse += 1
+                } else {
+                    object = takeObject()
+                }
                 noteAllocation(privileged: privileged)
                 let wantsRefill = state.pointee.freeObjects < reserve && !state.pointee.refilling && Environment.canGrow
                 Environment.unlock(token)
@@ -65,15 +73,18 @@ public struct ZoneRef<Environment: ZoneEnvironment> {
         }
     }
 
+    @inline(__always)
     private func noteAllocation(privileged: Bool) {
         let free = state.pointee.freeObjects
-        state.pointee.statistics.allocations += 1
+        state.pointee.statistics.allocations &+= 1
         if free < state.pointee.statistics.lowestFree { state.pointee.statistics.lowestFree = free }
-        if state.pointee.statistics.dynamicSlabs == 0 { state.pointee.statistics.allocationsBeforeDynamicSlabs += 1 }
-        if !Environment.canGrow { state.pointee.statistics.allocationsBeforePageAllocator += 1 }
+        if state.pointee.statistics.dynamicSlabs == 0 {
+            state.pointee.statistics.allocationsBeforeDynamicSlabs &+= 1
+            if !Environment.canGrow { state.pointee.statistics.allocationsBeforePageAllocator &+= 1 }
+        }
         if free < reserve {
             let depth = reserve - free
-            if privileged { state.pointee.statistics.reserveAllocations += 1 }
+            if privileged { state.pointee.statistics.reserveAllocations &+= 1 }
             if depth > state.pointee.statistics.deepestReserveUse { state.pointee.statistics.deepestReserveUse = depth }
         }
     }
@@ -153,6 +164,25 @@ public struct ZoneRef<Environment: ZoneEnvironment> {
         let token = Environment.lock()
         let slab = slabOf(object)
         let index = objectIndex(object, in: slab)
+        if let magazine = state.pointee.magazine, state.pointee.magazineCount < ZoneState.magazineCapacity {
+            magazine[state.pointee.magazineCount] = object
+            state.pointee.magazineCount += 1
+            state.pointee.freeObjects += 1
+            state.pointee.inUse -= 1
+            state.pointee.statistics.frees &+= 1
+            Environment.unlock(token)
+            FreePath.leave()
+            return
+        }
+        returnToSlab(object, slab: slab, index: index)
+        state.pointee.statistics.frees &+= 1
+        Environment.unlock(token)
+        FreePath.leave()
+    }
+
+    /// Puts a freed object back on its slab (the lock is held).
+    @inline(__always)
+    func returnToSlab(_ object: UnsafeMutableRawPointer, slab: UnsafeMutablePointer<SlabHeader>, index: Int) {
         let debug = state.pointee.debug
         if debug.contains(.doubleFree) {
             if !testBit(slab, index) {
@@ -165,15 +195,24 @@ public struct ZoneRef<Environment: ZoneEnvironment> {
         object.storeBytes(of: slab.pointee.freeList, as: UnsafeMutableRawPointer?.self)
         slab.pointee.freeList = object
         slab.pointee.inUse -= 1
-        let perSlab = UInt32(state.pointee.objectsPerSlab)
-        if slab.pointee.inUse == perSlab - 1 { move(slab, to: perSlab == 1 ? 0 : 1) }
-        else if slab.pointee.inUse == 0 { move(slab, to: 0) }
+        // A full slab becomes partial; one that becomes empty stays partial until reclaim.
+        if slab.pointee.list == 2 { move(slab, to: 1) }
         state.pointee.freeObjects += 1
         state.pointee.inUse -= 1
-        state.pointee.statistics.frees += 1
         if debug.contains(.check) { checkSlab(slab) }
-        Environment.unlock(token)
-        FreePath.leave()
+    }
+
+    /// Returns every object in the magazine to its slab (the lock is held). Counts do not
+    /// change: the objects were free already.
+    func flushMagazine() {
+        while state.pointee.magazineCount > 0 {
+            state.pointee.magazineCount -= 1
+            let object = state.pointee.magazine![state.pointee.magazineCount]
+            let slab = slabOf(object)
+            state.pointee.freeObjects -= 1
+            state.pointee.inUse += 1
+            returnToSlab(object, slab: slab, index: objectIndex(object, in: slab))
+        }
     }
 
     /// Returns empty dynamic slabs to the page allocator, keeping `keepEmpty` empty slabs
@@ -184,8 +223,18 @@ public struct ZoneRef<Environment: ZoneEnvironment> {
         FreePath.enter()
         let keep = keepEmpty ?? state.pointee.keepEmptySlabs
         var released = 0
+        // The magazine's objects go back to their slabs, and slabs that became empty were left
+        // on the partial list: gather them first.
+        var token = Environment.lock()
+        flushMagazine()
+        var slab = state.pointee.partial.head
+        while let current = slab {
+            slab = current.pointee.next
+            if current.pointee.inUse == 0 { move(current, to: 0) }
+        }
+        Environment.unlock(token)
         while true {
-            let token = Environment.lock()
+            token = Environment.lock()
             var candidate = state.pointee.empty.head
             while let slab = candidate, slab.pointee.isStatic { candidate = slab.pointee.next }
             guard let slab = candidate, state.pointee.empty.count > keep,
@@ -211,6 +260,7 @@ public struct ZoneRef<Environment: ZoneEnvironment> {
     func address(_ pointer: UnsafeRawPointer) -> UInt64 { UInt64(UInt(bitPattern: pointer)) }
 
     /// The slab an object belongs to; stops the kernel if the pointer is not in this zone.
+    @inline(__always)
     public func slabOf(_ object: UnsafeMutableRawPointer) -> UnsafeMutablePointer<SlabHeader> {
         let start = Int(bitPattern: object) & ~(state.pointee.slabBytes - 1)
         let slab = UnsafeMutablePointer<SlabHeader>(bitPattern: start)!
@@ -220,13 +270,24 @@ public struct ZoneRef<Environment: ZoneEnvironment> {
         return slab
     }
 
+    /// The index of `object` in its slab; stops the kernel if it is not an object's start.
+    @inline(__always)
     func objectIndex(_ object: UnsafeMutableRawPointer, in slab: UnsafeMutablePointer<SlabHeader>) -> Int {
-        let offset = Int(bitPattern: object) - Int(bitPattern: slab) - state.pointee.firstObjectOffset
-        let index = offset / state.pointee.stride
-        if offset < 0 || offset % state.pointee.stride != 0 || index >= state.pointee.objectsPerSlab {
+        guard let index = indexIfObject(object, in: slab) else {
             Environment.fail("zone \(name): \(hex: address(object)) is not the start of an object")
         }
         return index
+    }
+
+    /// The index of `pointer` in its slab, or nil when it is not the start of an object.
+    @inline(__always)
+    func indexIfObject(_ pointer: UnsafeRawPointer, in slab: UnsafeMutablePointer<SlabHeader>) -> Int? {
+        let offset = UInt64(bitPattern: Int64(Int(bitPattern: pointer) - Int(bitPattern: slab) - state.pointee.firstObjectOffset))
+        let stride = UInt64(state.pointee.stride)
+        guard offset < UInt64(state.pointee.objectsPerSlab) &* stride else { return nil }
+        let index = (offset &* state.pointee.strideReciprocal) >> 40
+        guard index &* stride == offset else { return nil }
+        return Int(index)
     }
 
     func object(_ index: Int, in slab: UnsafeMutablePointer<SlabHeader>) -> UnsafeMutableRawPointer {
@@ -266,15 +327,13 @@ public struct ZoneRef<Environment: ZoneEnvironment> {
         }
     }
 
+    @inline(__always)
     func takeObject() -> UnsafeMutableRawPointer {
         let slab = state.pointee.partial.head ?? state.pointee.empty.head!
         let item = slab.pointee.freeList!
         let next = item.load(as: UnsafeMutableRawPointer?.self)
-        if let next = next {
-            let offset = Int(bitPattern: next) - Int(bitPattern: slab) - state.pointee.firstObjectOffset
-            if offset < 0 || offset % state.pointee.stride != 0 || offset / state.pointee.stride >= state.pointee.objectsPerSlab {
-                Environment.fail("zone \(name): free list of slab \(hex: address(slab)) is corrupt at object \(hex: address(item)) (next \(hex: address(next))): written after it was freed?")
-            }
+        if let next = next, indexIfObject(next, in: slab) == nil {
+            Environment.fail("zone \(name): free list of slab \(hex: address(slab)) is corrupt at object \(hex: address(item)) (next \(hex: address(next))): written after it was freed?")
         }
         slab.pointee.freeList = next
         let debug = state.pointee.debug
@@ -287,9 +346,8 @@ public struct ZoneRef<Environment: ZoneEnvironment> {
         }
         if debug.contains(.poison) { checkPoison(item) }
         slab.pointee.inUse += 1
-        let perSlab = UInt32(state.pointee.objectsPerSlab)
-        if slab.pointee.inUse == perSlab { move(slab, to: 2) }
-        else if slab.pointee.inUse == 1 { move(slab, to: 1) }
+        if slab.pointee.inUse == UInt32(state.pointee.objectsPerSlab) { move(slab, to: 2) }
+        else if slab.pointee.list == 0 { move(slab, to: 1) }
         state.pointee.freeObjects -= 1
         state.pointee.inUse += 1
         if debug.contains(.check) { checkSlab(slab) }
@@ -298,6 +356,7 @@ public struct ZoneRef<Environment: ZoneEnvironment> {
 
     // MARK: - Lists
 
+    @inline(__always)
     func withList<R>(_ number: UInt8, _ body: (inout SlabList) -> R) -> R {
         switch number {
         case 0: return body(&state.pointee.empty)
@@ -306,6 +365,7 @@ public struct ZoneRef<Environment: ZoneEnvironment> {
         }
     }
 
+    @inline(__always)
     func push(_ slab: UnsafeMutablePointer<SlabHeader>, on number: UInt8) {
         slab.pointee.list = number
         slab.pointee.prev = nil
@@ -317,6 +377,7 @@ public struct ZoneRef<Environment: ZoneEnvironment> {
         }
     }
 
+    @inline(__always)
     func unlink(_ slab: UnsafeMutablePointer<SlabHeader>, from number: UInt8) {
         withList(number) { list in
             if let prev = slab.pointee.prev { prev.pointee.next = slab.pointee.next } else { list.head = slab.pointee.next }
@@ -327,6 +388,7 @@ public struct ZoneRef<Environment: ZoneEnvironment> {
         slab.pointee.prev = nil
     }
 
+    @inline(__always)
     func move(_ slab: UnsafeMutablePointer<SlabHeader>, to number: UInt8) {
         if slab.pointee.list == number { return }
         unlink(slab, from: slab.pointee.list)
@@ -335,18 +397,22 @@ public struct ZoneRef<Environment: ZoneEnvironment> {
 
     // MARK: - Bitmap
 
+    @inline(__always)
     func bitmapOf(_ slab: UnsafeMutablePointer<SlabHeader>) -> UnsafeMutablePointer<UInt64> {
         (UnsafeMutableRawPointer(slab) + MemoryLayout<SlabHeader>.stride).assumingMemoryBound(to: UInt64.self)
     }
 
+    @inline(__always)
     func testBit(_ slab: UnsafeMutablePointer<SlabHeader>, _ index: Int) -> Bool {
         bitmapOf(slab)[index / 64] & (UInt64(1) << UInt64(index % 64)) != 0
     }
 
+    @inline(__always)
     func setBit(_ slab: UnsafeMutablePointer<SlabHeader>, _ index: Int) {
         bitmapOf(slab)[index / 64] |= UInt64(1) << UInt64(index % 64)
     }
 
+    @inline(__always)
     func clearBit(_ slab: UnsafeMutablePointer<SlabHeader>, _ index: Int) {
         bitmapOf(slab)[index / 64] &= ~(UInt64(1) << UInt64(index % 64))
     }

@@ -54,8 +54,10 @@ extension ZoneRef {
             return "bad magic or zone pointer"
         }
         let inUse = Int(slab.pointee.inUse)
-        let expectedList: UInt8 = inUse == 0 ? 0 : (inUse == perSlab ? 2 : 1)
-        guard slab.pointee.list == expectedList else { return "on list \(slab.pointee.list) with \(inUse) of \(perSlab) objects in use" }
+        // Full slabs and only they on the full list; the empty list holds only empty slabs;
+        // the partial list may hold empty ones too (reclaim moves them).
+        let listOK = slab.pointee.list == 2 ? inUse == perSlab : (inUse < perSlab && (slab.pointee.list == 1 || inUse == 0))
+        guard listOK else { return "on list \(slab.pointee.list) with \(inUse) of \(perSlab) objects in use" }
         var free = 0
         var item = slab.pointee.freeList
         while let current = item {
@@ -115,8 +117,17 @@ extension ZoneRef {
             guard count == withList(number, { $0.count }) else { return "slab list \(number) holds \(count) slabs, its count says \(withList(number, { $0.count }))" }
             slabs += count
         }
-        guard free == state.pointee.freeObjects else { return "\(free) free objects in slabs, zone counts \(state.pointee.freeObjects)" }
-        guard used == state.pointee.inUse else { return "\(used) objects in use in slabs, zone counts \(state.pointee.inUse)" }
+        // Objects in the magazine are free for the zone and in use for their slabs.
+        let cached = state.pointee.magazineCount
+        guard cached >= 0 && cached <= ZoneState.magazineCapacity else { return "magazine holds \(cached) objects" }
+        for index in 0..<cached {
+            let object = state.pointee.magazine![index]
+            let slab = UnsafeMutablePointer<SlabHeader>(bitPattern: Int(bitPattern: object) & ~(state.pointee.slabBytes - 1))!
+            guard slab.pointee.magic == SlabHeader.magicValue, slab.pointee.zone == UnsafeMutableRawPointer(state),
+                  indexIfObject(object, in: slab) != nil else { return "magazine holds \(hex: address(object)), not an object of this zone" }
+        }
+        guard free + cached == state.pointee.freeObjects else { return "\(free) free objects in slabs and \(cached) in the magazine, zone counts \(state.pointee.freeObjects)" }
+        guard used - cached == state.pointee.inUse else { return "\(used) objects in use in slabs less \(cached) in the magazine, zone counts \(state.pointee.inUse)" }
         guard statics == state.pointee.statistics.staticSlabs, slabs - statics == state.pointee.statistics.dynamicSlabs else {
             return "\(statics) static and \(slabs - statics) dynamic slabs, statistics say \(state.pointee.statistics.staticSlabs) and \(state.pointee.statistics.dynamicSlabs)"
         }

@@ -32,7 +32,7 @@ enum Scheduler {
         main.pointee.quantumLeft = quantumTicks
         Threads.register(main)
         current = main
-        FreePath.depthHook = { UnsafeMutableRawPointer(Scheduler.current).assumingMemoryBound(to: Int.self) }
+        FreePath.threadCounter = UnsafeMutableRawPointer(main).assumingMemoryBound(to: Int.self)
         Zones.growthDepthHook = { (UnsafeMutableRawPointer(Scheduler.current) + 8).assumingMemoryBound(to: Int.self) }
         Zones.currentThreadHook = { Scheduler.current.pointee.id }
         Backtrace.stackLookup = { Threads.isOnStack($0) }
@@ -88,6 +88,7 @@ enum Scheduler {
         switches += 1
         needsReschedule = false
         current = next
+        FreePath.threadCounter = UnsafeMutableRawPointer(next).assumingMemoryBound(to: Int.self)
         context_switch(&previous.pointee.savedStackPointer, next.pointee.savedStackPointer)
     }
 
