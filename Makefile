@@ -4,6 +4,7 @@
 #   make test                host unit tests (swift test) and every kernel test suite under QEMU
 #   make debug [ARGS="..."]  boot halted with the gdb stub and attach gdb at the Swift entry
 #   make kernel              just build build/kernel.elf (symbols, for gdb) and build/kernel.mb (for QEMU)
+#   make bench               benchmarks in the kernel and on the host; report in build/bench/report.md
 #   make soak                many more seeds of the stress and deadlock suites, longer (SOAK_SCALE, SOAK_ROUNDS)
 #
 # The kernel is one swiftc invocation over every Swift file in kernel/ (Embedded Swift,
@@ -34,7 +35,7 @@ SWIFT_FLAGS := -target x86_64-unknown-none-elf -enable-experimental-feature Embe
 ASM_FLAGS   := -target x86_64-unknown-none-elf -g -c
 LD_FLAGS    := -T linker.ld -nostdlib -static -z max-page-size=4096 --no-pie
 
-.PHONY: all kernel run test test-host test-kernel debug qemu soak clean
+.PHONY: all kernel run test test-host test-kernel debug qemu bench soak clean
 
 all: kernel
 
@@ -83,6 +84,12 @@ test-host:
 
 test-kernel: kernel qemu
 	$(PYTHON) qemu/runner.py --elf $(BUILD)/kernel.elf --image $(BUILD)/kernel.mb
+
+# Benchmarks: in the kernel (KVM when it does not trap the fast paths' instructions, else TCG),
+# boot times, and the host comparison with glibc, jemalloc, mimalloc and tcmalloc. Never fails
+# the build; the report is build/bench/report.md (docs/benchmarks.md keeps the latest).
+bench: kernel qemu
+	$(PYTHON) qemu/bench.py --image $(BUILD)/kernel.mb
 
 # Many more seeds of the multi-seed suites (stress, deadlock, fault injection), and longer runs.
 SOAK_SCALE  ?= 10

@@ -16,6 +16,7 @@ enum KernelOption: Int, CaseIterable {
     case reserves
     case stress
     case stressrounds
+    case bench
     case help
 
     var spec: OptionSpec {
@@ -38,6 +39,8 @@ enum KernelOption: Int, CaseIterable {
             return OptionSpec("stress", .choice("objects|kmap"), default: "", "run a stress workload instead of tests, then exit (success when nothing was lost)")
         case .stressrounds:
             return OptionSpec("stressrounds", .unsigned, default: "1500", "rounds per stress thread")
+        case .bench:
+            return OptionSpec("bench", .choice("all|cpu|pmm|zones|pmap|vmmap|fault|pageout|overhead"), default: "", "run benchmarks instead of tests, then exit")
         case .help:
             return OptionSpec("help", .flag, default: "", "print this table of options")
         }
@@ -51,6 +54,7 @@ enum KernelOptions {
     static var pageFailure = ByteString.empty
     static var stressVariant: Int? = nil
     static var stressRounds: UInt64 = 0
+    static var benchSelection = ByteString.empty
     static var errorCount = 0
 
     static func parse(_ line: ByteString) {
@@ -80,6 +84,7 @@ enum KernelOptions {
                 PhysicalMemory.privilegedClassesEnabled = value.choice == 0
             case .stress: KernelOptions.stressVariant = value.choice
             case .stressrounds: KernelOptions.stressRounds = value.number
+            case .bench: KernelOptions.benchSelection = value.text
             case .help: KernelOptions.help = true
             }
         }

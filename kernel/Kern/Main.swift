@@ -61,6 +61,9 @@ func kernelInitComplete() -> Never {
     if !KernelOptions.testSelection.isEmpty {
         TestRunner.run(KernelOptions.testSelection)
     }
+    if !KernelOptions.benchSelection.isEmpty {
+        Benchmarks.run(KernelOptions.benchSelection)
+    }
     if let variant = KernelOptions.stressVariant.flatMap({ StressVariant(rawValue: $0) }) {
         let rounds = KernelOptions.stressRounds > 0 ? Int(KernelOptions.stressRounds) : DeadlockTests.defaultRounds
         let report = Stress.run(variant, threads: 3, rounds: rounds, seed: KernelOptions.seed)

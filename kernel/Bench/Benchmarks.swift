@@ -1,0 +1,262 @@
+// Benchmarks.swift - bench=: timing the memory system from inside the kernel.
+//
+// Each measurement runs its operation a number of times after a warm-up, repeats that
+// `repetitions` times, and reports the median cycles per operation, read with rdtsc (lfence
+// first). Under KVM those are the host CPU's cycles; under TCG they are QEMU's notion of them
+// and only comparable with each other - qemu/bench.py says which accelerator ran. Results
+// are lines "B <group> <name> <value> <unit>" for qemu/bench.py to collect, plus a readable
+// log. Benchmarks are not tests: nothing here fails.
+
+extension LogTag {
+    static let bench = LogTag("bench")
+}
+
+enum Benchmarks {
+    static let repetitions = 9
+
+    /// Median cycles per operation of `body`, which performs `operations` operations.
+    static func measure(operations: Int, warmUp: Bool = true, _ body: () -> Void) -> UInt64 {
+        if warmUp { body() }
+        var samples: [UInt64] = []
+        samples.reserveCapacity(repetitions)
+        for _ in 0..<repetitions {
+            let start = CPU.timestamp()
+            body()
+            samples.append((CPU.timestamp() - start) / UInt64(max(1, operations)))
+        }
+        samples.sort()
+        return samples[repetitions / 2]
+    }
+
+    static func report(_ group: StaticString, _ name: StaticString, _ value: UInt64, _ unit: StaticString) {
+        Console.printLine("B \(group) \(name) \(value) \(unit)")
+    }
+
+    static func run(_ selection: ByteString) -> Never {
+        Log.info(.bench, "benchmarks: \(selection); median of \(repetitions) repetitions after a warm-up; cycles from rdtsc")
+        let hertz = timestampFrequency()
+        report("machine", "tsc-hz", hertz, "Hz")
+        let all = selection.equals("all")
+        Preemption.disable()
+        if all || selection.equals("cpu") { primitives() }
+        if all || selection.equals("pmm") { pageAllocator() }
+        if all || selection.equals("zones") { zones() }
+        if all || selection.equals("pmap") { pmap() }
+        if all || selection.equals("vmmap") { vmMap() }
+        Preemption.enable()
+        if all || selection.equals("fault") { faults() }
+        if all || selection.equals("pageout") { pageout(hertz) }
+        if all || selection.equals("overhead") { overhead() }
+        Log.info(.bench, "benchmarks done")
+        QEMU.exit(.success)
+    }
+
+    /// rdtsc ticks per second, measured against 20 timer ticks (0.2 s).
+    static func timestampFrequency() -> UInt64 {
+        let first = Timer.ticks + 1
+        while Timer.ticks < first { CPU.pause() }
+        let start = CPU.timestamp()
+        while Timer.ticks < first + 20 { CPU.pause() }
+        return (CPU.timestamp() - start) * Timer.hertz / 20
+    }
+
+    /// What the fast paths are made of: interrupts off and on (every zone and page
+    /// operation), reading the flags, rdtsc. Under a nested hypervisor some of these may
+    /// trap, which dominates everything else - this says so.
+    static func primitives() {
+        report("cpu", "interrupts off+on (pushf, cli, sti)", measure(operations: 1000) {
+            for _ in 0..<1000 { withInterruptsDisabled { CPU.pause() } }
+        }, "cycles")
+        report("cpu", "pause", measure(operations: 1000) {
+            for _ in 0..<1000 { CPU.pause() }
+        }, "cycles")
+        report("cpu", "rdtsc", measure(operations: 1000) {
+            for _ in 0..<1000 { _ = CPU.timestamp() }
+        }, "cycles")
+    }
+
+    // MARK: - Page allocator
+
+    static func pageAllocator() {
+        for (order, name) in [(0, "order-0 allocate+free pair" as StaticString), (3, "order-3 allocate+free pair")] {
+            let cycles = measure(operations: 10_000) {
+                for _ in 0..<10_000 {
+                    let block = PhysicalMemory.allocate(order: order, .normal, .noWait)!
+                    PhysicalMemory.free(block, order: order)
+                }
+            }
+            report("pmm", name, cycles, "cycles")
+        }
+    }
+
+    // MARK: - Zones
+
+    static func zones() {
+        let zone = Zones.create("bench-64", objectSize: 64, slabPages: 1, reserve: 0)
+        report("zones", "allocate+free pair (64 B, warm)", measure(operations: 100_000) {
+            for _ in 0..<100_000 { zone.free(zone.allocate(.noWait)!) }
+        }, "cycles")
+        let held = UnsafeMutablePointer<UnsafeMutableRawPointer>.allocate(capacity: 100_000)
+        for (count, name) in [(1_000, "allocate 1000 then free 1000, per object" as StaticString), (100_000, "allocate 100000 then free 100000, per object")] {
+            report("zones", name, measure(operations: 2 * count) {
+                for index in 0..<count { held[index] = zone.allocate(.noWait)! }
+                for index in 0..<count { zone.free(held[index]) }
+            }, "cycles")
+        }
+        // Seeded interleaving: the same operation sequence every repetition.
+        var random = SeededRandom(seed: 2026)
+        let operations = 100_000
+        let plan = UnsafeMutablePointer<UInt16>.allocate(capacity: operations)
+        for index in 0..<operations { plan[index] = UInt16(random.next(below: 1000)) }
+        report("zones", "seeded random interleaving (live set up to 1000), per operation", measure(operations: operations) {
+            var live = 0
+            for index in 0..<operations {
+                if live < 1000 && (live == 0 || plan[index] >= 500) {
+                    held[live] = zone.allocate(.noWait)!
+                    live += 1
+                } else {
+                    let victim = Int(plan[index]) % live
+                    zone.free(held[victim])
+                    live -= 1
+                    held[victim] = held[live]
+                }
+            }
+            for index in 0..<live { zone.free(held[index]) }
+        }, "cycles")
+        plan.deallocate()
+        held.deallocate()
+        Zones.destroy(zone)
+        for (size, name) in [(32, "kmalloc 32 B pair" as StaticString), (256, "kmalloc 256 B pair"), (2048, "kmalloc 2048 B pair")] {
+            report("zones", name, measure(operations: 100_000) {
+                for _ in 0..<100_000 { Kmalloc.free(Kmalloc.allocate(size, alignment: 16, .noWait)!) }
+            }, "cycles")
+        }
+    }
+
+    // MARK: - pmap
+
+    static func pmap() {
+        let page = PhysicalMemory.allocate(order: 0, .normal, .wait)!
+        let address = KernelLayout.pmapTestWindowBase + 0x40_0000
+        // Keep the page table alive across repetitions: a neighbour stays mapped.
+        _ = Pmap.enter(address + pageSize, page: page, protection: .readWrite)
+        report("pmap", "enter+remove one 4 KiB mapping", measure(operations: 10_000) {
+            for _ in 0..<10_000 {
+                _ = Pmap.enter(address, page: page, protection: .readWrite)
+                Pmap.remove(address, pages: 1)
+            }
+        }, "cycles")
+        Pmap.removeAll(page)
+        PhysicalMemory.free(page)
+    }
+
+    // MARK: - vm_map
+
+    /// A map with `count` one-page entries separated by random gaps of 1 to 8 pages.
+    static func vmMap() {
+        for (count, lookupName, findName) in [
+            (10, "lookup, 10 entries" as StaticString, "find-space, 10 entries" as StaticString),
+            (100, "lookup, 100 entries", "find-space, 100 entries"),
+            (1_000, "lookup, 1000 entries", "find-space, 1000 entries"),
+            (10_000, "lookup, 10000 entries", "find-space, 10000 entries"),
+            (100_000, "lookup, 100000 entries", "find-space, 100000 entries"),
+        ] {
+            // Up to 9.6 MB of entries: kmem, which needs no physically contiguous block.
+            let bytes = UInt64(count * MemoryLayout<MapEntry>.stride)
+            let entries = pointer(at: Kmem.allocate(bytes)!).bindMemory(to: MapEntry.self, capacity: count)
+            var map = VMMapState(name: "bench", start: 0x1000_0000_0000, end: 0x1000_0000_0000 + (1 << 36))
+            var random = SeededRandom(seed: 7)
+            var address = map.start
+            for index in 0..<count {
+                address += UInt64(1 + random.next(below: 8)) * pageSize
+                (entries + index).initialize(to: MapEntry(start: address, end: address + pageSize, kind: .reserved, protection: 0))
+                map.insert(entries + index)
+                address += pageSize
+            }
+            let span = address - map.start
+            var probes = SeededRandom(seed: 11)
+            var found = 0
+            report("vmmap", lookupName, measure(operations: 10_000) {
+                for _ in 0..<10_000 where map.lookup(map.start + probes.next(below: span)) != nil { found += 1 }
+            }, "cycles")
+            // The algorithm's own cost, free of memory-system effects: tree nodes one lookup
+            // visits, in hundredths.
+            var visits = 0
+            var visitProbes = SeededRandom(seed: 13)
+            for _ in 0..<10_000 {
+                let target = map.start + visitProbes.next(below: span)
+                var node = map.root
+                while let entry = node {
+                    visits += 1
+                    if target < entry.pointee.start { node = entry.pointee.left }
+                    else if target >= entry.pointee.end { node = entry.pointee.right }
+                    else { break }
+                }
+            }
+            Console.printLine("B vmmap nodes visited per lookup, \(count) entries \(visits / 100) hundredths")
+            // 9 pages only fit past the last entry: the search must prove no gap fits on the way.
+            report("vmmap", findName, measure(operations: 10_000) {
+                for _ in 0..<10_000 { found &+= Int(truncatingIfNeeded: map.findSpace(size: 9 * pageSize, alignment: pageSize)!) }
+            }, "cycles")
+            Kmem.free(UInt64(UInt(bitPattern: entries)), bytes)
+        }
+    }
+
+    // MARK: - Faults and pageout
+
+    static func faults() {
+        let pages = 2048
+        var cycles: [UInt64] = []
+        for _ in 0..<5 {
+            let address = Kmem.allocatePageable(UInt64(pages) * pageSize)!
+            let start = CPU.timestamp()
+            for page in 0..<pages { pointer(at: address + UInt64(page) * pageSize).storeBytes(of: 1, as: UInt8.self) }
+            cycles.append((CPU.timestamp() - start) / UInt64(pages))
+            Kmem.freePageable(address, UInt64(pages) * pageSize)
+        }
+        cycles.sort()
+        report("fault", "zero-fill page fault", cycles[cycles.count / 2], "cycles")
+    }
+
+    /// Pages per second the pageout thread cleans to swap, against the swap disk's raw write rate.
+    static func pageout(_ hertz: UInt64) {
+        guard SwapDevice.isPresent else {
+            Log.warn(.bench, "no swap disk: skipping the pageout benchmark")
+            return
+        }
+        let buffer = Kmalloc.allocate(Int(pageSize), alignment: Int(pageSize))!
+        let blocks: UInt32 = 512
+        let start = CPU.timestamp()
+        for block in 0..<blocks { _ = SwapDevice.write(block: block, from: buffer) }
+        let rawCycles = (CPU.timestamp() - start) / UInt64(blocks)
+        Kmalloc.free(buffer)
+        // Dirty twice the memory there is: everything beyond RAM goes through the pageout thread.
+        let pages = Int(PhysicalMemory.managedPages) * 2
+        let address = Kmem.allocatePageable(UInt64(pages) * pageSize)!
+        let writtenBefore = Pageout.statistics.written
+        let begin = CPU.timestamp()
+        for page in 0..<pages { pointer(at: address + UInt64(page) * pageSize).storeBytes(of: UInt64(page), as: UInt64.self) }
+        let elapsed = CPU.timestamp() - begin
+        let cleaned = Pageout.statistics.written - writtenBefore
+        Kmem.freePageable(address, UInt64(pages) * pageSize)
+        let rawRate = hertz / max(1, rawCycles)
+        let pageoutRate = cleaned * hertz / max(1, elapsed)
+        report("pageout", "raw swap write", rawRate, "pages/s")
+        report("pageout", "pages cleaned to swap by the pageout thread", pageoutRate, "pages/s")
+        report("pageout", "pageout rate / raw write rate", pageoutRate * 1000 / max(1, rawRate), "per-mille")
+    }
+
+    // MARK: - Overhead
+
+    static func overhead() {
+        let descriptor = UInt64(MemoryLayout<VMPage>.stride)
+        report("overhead", "page descriptor per 4 KiB page", descriptor, "bytes")
+        report("overhead", "page descriptors, share of RAM", descriptor * 100_000 / pageSize, "per-100000")
+        Zones.forEach { zone in
+            let s = zone.state.pointee
+            // What a full slab does not use for objects: header, bitmap, padding, the tail.
+            let unused = UInt64(s.slabBytes - s.objectsPerSlab * s.objectSize)
+            Console.printLine("B overhead zone \(zone.name) \(unused * 1000 / UInt64(s.slabBytes)) per-mille-of-a-full-slab")
+        }
+    }
+}
