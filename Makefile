@@ -3,6 +3,7 @@
 #   make run [ARGS="..."]    build, boot in QEMU with the serial console here; QEMU exits by itself
 #   make test                host unit tests (swift test) and every kernel test suite under QEMU
 #   make debug [ARGS="..."]  boot halted with the gdb stub and attach gdb at the Swift entry
+#   make attach [GDB_PORT=]  attach gdb to a QEMU already listening (a hanging test: docs/debugging.md)
 #   make kernel              just build build/kernel.elf (symbols, for gdb) and build/kernel.mb (for QEMU)
 #   make bench               benchmarks in the kernel and on the host; report in build/bench/report.md
 #   make soak                many more seeds of the stress and deadlock suites, longer (SOAK_SCALE, SOAK_ROUNDS)
@@ -35,7 +36,7 @@ SWIFT_FLAGS := -target x86_64-unknown-none-elf -enable-experimental-feature Embe
 ASM_FLAGS   := -target x86_64-unknown-none-elf -g -c
 LD_FLAGS    := -T linker.ld -nostdlib -static -z max-page-size=4096 --no-pie
 
-.PHONY: all kernel run test test-host test-kernel debug qemu bench soak clean
+.PHONY: all kernel run test test-host test-kernel debug attach qemu bench soak clean
 
 all: kernel
 
@@ -76,6 +77,13 @@ run: kernel qemu $(SWAP_IMAGE)
 
 debug: kernel qemu $(SWAP_IMAGE)
 	@SWAP_IMAGE=$(SWAP_IMAGE) sh qemu/debug.sh $(BUILD)/kernel.elf $(BUILD)/kernel.mb "$(ARGS)"
+
+# Attach to a running kernel without stopping at boot: a test run started with
+# `qemu/runner.py --only SUITE --gdb-port 1234`, or anything else listening on GDB_PORT.
+GDB_PORT ?= 1234
+attach: kernel
+	gdb -q -ex "file $(BUILD)/kernel.elf" -x qemu/gdb/attach.gdb -ex "target remote 127.0.0.1:$(GDB_PORT)" \
+	    -ex "echo stopped; kthreads, kzones, klog and bt show where it is\n"
 
 test: test-host test-kernel
 

@@ -2,12 +2,16 @@
 """runner.py - boot every kernel test suite in QEMU and report what failed.
 
 usage: qemu/runner.py --elf build/kernel.elf --image build/kernel.mb [--jobs N] [--seed N]
-                      [--only suite,suite] [--no-scenarios]
+                      [--only suite,suite] [--no-scenarios] [--gdb-port PORT]
 
 The plan comes from the kernel itself (test=list): each suite at each of its memory sizes,
 each expected-panic case alone, plus the host-side scenario and gdb checks. Boots run in
 parallel; each has a timeout, so a hang is a failure. Logs are kept in build/test-logs/.
 Exits non-zero on any failure.
+
+To debug a suite that hangs: --only SUITE --gdb-port 1234 boots one QEMU at a time with its
+gdb stub listening and no timeout; `make attach GDB_PORT=1234` in another terminal attaches
+gdb with the kernel helpers (docs/debugging.md).
 """
 import argparse
 import concurrent.futures
@@ -34,7 +38,11 @@ def main():
                         help="boot multi-seed suites with this many times their seeds (make soak)")
     parser.add_argument("--kernel-arguments", default="",
                         help="extra kernel command-line options for every suite boot (make soak: stressrounds=)")
+    parser.add_argument("--gdb-port", type=int, default=None,
+                        help="every boot listens for gdb on this port, one at a time, without a timeout")
     options = parser.parse_args()
+    if options.gdb_port is not None:
+        options.jobs, options.no_scenarios = 1, True
     require_qemu()
     os.makedirs(options.logs, exist_ok=True)
 
@@ -59,7 +67,7 @@ def main():
             judge_it = (lambda p: lambda result: judge.judge_suite(result, p.suite, options.elf))(planned)
         else:
             judge_it = (lambda p: lambda result: judge.judge_expected_panic(result, p.suite, p.case, options.elf))(planned)
-        jobs.append((planned.boot.name, lambda p=planned: run_boot(options.image, p.boot, options.logs), judge_it))
+        jobs.append((planned.boot.name, lambda p=planned: run_boot(options.image, p.boot, options.logs, options.gdb_port), judge_it))
     if not options.no_scenarios and not only:
         for boot, check in scenarios.SCENARIOS:
             jobs.append((boot.name, lambda b=boot: run_boot(options.image, b, options.logs), check))

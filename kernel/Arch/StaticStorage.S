@@ -56,3 +56,12 @@ klog_size:          .quad KLOG_SIZE
 static_slab_pool_start:
     .skip 65536
 static_slab_pool_end:
+
+/* The debug table (kernel/Kern/DebugTable.swift): what the gdb helpers in qemu/gdb/ read to
+ * find the kernel's data structures and the layout of their fields. Header: magic "KDBG" and
+ * the version, then the entry count; entries are (name pointer, name length, value). */
+    .section .bss, "aw", @nobits
+    .balign 16
+    .global kernel_debug_table
+kernel_debug_table:
+    .skip 16 + 192 * 24

@@ -50,6 +50,7 @@ func startThreadsAndPaging() {
     Timer.start()
     CPU.enableInterrupts()
     Pageout.start()
+    DebugTable.fill()
 }
 
 /// Every subsystem is up. A landmark with a C name, for gdb (`hbreak kernel_init_complete`):

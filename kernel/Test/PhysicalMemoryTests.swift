@@ -56,7 +56,7 @@ enum PhysicalMemoryTests {
     }
 
     static func freeBlockShape() -> [Int] {
-        (0...BuddyAllocator.maxOrder).map { PhysicalMemory.buddy!.freeBlockCount(order: $0) }
+        (0...BuddyAllocator.maxOrder).map { PhysicalMemory.buddy!.pointee.freeBlockCount(order: $0) }
     }
 
     static func everyFreePageIsHandedOutOnceAndComesBack() {
@@ -77,7 +77,7 @@ enum PhysicalMemoryTests {
         Test.expectEqual(PhysicalMemory.freePages, before, "free pages after freeing everything")
         Test.expect(freeBlockShape() == shape, "the free lists have the shape they had before")
         taken.release()
-        Test.expect(PhysicalMemory.buddy!.isConsistent(), "buddy invariants hold")
+        Test.expect(PhysicalMemory.buddy!.pointee.isConsistent(), "buddy invariants hold")
         Test.diagnostic("\(count) pages allocated and freed")
     }
 
@@ -96,7 +96,7 @@ enum PhysicalMemoryTests {
         }
         Test.expect(blocks.count > 20, "most requests were met")
         for (block, order) in blocks { PhysicalMemory.free(block, order: order) }
-        Test.expect(PhysicalMemory.buddy!.isConsistent(), "buddy invariants hold")
+        Test.expect(PhysicalMemory.buddy!.pointee.isConsistent(), "buddy invariants hold")
     }
 
     /// Takes pages of `pageClass` until refused; returns how many.

@@ -23,6 +23,7 @@ enum TestRegistry {
             DeadlockTests.reproductionSuite,
             DeadlockTests.faultSuite,
             ReserveBoundTests.suite,
+            DebugHelperTests.suite,
         ]
     }
 }

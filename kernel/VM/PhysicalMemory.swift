@@ -25,7 +25,8 @@ struct PageClassStatistics {
 }
 
 enum PhysicalMemory {
-    static var buddy: BuddyAllocator? = nil
+    /// The buddy allocator, at a fixed address (the gdb helpers read it there).
+    static var buddy: UnsafeMutablePointer<BuddyAllocator>? = nil
     static var pages: UnsafeMutablePointer<VMPage>? = nil
     static var pageCount = 0
     static var managedPages: UInt64 = 0
@@ -41,7 +42,7 @@ enum PhysicalMemory {
     /// Called after every allocation, so the pageout thread can be woken at pagingStart.
     static var allocationHook: (() -> Void)? = nil
 
-    static var freePages: UInt64 { buddy?.freePages ?? 0 }
+    static var freePages: UInt64 { buddy?.pointee.freePages ?? 0 }
 
     // MARK: - Bootstrap
 
@@ -68,7 +69,9 @@ enum PhysicalMemory {
             }
             first += count
         }
-        buddy = allocator
+        let stored = UnsafeMutablePointer<BuddyAllocator>.allocate(capacity: 1)
+        stored.initialize(to: allocator)
+        buddy = stored
         BootPageAllocator.closed = true
         managedPages = allocator.freePages
         thresholds = FreePageThresholds.derive(totalPages: managedPages, pageoutFloor: pageoutFloor)
@@ -113,8 +116,8 @@ enum PhysicalMemory {
                 continue
             }
             let result: PageIndex? = withInterruptsDisabled {
-                guard thresholds.allows(pageClass, taking: count, from: buddy!.freePages),
-                      let block = buddy!.allocate(order: order) else { return nil }
+                guard thresholds.allows(pageClass, taking: count, from: buddy!.pointee.freePages),
+                      let block = buddy!.pointee.allocate(order: order) else { return nil }
                 noteAllocation(pageClass)
                 return block
             }
@@ -133,7 +136,7 @@ enum PhysicalMemory {
 
     private static func noteAllocation(_ pageClass: PageClass) {
         FreePath.noteAllocation()
-        let free = buddy!.freePages
+        let free = buddy!.pointee.freePages
         statistics[pageClass.rawValue].allocations += 1
         if free < lowestFreePages { lowestFreePages = free }
         switch pageClass {
@@ -168,7 +171,7 @@ enum PhysicalMemory {
             page.offset = 0
             page.wireCount = 0
             pages![block.int] = page
-            buddy!.free(block, order: order)
+            buddy!.pointee.free(block, order: order)
         }
         freeHook?()
         FreePath.leave()
@@ -190,11 +193,11 @@ enum PhysicalMemory {
     }
 
     static func physicalAddress(of index: PageIndex) -> PhysicalAddress {
-        PhysicalAddress(frameNumber: buddy!.frameNumber(of: index))
+        PhysicalAddress(frameNumber: buddy!.pointee.frameNumber(of: index))
     }
 
     static func index(of address: PhysicalAddress) -> PageIndex? {
-        buddy?.index(ofFrame: address.frameNumber)
+        buddy?.pointee.index(ofFrame: address.frameNumber)
     }
 
     /// The page's contents through the direct map.

@@ -6,6 +6,7 @@
 set pagination off
 set confirm off
 set architecture i386:x86-64
+source qemu/gdb/kernel_helpers.py
 hbreak kernel_main
 continue
 echo \n
@@ -13,4 +14,5 @@ echo Stopped at the Swift entry point kernel_main(magic, info). Useful next step
 echo \  continue                       run on (hbreak kernel_init_complete first to stop after boot)\n
 echo \  bt                             backtrace (Swift names are mangled; swift demangle reads them)\n
 echo \  p *(unsigned long*)&'SYMBOL'   read a Swift global by its mangled name (see docs/debugging.md)\n
+echo \  kzones kbuddy kmap kpage kthreads klog   the memory system's own view (after boot)\n
 echo The serial console is written to build/debug-serial.log.\n

@@ -9,7 +9,7 @@ import socket
 import subprocess
 import time
 
-from .qemu import Boot, EXIT_BOOT_FAILURE, EXIT_SUCCESS, qemu_command, status_name
+from .qemu import Boot, EXIT_BOOT_FAILURE, EXIT_SUCCESS, make_disk, qemu_command, status_name
 
 
 def free_port():
@@ -22,12 +22,14 @@ def run_with_gdb(image, elf, boot, commands, log_dir, timeout=120):
     """Returns (gdb output, serial output, QEMU status or None)."""
     port = free_port()
     serial_path = os.path.join(log_dir, boot.name + ".serial.log")
-    command = qemu_command(image, boot, gdb_port=port, halted=True)
+    disk = make_disk(os.path.join(log_dir, boot.name + ".disk"), boot.disk_mib) if boot.disk_mib else None
+    command = qemu_command(image, boot, disk_path=disk, gdb_port=port, halted=True)
     command[command.index("stdio")] = "file:" + serial_path
     qemu = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     time.sleep(0.3)
+    helpers = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "gdb", "kernel_helpers.py")
     gdb = ["gdb", "-batch", "-nx", "-ex", "set architecture i386:x86-64", "-ex", "set pagination off",
-           "-ex", "file " + elf, "-ex", "target remote 127.0.0.1:%d" % port]
+           "-ex", "source " + helpers, "-ex", "file " + elf, "-ex", "target remote 127.0.0.1:%d" % port]
     for line in commands:
         gdb += ["-ex", line]
     try:
@@ -40,6 +42,8 @@ def run_with_gdb(image, elf, boot, commands, log_dir, timeout=120):
         qemu.kill()
         qemu.wait()
         status = None
+    if disk:
+        os.unlink(disk)
     with open(serial_path, "rb") as serial:
         serial_output = serial.read().decode("utf-8", "replace").replace("\r\n", "\n")
     with open(os.path.join(log_dir, boot.name + ".gdb.log"), "w") as log:
@@ -101,7 +105,123 @@ def check_bad_magic(image, elf, log_dir):
     return problems
 
 
+def view_lines(serial, kind):
+    prefix = "I test: view %s " % kind
+    return [line[len(prefix):].split() for line in serial.splitlines() if line.startswith(prefix)]
+
+
+def check_helpers(image, elf, log_dir):
+    """kzones, kbuddy, kmap, kpage, kthreads and klog show what the kernel printed of itself
+    just before stopping at kernel_debug_checkpoint (kernel/Test/DebugHelperTests.swift)."""
+    boot = Boot("gdb.helpers", "test=gdbhelpers seed=7")
+    # kpage needs the page's address, which only the serial log knows: read it when gdb stops.
+    output, serial, status = run_with_gdb(image, elf, boot, [
+        "hbreak kernel_debug_checkpoint",
+        "continue",
+        "echo ==kzones==\\n", "kzones",
+        "echo ==kbuddy==\\n", "kbuddy",
+        "echo ==kmap==\\n", "kmap kmem",
+        "echo ==kmapall==\\n", "kmap",
+        "echo ==kthreads==\\n", "kthreads",
+        "echo ==klog==\\n", "klog 8192",
+        # "I test: view page <physical> mapped <virtual> <virtual>"
+        "python view = [l for l in open('%s').read().splitlines() if ' view page ' in l][0].split()"
+        % os.path.join(log_dir, boot.name + ".serial.log"),
+        "echo ==kpage==\\n", "python gdb.execute('kpage ' + view[4])",
+        "echo ==kpagev==\\n", "python gdb.execute('kpage -v ' + view[7])",
+        "continue",
+    ], log_dir)
+    problems = []
+    sections = {}
+    current = None
+    for line in output.splitlines():
+        marker = re.match(r"^==(\w+)==$", line)
+        if marker:
+            current = marker.group(1)
+            sections[current] = []
+        elif current:
+            sections[current].append(line)
+    panic = [line for line in serial.splitlines() if line.startswith("P panic: ")]
+    if panic:
+        problems.append("the kernel panicked:")
+        problems.extend("    " + line for line in panic[:4])
+    for name in ("kzones", "kbuddy", "kmap", "kmapall", "kthreads", "klog", "kpage", "kpagev"):
+        if name not in sections or not sections[name]:
+            problems.append("gdb printed nothing for %s" % name)
+    if problems:
+        return problems + ["gdb said:"] + ["    " + line for line in output.splitlines()[-30:]]
+    zones = {fields[0]: fields for fields in (line.split() for line in sections["kzones"][1:]) if fields}
+    for name, _, inuse, _, free, _, static, _, dynamic in view_lines(serial, "zone"):
+        row = zones.get(name)
+        if row is None:
+            problems.append("kzones does not list zone %s" % name)
+        elif (row[3], row[4], row[5], row[6]) != (inuse, free, static, dynamic):
+            problems.append("kzones shows %s in-use/free/static/dynamic %s, the kernel said %s"
+                            % (name, row[3:7], [inuse, free, static, dynamic]))
+    for _, order, blocks in view_lines(serial, "buddy"):
+        if not any(re.match(r"^order +%s: +%s free blocks" % (order, blocks), line) for line in sections["kbuddy"]):
+            problems.append("kbuddy does not show %s free blocks of order %s" % (blocks, order))
+    for fields in view_lines(serial, "thresholds"):
+        wanted = "thresholds: free_min %s, free_reserved %s, paging_start %s, paging_target %s pages" % tuple(fields)
+        if wanted not in sections["kbuddy"]:
+            problems.append("kbuddy does not show '%s'" % wanted)
+    for _, start, end in view_lines(serial, "map"):
+        if not any(re.match(r"^  0x0*%s - 0x0*%s " % (start[2:], end[2:]), line) for line in sections["kmap"]):
+            problems.append("kmap kmem does not show the entry %s - %s" % (start, end))
+    if not any("-> submap kmem" in line for line in sections["kmapall"]):
+        problems.append("kmap (kernel_map) does not show the kmem submap")
+    for page, _, first, second in view_lines(serial, "page"):
+        for address in (first, second):
+            if not any(line.strip() == "0x%016x" % int(address, 16) for line in sections["kpage"]):
+                problems.append("kpage %s does not list the mapping at %s" % (page, address))
+        # The page-table walk must land on the page the kernel mapped, and show the same PVs.
+        wanted = "virtual %#x -> physical %#x" % (int(second, 16), int(page, 16))
+        if sections["kpagev"][:1] != [wanted] or sections["kpagev"][1:] != sections["kpage"]:
+            problems.append("kpage -v %s does not show '%s' and then what kpage %s shows" % (second, wanted, page))
+    for thread, name, state in view_lines(serial, "thread"):
+        if not any(re.match(r"^. thread %s %s: %s" % (thread, re.escape(name), state), line) for line in sections["kthreads"]):
+            problems.append("kthreads does not show thread %s %s %s" % (thread, name, state))
+    if not any("in gdb test on channel" in line for line in sections["kthreads"]):
+        problems.append("kthreads does not say what gdb-sleeper waits for")
+    markers = [" ".join(fields) for fields in view_lines(serial, "marker")]
+    if not markers or not any(markers[0] in line for line in sections["klog"]):
+        problems.append("klog does not contain the kernel's marker %s" % markers)
+    if status != EXIT_SUCCESS:
+        problems.append("kernel outcome after continuing: %s" % status_name(status))
+    if problems:
+        problems += ["gdb said:"] + ["    " + line for line in output.splitlines()[-40:]]
+    return problems
+
+
+def check_deadlock_threads(image, elf, log_dir):
+    """kthreads on a kernel stopped in the reproduced deadlock says what the pageout thread
+    waits for - the helpers need nothing from the kernel."""
+    boot = Boot("gdb.deadlock", "test=deadlock.reservesOffDeadlocksThePageoutThread reserves=off seed=1",
+                memory="24M", disk_mib=40, icount=True)
+    output, serial, status = run_with_gdb(image, elf, boot, [
+        "hbreak kernel_panic_entered",
+        "continue",
+        "echo ==kthreads==\\n", "kthreads",
+        "echo ==kzones==\\n", "kzones",
+        "continue",
+    ], log_dir, timeout=300)
+    problems = []
+    if "==kthreads==" not in output:
+        problems.append("gdb did not stop in the panic")
+    if not re.search(r"thread \d+ pageout: sleeping in vm_wait for 1 normal-class page\(s\) while growing zone swblock", output):
+        problems.append("kthreads does not show the pageout thread waiting in vm_wait to grow zone swblock")
+    if "reserves=off: the reserve column is configured but not enforced" not in output:
+        problems.append("kzones does not say that reserves are off")
+    if "P watchdog: thread" not in serial:
+        problems.append("the kernel did not print its own deadlock report")
+    if problems:
+        problems += ["gdb said:"] + ["    " + line for line in output.splitlines()[-20:]]
+    return problems
+
+
 CHECKS = [
     ("gdb.breakpoint-and-global", check_breakpoint_and_global),
     ("gdb.bad-magic", check_bad_magic),
+    ("gdb.helpers", check_helpers),
+    ("gdb.deadlock", check_deadlock_threads),
 ]

@@ -79,20 +79,26 @@ def make_disk(path, mib):
     return path
 
 
-def run_boot(image, boot, log_dir):
-    """Boots once and returns the result; never raises for kernel misbehaviour."""
+def run_boot(image, boot, log_dir, gdb_port=None):
+    """Boots once and returns the result; never raises for kernel misbehaviour.
+
+    With gdb_port, QEMU also listens for gdb there (the CPU runs; attach whenever) and the
+    timeout is off, so a hang waits for the person debugging it instead of being killed."""
     os.makedirs(log_dir, exist_ok=True)
     safe = boot.name.replace("/", "_").replace(" ", "_")
     log_path = os.path.join(log_dir, safe + ".log")
     disk_path = None
     if boot.disk_mib:
         disk_path = make_disk(os.path.join(log_dir, safe + ".disk"), boot.disk_mib)
-    command = qemu_command(image, boot, disk_path)
+    command = qemu_command(image, boot, disk_path, gdb_port=gdb_port)
     started = time.monotonic()
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        if gdb_port is not None:
+            print("      %s: serial in %s; attach with `make attach GDB_PORT=%d`" % (boot.name, log_path, gdb_port),
+                  flush=True)
         try:
-            status = process.wait(timeout=boot.timeout)
+            status = process.wait(timeout=None if gdb_port is not None else boot.timeout)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()

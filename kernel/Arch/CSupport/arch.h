@@ -168,6 +168,13 @@ void context_switch(uint64_t *save_stack_pointer, uint64_t load_stack_pointer);
 extern char thread_trampoline[];
 static inline uint64_t arch_thread_trampoline(void) { return (uint64_t)thread_trampoline; }
 
+/* kernel/Arch/Landmarks.S: empty functions for gdb breakpoints */
+void kernel_panic_entered(void);
+void kernel_debug_checkpoint(void);
+
+extern char kernel_debug_table[];
+static inline uint64_t *arch_kernel_debug_table(void) { return (uint64_t *)kernel_debug_table; }
+
 extern char static_slab_pool_start[], static_slab_pool_end[];
 static inline uint64_t arch_static_slab_pool_start(void) { return (uint64_t)static_slab_pool_start; }
 static inline uint64_t arch_static_slab_pool_end(void) { return (uint64_t)static_slab_pool_end; }

@@ -1,0 +1,169 @@
+// DebugTable.swift - telling the gdb helpers where things are and what they look like.
+//
+// gdb does not understand Swift's types, so the helpers in qemu/gdb/kernel_helpers.py read raw
+// memory; this table, at the C symbol kernel_debug_table, tells them what to read. Each entry
+// is a name and a value: the address of a live global ("zones.count@": dereference it), a
+// pointer set once at boot ("zones.table"), the byte offset of a field ("ZoneState.inUse",
+// from MemoryLayout, so it follows the code), a size, or the value of a flag or the byte an
+// enum case is stored as.
+// It is written once at the end of boot; from then on the helpers need nothing from the
+// kernel, so they work on a kernel stopped anywhere - in a panic, in a deadlock.
+
+import ArchSupport
+
+enum DebugTable {
+    static let magic: UInt64 = 0x4742_444B           // "KDBG"
+    static let version: UInt64 = 1
+    static let capacity = 192
+    static var entries = 0
+
+    static func publish(_ name: StaticString, _ value: UInt64) {
+        kassert(entries < capacity, "debug table full")
+        let table = arch_kernel_debug_table()!
+        let slot = table + 2 + entries * 3
+        slot[0] = UInt64(UInt(bitPattern: name.utf8Start))
+        slot[1] = UInt64(name.utf8CodeUnitCount)
+        slot[2] = value
+        entries += 1
+        table[1] = UInt64(entries)
+    }
+
+    static func publish<T: BinaryInteger>(_ name: StaticString, _ value: T) { publish(name, UInt64(value)) }
+
+    /// The byte an enum case is stored as - its case index, which is not its raw value.
+    static func stored<T>(_ value: T) -> UInt64 {
+        kassert(MemoryLayout<T>.size == 1, "debug table: an enum stored in more than one byte")
+        return withUnsafeBytes(of: value) { UInt64($0[0]) }
+    }
+
+    static func address<T>(_ global: inout T) -> UInt64 {
+        withUnsafeMutablePointer(to: &global) { UInt64(UInt(bitPattern: $0)) }
+    }
+
+    static func pointer<T>(_ pointer: UnsafeMutablePointer<T>?) -> UInt64 {
+        UInt64(UInt(bitPattern: pointer))
+    }
+
+    static func fill() {
+        let table = arch_kernel_debug_table()!
+        table[0] = magic | version << 32
+        entries = 0
+        fillZones()
+        fillPhysicalMemory()
+        fillMaps()
+        fillThreads()
+    }
+
+    private static func fillZones() {
+        publish("zones.table", pointer(Zones.table))
+        publish("zones.count@", address(&Zones.count))
+        publish("zones.reservesEnabled", Zones.reservesEnabled ? 1 : 0)
+        publish("ZoneState.name", MemoryLayout<ZoneState>.offset(of: \.name)!)
+        publish("ZoneState.objectSize", MemoryLayout<ZoneState>.offset(of: \.objectSize)!)
+        publish("ZoneState.slabBytes", MemoryLayout<ZoneState>.offset(of: \.slabBytes)!)
+        publish("ZoneState.objectsPerSlab", MemoryLayout<ZoneState>.offset(of: \.objectsPerSlab)!)
+        publish("ZoneState.reserveTarget", MemoryLayout<ZoneState>.offset(of: \.reserveTarget)!)
+        publish("ZoneState.freeObjects", MemoryLayout<ZoneState>.offset(of: \.freeObjects)!)
+        publish("ZoneState.inUse", MemoryLayout<ZoneState>.offset(of: \.inUse)!)
+        publish("ZoneState.magazineCount", MemoryLayout<ZoneState>.offset(of: \.magazineCount)!)
+        publish("ZoneState.statistics", MemoryLayout<ZoneState>.offset(of: \.statistics)!)
+        publish("ZoneStatistics.staticSlabs", MemoryLayout<ZoneStatistics>.offset(of: \.staticSlabs)!)
+        publish("ZoneStatistics.dynamicSlabs", MemoryLayout<ZoneStatistics>.offset(of: \.dynamicSlabs)!)
+        publish("ZoneStatistics.allocations", MemoryLayout<ZoneStatistics>.offset(of: \.allocations)!)
+        publish("ZoneStatistics.frees", MemoryLayout<ZoneStatistics>.offset(of: \.frees)!)
+        publish("ZoneStatistics.lowestFree", MemoryLayout<ZoneStatistics>.offset(of: \.lowestFree)!)
+        publish("ZoneStatistics.deepestReserveUse", MemoryLayout<ZoneStatistics>.offset(of: \.deepestReserveUse)!)
+        publish("ZoneStatistics.refills", MemoryLayout<ZoneStatistics>.offset(of: \.refills)!)
+        publish("ZoneStatistics.failedRefills", MemoryLayout<ZoneStatistics>.offset(of: \.failedRefills)!)
+    }
+
+    private static func fillPhysicalMemory() {
+        publish("buddy", pointer(PhysicalMemory.buddy))
+        publish("buddy.orders", BuddyAllocator.orderCount)
+        publish("BuddyAllocator.freePages", MemoryLayout<BuddyAllocator>.offset(of: \.freePages)!)
+        publish("BuddyAllocator.freeBlocks", MemoryLayout<BuddyAllocator>.offset(of: \.freeBlocks)!)
+        publish("BuddyAllocator.segments", MemoryLayout<BuddyAllocator>.offset(of: \.segments)!)
+        publish("BuddyAllocator.segmentCount", MemoryLayout<BuddyAllocator>.offset(of: \.segmentCount)!)
+        publish("BuddyAllocator.pages", MemoryLayout<BuddyAllocator>.offset(of: \.pages)!)
+        publish("BuddySegment.stride", MemoryLayout<BuddySegment>.stride)
+        publish("BuddySegment.basePFN", MemoryLayout<BuddySegment>.offset(of: \.basePFN)!)
+        publish("BuddySegment.pageCount", MemoryLayout<BuddySegment>.offset(of: \.pageCount)!)
+        publish("BuddySegment.firstIndex", MemoryLayout<BuddySegment>.offset(of: \.firstIndex)!)
+        publish("thresholds@", address(&PhysicalMemory.thresholds))
+        publish("FreePageThresholds.freeMin", MemoryLayout<FreePageThresholds>.offset(of: \.freeMin)!)
+        publish("FreePageThresholds.freeReserved", MemoryLayout<FreePageThresholds>.offset(of: \.freeReserved)!)
+        publish("FreePageThresholds.pagingStart", MemoryLayout<FreePageThresholds>.offset(of: \.pagingStart)!)
+        publish("FreePageThresholds.pagingTarget", MemoryLayout<FreePageThresholds>.offset(of: \.pagingTarget)!)
+        publish("VMPage.stride", MemoryLayout<VMPage>.stride)
+        publish("VMPage.flags", MemoryLayout<VMPage>.offset(of: \.flags)!)
+        publish("VMPage.order", MemoryLayout<VMPage>.offset(of: \.order)!)
+        publish("VMPage.queue", MemoryLayout<VMPage>.offset(of: \.queue)!)
+        publish("VMPage.wireCount", MemoryLayout<VMPage>.offset(of: \.wireCount)!)
+        publish("VMPage.object", MemoryLayout<VMPage>.offset(of: \.object)!)
+        publish("VMPage.offset", MemoryLayout<VMPage>.offset(of: \.offset)!)
+        publish("VMPage.pvList", MemoryLayout<VMPage>.offset(of: \.pvList)!)
+        publish("VMPage.pvCount", MemoryLayout<VMPage>.offset(of: \.pvCount)!)
+        publish("PVEntry.next", MemoryLayout<PVEntry>.offset(of: \.next)!)
+        publish("PVEntry.virtualAddress", MemoryLayout<PVEntry>.offset(of: \.virtualAddress)!)
+        publish("pageflag.free", PageFlags.free.rawValue)
+        publish("pageflag.reserved", PageFlags.reserved.rawValue)
+        publish("pageflag.pageTable", PageFlags.pageTable.rawValue)
+        publish("pageflag.slab", PageFlags.slab.rawValue)
+        publish("pageflag.anonymous", PageFlags.anonymous.rawValue)
+        publish("pageflag.busy", PageFlags.busy.rawValue)
+        publish("pageflag.wired", PageFlags.wired.rawValue)
+        publish("pageflag.dirty", PageFlags.dirty.rawValue)
+        publish("pageflag.kmallocLarge", PageFlags.kmallocLarge.rawValue)
+        publish("pageflag.pinnedTable", PageFlags.pinnedTable.rawValue)
+        publish("directMapBase", KernelLayout.directMapBase)
+        publish("pmap.root@", address(&Pmap.root))
+    }
+
+    private static func fillMaps() {
+        publish("map.kernel_map", pointer(KernelMaps.kernelMap))
+        publish("map.kmem", pointer(KernelMaps.kmem))
+        publish("map.pageable", pointer(KernelMaps.pageable))
+        publish("map.pager", pointer(KernelMaps.pager))
+        publish("MapControl.map", MemoryLayout<MapControl>.offset(of: \.map)!)
+        publish("VMMapState.name", MemoryLayout<VMMapState>.offset(of: \.name)!)
+        publish("VMMapState.start", MemoryLayout<VMMapState>.offset(of: \.start)!)
+        publish("VMMapState.end", MemoryLayout<VMMapState>.offset(of: \.end)!)
+        publish("VMMapState.first", MemoryLayout<VMMapState>.offset(of: \.first)!)
+        publish("VMMapState.count", MemoryLayout<VMMapState>.offset(of: \.count)!)
+        publish("MapEntry.start", MemoryLayout<MapEntry>.offset(of: \.start)!)
+        publish("MapEntry.end", MemoryLayout<MapEntry>.offset(of: \.end)!)
+        publish("MapEntry.next", MemoryLayout<MapEntry>.offset(of: \.next)!)
+        publish("MapEntry.kind", MemoryLayout<MapEntry>.offset(of: \.kind)!)
+        publish("MapEntry.protection", MemoryLayout<MapEntry>.offset(of: \.protection)!)
+        publish("MapEntry.object", MemoryLayout<MapEntry>.offset(of: \.object)!)
+        publish("mapkind.wired", stored(MapEntryKind.wired))
+        publish("mapkind.submap", stored(MapEntryKind.submap))
+        publish("mapkind.anonymous", stored(MapEntryKind.anonymous))
+        publish("mapkind.reserved", stored(MapEntryKind.reserved))
+    }
+
+    private static func fillThreads() {
+        publish("threads.all@", address(&Threads.all))
+        publish("scheduler.current@", address(&Scheduler.current))
+        publish("Thread.id", MemoryLayout<Thread>.offset(of: \.id)!)
+        publish("Thread.name", MemoryLayout<Thread>.offset(of: \.name)!)
+        publish("Thread.state", MemoryLayout<Thread>.offset(of: \.state)!)
+        publish("Thread.allNext", MemoryLayout<Thread>.offset(of: \.allNext)!)
+        publish("Thread.switchesIn", MemoryLayout<Thread>.offset(of: \.switchesIn)!)
+        publish("Thread.growingZone", MemoryLayout<Thread>.offset(of: \.growingZone)!)
+        publish("Thread.wait.reason", MemoryLayout<Thread>.offset(of: \.wait.reason)!)
+        publish("Thread.wait.channel", MemoryLayout<Thread>.offset(of: \.wait.channel)!)
+        publish("Thread.wait.pageClass", MemoryLayout<Thread>.offset(of: \.wait.pageClass)!)
+        publish("Thread.wait.pagesWanted", MemoryLayout<Thread>.offset(of: \.wait.pagesWanted)!)
+        publish("Thread.wait.zone", MemoryLayout<Thread>.offset(of: \.wait.zone)!)
+        publish("Thread.wait.sinceTick", MemoryLayout<Thread>.offset(of: \.wait.sinceTick)!)
+        publish("threadstate.ready", stored(ThreadState.ready))
+        publish("threadstate.running", stored(ThreadState.running))
+        publish("threadstate.sleeping", stored(ThreadState.sleeping))
+        publish("threadstate.dead", stored(ThreadState.dead))
+        publish("pageclass.normal", stored(PageClass.normal))
+        publish("pageclass.system", stored(PageClass.system))
+        publish("pageclass.pageout", stored(PageClass.pageout))
+        publish("timer.ticks@", address(&Timer.ticks))
+    }
+}

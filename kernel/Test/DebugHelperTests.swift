@@ -1,0 +1,62 @@
+// DebugHelperTests.swift - the state the gdb helpers are checked against.
+//
+// The case builds known state, prints the kernel's own view of it ("view ..." lines), then
+// stops at kernel_debug_checkpoint. Under `make test` the runner's gdb check
+// (qemu/harness/gdbcheck.py) breaks there, runs kzones, kbuddy, kmap, kpage, kthreads and klog,
+// and asserts that they show what the kernel printed. Run without gdb, the case just prints.
+
+import ArchSupport
+
+enum DebugHelperTests {
+    static var suite: TestSuite {
+        TestSuite("gdbhelpers", exclusive: false, [
+            TestCase("printTheKernelsViewThenStop", printTheKernelsViewThenStop),
+        ])
+    }
+
+    static func printTheKernelsViewThenStop() {
+        let zone = Zones.create("gdb-zone", objectSize: 80, slabPages: 1, reserve: 4)
+        var objects: [UnsafeMutableRawPointer] = []
+        for _ in 0..<37 { objects.append(zone.allocate()!) }
+        let wired = Kmem.allocate(5 * pageSize)!
+        let page = PhysicalMemory.allocate(order: 0, .normal, .wait)!
+        let first = KernelLayout.pmapTestWindowBase + 0x12_3000, second = KernelLayout.pmapTestWindowBase + 0x3567_8000
+        _ = Pmap.enter(first, page: page, protection: .readWrite)
+        _ = Pmap.enter(second, page: page, protection: .read)
+        let channel = UnsafeMutableRawPointer.allocate(byteCount: 8, alignment: 8)
+        let sleeper = Threads.spawn("gdb-sleeper") {
+            withInterruptsDisabled { Scheduler.sleep(on: UnsafeRawPointer(channel), reason: "gdb test") }
+        }
+        while sleeper.pointee.state != .sleeping { Scheduler.yield() }
+
+        withInterruptsDisabled {
+            Zones.forEach { zone in
+                let s = zone.state.pointee
+                Log.info(.test, "view zone \(zone.name) inuse \(s.inUse) free \(s.freeObjects) static \(s.statistics.staticSlabs) dynamic \(s.statistics.dynamicSlabs)")
+            }
+            for order in 0...BuddyAllocator.maxOrder {
+                Log.info(.test, "view buddy order \(order) \(PhysicalMemory.buddy!.pointee.freeBlockCount(order: order))")
+            }
+            let t = PhysicalMemory.thresholds
+            Log.info(.test, "view thresholds \(t.freeMin) \(t.freeReserved) \(t.pagingStart) \(t.pagingTarget)")
+            KernelMaps.kmem.pointee.map.forEach { entry in
+                Log.info(.test, "view map kmem \(hex: entry.pointee.start) \(hex: entry.pointee.end)")
+            }
+            Log.info(.test, "view page \(hex: PhysicalMemory.physicalAddress(of: page).rawValue) mapped \(hex: first) \(hex: second)")
+            Threads.forEach { thread in
+                Log.info(.test, "view thread \(thread.pointee.id) \(thread.pointee.name) \(thread.pointee.state.name)")
+            }
+            Log.info(.test, "view marker gdb-\(KernelOptions.seed)-\(Timer.ticks)")
+        }
+        kernel_debug_checkpoint()   // gdb stops here (kernel/Arch/Landmarks.S)
+
+        withInterruptsDisabled { Scheduler.wakeup(UnsafeRawPointer(channel)) }
+        Threads.join(sleeper)
+        channel.deallocate()
+        Pmap.removeAll(page)
+        PhysicalMemory.free(page)
+        Kmem.free(wired, 5 * pageSize)
+        for object in objects { zone.free(object) }
+        Zones.destroy(zone)
+    }
+}

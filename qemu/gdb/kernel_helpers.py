@@ -1,0 +1,302 @@
+"""kernel_helpers.py - gdb commands that show the kernel's memory system.
+
+    kzones              the zone table: object size, in use, free, slabs, reserve, ...
+    kbuddy              free pages per buddy order, and the free-page thresholds
+    kmap [map]          the entries of kernel_map (default) or kmem, pageable, pager
+    kpage <physaddr>    a page's descriptor and every virtual address it is mapped at
+    kpage -v <virtaddr> the same for the page a kernel virtual address maps to
+    kthreads            every thread: state, and what it waits for
+    klog [bytes]        the kernel log ring (the newest part), for when serial output is lost
+
+gdb does not understand Swift's types, so these read raw memory. Where to read comes from the
+kernel itself: kernel_debug_table (kernel/Kern/DebugTable.swift) lists the addresses of its
+key globals and the byte offsets of the fields read here. Nothing asks the kernel to run:
+the commands work on a kernel stopped anywhere, in a panic or a deadlock included.
+Loaded by qemu/gdb/kernel.gdb (make debug): `source qemu/gdb/kernel_helpers.py`.
+"""
+import struct
+
+import gdb
+
+TABLE_MAGIC = 0x4742444B
+
+
+def memory(address, size):
+    return gdb.selected_inferior().read_memory(address, size).tobytes()
+
+
+def u64(address):
+    return struct.unpack("<Q", memory(address, 8))[0]
+
+
+def i64(address):
+    return struct.unpack("<q", memory(address, 8))[0]
+
+
+def u32(address):
+    return struct.unpack("<I", memory(address, 4))[0]
+
+
+def u16(address):
+    return struct.unpack("<H", memory(address, 2))[0]
+
+
+def u8(address):
+    return memory(address, 1)[0]
+
+
+def symbol_address(name):
+    return int(gdb.parse_and_eval("(unsigned long)&%s" % name))
+
+
+class DebugTable:
+    """The kernel's table of names and values, read afresh for every command."""
+
+    def __init__(self):
+        base = symbol_address("kernel_debug_table")
+        header = u64(base)
+        if header & 0xFFFFFFFF != TABLE_MAGIC:
+            raise gdb.GdbError("kernel_debug_table is not filled yet (the kernel has not finished booting)")
+        self.values = {}
+        for index in range(u64(base + 8)):
+            entry = base + 16 + 24 * index
+            name = memory(u64(entry), u64(entry + 8)).decode("utf-8", "replace")
+            self.values[name] = u64(entry + 16)
+
+    def __getitem__(self, name):
+        if name not in self.values:
+            raise gdb.GdbError("the kernel's debug table has no entry %r (kernel and helpers out of step?)" % name)
+        return self.values[name]
+
+    def live(self, name):
+        """The current value of a global published by address ("name@")."""
+        return u64(self[name + "@"])
+
+    def names(self, prefix):
+        return {key[len(prefix):]: value for key, value in self.values.items() if key.startswith(prefix)}
+
+
+def static_string(address):
+    """A StaticString stored at `address`: a pointer to UTF-8 bytes and a length."""
+    pointer, length = u64(address), u64(address + 8)
+    if pointer == 0 or length > 4096:
+        return "?"
+    return memory(pointer, length).decode("utf-8", "replace")
+
+
+def optional_static_string(address):
+    """StaticString? : the 17-byte payload, then a tag byte that is non-zero for nil."""
+    return None if u8(address + 17) != 0 else static_string(address)
+
+
+def human_size(size):
+    """The largest binary unit that divides the size exactly: map sizes are page multiples."""
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if size % (1 << shift) == 0:
+            return "%d %s" % (size >> shift, unit)
+    return "%d B" % size
+
+
+class KZones(gdb.Command):
+    """kzones: the zone table, read from the kernel's zones."""
+
+    def __init__(self):
+        super().__init__("kzones", gdb.COMMAND_DATA)
+
+    def invoke(self, argument, from_tty):
+        t = DebugTable()
+        table, count = t["zones.table"], t.live("zones.count")
+        stats = t["ZoneState.statistics"]
+        if not t["zones.reservesEnabled"]:
+            print("reserves=off: the reserve column is configured but not enforced")
+        print("%-14s %6s %8s %8s %8s %7s %7s %8s %7s %8s %12s %12s" % (
+            "zone", "size", "slab/obj", "in-use", "free", "static", "dynamic", "reserve", "lowest", "deepest", "allocs", "frees"))
+        for index in range(count):
+            zone = u64(table + 8 * index)
+            lowest = i64(zone + stats + t["ZoneStatistics.lowestFree"])
+            print("%-14s %6d %4dK/%-3d %8d %8d %7d %7d %8d %7d %8d %12d %12d" % (
+                static_string(zone + t["ZoneState.name"]),
+                i64(zone + t["ZoneState.objectSize"]),
+                i64(zone + t["ZoneState.slabBytes"]) // 1024, i64(zone + t["ZoneState.objectsPerSlab"]),
+                i64(zone + t["ZoneState.inUse"]), i64(zone + t["ZoneState.freeObjects"]),
+                i64(zone + stats + t["ZoneStatistics.staticSlabs"]), i64(zone + stats + t["ZoneStatistics.dynamicSlabs"]),
+                i64(zone + t["ZoneState.reserveTarget"]), 0 if lowest > 1 << 62 else lowest,
+                i64(zone + stats + t["ZoneStatistics.deepestReserveUse"]),
+                u64(zone + stats + t["ZoneStatistics.allocations"]), u64(zone + stats + t["ZoneStatistics.frees"])))
+
+
+class KBuddy(gdb.Command):
+    """kbuddy: free blocks per order and the free-page thresholds."""
+
+    def __init__(self):
+        super().__init__("kbuddy", gdb.COMMAND_DATA)
+
+    def invoke(self, argument, from_tty):
+        t = DebugTable()
+        buddy = t["buddy"]
+        if buddy == 0:
+            raise gdb.GdbError("the page allocator does not exist yet")
+        counts = u64(buddy + t["BuddyAllocator.freeBlocks"])
+        total = 0
+        for order in range(t["buddy.orders"]):
+            blocks = i64(counts + 8 * order)
+            total += blocks << order
+            print("order %2d: %8d free blocks (%d pages)" % (order, blocks, blocks << order))
+        print("free pages: %d (the lists add up to %d)" % (u64(buddy + t["BuddyAllocator.freePages"]), total))
+        thresholds = t["thresholds@"]
+        print("thresholds: free_min %d, free_reserved %d, paging_start %d, paging_target %d pages" % tuple(
+            u64(thresholds + t["FreePageThresholds." + name]) for name in ("freeMin", "freeReserved", "pagingStart", "pagingTarget")))
+
+
+def map_name(t, control):
+    return static_string(control + t["MapControl.map"] + t["VMMapState.name"])
+
+
+class KMap(gdb.Command):
+    """kmap [kernel_map|kmem|pageable|pager]: the entries of a map."""
+
+    def __init__(self):
+        super().__init__("kmap", gdb.COMMAND_DATA)
+
+    def invoke(self, argument, from_tty):
+        t = DebugTable()
+        name = argument.strip() or "kernel_map"
+        maps = t.names("map.")
+        if name not in maps:
+            raise gdb.GdbError("no map %r; known: %s" % (name, ", ".join(sorted(maps))))
+        state = maps[name] + t["MapControl.map"]
+        kinds = {value: kind for kind, value in t.names("mapkind.").items()}
+        print("%s: %#x - %#x, %d entries" % (name, u64(state + t["VMMapState.start"]), u64(state + t["VMMapState.end"]),
+                                            i64(state + t["VMMapState.count"])))
+        entry = u64(state + t["VMMapState.first"])
+        seen = 0
+        while entry and seen < 100000:
+            start, end = u64(entry + t["MapEntry.start"]), u64(entry + t["MapEntry.end"])
+            kind = kinds.get(u8(entry + t["MapEntry.kind"]), "?")
+            protection = u8(entry + t["MapEntry.protection"])
+            rights = ("r" if protection & 1 else "-") + ("w" if protection & 2 else "-") + ("x" if protection & 4 else "-")
+            extra = ""
+            if kind == "submap":
+                extra = " -> submap %s" % map_name(t, u64(entry + t["MapEntry.object"]))
+            elif kind == "anonymous":
+                extra = " object %#x" % u64(entry + t["MapEntry.object"])
+            print("  %#018x - %#018x %10s  %-9s %s%s" % (start, end, human_size(end - start), kind, rights, extra))
+            entry = u64(entry + t["MapEntry.next"])
+            seen += 1
+
+
+def translate(t, virtual):
+    """Walks the kernel's page tables (Pmap.root, read through the direct map) like the MMU."""
+    table = u64(t["pmap.root@"]) & ~0xFFF
+    for level, shift in ((4, 39), (3, 30), (2, 21), (1, 12)):
+        entry = u64(t["directMapBase"] + table + 8 * ((virtual >> shift) & 0x1FF))
+        if not entry & 1:
+            raise gdb.GdbError("%#x is not mapped (level-%d entry %#x is not present)" % (virtual, level, entry))
+        frame = entry & 0x000FFFFFFFFFF000
+        if level == 1 or (level in (2, 3) and entry & 0x80):
+            size = 1 << shift
+            return (frame & ~(size - 1)) + (virtual & (size - 1))
+        table = frame
+
+
+class KPage(gdb.Command):
+    """kpage <physical address> | kpage -v <virtual address>: a page's descriptor and the PV
+    entries that map it; -v first translates a kernel virtual address through the page tables."""
+
+    def __init__(self):
+        super().__init__("kpage", gdb.COMMAND_DATA)
+
+    def invoke(self, argument, from_tty):
+        words = argument.split()
+        if not words or (words[0] == "-v" and len(words) != 2):
+            raise gdb.GdbError("usage: kpage <physical address> | kpage -v <virtual address>")
+        t = DebugTable()
+        if words[0] == "-v":
+            virtual = int(gdb.parse_and_eval(words[1]))
+            physical = translate(t, virtual)
+            print("virtual %#x -> physical %#x" % (virtual, physical))
+        else:
+            physical = int(gdb.parse_and_eval(argument))
+        buddy = t["buddy"]
+        frame = physical >> 12
+        segments, count = u64(buddy + t["BuddyAllocator.segments"]), i64(buddy + t["BuddyAllocator.segmentCount"])
+        index = None
+        for number in range(count):
+            segment = segments + number * t["BuddySegment.stride"]
+            base, pages = u64(segment + t["BuddySegment.basePFN"]), u32(segment + t["BuddySegment.pageCount"])
+            if base <= frame < base + pages:
+                index = u32(segment + t["BuddySegment.firstIndex"]) + frame - base
+        if index is None:
+            raise gdb.GdbError("%#x is not a managed page (no descriptor)" % physical)
+        page = u64(buddy + t["BuddyAllocator.pages"]) + index * t["VMPage.stride"]
+        flags = u16(page + t["VMPage.flags"])
+        names = [name for name, bit in sorted(t.names("pageflag.").items(), key=lambda item: item[1]) if flags & bit]
+        print("page %#x: descriptor %d at %#x" % (physical & ~0xFFF, index, page))
+        print("  flags %#x (%s), order %d, queue %d, wire count %d" % (
+            flags, " ".join(names) or "none", u8(page + t["VMPage.order"]), u8(page + t["VMPage.queue"]),
+            u16(page + t["VMPage.wireCount"])))
+        print("  object %#x, offset %d" % (u64(page + t["VMPage.object"]), u64(page + t["VMPage.offset"])))
+        pv = u64(page + t["VMPage.pvList"])
+        print("  mapped at %d addresses:" % u32(page + t["VMPage.pvCount"]))
+        while pv:
+            print("    %#018x" % u64(pv + t["PVEntry.virtualAddress"]))
+            pv = u64(pv + t["PVEntry.next"])
+
+
+class KThreads(gdb.Command):
+    """kthreads: every thread, its state and what it waits for."""
+
+    def __init__(self):
+        super().__init__("kthreads", gdb.COMMAND_DATA)
+
+    def invoke(self, argument, from_tty):
+        t = DebugTable()
+        states = {value: name for name, value in t.names("threadstate.").items()}
+        classes = {value: name for name, value in t.names("pageclass.").items()}
+        current = t.live("scheduler.current")
+        ticks = t.live("timer.ticks")
+        thread = t.live("threads.all")
+        seen = 0
+        while thread and seen < 10000:
+            state = states.get(u8(thread + t["Thread.state"]), "?")
+            line = "%s thread %d %s: %s" % ("*" if thread == current else " ", u64(thread + t["Thread.id"]),
+                                           static_string(thread + t["Thread.name"]), state)
+            if state == "sleeping":
+                line += " in %s" % static_string(thread + t["Thread.wait.reason"])
+                page_class = u8(thread + t["Thread.wait.pageClass"])
+                if page_class in classes:
+                    line += " for %d %s-class page(s)" % (u64(thread + t["Thread.wait.pagesWanted"]), classes[page_class])
+                zone = optional_static_string(thread + t["Thread.wait.zone"])
+                if zone:
+                    line += " while growing zone %s" % zone
+                line += " on channel %#x for %d ticks" % (u64(thread + t["Thread.wait.channel"]),
+                                                          ticks - u64(thread + t["Thread.wait.sinceTick"]))
+            print(line)
+            thread = u64(thread + t["Thread.allNext"])
+            seen += 1
+
+
+class KLog(gdb.Command):
+    """klog [bytes]: the newest part of the kernel log ring (all of it by default)."""
+
+    def __init__(self):
+        super().__init__("klog", gdb.COMMAND_DATA)
+
+    def invoke(self, argument, from_tty):
+        size = u64(symbol_address("klog_size"))
+        written = u64(symbol_address("klog_written"))
+        base = symbol_address("klog_buffer")
+        wanted = min(int(argument) if argument.strip() else size, written, size)
+        start = written - wanted
+        text = bytearray()
+        while start < written:
+            offset = start % size
+            chunk = min(written - start, size - offset)
+            text += memory(base + offset, chunk)
+            start += chunk
+        print(text.decode("utf-8", "replace"), end="" if text.endswith(b"\n") else "\n")
+
+
+for command in (KZones, KBuddy, KMap, KPage, KThreads, KLog):
+    command()
+print("kernel helpers loaded: kzones kbuddy kmap kpage kthreads klog")
