@@ -33,25 +33,35 @@ extension VMMapState {
 
     // MARK: - Rotations
 
-    mutating func rotateLeft(_ x: EntryPointer) {
-        let y = x.pointee.right!
-        x.pointee.right = y.pointee.left
-        y.pointee.left?.pointee.parent = x
-        y.pointee.parent = x.pointee.parent
-        replaceChild(of: x.pointee.parent, old: x, new: y)
-        y.pointee.left = x
-        x.pointee.parent = y
-        VMMapState.updateMaxGap(x)
-        VMMapState.updateMaxGap(y)
+    /// Rotating toward .left lifts the right child into the node's place (a left rotation).
+    /// The rebalancing cases come in mirrored pairs; writing them once with a side keeps the
+    /// two halves from drifting apart.
+    enum Side {
+        case left, right
+        var opposite: Side { self == .left ? .right : .left }
     }
 
-    mutating func rotateRight(_ x: EntryPointer) {
-        let y = x.pointee.left!
-        x.pointee.left = y.pointee.right
-        y.pointee.right?.pointee.parent = x
+    @inline(__always)
+    static func child(_ node: EntryPointer, _ side: Side) -> EntryPointer? {
+        side == .left ? node.pointee.left : node.pointee.right
+    }
+
+    @inline(__always)
+    static func setChild(_ node: EntryPointer, _ side: Side, _ child: EntryPointer?) {
+        if side == .left { node.pointee.left = child } else { node.pointee.right = child }
+    }
+
+    @inline(__always)
+    static func isRed(_ node: EntryPointer?) -> Bool { node?.pointee.isRed ?? false }
+
+    mutating func rotate(_ x: EntryPointer, toward side: Side) {
+        let y = VMMapState.child(x, side.opposite)!
+        let inner = VMMapState.child(y, side)
+        VMMapState.setChild(x, side.opposite, inner)
+        inner?.pointee.parent = x
         y.pointee.parent = x.pointee.parent
         replaceChild(of: x.pointee.parent, old: x, new: y)
-        y.pointee.right = x
+        VMMapState.setChild(y, side, x)
         x.pointee.parent = y
         VMMapState.updateMaxGap(x)
         VMMapState.updateMaxGap(y)
@@ -84,36 +94,20 @@ extension VMMapState {
         var z = entry
         while let p = z.pointee.parent, p.pointee.isRed {
             let g = p.pointee.parent!
-            if p == g.pointee.left {
-                if let uncle = g.pointee.right, uncle.pointee.isRed {
-                    p.pointee.isRed = false
-                    uncle.pointee.isRed = false
-                    g.pointee.isRed = true
-                    z = g
-                } else {
-                    if z == p.pointee.right {
-                        z = p
-                        rotateLeft(z)
-                    }
-                    z.pointee.parent!.pointee.isRed = false
-                    g.pointee.isRed = true
-                    rotateRight(g)
-                }
+            let side: Side = p == g.pointee.left ? .left : .right   // where the parent hangs
+            if let uncle = VMMapState.child(g, side.opposite), uncle.pointee.isRed {
+                p.pointee.isRed = false
+                uncle.pointee.isRed = false
+                g.pointee.isRed = true
+                z = g
             } else {
-                if let uncle = g.pointee.left, uncle.pointee.isRed {
-                    p.pointee.isRed = false
-                    uncle.pointee.isRed = false
-                    g.pointee.isRed = true
-                    z = g
-                } else {
-                    if z == p.pointee.left {
-                        z = p
-                        rotateRight(z)
-                    }
-                    z.pointee.parent!.pointee.isRed = false
-                    g.pointee.isRed = true
-                    rotateLeft(g)
+                if z == VMMapState.child(p, side.opposite) {   // inner grandchild: make it outer
+                    z = p
+                    rotate(z, toward: side)
                 }
+                z.pointee.parent!.pointee.isRed = false
+                g.pointee.isRed = true
+                rotate(g, toward: side.opposite)
             }
         }
         root!.pointee.isRed = false
@@ -176,62 +170,33 @@ extension VMMapState {
         var parent = startParent
         while x != root && (x == nil || !x!.pointee.isRed) {
             guard let p = parent else { break }
-            if x == p.pointee.left {
-                var w = p.pointee.right!
-                if w.pointee.isRed {
-                    w.pointee.isRed = false
-                    p.pointee.isRed = true
-                    rotateLeft(p)
-                    w = p.pointee.right!
-                }
-                let leftBlack = w.pointee.left == nil || !w.pointee.left!.pointee.isRed
-                let rightBlack = w.pointee.right == nil || !w.pointee.right!.pointee.isRed
-                if leftBlack && rightBlack {
-                    w.pointee.isRed = true
-                    x = p
-                    parent = p.pointee.parent
-                } else {
-                    if rightBlack {
-                        w.pointee.left?.pointee.isRed = false
-                        w.pointee.isRed = true
-                        rotateRight(w)
-                        w = p.pointee.right!
-                    }
-                    w.pointee.isRed = p.pointee.isRed
-                    p.pointee.isRed = false
-                    w.pointee.right?.pointee.isRed = false
-                    rotateLeft(p)
-                    x = root
-                    parent = nil
-                }
+            let side: Side = x == p.pointee.left ? .left : .right   // where the short side is
+            var w = VMMapState.child(p, side.opposite)!             // the sibling
+            if w.pointee.isRed {
+                w.pointee.isRed = false
+                p.pointee.isRed = true
+                rotate(p, toward: side)
+                w = VMMapState.child(p, side.opposite)!
+            }
+            let nearBlack = !VMMapState.isRed(VMMapState.child(w, side))
+            let farBlack = !VMMapState.isRed(VMMapState.child(w, side.opposite))
+            if nearBlack && farBlack {
+                w.pointee.isRed = true
+                x = p
+                parent = p.pointee.parent
             } else {
-                var w = p.pointee.left!
-                if w.pointee.isRed {
-                    w.pointee.isRed = false
-                    p.pointee.isRed = true
-                    rotateRight(p)
-                    w = p.pointee.left!
-                }
-                let leftBlack = w.pointee.left == nil || !w.pointee.left!.pointee.isRed
-                let rightBlack = w.pointee.right == nil || !w.pointee.right!.pointee.isRed
-                if leftBlack && rightBlack {
+                if farBlack {
+                    VMMapState.child(w, side)?.pointee.isRed = false
                     w.pointee.isRed = true
-                    x = p
-                    parent = p.pointee.parent
-                } else {
-                    if leftBlack {
-                        w.pointee.right?.pointee.isRed = false
-                        w.pointee.isRed = true
-                        rotateLeft(w)
-                        w = p.pointee.left!
-                    }
-                    w.pointee.isRed = p.pointee.isRed
-                    p.pointee.isRed = false
-                    w.pointee.left?.pointee.isRed = false
-                    rotateRight(p)
-                    x = root
-                    parent = nil
+                    rotate(w, toward: side.opposite)
+                    w = VMMapState.child(p, side.opposite)!
                 }
+                w.pointee.isRed = p.pointee.isRed
+                p.pointee.isRed = false
+                VMMapState.child(w, side.opposite)?.pointee.isRed = false
+                rotate(p, toward: side)
+                x = root
+                parent = nil
             }
         }
         x?.pointee.isRed = false
