@@ -112,5 +112,6 @@ def run_boot(image, boot, log_dir, gdb_port=None):
 
 
 def require_qemu():
-    if shutil.which("qemu-system-x86_64") is None:
-        raise SystemExit("qemu-system-x86_64 not found: run `make qemu` (or sh qemu/ensure-qemu.sh)")
+    for program in ("qemu-system-x86_64", "gdb"):
+        if shutil.which(program) is None:
+            raise SystemExit("%s not found: run `make qemu` (or sh qemu/ensure-qemu.sh)" % program)
