@@ -80,8 +80,10 @@ debug: kernel qemu $(SWAP_IMAGE)
 
 # Attach to a running kernel without stopping at boot: a test run started with
 # `qemu/runner.py --only SUITE --gdb-port 1234`, or anything else listening on GDB_PORT.
+# No dependency on `kernel`: rebuilding would give gdb symbols that the running image lacks.
 GDB_PORT ?= 1234
-attach: kernel
+attach:
+	@test -f $(BUILD)/kernel.elf || { echo "no $(BUILD)/kernel.elf: nothing built, so nothing can be running"; exit 1; }
 	gdb -q -ex "file $(BUILD)/kernel.elf" -x qemu/gdb/attach.gdb -ex "target remote 127.0.0.1:$(GDB_PORT)" \
 	    -ex "echo stopped; kthreads, kzones, klog and bt show where it is\n"
 

@@ -62,6 +62,11 @@ static_slab_pool_end:
  * the version, then the entry count; entries are (name pointer, name length, value). */
     .section .bss, "aw", @nobits
     .balign 16
-    .global kernel_debug_table
+    .global kernel_debug_table, kernel_debug_table_capacity
+    .equ DEBUG_TABLE_CAPACITY, 192
 kernel_debug_table:
-    .skip 16 + 192 * 24
+    .skip 16 + DEBUG_TABLE_CAPACITY * 24
+    .section .rodata
+    .balign 8
+kernel_debug_table_capacity:
+    .quad DEBUG_TABLE_CAPACITY

@@ -14,7 +14,8 @@ import ArchSupport
 enum DebugTable {
     static let magic: UInt64 = 0x4742_444B           // "KDBG"
     static let version: UInt64 = 1
-    static let capacity = 192
+    /// Entries the table has room for (kernel/Arch/StaticStorage.S sizes it from the same number).
+    static var capacity: Int { Int(arch_kernel_debug_table_capacity()) }
     static var entries = 0
 
     static func publish(_ name: StaticString, _ value: UInt64) {
@@ -65,7 +66,6 @@ enum DebugTable {
         publish("ZoneState.reserveTarget", MemoryLayout<ZoneState>.offset(of: \.reserveTarget)!)
         publish("ZoneState.freeObjects", MemoryLayout<ZoneState>.offset(of: \.freeObjects)!)
         publish("ZoneState.inUse", MemoryLayout<ZoneState>.offset(of: \.inUse)!)
-        publish("ZoneState.magazineCount", MemoryLayout<ZoneState>.offset(of: \.magazineCount)!)
         publish("ZoneState.statistics", MemoryLayout<ZoneState>.offset(of: \.statistics)!)
         publish("ZoneStatistics.staticSlabs", MemoryLayout<ZoneStatistics>.offset(of: \.staticSlabs)!)
         publish("ZoneStatistics.dynamicSlabs", MemoryLayout<ZoneStatistics>.offset(of: \.dynamicSlabs)!)
@@ -73,8 +73,6 @@ enum DebugTable {
         publish("ZoneStatistics.frees", MemoryLayout<ZoneStatistics>.offset(of: \.frees)!)
         publish("ZoneStatistics.lowestFree", MemoryLayout<ZoneStatistics>.offset(of: \.lowestFree)!)
         publish("ZoneStatistics.deepestReserveUse", MemoryLayout<ZoneStatistics>.offset(of: \.deepestReserveUse)!)
-        publish("ZoneStatistics.refills", MemoryLayout<ZoneStatistics>.offset(of: \.refills)!)
-        publish("ZoneStatistics.failedRefills", MemoryLayout<ZoneStatistics>.offset(of: \.failedRefills)!)
     }
 
     private static func fillPhysicalMemory() {
@@ -149,8 +147,6 @@ enum DebugTable {
         publish("Thread.name", MemoryLayout<Thread>.offset(of: \.name)!)
         publish("Thread.state", MemoryLayout<Thread>.offset(of: \.state)!)
         publish("Thread.allNext", MemoryLayout<Thread>.offset(of: \.allNext)!)
-        publish("Thread.switchesIn", MemoryLayout<Thread>.offset(of: \.switchesIn)!)
-        publish("Thread.growingZone", MemoryLayout<Thread>.offset(of: \.growingZone)!)
         publish("Thread.wait.reason", MemoryLayout<Thread>.offset(of: \.wait.reason)!)
         publish("Thread.wait.channel", MemoryLayout<Thread>.offset(of: \.wait.channel)!)
         publish("Thread.wait.pageClass", MemoryLayout<Thread>.offset(of: \.wait.pageClass)!)
@@ -164,6 +160,11 @@ enum DebugTable {
         publish("pageclass.normal", stored(PageClass.normal))
         publish("pageclass.system", stored(PageClass.system))
         publish("pageclass.pageout", stored(PageClass.pageout))
+        publish("pageclass.none", stored(Optional<PageClass>.none))
+        // StaticString? is the StaticString, then one tag byte that is non-zero for nil.
+        kassert(MemoryLayout<StaticString?>.size == MemoryLayout<StaticString>.size + 1,
+                "debug table: StaticString? is not StaticString plus a tag byte")
+        publish("StaticStringOptional.tag", MemoryLayout<StaticString>.size)
         publish("timer.ticks@", address(&Timer.ticks))
     }
 }

@@ -47,8 +47,10 @@ enum DebugHelperTests {
                 Log.info(.test, "view thread \(thread.pointee.id) \(thread.pointee.name) \(thread.pointee.state.name)")
             }
             Log.info(.test, "view marker gdb-\(KernelOptions.seed)-\(Timer.ticks)")
+            // Still with interrupts off: neither the pageout thread nor a timer tick may change
+            // what was just printed before gdb looks.
+            kernel_debug_checkpoint()   // gdb stops here (kernel/Arch/Landmarks.S)
         }
-        kernel_debug_checkpoint()   // gdb stops here (kernel/Arch/Landmarks.S)
 
         withInterruptsDisabled { Scheduler.wakeup(UnsafeRawPointer(channel)) }
         Threads.join(sleeper)

@@ -19,6 +19,7 @@ import struct
 import gdb
 
 TABLE_MAGIC = 0x4742444B
+TABLE_VERSION = 1
 
 
 def memory(address, size):
@@ -57,6 +58,9 @@ class DebugTable:
         header = u64(base)
         if header & 0xFFFFFFFF != TABLE_MAGIC:
             raise gdb.GdbError("kernel_debug_table is not filled yet (the kernel has not finished booting)")
+        if header >> 32 != TABLE_VERSION:
+            raise gdb.GdbError("kernel_debug_table has version %d; these helpers read version %d"
+                               % (header >> 32, TABLE_VERSION))
         self.values = {}
         for index in range(u64(base + 8)):
             entry = base + 16 + 24 * index
@@ -84,9 +88,10 @@ def static_string(address):
     return memory(pointer, length).decode("utf-8", "replace")
 
 
-def optional_static_string(address):
-    """StaticString? : the 17-byte payload, then a tag byte that is non-zero for nil."""
-    return None if u8(address + 17) != 0 else static_string(address)
+def optional_static_string(t, address):
+    """StaticString?: the StaticString, then a tag byte (at the offset the kernel publishes)
+    that is non-zero for nil."""
+    return None if u8(address + t["StaticStringOptional.tag"]) != 0 else static_string(address)
 
 
 def human_size(size):
@@ -195,7 +200,7 @@ def translate(t, virtual):
         frame = entry & 0x000FFFFFFFFFF000
         if level == 1 or (level in (2, 3) and entry & 0x80):
             size = 1 << shift
-            return (frame & ~(size - 1)) + (virtual & (size - 1))
+            return (frame & ~(size - 1)) + (virtual & (size - 1)), size
         table = frame
 
 
@@ -213,8 +218,8 @@ class KPage(gdb.Command):
         t = DebugTable()
         if words[0] == "-v":
             virtual = int(gdb.parse_and_eval(words[1]))
-            physical = translate(t, virtual)
-            print("virtual %#x -> physical %#x" % (virtual, physical))
+            physical, size = translate(t, virtual)
+            print("virtual %#x -> physical %#x (%s page)" % (virtual, physical, human_size(size)))
         else:
             physical = int(gdb.parse_and_eval(argument))
         buddy = t["buddy"]
@@ -264,9 +269,9 @@ class KThreads(gdb.Command):
             if state == "sleeping":
                 line += " in %s" % static_string(thread + t["Thread.wait.reason"])
                 page_class = u8(thread + t["Thread.wait.pageClass"])
-                if page_class in classes:
-                    line += " for %d %s-class page(s)" % (u64(thread + t["Thread.wait.pagesWanted"]), classes[page_class])
-                zone = optional_static_string(thread + t["Thread.wait.zone"])
+                if page_class != t["pageclass.none"]:
+                    line += " for %d %s-class page(s)" % (u64(thread + t["Thread.wait.pagesWanted"]), classes.get(page_class, "?"))
+                zone = optional_static_string(t, thread + t["Thread.wait.zone"])
                 if zone:
                     line += " while growing zone %s" % zone
                 line += " on channel %#x for %d ticks" % (u64(thread + t["Thread.wait.channel"]),
@@ -286,7 +291,8 @@ class KLog(gdb.Command):
         size = u64(symbol_address("klog_size"))
         written = u64(symbol_address("klog_written"))
         base = symbol_address("klog_buffer")
-        wanted = min(int(argument) if argument.strip() else size, written, size)
+        wanted = int(gdb.parse_and_eval(argument)) if argument.strip() else size
+        wanted = max(0, min(wanted, written, size))
         start = written - wanted
         text = bytearray()
         while start < written:

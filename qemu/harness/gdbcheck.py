@@ -129,6 +129,8 @@ def check_helpers(image, elf, log_dir):
         % os.path.join(log_dir, boot.name + ".serial.log"),
         "echo ==kpage==\\n", "python gdb.execute('kpage ' + view[4])",
         "echo ==kpagev==\\n", "python gdb.execute('kpage -v ' + view[7])",
+        # 16 MiB + 0x123 through the direct map: a 2 MiB page at 128 MiB of RAM.
+        "echo ==kpagedirect==\\n", "python gdb.execute('kpage -v %#x' % (DebugTable()['directMapBase'] + 0x1000123))",
         "continue",
     ], log_dir)
     problems = []
@@ -145,9 +147,12 @@ def check_helpers(image, elf, log_dir):
     if panic:
         problems.append("the kernel panicked:")
         problems.extend("    " + line for line in panic[:4])
-    for name in ("kzones", "kbuddy", "kmap", "kmapall", "kthreads", "klog", "kpage", "kpagev"):
+    for name in ("kzones", "kbuddy", "kmap", "kmapall", "kthreads", "klog", "kpage", "kpagev", "kpagedirect"):
         if name not in sections or not sections[name]:
             problems.append("gdb printed nothing for %s" % name)
+    for kind in ("zone", "buddy", "thresholds", "map", "page", "thread", "marker"):
+        if not view_lines(serial, kind):
+            problems.append("the kernel printed no 'view %s' line to compare with" % kind)
     if problems:
         return problems + ["gdb said:"] + ["    " + line for line in output.splitlines()[-30:]]
     zones = {fields[0]: fields for fields in (line.split() for line in sections["kzones"][1:]) if fields}
@@ -175,14 +180,21 @@ def check_helpers(image, elf, log_dir):
             if not any(line.strip() == "0x%016x" % int(address, 16) for line in sections["kpage"]):
                 problems.append("kpage %s does not list the mapping at %s" % (page, address))
         # The page-table walk must land on the page the kernel mapped, and show the same PVs.
-        wanted = "virtual %#x -> physical %#x" % (int(second, 16), int(page, 16))
+        wanted = "virtual %#x -> physical %#x (4 KiB page)" % (int(second, 16), int(page, 16))
         if sections["kpagev"][:1] != [wanted] or sections["kpagev"][1:] != sections["kpage"]:
             problems.append("kpage -v %s does not show '%s' and then what kpage %s shows" % (second, wanted, page))
+    direct = sections["kpagedirect"]
+    if direct[:1] != ["virtual 0x400001000123 -> physical 0x1000123 (2 MiB page)"] \
+            or not direct[1:2] or not direct[1].startswith("page 0x1000000: "):
+        problems.append("kpage -v through the direct map does not find the 2 MiB page at 0x1000000: %s" % direct[:2])
     for thread, name, state in view_lines(serial, "thread"):
-        if not any(re.match(r"^. thread %s %s: %s" % (thread, re.escape(name), state), line) for line in sections["kthreads"]):
-            problems.append("kthreads does not show thread %s %s %s" % (thread, name, state))
-    if not any("in gdb test on channel" in line for line in sections["kthreads"]):
-        problems.append("kthreads does not say what gdb-sleeper waits for")
+        # The test runs in the one running thread, which kthreads marks as current.
+        mark = r"\*" if state == "running" else " "
+        if not any(re.match(r"^%s thread %s %s: %s" % (mark, thread, re.escape(name), state), line) for line in sections["kthreads"]):
+            problems.append("kthreads does not show thread %s %s %s (current: %s)" % (thread, name, state, mark == r"\*"))
+    if not any(re.match(r"^  thread \d+ gdb-sleeper: sleeping in gdb test on channel 0x[0-9a-f]+ for \d+ ticks$", line)
+               for line in sections["kthreads"]):
+        problems.append("kthreads does not say exactly what gdb-sleeper waits for (a channel, nothing else)")
     markers = [" ".join(fields) for fields in view_lines(serial, "marker")]
     if not markers or not any(markers[0] in line for line in sections["klog"]):
         problems.append("klog does not contain the kernel's marker %s" % markers)
@@ -204,7 +216,7 @@ def check_deadlock_threads(image, elf, log_dir):
         "echo ==kthreads==\\n", "kthreads",
         "echo ==kzones==\\n", "kzones",
         "continue",
-    ], log_dir, timeout=300)
+    ], log_dir, timeout=600)
     problems = []
     if "==kthreads==" not in output:
         problems.append("gdb did not stop in the panic")

@@ -174,6 +174,8 @@ void kernel_debug_checkpoint(void);
 
 extern char kernel_debug_table[];
 static inline uint64_t *arch_kernel_debug_table(void) { return (uint64_t *)kernel_debug_table; }
+extern const uint64_t kernel_debug_table_capacity;
+static inline uint64_t arch_kernel_debug_table_capacity(void) { return kernel_debug_table_capacity; }
 
 extern char static_slab_pool_start[], static_slab_pool_end[];
 static inline uint64_t arch_static_slab_pool_start(void) { return (uint64_t)static_slab_pool_start; }
