@@ -29,9 +29,6 @@ enum CPU {
     static var cr4: UInt64 { arch_read_cr4() }
     static func loadCR3(_ value: UInt64) { arch_write_cr3(value) }
 
-    static func readMSR(_ msr: UInt32) -> UInt64 { arch_rdmsr(msr) }
-    static func writeMSR(_ msr: UInt32, _ value: UInt64) { arch_wrmsr(msr, value) }
-
     static func timestamp() -> UInt64 { arch_rdtsc() }
 
     static var interruptsEnabled: Bool { arch_read_rflags() & (1 << 9) != 0 }

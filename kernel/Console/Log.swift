@@ -46,8 +46,6 @@ enum Log {
     static func info(_ tag: LogTag, _ message: LogMessage) { write(.info, tag, message) }
     static func debug(_ tag: LogTag, _ message: LogMessage) { write(.debug, tag, message) }
 
-    static func isEnabled(_ level: LogLevel) -> Bool { level <= threshold }
-
     static func write(_ level: LogLevel, _ tag: LogTag, _ message: LogMessage) {
         guard level <= threshold else { return }
         withInterruptsDisabled {

@@ -225,10 +225,4 @@ enum Preemption {
         thread.pointee.preemptDisableCount -= 1
         if thread.pointee.preemptDisableCount == 0 && Scheduler.needsReschedule { Scheduler.yield() }
     }
-
-    static func withDisabled<R>(_ body: () -> R) -> R {
-        disable()
-        defer { enable() }
-        return body()
-    }
 }

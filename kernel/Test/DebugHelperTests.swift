@@ -52,7 +52,7 @@ enum DebugHelperTests {
             kernel_debug_checkpoint()   // gdb stops here (kernel/Arch/Landmarks.S)
         }
 
-        withInterruptsDisabled { Scheduler.wakeup(UnsafeRawPointer(channel)) }
+        withInterruptsDisabled { _ = Scheduler.wakeup(UnsafeRawPointer(channel)) }
         Threads.join(sleeper)
         channel.deallocate()
         Pmap.removeAll(page)

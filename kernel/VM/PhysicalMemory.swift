@@ -152,12 +152,6 @@ enum PhysicalMemory {
         }
     }
 
-    /// Allocates one page and returns its physical address.
-    static func allocatePage(_ pageClass: PageClass, _ blocking: Blocking) -> PhysicalAddress? {
-        guard let index = allocate(order: 0, pageClass, blocking) else { return nil }
-        return physicalAddress(of: index)
-    }
-
     /// Returns pages to the buddy allocator. Never allocates, never blocks.
     static func free(_ block: PageIndex, order: Int = 0) {
         FreePath.enter()
@@ -179,11 +173,6 @@ enum PhysicalMemory {
 
     /// Called after pages are freed (wakes whoever waits for pages, once threads exist).
     static var freeHook: (() -> Void)? = nil
-
-    static func freePage(_ address: PhysicalAddress) {
-        guard let index = index(of: address) else { panic("freeing \(hex: address.rawValue), which is not a managed page") }
-        free(index)
-    }
 
     // MARK: - Descriptors and addresses
 

@@ -19,10 +19,6 @@ class CaseResult:
     directive: str
     diagnostics: list = field(default_factory=list)
 
-    @property
-    def skipped(self):
-        return self.directive.upper().startswith("SKIP")
-
 
 @dataclass
 class Report:
