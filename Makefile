@@ -23,7 +23,7 @@ BUILD       := build
 SWIFT_SOURCES := $(shell find kernel -name '*.swift' | LC_ALL=C sort)
 ASM_SOURCES   := $(shell find boot kernel -name '*.S' | LC_ALL=C sort)
 ASM_OBJECTS   := $(patsubst %.S,$(BUILD)/%.o,$(ASM_SOURCES))
-C_HEADERS     := $(wildcard kernel/Arch/CSupport/*)
+C_HEADERS     := $(wildcard kernel/Arch/x86_64/CSupport/*)
 
 # Facts behind these flags: ../shared/DESIGN.md section 3. No SSE (the kernel never enables
 # it), no red zone (interrupts push onto the stack below rsp), no PIC (extern C globals would
@@ -32,7 +32,7 @@ SWIFT_FLAGS := -target x86_64-unknown-none-elf -enable-experimental-feature Embe
                -wmo -parse-as-library -O -assert-config Debug -g \
                -Xcc -mno-red-zone -Xcc -mno-sse -Xcc -mno-mmx -Xcc -fno-pic \
                -Xfrontend -disable-stack-protector \
-               -I kernel/Arch/CSupport -module-name Kernel
+               -I kernel/Arch/x86_64/CSupport -module-name Kernel
 ASM_FLAGS   := -target x86_64-unknown-none-elf -g -c
 LD_FLAGS    := -T linker.ld -nostdlib -static -z max-page-size=4096 --no-pie
 

@@ -1,26 +1,30 @@
 // swift-tools-version:6.0
 //
-// The host build: the portable kernel core (kernel/Core) as a library, and its unit tests.
-// The kernel itself is not built here - the Makefile compiles kernel/ (Core included) for
-// x86_64-unknown-none-elf with Embedded Swift. These are the same source files.
+// The host build: the portable part of each kernel subsystem, as one library, and its unit
+// tests. Each subsystem keeps its host-testable code beside it - kernel/Lib, kernel/Mem/Portable,
+// kernel/VM/Portable - and `swift test` compiles exactly those files, the same ones the kernel
+// runs. The kernel itself is not built here: the Makefile compiles all of kernel/ for
+// x86_64-unknown-none-elf with Embedded Swift, as one module, and this library is one module too,
+// so `internal` means the same thing in both builds.
 import PackageDescription
 
 let package = Package(
     name: "SwiftKernel",
     products: [
-        .library(name: "KernelCore", targets: ["KernelCore"]),
+        .library(name: "KernelPortable", targets: ["KernelPortable"]),
     ],
     targets: [
         // Swift 5 language mode, like the kernel build: the same files, the same rules.
         .target(
-            name: "KernelCore",
-            path: "kernel/Core",
+            name: "KernelPortable",
+            path: "kernel",
+            sources: ["Lib", "Mem/Portable", "VM/Portable"],
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
         .testTarget(
-            name: "CoreTests",
-            dependencies: ["KernelCore"],
-            path: "Tests/CoreTests"
+            name: "PortableTests",
+            dependencies: ["KernelPortable"],
+            path: "Tests/PortableTests"
         ),
     ]
 )

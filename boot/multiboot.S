@@ -14,7 +14,7 @@
  *   5. enables PAE, long mode, NX (when the CPU has it), paging and write protection;
  *   6. loads a 64-bit GDT, far-jumps into 64-bit code, and calls kernel_main(magic, info)
  *      on the boot stack with a zero frame pointer, so that backtraces end there.
- * The Swift kernel replaces these page tables with its own (kernel/VM/Pmap*.swift) once it
+ * The Swift kernel replaces these page tables with its own (kernel/Arch/x86_64/Pmap.swift) once it
  * knows the memory map; docs/boot.md walks through the whole sequence.
  */
 

@@ -3,7 +3,7 @@
 #
 # usage: qemu/run.sh <kernel.mb> "<kernel command line>"
 # The kernel ends every run through QEMU's isa-debug-exit device; the status it chose is
-# translated here (see kernel/Arch/QEMUExit.swift). -no-reboot turns a triple fault into an
+# translated here (see kernel/Arch/x86_64/QEMUExit.swift). -no-reboot turns a triple fault into an
 # exit instead of a reboot loop, so QEMU never stays behind.
 image=$1
 args=$2

@@ -1,4 +1,4 @@
-// BenchZoneEnvironment.swift - the zone code of kernel/Core, run on the host as fast as the kernel runs it.
+// BenchZoneEnvironment.swift - the zone code of kernel/Mem/Portable, run on the host as fast as the kernel runs it.
 //
 // The kernel's default configuration: no debug checks, reserves enabled but a reserve target
 // of 0, one-page slabs for objects up to 256 bytes, 16-byte alignment (kmalloc's geometry,

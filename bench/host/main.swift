@@ -7,7 +7,7 @@
 //
 //   result allocator=zone workload=pair size=48 operations=4000000 ns_per_op=7.41
 //
-// `zone` is kernel/Core's ZoneRef (BenchZoneEnvironment.swift). Every other name calls
+// `zone` is kernel/Mem/Portable's ZoneRef (BenchZoneEnvironment.swift). Every other name calls
 // malloc/free; jemalloc, mimalloc and tcmalloc must have been put in front of glibc with
 // LD_PRELOAD, and the program stops unless the malloc it finds is the one it was asked for
 // (`malloc` takes whichever is there). bench/host/run.sh launches the contenders and makes
@@ -66,7 +66,7 @@ let options = parseOptions()
 let mallocInUse = MallocIdentity.detect()
 
 if options.allocator == "zone" {
-    print("# allocator: zone (kernel/Core ZoneRef: no debug checks, reserve target 0, "
+    print("# allocator: zone (kernel/Mem/Portable ZoneRef: no debug checks, reserve target 0, "
           + "4 KiB slabs from posix_memalign of \(mallocInUse.name))")
 } else {
     if options.allocator != "malloc" && options.allocator != mallocInUse.name {

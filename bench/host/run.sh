@@ -4,7 +4,7 @@
 #   bench/host/run.sh                     5 rounds, about 5 million operations per measurement
 #   ROUNDS=9 OPERATIONS=10000000 bench/host/run.sh
 #
-# Builds build/bench/host-bench (swiftc, not SwiftPM) from kernel/Core and bench/host when a
+# Builds build/bench/host-bench (swiftc, not SwiftPM) from the portable kernel sources and bench/host when a
 # source is newer, installs the peers' Debian runtime packages when run as root (otherwise
 # prints the apt-get command and skips those peers), then launches the same binary once per
 # contender per round, always in the order zone, glibc, jemalloc, mimalloc, tcmalloc, with
@@ -59,7 +59,7 @@ fi
 # The kernel's own flags where they change the zone code's speed (Makefile): -O -wmo with
 # -assert-config Debug, no stack protector, and no dynamic exclusivity checks (Embedded Swift
 # has none; on the host they would cost more than the allocator itself).
-sources=$(ls "$repo"/kernel/Core/*.swift "$repo"/bench/host/*.swift)
+sources=$(ls "$repo"/kernel/Lib/*.swift "$repo"/kernel/Mem/Portable/*.swift "$repo"/kernel/VM/Portable/*.swift "$repo"/bench/host/*.swift)
 if [ ! -x "$binary" ] || [ -n "$(find $sources -newer "$binary" | head -1)" ]; then
     mkdir -p "$out"
     echo "building $binary"

@@ -1,6 +1,6 @@
 // Console.swift - where every byte of kernel output goes: COM1 and the log ring.
 //
-// The ring (klog_buffer in kernel/Arch/StaticStorage.S) keeps the newest 64 KiB of output so
+// The ring (klog_buffer in kernel/Arch/x86_64/StaticStorage.S) keeps the newest 64 KiB of output so
 // that the gdb helper `klog` can show it when the serial output was lost. Lines are written
 // with interrupts disabled, so a line from an interrupt handler never lands inside another.
 // Newlines go out as CR LF on the wire (terminals want both) and as LF in the ring.

@@ -14,7 +14,7 @@ import ArchSupport
 enum DebugTable {
     static let magic: UInt64 = 0x4742_444B           // "KDBG"
     static let version: UInt64 = 1
-    /// Entries the table has room for (kernel/Arch/StaticStorage.S sizes it from the same number).
+    /// Entries the table has room for (kernel/Arch/x86_64/StaticStorage.S sizes it from the same number).
     static var capacity: Int { Int(arch_kernel_debug_table_capacity()) }
     static var entries = 0
 

@@ -1,7 +1,7 @@
 // KernelOptions.swift - every kernel command-line option, in one table.
 //
 // Each option has one line below: its name, the kind of value, the default and a help text.
-// `KernelOptions.parse` runs the portable parser (kernel/Core/CommandLine.swift) over the
+// `KernelOptions.parse` runs the portable parser (kernel/Lib/CommandLine.swift) over the
 // multiboot command line and stores what it accepts in the static properties here; every
 // error is logged by name. `help` prints this table. To add an option: add a case, its spec,
 // a stored property, and a line in `apply`.

@@ -28,7 +28,7 @@ func panic(_ message: LogMessage, frame: UnsafeMutablePointer<InterruptFrame>? =
         QEMU.exit(.panic)
     }
     Panic.inProgress = true
-    kernel_panic_entered()   // a gdb landmark (kernel/Arch/Landmarks.S)
+    kernel_panic_entered()   // a gdb landmark (kernel/Arch/x86_64/Landmarks.S)
     Console.printLine("P panic: ---- kernel panic ----")
     Console.printLine("P panic: \(message: message)")
     if let frame = frame {

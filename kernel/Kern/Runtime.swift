@@ -2,7 +2,7 @@
 //
 // The Swift runtime allocates with posix_memalign and releases with free, prints fatal-error
 // messages with putchar, and seeds hashing with arc4random_buf. (memset, memcpy, memmove and
-// memcmp are in kernel/Arch/CRuntime.S.) Allocation goes to `KernelHeap`, which starts
+// memcmp are in kernel/Arch/x86_64/CRuntime.S.) Allocation goes to `KernelHeap`, which starts
 // as the early heap and is switched to kmalloc once the zones are up.
 
 import ArchSupport
@@ -49,7 +49,7 @@ func runtimePosixMemalign(_ result: UnsafeMutablePointer<UnsafeMutableRawPointer
     return 0
 }
 
-/// `free` itself is a jump to here (kernel/Arch/CRuntime.S): Swift reserves the name.
+/// `free` itself is a jump to here (kernel/Arch/x86_64/CRuntime.S): Swift reserves the name.
 @_cdecl("kernel_runtime_free")
 func runtimeFree(_ pointer: UnsafeMutableRawPointer?) {
     guard let pointer = pointer else { return }

@@ -1,7 +1,7 @@
 // Scheduler.swift - round-robin preemptive scheduling, sleep and wakeup, preemption control.
 //
 // One CPU. Ready threads wait on a FIFO run queue; the idle thread runs when it is empty and
-// halts until the next interrupt. The timer (kernel/Arch/Timer.swift) takes `quantumTicks`
+// halts until the next interrupt. The timer (kernel/Arch/x86_64/Timer.swift) takes `quantumTicks`
 // ticks from the running thread and preempts it at zero - unless it has preemption disabled,
 // in which case the switch happens when it enables preemption again. A switch from the timer
 // happens inside the interrupt handler: the interrupted thread's registers stay on its stack

@@ -4,7 +4,7 @@
 // is left unmapped: the map entry still covers it, so nothing else is ever placed there, and a
 // stack overflow faults on it (and, unable to push the fault's frame, becomes a double fault
 // on its own IST stack, reported as a stack overflow). Threads run in ring 0 and start in
-// thread_trampoline (kernel/Arch/ContextSwitch.S), which calls `kernel_thread_start`.
+// thread_trampoline (kernel/Arch/x86_64/ContextSwitch.S), which calls `kernel_thread_start`.
 //
 // A thread ends by returning from its body or by Threads.exit(). Its creator either joins it
 // (which frees the stack and the record) or detaches it (the idle thread reaps it).
@@ -41,9 +41,9 @@ struct WaitInfo {
 
 struct Thread {
     // These two come first: FreePath and the zones reach them through the thread pointer.
-    /// Nesting depth of free paths this thread is in (kernel/Core/FreePath.swift).
+    /// Nesting depth of free paths this thread is in (kernel/Lib/FreePath.swift).
     var freePathDepth = 0
-    /// Zones this thread is growing right now, nested (kernel/Core/ZoneAllocator.swift).
+    /// Zones this thread is growing right now, nested (kernel/Mem/Portable/ZoneAllocator.swift).
     var zoneGrowthDepth = 0
 
     var id: UInt64

@@ -1,16 +1,16 @@
 // KernelZones.swift - the kernel's zones: their environment, their table, the seed zones.
 //
-// `KernelZoneEnvironment` plugs the portable zone code (kernel/Core/Zone*.swift) into the
+// `KernelZoneEnvironment` plugs the portable zone code (kernel/Mem/Portable/Zone*.swift) into the
 // kernel: the zone lock is "interrupts off" (one CPU), slabs come from the buddy allocator
 // through the direct map (or from kmem for kmem-backed zones), and a corrupted zone panics.
 // Every page of a direct-map slab is marked .slab with `object` = the slab header, which is
 // how kfree finds the zone of any pointer.
 //
 // The three zones the seeds are about are created here, before the page allocator exists:
-//   pv_entry   - PV entries (kernel/VM/Pmap.swift); 2 static slabs; directMap
+//   pv_entry   - PV entries (kernel/Arch/x86_64/Pmap.swift); 2 static slabs; directMap
 //   map_entry  - vm_map entries (kernel/VM/KernelMap.swift); 2 static slabs; directMap
 //   swblock    - swap metadata (kernel/VM/SwapMetadata.swift); kmem-backed slabs
-// Their reserve sizes come from kernel/Core/ReserveBounds.swift, where docs/reserves.md's
+// Their reserve sizes come from kernel/Mem/Portable/ReserveBounds.swift, where docs/reserves.md's
 // analysis is written down once.
 
 import ArchSupport

@@ -49,7 +49,7 @@ enum DebugHelperTests {
             Log.info(.test, "view marker gdb-\(KernelOptions.seed)-\(Timer.ticks)")
             // Still with interrupts off: neither the pageout thread nor a timer tick may change
             // what was just printed before gdb looks.
-            kernel_debug_checkpoint()   // gdb stops here (kernel/Arch/Landmarks.S)
+            kernel_debug_checkpoint()   // gdb stops here (kernel/Arch/x86_64/Landmarks.S)
         }
 
         withInterruptsDisabled { _ = Scheduler.wakeup(UnsafeRawPointer(channel)) }

@@ -1,7 +1,7 @@
 // MemoryBootstrap.swift - bringing up the memory system, from the memory map to kmem.
 //
 // The order is forced by what each step needs:
-//   1. the memory map, cleaned (kernel/Core/PhysicalMemoryMap.swift), with the kernel image,
+//   1. the memory map, cleaned (kernel/Mem/Portable/PhysicalMemoryMap.swift), with the kernel image,
 //      page 0 and the loader's structures cut out;
 //   2. the boot page allocator over the usable ranges (below 4 GiB, identity-mapped);
 //   3. the kernel page tables, built from stolen pages and loaded: the direct map exists;

@@ -1,6 +1,6 @@
 // SwapMetadata.swift - where each paged-out page of each object is: swblocks in a hash table.
 //
-// As in DragonFly's swap_pager.c, a SwapBlock (kernel/Core/SwapBlock.swift) maps the 16
+// As in DragonFly's swap_pager.c, a SwapBlock (kernel/VM/Portable/SwapBlock.swift) maps the 16
 // pages of an object starting at a multiple of 16 to their swap blocks. Blocks are found
 // through a fixed hash table of chains keyed by (object, page index / 16). Assigning a slot
 // may need a new swblock from the swblock zone - with the flags the caller gives: the

@@ -1,6 +1,6 @@
 // VMMaps.swift - vm_maps in the kernel: locking, entry reservation, validation.
 //
-// A map (kernel/Core/VMMap.swift) never allocates; this file gives it the entries it needs.
+// A map (kernel/VM/Portable/VMMap.swift) never allocates; this file gives it the entries it needs.
 // Before an operation takes a map's lock it reserves entries (DragonFly's
 // vm_map_entry_reserve): an insert needs 1, an unmap 1 (a split), a protect 2 (both edges).
 // They come first from the map's own stock, then from the map_entry zone - from its reserve
@@ -9,7 +9,7 @@
 // the rest go back to the zone. Allocating paths fill the stock, so that a later unmap - a
 // free path - finds its spare entry there and calls no allocator at all.
 //
-// With `mapcheck=on`, every operation ends with the full validator (kernel/Core/VMMapCheck.swift)
+// With `mapcheck=on`, every operation ends with the full validator (kernel/VM/Portable/VMMapCheck.swift)
 // plus the checks that need the kernel: submap bounds and balanced reservations.
 
 extension LogTag {

@@ -3,7 +3,7 @@
 Every boot uses TCG (deterministic, always available), the isa-debug-exit device through
 which the kernel reports its outcome, -no-reboot so a triple fault ends the run, and a
 timeout that turns a hang into a failure. The exit statuses mirror
-kernel/Arch/QEMUExit.swift.
+kernel/Arch/x86_64/QEMUExit.swift.
 """
 import os
 import shutil

@@ -8,7 +8,7 @@
 // An entry holds the physical address of the next table (or of the page) in bits 12-51 and
 // flags in the rest. A PD entry with PS set maps a 2 MiB page directly (used by the direct
 // map). The CPU sets A (accessed) on any use and D (dirty) on a write through a leaf entry;
-// the pageout thread reads both (kernel/VM/Pmap.swift). With EFER.NXE on, bit 63 forbids
+// the pageout thread reads both (kernel/Arch/x86_64/Pmap.swift). With EFER.NXE on, bit 63 forbids
 // instruction fetches; with CR0.WP on, a clear RW bit stops the kernel's own writes too.
 
 struct PageTableEntry: RawRepresentable, Equatable {

@@ -2,7 +2,7 @@
 //
 // Entries are the objects of the map_entry zone. A map keeps them in a red-black tree ordered
 // by address, augmented with the largest free gap in each subtree, and also threaded in
-// address order through prev/next (kernel/Core/VMMap*.swift).
+// address order through prev/next (kernel/VM/Portable/VMMap*.swift).
 
 public enum MapEntryKind: UInt8 {
     /// Wired kernel memory (kmem_alloc): pages allocated up front and never paged.

@@ -1,7 +1,7 @@
 // VMMapTests.swift - the vm_map against a reference model (a sorted array), validated after
 // every step, thousands of operations per seed.
 import Testing
-@testable import KernelCore
+@testable import KernelPortable
 
 /// A map over host memory, with entries from a simple pool and the reference model beside it.
 final class MapFixture {

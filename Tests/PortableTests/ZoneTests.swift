@@ -1,6 +1,6 @@
 // ZoneTests.swift - slab zone bookkeeping under seeded workloads and a failing page source.
 import Testing
-@testable import KernelCore
+@testable import KernelPortable
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)

@@ -134,7 +134,7 @@ static inline uint64_t arch_interrupt_stub(uint32_t vector) { return (uint64_t)i
 
 
 
-/* ---- Static storage (kernel/Arch/StaticStorage.S) ------------------------------------------ */
+/* ---- Static storage (kernel/Arch/x86_64/StaticStorage.S) ------------------------------------------ */
 
 extern char idt_table[], gdt_table[], tss_segment[];
 extern char klog_buffer[];
@@ -154,12 +154,12 @@ static inline uint64_t arch_early_heap_size(void) { return (uint64_t)(early_heap
 static inline uint8_t *arch_command_line_buffer(void) { return (uint8_t *)command_line_buffer; }
 static inline uint64_t arch_command_line_capacity(void) { return 4096; }
 
-/* kernel/Arch/ContextSwitch.S */
+/* kernel/Arch/x86_64/ContextSwitch.S */
 void context_switch(uint64_t *save_stack_pointer, uint64_t load_stack_pointer);
 extern char thread_trampoline[];
 static inline uint64_t arch_thread_trampoline(void) { return (uint64_t)thread_trampoline; }
 
-/* kernel/Arch/Landmarks.S: empty functions for gdb breakpoints */
+/* kernel/Arch/x86_64/Landmarks.S: empty functions for gdb breakpoints */
 void kernel_panic_entered(void);
 void kernel_debug_checkpoint(void);
 

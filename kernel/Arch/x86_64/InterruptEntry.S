@@ -3,12 +3,12 @@
  *
  * Each stub is 16 bytes: it pushes a zero error code when the CPU does not push one, pushes
  * its vector number and jumps to interrupt_common, which saves the general registers so that
- * the stack holds an InterruptFrame (kernel/Arch/InterruptFrame.swift) and calls the Swift
+ * the stack holds an InterruptFrame (kernel/Arch/x86_64/InterruptFrame.swift) and calls the Swift
  * dispatcher with a pointer to it. The dispatcher may change the frame (a fault handler that
  * fixes things up) or switch threads (the frame then stays on the old thread's stack until it
  * is switched back in); either way the registers are restored from the frame and iretq
  * resumes whatever the frame describes. All of this runs in ring 0: the CPU switches stacks
- * only for vectors that have an IST slot (the double fault, see kernel/Arch/GDT.swift).
+ * only for vectors that have an IST slot (the double fault, see kernel/Arch/x86_64/GDT.swift).
  */
 
     .text

@@ -1,7 +1,7 @@
 // PageDescriptor.swift - the per-page descriptor, one for every managed physical page.
 //
 // The descriptors live in one array, allocated at boot from the memory map itself and sized
-// from it (kernel/VM/PhysicalMemory.swift). A page is named by its index in that array
+// from it (kernel/Mem/PhysicalMemory.swift). A page is named by its index in that array
 // (PageIndex, 32 bits), which keeps the links small: a descriptor is 48 bytes, 1.17% of the
 // 4 KiB it describes. What a field means depends on who owns the page:
 //

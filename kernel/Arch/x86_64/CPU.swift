@@ -1,6 +1,6 @@
 // CPU.swift - typed access to the processor's registers and instructions.
 //
-// Thin wrappers over kernel/Arch/CSupport/arch.h: port I/O, control registers, MSRs, the
+// Thin wrappers over kernel/Arch/x86_64/CSupport/arch.h: port I/O, control registers, MSRs, the
 // interrupt flag, halting, the time-stamp counter. Everything that touches the processor
 // directly goes through here, so the rest of the kernel reads as Swift.
 

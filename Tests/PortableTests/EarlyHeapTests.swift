@@ -1,6 +1,6 @@
 // EarlyHeapTests.swift - the early heap: alignment, reuse, merging, misuse detection.
 import Testing
-@testable import KernelCore
+@testable import KernelPortable
 
 @Suite struct EarlyHeapTests {
     func withHeap(size: Int = 64 * 1024, _ body: (inout EarlyHeap) -> Void) {

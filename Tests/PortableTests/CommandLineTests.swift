@@ -1,6 +1,6 @@
 // CommandLineTests.swift - the kernel command-line parser against a small option table.
 import Testing
-@testable import KernelCore
+@testable import KernelPortable
 
 struct RecordingHandler: CommandLineHandler {
     var accepted: [(Int, String, UInt64, Int)] = []

@@ -2,9 +2,9 @@
 //
 // `bootstrap` turns the cleaned memory map into one physical segment per usable range, puts
 // the page-descriptor array in memory taken from the map itself, and releases every page not
-// stolen at boot to the buddy allocator (kernel/Core/BuddyAllocator.swift). On top of the
+// stolen at boot to the buddy allocator (kernel/Mem/Portable/BuddyAllocator.swift). On top of the
 // buddy this file adds the policy: each request names an allocation class and whether it may
-// wait; the free-page thresholds (kernel/Core/PagePolicy.swift) decide how low each class may
+// wait; the free-page thresholds (kernel/Mem/Portable/PagePolicy.swift) decide how low each class may
 // take the free count; fault injection fails requests on purpose; statistics record what
 // happened, including the deepest each class ever dug below its tier.
 //

@@ -2,7 +2,7 @@
  * StaticStorage.S - fixed, aligned memory the kernel needs before any allocator exists.
  *
  * Swift cannot declare an aligned static byte array, so these regions are declared here and
- * reached through the accessors in kernel/Arch/CSupport/arch.h. All of it is in .bss (zeroed by
+ * reached through the accessors in kernel/Arch/x86_64/CSupport/arch.h. All of it is in .bss (zeroed by
  * the boot stub) and therefore inside the kernel image, which the physical memory map excludes.
  * Symbols with C names (klog_*) are also what the gdb helpers in qemu/gdb/ read.
  */
@@ -32,7 +32,7 @@ klog_buffer:        .skip KLOG_SIZE
     .balign 8
 klog_written:       .skip 8                 /* total bytes ever written; the ring index is this mod KLOG_SIZE */
 
-    /* The early heap (kernel/Core/EarlyHeap.swift), used until the zones are up. */
+    /* The early heap (kernel/Mem/Portable/EarlyHeap.swift), used until the zones are up. */
     .balign 4096
     .global early_heap_start, early_heap_end
 early_heap_start:   .skip 1048576

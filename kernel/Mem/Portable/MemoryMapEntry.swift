@@ -1,7 +1,7 @@
 // MemoryMapEntry.swift - one entry of the firmware's physical memory map.
 //
 // This is the boot loader's view, before any cleaning: entries may be unsorted, overlap,
-// have zero length or unaligned edges. kernel/Core/PhysicalMemoryMap.swift turns a list of
+// have zero length or unaligned edges. kernel/Mem/Portable/PhysicalMemoryMap.swift turns a list of
 // them into the usable page ranges the kernel manages.
 
 public struct MemoryMapEntry: Equatable {

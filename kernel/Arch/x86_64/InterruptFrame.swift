@@ -1,6 +1,6 @@
 // InterruptFrame.swift - the register snapshot every interrupt and exception leaves on the stack.
 //
-// kernel/Arch/InterruptEntry.S pushes the general registers on top of what the CPU pushed
+// kernel/Arch/x86_64/InterruptEntry.S pushes the general registers on top of what the CPU pushed
 // (error code slot, RIP, CS, RFLAGS, RSP, SS), so the stack at the call into Swift holds
 // exactly this structure, lowest address first. The field order must match the push order.
 

@@ -1,5 +1,5 @@
 // TextSinkForTests.swift - a TextSink that collects bytes into a String, for assertions.
-@testable import KernelCore
+@testable import KernelPortable
 
 struct StringSink: TextSink {
     var bytes: [UInt8] = []

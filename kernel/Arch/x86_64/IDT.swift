@@ -1,8 +1,8 @@
 // IDT.swift - the interrupt descriptor table.
 //
 // Every one of the 256 vectors gets an interrupt gate pointing at its entry stub in
-// kernel/Arch/InterruptEntry.S; all of them arrive in `interruptDispatch`
-// (kernel/Arch/Interrupts.swift). Interrupt gates clear IF on entry, so handlers start with
+// kernel/Arch/x86_64/InterruptEntry.S; all of them arrive in `interruptDispatch`
+// (kernel/Arch/x86_64/Interrupts.swift). Interrupt gates clear IF on entry, so handlers start with
 // interrupts off. The double fault uses IST 1 (see GDT.swift).
 
 import ArchSupport

@@ -1,6 +1,6 @@
 // PagePolicyTests.swift - free-page thresholds across memory sizes, classes, fault injection.
 import Testing
-@testable import KernelCore
+@testable import KernelPortable
 
 @Suite struct PagePolicyTests {
     @Test(arguments: [UInt64(2048), 4096, 32768, 262144, 1 << 20, 16 << 20])

@@ -1,6 +1,6 @@
 // FormatTests.swift - the log formatter: decimal, hexadecimal, signs, extremes, padding.
 import Testing
-@testable import KernelCore
+@testable import KernelPortable
 
 @Suite struct FormatTests {
     func formatted(_ body: (inout StringSink) -> Void) -> String {

@@ -1,6 +1,6 @@
 // PhysicalMemoryMapTests.swift - the memory map cleaner against every malformed shape.
 import Testing
-@testable import KernelCore
+@testable import KernelPortable
 
 @Suite struct PhysicalMemoryMapTests {
     func usable(_ base: UInt64, _ length: UInt64) -> MemoryMapEntry { MemoryMapEntry(base: base, length: length, kind: .usable) }

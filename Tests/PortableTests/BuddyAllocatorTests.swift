@@ -1,6 +1,6 @@
 // BuddyAllocatorTests.swift - the buddy allocator against a reference model.
 import Testing
-@testable import KernelCore
+@testable import KernelPortable
 
 /// A buddy allocator over host memory: descriptors and scratch from malloc.
 final class BuddyFixture {
