@@ -6,7 +6,21 @@
 // runs. The kernel itself is not built here: the Makefile compiles all of kernel/ for
 // x86_64-unknown-none-elf with Embedded Swift, as one module, and this library is one module too,
 // so `internal` means the same thing in both builds.
+import Foundation
 import PackageDescription
+
+// Everything under kernel/ that is not portable: the kernel-only folders, and the kernel-only
+// files that sit beside each Portable folder. Listed so that SwiftPM knows they are not ours.
+let kernelOnly: [String] = {
+    let folders = ["Arch", "Bench", "Console", "Drivers", "Kern", "Test"]
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("kernel")
+    let besidePortable = ["Mem", "VM"].flatMap { folder in
+        ((try? FileManager.default.contentsOfDirectory(atPath: root.appendingPathComponent(folder).path)) ?? [])
+            .filter { $0 != "Portable" }
+            .map { "\(folder)/\($0)" }
+    }
+    return folders + besidePortable
+}()
 
 let package = Package(
     name: "SwiftKernel",
@@ -18,6 +32,7 @@ let package = Package(
         .target(
             name: "KernelPortable",
             path: "kernel",
+            exclude: kernelOnly,
             sources: ["Lib", "Mem/Portable", "VM/Portable"],
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),

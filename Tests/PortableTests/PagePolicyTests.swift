@@ -19,13 +19,13 @@ import Testing
 
     @Test func classesStopAtTheirFloors() {
         let t = FreePageThresholds(freeMin: 10, freeReserved: 20, pagingStart: 30, pagingTarget: 40)
-        #expect(t.allows(.normal, taking: 1, from: 21))
-        #expect(!t.allows(.normal, taking: 1, from: 20))
+        #expect(t.allows(.ordinary, taking: 1, from: 21))
+        #expect(!t.allows(.ordinary, taking: 1, from: 20))
         #expect(t.allows(.system, taking: 1, from: 11))
         #expect(!t.allows(.system, taking: 1, from: 10))
         #expect(t.allows(.pageout, taking: 1, from: 1))
         #expect(!t.allows(.pageout, taking: 2, from: 1))
-        #expect(!t.allows(.normal, taking: 8, from: 27))
+        #expect(!t.allows(.ordinary, taking: 8, from: 27))
     }
 
     func injector(_ text: String, seed: UInt64 = 9) -> FaultInjector? {
@@ -35,16 +35,16 @@ import Testing
     @Test func everyNthFailsExactlyEveryNth() {
         var fault = injector("every:7")!
         var failures: [Int] = []
-        for request in 1...70 where fault.shouldFail(.normal) { failures.append(request) }
+        for request in 1...70 where fault.shouldFail(.ordinary) { failures.append(request) }
         #expect(failures.count == 10)
         #expect(fault.injected == 10 && fault.requests == 70)
     }
 
     @Test func classFilterCountsOnlyThatClass() {
         var fault = injector("every:2:system")!
-        let normal = fault.shouldFail(.normal), pageout = fault.shouldFail(.pageout)
+        let ordinary = fault.shouldFail(.ordinary), pageout = fault.shouldFail(.pageout)
         let first = fault.shouldFail(.system), second = fault.shouldFail(.system)
-        #expect(!normal && !pageout)
+        #expect(!ordinary && !pageout)
         #expect(!first && second)
         #expect(fault.requests == 2)
     }
@@ -53,22 +53,22 @@ import Testing
         var a = injector("random:250")!, b = injector("random:250")!
         var runA: [Bool] = [], runB: [Bool] = []
         for _ in 0..<4000 {
-            runA.append(a.shouldFail(.normal))
-            runB.append(b.shouldFail(.normal))
+            runA.append(a.shouldFail(.ordinary))
+            runB.append(b.shouldFail(.ordinary))
         }
         #expect(runA == runB, "same seed, same failures")
         #expect(a.injected > 850 && a.injected < 1150)
     }
 
     @Test func classSetsFailOnlyTheirClasses() {
-        var fault = injector("every:1:normal+system")!
-        let normal = fault.shouldFail(.normal), system = fault.shouldFail(.system), pageout = fault.shouldFail(.pageout)
-        #expect(normal && system && !pageout)
-        #expect(injector("every:1:normal+") == nil && injector("every:1:+") == nil)
+        var fault = injector("every:1:ordinary+system")!
+        let ordinary = fault.shouldFail(.ordinary), system = fault.shouldFail(.system), pageout = fault.shouldFail(.pageout)
+        #expect(ordinary && system && !pageout)
+        #expect(injector("every:1:ordinary+") == nil && injector("every:1:+") == nil)
     }
 
     @Test func malformedPatternsAreRejected() {
-        for text in ["", "every", "every:0", "every:x", "random:1001", "sometimes:3", "every:3:nosuch", "every:3:normal:x"] {
+        for text in ["", "every", "every:0", "every:x", "random:1001", "sometimes:3", "every:3:nosuch", "every:3:ordinary:x"] {
             #expect(injector(text) == nil, "\(text)")
         }
         #expect(injector("random:0") != nil)

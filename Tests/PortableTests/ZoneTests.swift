@@ -15,7 +15,7 @@ enum HostZoneEnvironment: ZoneEnvironment {
     nonisolated(unsafe) static var faults = FaultInjector()
     /// When set, every slab request fails (the machine is out of memory).
     nonisolated(unsafe) static var exhausted = false
-    nonisolated(unsafe) static var slabRequests: [(PageClass, Blocking)] = []
+    nonisolated(unsafe) static var slabRequests: [(Requester, Blocking)] = []
     nonisolated(unsafe) static var liveSlabs = Set<Int>()
     nonisolated(unsafe) static var messages: [String] = []
     nonisolated(unsafe) static var depth = 0
@@ -33,9 +33,9 @@ enum HostZoneEnvironment: ZoneEnvironment {
     static func lock() {}
     static func unlock(_ token: Void) {}
 
-    static func allocateSlab(for zone: StaticString, bytes: Int, source: SlabSource, pageClass: PageClass, blocking: Blocking) -> UnsafeMutableRawPointer? {
-        slabRequests.append((pageClass, blocking))
-        if exhausted || faults.shouldFail(pageClass) { return nil }
+    static func allocateSlab(for zone: StaticString, bytes: Int, source: SlabSource, _ context: AllocationContext) -> UnsafeMutableRawPointer? {
+        slabRequests.append((context.requester, context.blocking))
+        if exhausted || faults.shouldFail(context.requester) { return nil }
         var memory: UnsafeMutableRawPointer? = nil
         guard posix_memalign(&memory, bytes, bytes) == 0, let slab = memory else { return nil }
         liveSlabs.insert(Int(bitPattern: slab))
@@ -87,7 +87,7 @@ func makeZone(objectSize: Int, alignment: Int = 8, slabPages: Int = 1, reserve: 
         var seen = Set<Int>()
         var objects: [UnsafeMutableRawPointer] = []
         for _ in 0..<500 {
-            let object = zone.allocate()!
+            let object = zone.allocate(.ordinary)!
             #expect(seen.insert(Int(bitPattern: object)).inserted)
             #expect(Int(bitPattern: object) % 8 == 0)
             #expect(zone.slabOf(object).pointee.zone == UnsafeMutableRawPointer(zone.state))
@@ -102,53 +102,61 @@ func makeZone(objectSize: Int, alignment: Int = 8, slabPages: Int = 1, reserve: 
     @Test func ordinaryAllocationsNeverTakeTheReserve() {
         let zone = makeZone(objectSize: 64, reserve: 10)
         var held: [UnsafeMutableRawPointer] = []
-        for _ in 0..<20 { held.append(zone.allocate()!) }
+        for _ in 0..<20 { held.append(zone.allocate(.ordinary)!) }
         #expect(zone.freeObjects >= 10, "refills keep the reserve full while memory is available")
         HostZoneEnvironment.exhausted = true
-        while let object = zone.allocate(.noWait) { held.append(object) }
+        while let object = zone.allocate(.ordinaryNoWait) { held.append(object) }
         #expect(zone.freeObjects == 10, "ordinary allocations stop exactly at the reserve")
         #expect(zone.statistics.reserveAllocations == 0)
-        for _ in 0..<10 { held.append(zone.allocate(.useReserve)!) }
+        for _ in 0..<10 { held.append(zone.allocate(.system)!) }
         #expect(zone.freeObjects == 0 && zone.statistics.reserveAllocations == 10)
         #expect(zone.statistics.deepestReserveUse == 10)
-        #expect(zone.allocate(.useReserve) == nil, "an empty reserve and no memory: nil, not a wait")
+        #expect(zone.allocate(.system) == nil, "an empty reserve and no memory: nil, not a wait")
         HostZoneEnvironment.exhausted = false
         zone.free(held.removeLast())
-        _ = zone.allocate(.noWait).map { held.append($0) }
+        _ = zone.allocate(.ordinaryNoWait).map { held.append($0) }
         #expect(zone.freeObjects >= 10, "the next allocation refilled the reserve")
         for object in held { zone.free(object) }
         #expect(zone.validate() == nil)
     }
 
-    @Test func growthUsesTheRightPageClasses() {
+    @Test func growthAsksForPagesUnderTheCallersOwnContext() {
         let zone = makeZone(objectSize: 512, reserve: 4)
-        _ = zone.allocate()
+        _ = zone.allocate(.ordinary)
         #expect(HostZoneEnvironment.slabRequests.count == 1)
-        #expect(HostZoneEnvironment.slabRequests.first.map { $0.0 == .normal && $0.1 == .wait } == true, "ordinary growth: normal class, may wait")
-        // Ordinary allocations stop at the reserve, so only a privileged one can dip below it
-        // and set off a refill.
-        while zone.freeObjects > 4 { _ = zone.allocate(.noWait) }
+        #expect(HostZoneEnvironment.slabRequests.first.map { $0.0 == .ordinary && $0.1 == .wait } == true, "ordinary growth: ordinary requester, may wait")
+        // Ordinary allocations stop at the reserve, so only a reserve-using one can dip below
+        // it and set off a refill.
+        while zone.freeObjects > 4 { _ = zone.allocate(.ordinaryNoWait) }
         #expect(HostZoneEnvironment.slabRequests.count == 1, "no refill while the reserve is full")
-        _ = zone.allocate(.useReserve)
-        #expect(HostZoneEnvironment.slabRequests.last.map { $0.0 == .system && $0.1 == .noWait } == true, "refill: system class, never waits")
+        _ = zone.allocate(.system)
+        #expect(HostZoneEnvironment.slabRequests.last.map { $0.0 == .system && $0.1 == .noWait } == true, "refill: system requester, never waits")
         #expect(zone.freeObjects >= 4)
-        // Privileged growth happens only when the reserve is empty.
+        // Growth by a reserve-using caller happens only when the reserve is empty, and asks
+        // under the caller's own context: a system caller never for the pageout tier.
         HostZoneEnvironment.slabRequests = []
         HostZoneEnvironment.exhausted = true
-        while zone.allocate(.useReserve) != nil {}
-        #expect(HostZoneEnvironment.slabRequests.contains { $0.0 == .pageout && $0.1 == .noWait }, "privileged growth: pageout class, never waits")
+        while zone.allocate(.system) != nil {}
+        #expect(!HostZoneEnvironment.slabRequests.isEmpty)
+        #expect(HostZoneEnvironment.slabRequests.allSatisfy { $0.0 == .system && $0.1 == .noWait }, "system growth: system requester, never waits")
+        HostZoneEnvironment.slabRequests = []
+        #expect(zone.allocate(.pageout) == nil)
+        #expect(HostZoneEnvironment.slabRequests.allSatisfy { $0.0 == .pageout && $0.1 == .noWait }, "pageout growth: pageout requester, never waits")
+        #expect(!HostZoneEnvironment.slabRequests.isEmpty)
     }
 
     @Test func reservesOffMeansNoPrivilege() {
         HostZoneEnvironment.reserves = false
         let zone = makeZone(objectSize: 64, reserve: 10)
-        _ = zone.allocate()
+        _ = zone.allocate(.ordinary)
         HostZoneEnvironment.exhausted = true
         var count = 0
-        while zone.allocate(.useReserve) != nil { count += 1 }
+        while zone.allocate(.system) != nil { count += 1 }
         #expect(zone.freeObjects == 0, "with reserves off everything can be taken by anyone")
         #expect(zone.statistics.reserveAllocations == 0)
-        #expect(HostZoneEnvironment.slabRequests.allSatisfy { $0.0 == .normal }, "no privileged page class either")
+        // The zone passes the caller's context on unchanged; switching off the page tiers is
+        // the page allocator's business (PhysicalMemory.requesterTiersEnabled).
+        #expect(HostZoneEnvironment.slabRequests.allSatisfy { $0.0 != .pageout }, "no growth beyond the callers' own contexts")
     }
 
     @Test func staticSlabsServeBeforeThePageAllocatorExists() {
@@ -161,15 +169,15 @@ func makeZone(objectSize: Int, alignment: Int = 8, slabPages: Int = 1, reserve: 
             zone.addStaticSlab(memory!)
         }
         var ordinary = 0
-        while zone.allocate(.noWait) != nil { ordinary += 1 }
+        while zone.allocate(.ordinaryNoWait) != nil { ordinary += 1 }
         #expect(ordinary == 2 * perSlab - 4)
         var privileged = 0
-        while zone.allocate(.useReserve) != nil { privileged += 1 }
+        while zone.allocate(.system) != nil { privileged += 1 }
         #expect(privileged == 4)
         #expect(zone.statistics.allocationsBeforePageAllocator == UInt64(2 * perSlab))
         #expect(HostZoneEnvironment.slabRequests.isEmpty, "nothing asked the page allocator")
         HostZoneEnvironment.canGrowNow = true
-        _ = zone.allocate()
+        _ = zone.allocate(.ordinary)
         #expect(zone.statistics.dynamicSlabs > 0)
         #expect(HostZoneEnvironment.messages.contains { $0.contains("2 static slabs in use") && $0.contains("taking dynamic slabs from now on") })
     }
@@ -180,7 +188,7 @@ func makeZone(objectSize: Int, alignment: Int = 8, slabPages: Int = 1, reserve: 
         _ = posix_memalign(&memory, 4096, 4096)
         zone.addStaticSlab(memory!)
         var held: [UnsafeMutableRawPointer] = []
-        for _ in 0..<100 { held.append(zone.allocate()!) }
+        for _ in 0..<100 { held.append(zone.allocate(.ordinary)!) }
         let dynamic = zone.statistics.dynamicSlabs
         #expect(dynamic > 3)
         for object in held { zone.free(object) }
@@ -189,14 +197,14 @@ func makeZone(objectSize: Int, alignment: Int = 8, slabPages: Int = 1, reserve: 
         #expect(released == dynamic, "every empty dynamic slab released")
         #expect(zone.statistics.staticSlabs == 1 && zone.state.pointee.empty.count == 1)
         #expect(HostZoneEnvironment.liveSlabs.isEmpty)
-        _ = zone.allocate()
+        _ = zone.allocate(.ordinary)
         #expect(zone.statistics.dynamicSlabs == 0, "the static slab serves again first")
         #expect(zone.validate() == nil)
     }
 
     @Test func reclaimKeepsTheReserve() {
         let zone = makeZone(objectSize: 256, reserve: 40, keepEmpty: 0)
-        let held = (0..<60).map { _ in zone.allocate()! }
+        let held = (0..<60).map { _ in zone.allocate(.ordinary)! }
         for object in held { zone.free(object) }
         zone.reclaim()
         #expect(zone.freeObjects >= 40)
@@ -204,7 +212,7 @@ func makeZone(objectSize: Int, alignment: Int = 8, slabPages: Int = 1, reserve: 
 
     @Test func consistencyCheckSeesWritesAfterFreeAndPastTheEnd() {
         let zone = makeZone(objectSize: 32, reserve: 0, debug: [.poison, .redZone, .doubleFree])
-        let a = zone.allocate()!, b = zone.allocate()!
+        let a = zone.allocate(.ordinary)!, b = zone.allocate(.ordinary)!
         zone.free(a)
         #expect(zone.validate() == nil)
         a.storeBytes(of: 0x41, toByteOffset: 20, as: UInt8.self)
@@ -224,14 +232,14 @@ func makeZone(objectSize: Int, alignment: Int = 8, slabPages: Int = 1, reserve: 
     @Test func magazineServesPairsAndReclaimEmptiesIt() {
         let zone = makeZone(objectSize: 64, reserve: 0, keepEmpty: 0)
         #expect(zone.state.pointee.magazine != nil, "no debug checks: the zone has a magazine")
-        let first = zone.allocate()!
+        let first = zone.allocate(.ordinary)!
         zone.free(first)
         #expect(zone.state.pointee.magazineCount == 1)
-        #expect(zone.allocate() == first, "the pair was served by the magazine")
+        #expect(zone.allocate(.ordinary) == first, "the pair was served by the magazine")
         zone.free(first)
         #expect(zone.validate() == nil)
         var held: [UnsafeMutableRawPointer] = []
-        for _ in 0..<200 { held.append(zone.allocate()!) }
+        for _ in 0..<200 { held.append(zone.allocate(.ordinary)!) }
         for object in held { zone.free(object) }
         #expect(zone.state.pointee.magazineCount == ZoneState.magazineCapacity)
         #expect(zone.validate() == nil)
@@ -256,14 +264,14 @@ func makeZone(objectSize: Int, alignment: Int = 8, slabPages: Int = 1, reserve: 
         for step in 0..<4000 {
             let roll = random.next(below: 100)
             if roll < 55 || live.isEmpty {
-                let flags: ZoneFlags = roll < 10 ? .useReserve : (roll < 30 ? .noWait : .wait)
+                let context: AllocationContext = roll < 10 ? .system : (roll < 30 ? .ordinaryNoWait : .ordinary)
                 let freeBefore = zone.freeObjects
                 let reserveBefore = zone.statistics.reserveAllocations
-                if let object = zone.allocate(flags) {
+                if let object = zone.allocate(context) {
                     #expect(liveSet.insert(Int(bitPattern: object)).inserted, "seed \(seed) step \(step): handed out twice")
                     object.initializeMemory(as: UInt8.self, repeating: UInt8(step & 0xFF), count: size)
                     live.append(object)
-                    if flags != .useReserve {
+                    if !context.mayUseZoneReserves {
                         #expect(freeBefore > reserve || zone.statistics.grows > 0, "seed \(seed) step \(step)")
                         #expect(zone.statistics.reserveAllocations == reserveBefore, "seed \(seed) step \(step): ordinary allocation took the reserve")
                     }
@@ -282,7 +290,7 @@ func makeZone(objectSize: Int, alignment: Int = 8, slabPages: Int = 1, reserve: 
         }
         // With memory available again, one allocation refills the reserve completely.
         HostZoneEnvironment.faults = FaultInjector()
-        if let object = zone.allocate() { live.append(object) }
+        if let object = zone.allocate(.ordinary) { live.append(object) }
         #expect(zone.freeObjects >= reserve, "seed \(seed): reserve refilled once refills can succeed")
         for object in live { zone.free(object) }
         zone.reclaim(keepEmpty: 0)

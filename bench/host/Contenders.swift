@@ -21,7 +21,7 @@ struct ZoneContender: ObjectAllocator {
     let zone: BenchZone
 
     @inline(__always) func allocate() -> UnsafeMutableRawPointer {
-        guard let object = zone.allocate() else { fatalError("zone: out of memory") }
+        guard let object = zone.allocate(.ordinary) else { fatalError("zone: out of memory") }
         return object
     }
 

@@ -81,7 +81,7 @@ enum Benchmarks {
         for (order, name) in [(0, "order-0 allocate+free pair" as StaticString), (3, "order-3 allocate+free pair")] {
             let cycles = measure(operations: 10_000) {
                 for _ in 0..<10_000 {
-                    let block = PhysicalMemory.allocate(order: order, .normal, .noWait)!
+                    let block = PhysicalMemory.allocate(order: order, .ordinaryNoWait)!
                     PhysicalMemory.free(block, order: order)
                 }
             }
@@ -94,12 +94,12 @@ enum Benchmarks {
     static func zones() {
         let zone = Zones.create("bench-64", objectSize: 64, slabPages: 1, reserve: 0)
         report("zones", "allocate+free pair (64 B, warm)", measure(operations: 100_000) {
-            for _ in 0..<100_000 { zone.free(zone.allocate(.noWait)!) }
+            for _ in 0..<100_000 { zone.free(zone.allocate(.ordinaryNoWait)!) }
         }, "cycles")
         let held = UnsafeMutablePointer<UnsafeMutableRawPointer>.allocate(capacity: 100_000)
         for (count, name) in [(1_000, "allocate 1000 then free 1000, per object" as StaticString), (100_000, "allocate 100000 then free 100000, per object")] {
             report("zones", name, measure(operations: 2 * count) {
-                for index in 0..<count { held[index] = zone.allocate(.noWait)! }
+                for index in 0..<count { held[index] = zone.allocate(.ordinaryNoWait)! }
                 for index in 0..<count { zone.free(held[index]) }
             }, "cycles")
         }
@@ -112,7 +112,7 @@ enum Benchmarks {
             var live = 0
             for index in 0..<operations {
                 if live < 1000 && (live == 0 || plan[index] >= 500) {
-                    held[live] = zone.allocate(.noWait)!
+                    held[live] = zone.allocate(.ordinaryNoWait)!
                     live += 1
                 } else {
                     let victim = Int(plan[index]) % live
@@ -128,7 +128,7 @@ enum Benchmarks {
         Zones.destroy(zone)
         for (size, name) in [(32, "kmalloc 32 B pair" as StaticString), (256, "kmalloc 256 B pair"), (2048, "kmalloc 2048 B pair")] {
             report("zones", name, measure(operations: 100_000) {
-                for _ in 0..<100_000 { Kmalloc.free(Kmalloc.allocate(size, alignment: 16, .noWait)!) }
+                for _ in 0..<100_000 { Kmalloc.free(Kmalloc.allocate(size, alignment: 16, .ordinaryNoWait)!) }
             }, "cycles")
         }
     }
@@ -136,13 +136,13 @@ enum Benchmarks {
     // MARK: - pmap
 
     static func pmap() {
-        let page = PhysicalMemory.allocate(order: 0, .normal, .wait)!
+        let page = PhysicalMemory.allocate(order: 0, .ordinary)!
         let address = KernelLayout.pmapTestWindowBase + 0x40_0000
         // Keep the page table alive across repetitions: a neighbour stays mapped.
-        _ = Pmap.enter(address + pageSize, page: page, protection: .readWrite)
+        _ = Pmap.enter(address + pageSize, page: page, protection: .readWrite, .system)
         report("pmap", "enter+remove one 4 KiB mapping", measure(operations: 10_000) {
             for _ in 0..<10_000 {
-                _ = Pmap.enter(address, page: page, protection: .readWrite)
+                _ = Pmap.enter(address, page: page, protection: .readWrite, .system)
                 Pmap.remove(address, pages: 1)
             }
         }, "cycles")

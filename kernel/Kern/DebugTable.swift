@@ -149,7 +149,7 @@ enum DebugTable {
         publish("Thread.allNext", MemoryLayout<Thread>.offset(of: \.allNext)!)
         publish("Thread.wait.reason", MemoryLayout<Thread>.offset(of: \.wait.reason)!)
         publish("Thread.wait.channel", MemoryLayout<Thread>.offset(of: \.wait.channel)!)
-        publish("Thread.wait.pageClass", MemoryLayout<Thread>.offset(of: \.wait.pageClass)!)
+        publish("Thread.wait.requester", MemoryLayout<Thread>.offset(of: \.wait.requester)!)
         publish("Thread.wait.pagesWanted", MemoryLayout<Thread>.offset(of: \.wait.pagesWanted)!)
         publish("Thread.wait.zone", MemoryLayout<Thread>.offset(of: \.wait.zone)!)
         publish("Thread.wait.sinceTick", MemoryLayout<Thread>.offset(of: \.wait.sinceTick)!)
@@ -157,10 +157,10 @@ enum DebugTable {
         publish("threadstate.running", stored(ThreadState.running))
         publish("threadstate.sleeping", stored(ThreadState.sleeping))
         publish("threadstate.dead", stored(ThreadState.dead))
-        publish("pageclass.normal", stored(PageClass.normal))
-        publish("pageclass.system", stored(PageClass.system))
-        publish("pageclass.pageout", stored(PageClass.pageout))
-        publish("pageclass.none", stored(Optional<PageClass>.none))
+        publish("requester.ordinary", stored(Requester.ordinary))
+        publish("requester.system", stored(Requester.system))
+        publish("requester.pageout", stored(Requester.pageout))
+        publish("requester.none", stored(Optional<Requester>.none))
         // StaticString? is the StaticString, then one tag byte that is non-zero for nil.
         kassert(MemoryLayout<StaticString?>.size == MemoryLayout<StaticString>.size + 1,
                 "debug table: StaticString? is not StaticString plus a tag byte")

@@ -28,13 +28,13 @@ enum KernelOption: Int, CaseIterable {
         case .loglevel:
             return OptionSpec("loglevel", .choice("error|warn|info|debug"), default: "info", "log lines above this level are dropped")
         case .pagefail:
-            return OptionSpec("pagefail", .text, default: "off", "make page allocations fail: every:N[:class] or random:PERMILLE[:class]")
+            return OptionSpec("pagefail", .text, default: "off", "make page allocations fail: every:N[:requesters] or random:PERMILLE[:requesters] (ordinary, system, pageout, joined by +)")
         case .zonedebug:
             return OptionSpec("zonedebug", .list, default: "none", "zone debug checks: poison, redzone, doublefree, check, all or none")
         case .mapcheck:
             return OptionSpec("mapcheck", .choice("off|on"), default: "off", "validate every vm_map after every operation")
         case .reserves:
-            return OptionSpec("reserves", .choice("on|off"), default: "on", "off: no zone reserves and no privileged page classes (reproduces the low-memory deadlock)")
+            return OptionSpec("reserves", .choice("on|off"), default: "on", "off: no zone reserves, no page tiers below free_reserved, and a pageout path that waits (reproduces the low-memory deadlock)")
         case .stress:
             return OptionSpec("stress", .choice("objects|kmap"), default: "", "run a stress workload instead of tests, then exit (success when nothing was lost)")
         case .stressrounds:
@@ -81,7 +81,7 @@ enum KernelOptions {
             case .mapcheck: VMMaps.validateAfterEveryOperation = value.choice == 1
             case .reserves:
                 Zones.reservesEnabled = value.choice == 0
-                PhysicalMemory.privilegedClassesEnabled = value.choice == 0
+                PhysicalMemory.requesterTiersEnabled = value.choice == 0
             case .stress: KernelOptions.stressVariant = value.choice
             case .stressrounds: KernelOptions.stressRounds = value.number
             case .bench: KernelOptions.benchSelection = value.text

@@ -43,8 +43,8 @@ public func kernelMain(_ magic: UInt32, _ infoAddress: UInt32) -> Never {
 func startThreadsAndPaging() {
     PIC.initialize()
     Scheduler.bootstrap()
-    VMWait.install()
-    PageFault.install()
+    VMWait.enable()
+    PageFault.enable()
     SwapMetadata.initialize()
     SwapDevice.initialize()
     Timer.start()

@@ -99,12 +99,9 @@ private func printBacktrace(rip: UInt64?, rbp: UInt64) {
 }
 
 enum Backtrace {
-    /// Extra stack regions (thread stacks) registered by the thread system.
-    static var stackLookup: ((UInt64) -> Bool)? = nil
-
     static func isOnKnownStack(_ address: UInt64) -> Bool {
         if address >= arch_boot_stack_bottom() && address + 16 <= arch_boot_stack_top() { return true }
         if address >= arch_double_fault_stack_bottom() && address + 16 <= arch_double_fault_stack_top() { return true }
-        return stackLookup?(address) ?? false
+        return Scheduler.started && Threads.isOnStack(address)
     }
 }

@@ -3,19 +3,16 @@
 // The Swift runtime allocates with posix_memalign and releases with free, prints fatal-error
 // messages with putchar, and seeds hashing with arc4random_buf. (memset, memcpy, memmove and
 // memcmp are in kernel/Arch/x86_64/CRuntime.S.) Allocation goes to `KernelHeap`, which starts
-// as the early heap and is switched to kmalloc once the zones are up.
+// as the early heap and goes to kmalloc once the zones are up (Kmalloc.isReady).
 
 import ArchSupport
 
 /// Where the Swift runtime's allocations go.
 enum KernelHeap {
     static var early: EarlyHeap? = nil
-    /// Set once kmalloc can serve the runtime; nil before.
-    static var allocateHook: ((Int, Int) -> UnsafeMutableRawPointer?)? = nil
-    static var freeHook: ((UnsafeMutableRawPointer) -> Void)? = nil
 
     static func allocate(byteCount: Int, alignment: Int) -> UnsafeMutableRawPointer? {
-        if let hook = allocateHook { return hook(byteCount, alignment) }
+        if Kmalloc.isReady { return Kmalloc.allocate(byteCount, alignment: alignment) }
         if early == nil {
             early = EarlyHeap(base: arch_early_heap_start()!, size: Int(arch_early_heap_size()))
         }
@@ -33,10 +30,10 @@ enum KernelHeap {
             }
             return
         }
-        guard let hook = freeHook else {
+        guard Kmalloc.isReady else {
             panic("free of \(address: UInt64(UInt(bitPattern: pointer))), which no kernel heap handed out")
         }
-        hook(pointer)
+        Kmalloc.free(pointer)
     }
 }
 

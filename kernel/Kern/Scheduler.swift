@@ -32,15 +32,7 @@ enum Scheduler {
         main.pointee.quantumLeft = quantumTicks
         Threads.register(main)
         current = main
-        FreePath.threadCounter = UnsafeMutableRawPointer(main).assumingMemoryBound(to: Int.self)
-        Zones.growthDepthHook = { (UnsafeMutableRawPointer(Scheduler.current) + 8).assumingMemoryBound(to: Int.self) }
-        Zones.currentThreadHook = { Scheduler.current.pointee.id }
-        Backtrace.stackLookup = { Threads.isOnStack($0) }
-        Exception.stackGuardLookup = { Threads.isInStackGuard($0) }
-        // The first two fields of Thread are reached through the thread pointer above.
-        withUnsafeMutablePointer(to: &main.pointee.zoneGrowthDepth) {
-            kassert(UnsafeMutableRawPointer($0) == UnsafeMutableRawPointer(main) + 8, "Thread's counters moved")
-        }
+        FreePath.threadCounter = main.pointer(to: \.freePathDepth)
         idle = Threads.spawn("idle", stackPages: 2) { idleLoop() }
         // The idle thread is never on the run queue; it runs only when nothing else can.
         withInterruptsDisabled { _ = dequeue() }
@@ -88,7 +80,7 @@ enum Scheduler {
         switches += 1
         needsReschedule = false
         current = next
-        FreePath.threadCounter = UnsafeMutableRawPointer(next).assumingMemoryBound(to: Int.self)
+        FreePath.threadCounter = next.pointer(to: \.freePathDepth)
         context_switch(&previous.pointee.savedStackPointer, next.pointee.savedStackPointer)
     }
 
@@ -107,14 +99,14 @@ enum Scheduler {
 
     /// Sleeps on `channel` until a wakeup names it. Interrupts must be off; they are off again
     /// on return. `reason` and the optional details say what the thread waits for.
-    static func sleep(on channel: UnsafeRawPointer, reason: StaticString, pageClass: PageClass? = nil,
+    static func sleep(on channel: UnsafeRawPointer, reason: StaticString, requester: Requester? = nil,
                       pagesWanted: UInt64 = 0, untilTick: UInt64 = 0) {
         kassert(!CPU.interruptsEnabled, "sleep with interrupts on: a wakeup could be lost")
         kassert(current != idle, "the idle thread may not sleep")
         kassert(current.pointee.preemptDisableCount == 0, "sleeping with preemption disabled")
         let thread = current
         thread.pointee.state = .sleeping
-        thread.pointee.wait = WaitInfo(channel: channel, reason: reason, pageClass: pageClass, pagesWanted: pagesWanted,
+        thread.pointee.wait = WaitInfo(channel: channel, reason: reason, requester: requester, pagesWanted: pagesWanted,
                                        zone: thread.pointee.growingZone, sinceTick: Timer.ticks)
         thread.pointee.wakeAtTick = untilTick
         thread.pointee.queueNext = sleepers

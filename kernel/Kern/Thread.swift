@@ -32,7 +32,7 @@ struct WaitInfo {
     var channel: UnsafeRawPointer? = nil
     var reason: StaticString = ""
     /// The page class of a page allocation the thread waits in (vm_wait), if any.
-    var pageClass: PageClass? = nil
+    var requester: Requester? = nil
     var pagesWanted: UInt64 = 0
     /// The zone the thread was growing when it began to wait, if any.
     var zone: StaticString? = nil
@@ -40,8 +40,8 @@ struct WaitInfo {
 }
 
 struct Thread {
-    // These two come first: FreePath and the zones reach them through the thread pointer.
-    /// Nesting depth of free paths this thread is in (kernel/Lib/FreePath.swift).
+    /// Nesting depth of free paths this thread is in (kernel/Lib/FreePath.swift, which the
+    /// scheduler points at the running thread's counter).
     var freePathDepth = 0
     /// Zones this thread is growing right now, nested (kernel/Mem/Portable/ZoneAllocator.swift).
     var zoneGrowthDepth = 0

@@ -49,8 +49,8 @@ enum Watchdog {
             if t.state == .sleeping {
                 line.write(" in ")
                 line.write(t.wait.reason)
-                if let pageClass = t.wait.pageClass {
-                    let detail: LogMessage = " for \(t.wait.pagesWanted) \(pageClass.name)-class page(s) (the class stops at \(PhysicalMemory.thresholds.floor(for: pageClass)) free)"
+                if let requester = t.wait.requester {
+                    let detail: LogMessage = " for \(t.wait.pagesWanted) \(requester.name)-class page(s) (the class stops at \(PhysicalMemory.thresholds.floor(for: requester)) free)"
                     detail.write(into: &line)
                 }
                 if let zone = t.wait.zone {
@@ -67,9 +67,9 @@ enum Watchdog {
             let w = pageout.pointee.wait
             summary.write("; the pageout thread waits in ")
             summary.write(w.reason)
-            if let pageClass = w.pageClass {
-                summary.write(" for a ")
-                summary.write(pageClass.name)
+            if let requester = w.requester {
+                summary.write(" for one ")
+                summary.write(requester.name)
                 summary.write("-class page")
             }
             if let zone = w.zone {

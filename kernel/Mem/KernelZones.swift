@@ -34,17 +34,19 @@ enum KernelZoneEnvironment: ZoneEnvironment {
         if wasEnabled { CPU.enableInterrupts() }
     }
 
-    static func allocateSlab(for zone: StaticString, bytes: Int, source: SlabSource, pageClass: PageClass, blocking: Blocking) -> UnsafeMutableRawPointer? {
+    static func allocateSlab(for zone: StaticString, bytes: Int, source: SlabSource, _ context: AllocationContext) -> UnsafeMutableRawPointer? {
         // Remember which zone this thread is growing: a wait inside says what it waits for.
         let thread = Scheduler.started ? Scheduler.current : nil
         let outer = thread?.pointee.growingZone
         thread?.pointee.growingZone = zone
         defer { thread?.pointee.growingZone = outer }
-        if source == .kernelMemory, let kmem = Zones.kernelMemorySource {
-            return kmem.allocate(bytes, pageClass, blocking)
+        if source == .kernelMemory {
+            // The slab's map entry, PV entries and page tables are asked for under the same
+            // context as its pages: a refill (system) never reaches below free_min.
+            return Kmem.allocate(UInt64(bytes), alignment: UInt64(bytes), context).map { pointer(at: $0) }
         }
         let order = Zones.order(ofBytes: bytes)
-        guard let block = PhysicalMemory.allocate(order: order, pageClass, blocking) else { return nil }
+        guard let block = PhysicalMemory.allocate(order: order, context) else { return nil }
         let memory = PhysicalMemory.pointer(to: block)
         for page in 0..<(1 << order) {
             let descriptor = PhysicalMemory.page(PageIndex(block.int + page))
@@ -55,8 +57,8 @@ enum KernelZoneEnvironment: ZoneEnvironment {
     }
 
     static func freeSlab(_ memory: UnsafeMutableRawPointer, bytes: Int, source: SlabSource) {
-        if source == .kernelMemory, let kmem = Zones.kernelMemorySource {
-            kmem.free(memory, bytes)
+        if source == .kernelMemory {
+            Kmem.free(UInt64(UInt(bitPattern: memory)), UInt64(bytes))
             return
         }
         let block = PhysicalMemory.index(of: PhysicalWindow.physicalAddress(of: memory))!
@@ -65,10 +67,11 @@ enum KernelZoneEnvironment: ZoneEnvironment {
 
     static var canGrow: Bool { PhysicalMemory.buddy != nil }
     static var reservesEnabled: Bool { Zones.reservesEnabled }
-    static var currentThread: UInt64 { Zones.currentThreadHook?() ?? 1 }
+    /// The running thread's id; 1 for the boot flow before threads exist.
+    static var currentThread: UInt64 { Scheduler.started ? Scheduler.current.pointee.id : 1 }
 
     static func growthDepth() -> UnsafeMutablePointer<Int> {
-        if let hook = Zones.growthDepthHook { return hook() }
+        if Scheduler.started { return Scheduler.current.pointer(to: \.zoneGrowthDepth)! }
         return Zones.bootGrowthDepth
     }
 
@@ -83,21 +86,12 @@ extension ZoneRef {
     static var unset: ZoneRef { ZoneRef(UnsafeMutablePointer<ZoneState>(bitPattern: 8)!) }
 }
 
-/// Slab memory from kmem (installed once kernel_map exists).
-struct KernelMemorySlabSource {
-    let allocate: (Int, PageClass, Blocking) -> UnsafeMutableRawPointer?
-    let free: (UnsafeMutableRawPointer, Int) -> Void
-}
-
 enum Zones {
     static let capacity = 64
     static var table: UnsafeMutablePointer<UnsafeMutablePointer<ZoneState>>? = nil
     static var count = 0
     static var debug: ZoneDebug = []
     static var reservesEnabled = true
-    static var kernelMemorySource: KernelMemorySlabSource? = nil
-    static var currentThreadHook: (() -> UInt64)? = nil
-    static var growthDepthHook: (() -> UnsafeMutablePointer<Int>)? = nil
     static let bootGrowthDepth = UnsafeMutablePointer<Int>.allocate(capacity: 1)
     static var staticPoolNext: UInt64 = 0
 

@@ -25,8 +25,6 @@ enum Kmalloc {
                                         reserve: 0)
         }
         zones = table
-        KernelHeap.allocateHook = { size, alignment in Kmalloc.allocate(size, alignment: alignment) }
-        KernelHeap.freeHook = { pointer in Kmalloc.free(pointer) }
         Log.info(.zone, "kmalloc: \(classSizes.count) size classes, 16 to \(largestClass) bytes; the Swift runtime's heap now comes from here")
     }
 
@@ -38,9 +36,12 @@ enum Kmalloc {
         return index
     }
 
-    static func allocate(_ size: Int, alignment: Int = 16, _ flags: ZoneFlags = .wait) -> UnsafeMutableRawPointer? {
+    /// True once the size-class zones exist: the Swift runtime's heap comes here from then on.
+    static var isReady: Bool { zones != nil }
+
+    static func allocate(_ size: Int, alignment: Int = 16, _ context: AllocationContext = .ordinary) -> UnsafeMutableRawPointer? {
         if alignment <= 16, let index = classIndex(for: max(size, 1)) {
-            return zones![index].allocate(flags)
+            return zones![index].allocate(context)
         }
         let bytes = max(UInt64(size), UInt64(alignment))
         let order = Zones.order(ofBytes: Int(bytes))
@@ -48,7 +49,7 @@ enum Kmalloc {
             Log.error(.zone, "kmalloc(\(size)): more than the largest physically contiguous block (\(bytes: pageSize << UInt64(BuddyAllocator.maxOrder))); use kmem_alloc")
             return nil
         }
-        guard let block = PhysicalMemory.allocate(order: order, .normal, flags.contains(.noWait) ? .noWait : .wait) else { return nil }
+        guard let block = PhysicalMemory.allocate(order: order, context) else { return nil }
         withInterruptsDisabled {
             PhysicalMemory.page(block).pointee.flags.insert(.kmallocLarge)
             largeAllocations += 1

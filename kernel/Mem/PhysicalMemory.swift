@@ -1,26 +1,28 @@
-// PhysicalMemory.swift - the page allocator: descriptors, buddy, classes, thresholds.
+// PhysicalMemory.swift - the page allocator: descriptors, buddy, requester tiers, thresholds.
 //
 // `bootstrap` turns the cleaned memory map into one physical segment per usable range, puts
 // the page-descriptor array in memory taken from the map itself, and releases every page not
 // stolen at boot to the buddy allocator (kernel/Mem/Portable/BuddyAllocator.swift). On top of the
-// buddy this file adds the policy: each request names an allocation class and whether it may
-// wait; the free-page thresholds (kernel/Mem/Portable/PagePolicy.swift) decide how low each class may
+// buddy this file adds the policy: each request brings its AllocationContext - who is asking
+// and whether it may wait; the free-page thresholds (kernel/Mem/Portable/PagePolicy.swift) decide how low each requester may
 // take the free count; fault injection fails requests on purpose; statistics record what
-// happened, including the deepest each class ever dug below its tier.
+// happened, including the deepest each requester ever dug below its tier.
 //
 // A blocking request that cannot be met waits for the pageout thread once threads exist
-// (`waitForPages`); before that, it panics with the class and the counts.
+// (vm_wait, kernel/Mem/VMWait.swift); before that, it panics with the requester and the counts.
+// Every allocation may wake the pageout thread (below paging_start) and every free wakes the
+// threads in vm_wait.
 
 extension LogTag {
     static let pmm = LogTag("pmm")
 }
 
-struct PageClassStatistics {
+struct RequesterStatistics {
     var allocations: UInt64 = 0
     var failures: UInt64 = 0
     var injectedFailures: UInt64 = 0
-    /// The most pages this class ever held below the floor of the class above it
-    /// (system: below freeReserved; pageout: below freeMin). 0 for normal.
+    /// The most pages this requester ever held below the floor of the requester before it
+    /// (system: below freeReserved; pageout: below freeMin). 0 for ordinary.
     var deepestReserveUse: UInt64 = 0
 }
 
@@ -33,14 +35,10 @@ enum PhysicalMemory {
     static var thresholds = FreePageThresholds(freeMin: 1, freeReserved: 2, pagingStart: 3, pagingTarget: 4)
     static var faultInjector = FaultInjector()
     static let maximumInjectedRetries = 8
-    /// False with reserves=off: every request is treated as the normal class.
-    static var privilegedClassesEnabled = true
-    static var statistics: [PageClassStatistics] = []
+    /// False with reserves=off: every request may only go as low as an ordinary one.
+    static var requesterTiersEnabled = true
+    static var statistics = PerRequester<RequesterStatistics>(RequesterStatistics())
     static var lowestFreePages: UInt64 = UInt64.max
-    /// Installed by the thread system: sleeps until pages are freed. Nil before threads exist.
-    static var waitForPages: ((PageClass, UInt64) -> Void)? = nil
-    /// Called after every allocation, so the pageout thread can be woken at pagingStart.
-    static var allocationHook: (() -> Void)? = nil
 
     static var freePages: UInt64 { buddy?.pointee.freePages ?? 0 }
 
@@ -75,7 +73,7 @@ enum PhysicalMemory {
         BootPageAllocator.closed = true
         managedPages = allocator.freePages
         thresholds = FreePageThresholds.derive(totalPages: managedPages, pageoutFloor: pageoutFloor)
-        statistics = Array(repeating: PageClassStatistics(), count: PageClass.allCases.count)
+        statistics = PerRequester(RequesterStatistics())
         lowestFreePages = freePages
 
         let descriptorSize = UInt64(MemoryLayout<VMPage>.stride)
@@ -93,11 +91,12 @@ enum PhysicalMemory {
 
     // MARK: - Allocation
 
-    /// Allocates 2^order contiguous pages aligned to their size. Nil only for `.noWait`.
-    static func allocate(order: Int = 0, _ requestedClass: PageClass, _ blocking: Blocking) -> PageIndex? {
+    /// Allocates 2^order contiguous pages aligned to their size, under `context`'s rules.
+    /// Nil only when `context` may not wait.
+    static func allocate(order: Int = 0, _ context: AllocationContext) -> PageIndex? {
         let count = UInt64(1) << UInt64(order)
-        // reserves=off: no class may dig below the normal floor.
-        let pageClass = privilegedClassesEnabled ? requestedClass : .normal
+        // reserves=off: nobody may dig below the ordinary floor.
+        let requester = requesterTiersEnabled ? context.requester : .ordinary
         var injectedRetries = 0
         while true {
             // A blocking request treats an injected failure as a transient shortage and retries,
@@ -105,50 +104,49 @@ enum PhysicalMemory {
             // blocking requests down, not hang them. (Decided and counted with interrupts off:
             // the injector's pattern and the statistics are shared by every thread.)
             let injected: Bool = withInterruptsDisabled {
-                guard faultInjector.isActive && injectedRetries < maximumInjectedRetries && faultInjector.shouldFail(pageClass) else { return false }
-                statistics[pageClass.rawValue].injectedFailures += 1
-                if blocking == .noWait { statistics[pageClass.rawValue].failures += 1 }
+                guard faultInjector.isActive && injectedRetries < maximumInjectedRetries && faultInjector.shouldFail(requester) else { return false }
+                statistics[requester].injectedFailures += 1
+                if context.blocking == .noWait { statistics[requester].failures += 1 }
                 return true
             }
             if injected {
-                if blocking == .noWait { return nil }
+                if context.blocking == .noWait { return nil }
                 injectedRetries += 1
                 continue
             }
             let result: PageIndex? = withInterruptsDisabled {
-                guard thresholds.allows(pageClass, taking: count, from: buddy!.pointee.freePages),
+                guard thresholds.allows(requester, taking: count, from: buddy!.pointee.freePages),
                       let block = buddy!.pointee.allocate(order: order) else { return nil }
-                noteAllocation(pageClass)
+                noteAllocation(requester)
                 return block
             }
             if let block = result {
-                allocationHook?()
+                if freePages < thresholds.pagingStart { Pageout.wake() }
                 return block
             }
-            withInterruptsDisabled { statistics[pageClass.rawValue].failures += 1 }
-            if blocking == .noWait { return nil }
-            guard let wait = waitForPages else {
-                panic("page allocator: a blocking \(pageClass.name) request for \(count) pages cannot be met: \(freePages) pages free, the \(pageClass.name) class may not go below \(thresholds.floor(for: pageClass)) (free_min \(thresholds.freeMin), free_reserved \(thresholds.freeReserved)); no thread can free pages yet")
+            withInterruptsDisabled { statistics[requester].failures += 1 }
+            if context.blocking == .noWait { return nil }
+            guard VMWait.isAvailable else {
+                panic("page allocator: a blocking \(requester.name) request for \(count) pages cannot be met: \(freePages) pages free, \(requester.name) requests may not go below \(thresholds.floor(for: requester)) (free_min \(thresholds.freeMin), free_reserved \(thresholds.freeReserved)); no thread can free pages yet")
             }
-            wait(pageClass, count)
+            VMWait.wait(AllocationContext(requester, .wait), pages: count)
         }
     }
 
-    private static func noteAllocation(_ pageClass: PageClass) {
+    private static func noteAllocation(_ requester: Requester) {
         FreePath.noteAllocation()
         let free = buddy!.pointee.freePages
-        statistics[pageClass.rawValue].allocations += 1
+        statistics[requester].allocations += 1
         if free < lowestFreePages { lowestFreePages = free }
-        switch pageClass {
-        case .normal: break
-        case .system:
-            if free < thresholds.freeReserved {
-                statistics[1].deepestReserveUse = max(statistics[1].deepestReserveUse, thresholds.freeReserved - free)
-            }
-        case .pageout:
-            if free < thresholds.freeMin {
-                statistics[2].deepestReserveUse = max(statistics[2].deepestReserveUse, thresholds.freeMin - free)
-            }
+        // How deep below the floor of the requester before it this one went.
+        let floorAbove: UInt64
+        switch requester {
+        case .ordinary: return
+        case .system: floorAbove = thresholds.freeReserved
+        case .pageout: floorAbove = thresholds.freeMin
+        }
+        if free < floorAbove {
+            statistics[requester].deepestReserveUse = max(statistics[requester].deepestReserveUse, floorAbove - free)
         }
     }
 
@@ -167,12 +165,9 @@ enum PhysicalMemory {
             pages![block.int] = page
             buddy!.pointee.free(block, order: order)
         }
-        freeHook?()
+        VMWait.pagesFreed()
         FreePath.leave()
     }
-
-    /// Called after pages are freed (wakes whoever waits for pages, once threads exist).
-    static var freeHook: (() -> Void)? = nil
 
     // MARK: - Descriptors and addresses
 
@@ -196,9 +191,9 @@ enum PhysicalMemory {
 
     static func logStatistics() {
         Log.info(.pmm, "free pages \(freePages) of \(managedPages), lowest ever \(lowestFreePages)")
-        for pageClass in PageClass.allCases {
-            let s = statistics[pageClass.rawValue]
-            Log.info(.pmm, "  class \(pageClass.name): \(s.allocations) allocations, \(s.failures) failures (\(s.injectedFailures) injected), deepest reserve use \(s.deepestReserveUse) pages")
+        for requester in Requester.allCases {
+            let s = statistics[requester]
+            Log.info(.pmm, "  \(requester.name) requests: \(s.allocations) allocations, \(s.failures) failures (\(s.injectedFailures) injected), deepest reserve use \(s.deepestReserveUse) pages")
         }
         if faultInjector.isActive {
             Log.info(.pmm, "fault injection: \(faultInjector.injected) failures injected in \(faultInjector.requests) requests")

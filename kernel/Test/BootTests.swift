@@ -69,7 +69,7 @@ enum BootTests {
         Test.expectEqual(sum, 3 * 999 * 1000 / 2, "sum of the array")
         numbers = []
         let after = KernelHeap.early?.bytesInUse ?? 0
-        if KernelHeap.allocateHook == nil {
+        if !Kmalloc.isReady {
             Test.expectEqual(after, before, "early heap bytes in use after the array is released")
             Test.expect(KernelHeap.early!.isConsistent(), "early heap blocks tile the region")
         }

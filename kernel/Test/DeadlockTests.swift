@@ -19,16 +19,16 @@ enum DeadlockTests {
     static var reproductionSuite: TestSuite {
         TestSuite("deadlock", memory: memory, arguments: "reserves=off", diskMiB: diskMiB, icount: true, timeout: 600, seeds: 3, exclusive: false, [
             TestCase("reservesOffDeadlocksThePageoutThread",
-                     expectsPanic: "the pageout thread waits in vm_wait for a normal-class page to grow zone",
+                     expectsPanic: "the pageout thread waits in vm_wait for one ordinary-class page to grow zone",
                      inFrame: "Watchdog.report", { runWorkload(.objects) }),
         ])
     }
 
-    /// The stress workloads with the page allocator failing requests of the normal and system
+    /// The stress workloads with the page allocator failing requests of the ordinary and system
     /// classes at random: blocking requests retry, non-blocking ones fail cleanly; nothing
     /// may be lost, and every count must still add up (the runner checks the zones tables).
     static var faultSuite: TestSuite {
-        TestSuite("stressfaults", memory: memory, arguments: "pagefail=random:50:normal+system", diskMiB: diskMiB, icount: true,
+        TestSuite("stressfaults", memory: memory, arguments: "pagefail=random:50:ordinary+system", diskMiB: diskMiB, icount: true,
                   timeout: 600, seeds: 3, exclusive: false, [
             TestCase("objectsWorkloadLosesNothingWhileAllocationsFail", { runWorkload(.objects); expectInjectedFailures() }),
             TestCase("kmapWorkloadLosesNothingWhileAllocationsFail", { runWorkload(.kmap); expectInjectedFailures() }),
@@ -40,7 +40,7 @@ enum DeadlockTests {
         let injected = PhysicalMemory.faultInjector.injected
         Test.expect(injected > 0, "the page allocator injected failures (\(injected))")
         var failures: UInt64 = 0
-        for pageClass in PageClass.allCases { failures += PhysicalMemory.statistics[pageClass.rawValue].injectedFailures }
+        for requester in Requester.allCases { failures += PhysicalMemory.statistics[requester].injectedFailures }
         Test.expectEqual(failures, injected, "injected failures the classes counted")
         PhysicalMemory.logStatistics()
     }
@@ -62,7 +62,7 @@ enum DeadlockTests {
             Test.expect(deepest <= bound, "zone \(zone.name): deepest reserve use \(deepest) exceeds the derived bound \(bound)")
             Test.diagnostic("zone \(zone.name): deepest reserve use \(deepest), bound \(bound), reserve \(zone.state.pointee.reserveTarget)")
         }
-        let pagesUsed = PhysicalMemory.statistics[PageClass.pageout.rawValue].deepestReserveUse
+        let pagesUsed = PhysicalMemory.statistics[.pageout].deepestReserveUse
         Test.expect(pagesUsed <= UInt64(bounds.pages), "pages taken below free_min: \(pagesUsed), bound \(bounds.pages)")
         Test.expect(ZoneGrowth.deepestChain <= ReserveBounds.zoneGrowthChain, "zone growth chain \(ZoneGrowth.deepestChain), bound \(ReserveBounds.zoneGrowthChain)")
         Test.diagnostic("pageout class: \(pagesUsed) pages below free_min at most (bound \(bounds.pages)); zone growth chain \(ZoneGrowth.deepestChain) (bound \(ReserveBounds.zoneGrowthChain))")

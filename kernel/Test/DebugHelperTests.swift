@@ -17,12 +17,12 @@ enum DebugHelperTests {
     static func printTheKernelsViewThenStop() {
         let zone = Zones.create("gdb-zone", objectSize: 80, slabPages: 1, reserve: 4)
         var objects: [UnsafeMutableRawPointer] = []
-        for _ in 0..<37 { objects.append(zone.allocate()!) }
+        for _ in 0..<37 { objects.append(zone.allocate(.ordinary)!) }
         let wired = Kmem.allocate(5 * pageSize)!
-        let page = PhysicalMemory.allocate(order: 0, .normal, .wait)!
+        let page = PhysicalMemory.allocate(order: 0, .ordinary)!
         let first = KernelLayout.pmapTestWindowBase + 0x12_3000, second = KernelLayout.pmapTestWindowBase + 0x3567_8000
-        _ = Pmap.enter(first, page: page, protection: .readWrite)
-        _ = Pmap.enter(second, page: page, protection: .read)
+        _ = Pmap.enter(first, page: page, protection: .readWrite, .system)
+        _ = Pmap.enter(second, page: page, protection: .read, .system)
         let channel = UnsafeMutableRawPointer.allocate(byteCount: 8, alignment: 8)
         let sleeper = Threads.spawn("gdb-sleeper") {
             withInterruptsDisabled { Scheduler.sleep(on: UnsafeRawPointer(channel), reason: "gdb test") }

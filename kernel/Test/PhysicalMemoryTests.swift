@@ -13,14 +13,14 @@ enum PhysicalMemoryTests {
             TestCase("blockingRequestRetriesThroughInjectedFailures", blockingRequestRetriesThroughInjectedFailures),
             TestCase("blockingRequestIsNotHungByInjectionOfEveryRequest", blockingRequestIsNotHungByInjectionOfEveryRequest),
             TestCase("descriptorsAreSmallAndCoverEveryUsablePage", descriptorsAreSmallAndCoverEveryUsablePage),
-            TestCase("blockingRequestWithNoWayToWaitPanics", expectsPanic: "a blocking normal request for 1 pages cannot be met",
+            TestCase("blockingRequestWithNoWayToWaitPanics", expectsPanic: "a blocking ordinary request for 1 pages cannot be met",
                      inFrame: "PhysicalMemory.allocate", blockingRequestWithNoWayToWaitPanics),
         ])
     }
 
     /// The pmm suite again, with fault injection set from the command line.
     static var faultSuite: TestSuite {
-        TestSuite("pmmfaults", arguments: "pagefail=every:3:normal", [
+        TestSuite("pmmfaults", arguments: "pagefail=every:3:ordinary", [
             TestCase("commandLineFaultInjectionFailsEveryThirdNormalRequest", commandLineFaultInjectionFailsEveryThirdNormalRequest),
         ])
     }
@@ -46,6 +46,10 @@ enum PhysicalMemoryTests {
             return true
         }
 
+        func remove(_ index: PageIndex) {
+            words[index.int / 64] &= ~(UInt64(1) << UInt64(index.int % 64))
+        }
+
         func forEach(_ body: (PageIndex) -> Void) {
             for word in 0..<count where words[word] != 0 {
                 for bit in 0..<64 where words[word] & (UInt64(1) << UInt64(bit)) != 0 {
@@ -66,7 +70,7 @@ enum PhysicalMemoryTests {
         let before = PhysicalMemory.freePages
         var count: UInt64 = 0
         var duplicates = 0
-        while let page = PhysicalMemory.allocate(order: 0, .pageout, .noWait) {
+        while let page = PhysicalMemory.allocate(order: 0, .pageout) {
             if !taken.insert(page) { duplicates += 1 }
             count += 1
         }
@@ -86,7 +90,7 @@ enum PhysicalMemoryTests {
         // Random orders up to 7 (512 KiB), then the largest order once: fits even in 16 MiB.
         for round in 0..<41 {
             let order = round == 40 ? BuddyAllocator.maxOrder : Test.random.next(below: 8)
-            guard let block = PhysicalMemory.allocate(order: order, .normal, .noWait) else { continue }
+            guard let block = PhysicalMemory.allocate(order: order, .ordinaryNoWait) else { continue }
             let address = PhysicalMemory.physicalAddress(of: block).rawValue
             Test.expect(address % (pageSize << UInt64(order)) == 0, "round \(round): order-\(order) block at \(hex: address) is misaligned")
             // The block is really contiguous: its last page is the descriptor `2^order - 1` further on.
@@ -99,10 +103,10 @@ enum PhysicalMemoryTests {
         Test.expect(PhysicalMemory.buddy!.pointee.isConsistent(), "buddy invariants hold")
     }
 
-    /// Takes pages of `pageClass` until refused; returns how many.
-    static func drain(_ pageClass: PageClass, into taken: PageBitmap) -> UInt64 {
+    /// Takes pages of `requester` until refused; returns how many.
+    static func drain(_ requester: Requester, into taken: PageBitmap) -> UInt64 {
         var count: UInt64 = 0
-        while let page = PhysicalMemory.allocate(order: 0, pageClass, .noWait) {
+        while let page = PhysicalMemory.allocate(order: 0, AllocationContext(requester, .noWait)) {
             _ = taken.insert(page)
             count += 1
         }
@@ -113,14 +117,14 @@ enum PhysicalMemoryTests {
         let t = PhysicalMemory.thresholds
         let taken = PageBitmap(pages: PhysicalMemory.pageCount)
         let before = PhysicalMemory.freePages
-        _ = drain(.normal, into: taken)
-        Test.expectEqual(PhysicalMemory.freePages, t.freeReserved, "normal allocations stop at free_reserved")
+        _ = drain(.ordinary, into: taken)
+        Test.expectEqual(PhysicalMemory.freePages, t.freeReserved, "ordinary allocations stop at free_reserved")
         _ = drain(.system, into: taken)
         Test.expectEqual(PhysicalMemory.freePages, t.freeMin, "system allocations stop at free_min")
-        Test.expect(PhysicalMemory.allocate(order: 0, .normal, .noWait) == nil, "normal refused below free_reserved")
+        Test.expect(PhysicalMemory.allocate(order: 0, .ordinaryNoWait) == nil, "ordinary refused below free_reserved")
         _ = drain(.pageout, into: taken)
         Test.expectEqual(PhysicalMemory.freePages, UInt64(0), "pageout allocations may take everything")
-        Test.expect(PhysicalMemory.statistics[PageClass.pageout.rawValue].deepestReserveUse >= t.freeMin, "deepest pageout reserve use recorded")
+        Test.expect(PhysicalMemory.statistics[.pageout].deepestReserveUse >= t.freeMin, "deepest pageout reserve use recorded")
         taken.forEach { PhysicalMemory.free($0) }
         Test.expectEqual(PhysicalMemory.freePages, before, "all pages back")
         taken.release()
@@ -134,13 +138,13 @@ enum PhysicalMemoryTests {
         held.reserveCapacity(128)
         PhysicalMemory.faultInjector = FaultInjector(pattern: .everyNth(5), onlyClass: .system, seed: KernelOptions.seed)
         var systemFailures = 0
-        var normalFailures = 0
+        var ordinaryFailures = 0
         for _ in 0..<50 {
-            if let page = PhysicalMemory.allocate(order: 0, .system, .noWait) { held.append(page) } else { systemFailures += 1 }
-            if let page = PhysicalMemory.allocate(order: 0, .normal, .noWait) { held.append(page) } else { normalFailures += 1 }
+            if let page = PhysicalMemory.allocate(order: 0, .system) { held.append(page) } else { systemFailures += 1 }
+            if let page = PhysicalMemory.allocate(order: 0, .ordinaryNoWait) { held.append(page) } else { ordinaryFailures += 1 }
         }
         Test.expectEqual(systemFailures, 10, "system requests failed (every 5th)")
-        Test.expectEqual(normalFailures, 0, "normal requests failed (not injected)")
+        Test.expectEqual(ordinaryFailures, 0, "ordinary requests failed (not injected)")
         Test.expectEqual(PhysicalMemory.faultInjector.injected, UInt64(10), "injected failures counted")
         for page in held { PhysicalMemory.free(page) }
     }
@@ -148,8 +152,8 @@ enum PhysicalMemoryTests {
     static func blockingRequestIsNotHungByInjectionOfEveryRequest() {
         let saved = PhysicalMemory.faultInjector
         defer { PhysicalMemory.faultInjector = saved }
-        PhysicalMemory.faultInjector = FaultInjector(pattern: .everyNth(1), onlyClass: .normal, seed: KernelOptions.seed)
-        let page = PhysicalMemory.allocate(order: 0, .normal, .wait)
+        PhysicalMemory.faultInjector = FaultInjector(pattern: .everyNth(1), onlyClass: .ordinary, seed: KernelOptions.seed)
+        let page = PhysicalMemory.allocate(order: 0, .ordinary)
         Test.expect(page != nil, "a blocking request gets through after the bounded number of injected retries")
         Test.expectEqual(PhysicalMemory.faultInjector.injected, UInt64(PhysicalMemory.maximumInjectedRetries), "injected failures")
         if let page = page { PhysicalMemory.free(page) }
@@ -161,7 +165,7 @@ enum PhysicalMemoryTests {
         var held: [PageIndex] = []
         held.reserveCapacity(16)
         PhysicalMemory.faultInjector = FaultInjector(pattern: .everyNth(2), onlyClass: nil, seed: KernelOptions.seed)
-        for _ in 0..<10 { held.append(PhysicalMemory.allocate(order: 0, .normal, .wait)!) }
+        for _ in 0..<10 { held.append(PhysicalMemory.allocate(order: 0, .ordinary)!) }
         Test.expectEqual(held.count, 10, "every blocking request was met")
         // Requests 2, 4, 6, ... fail: the first allocation takes one request, each later one two.
         Test.expectEqual(PhysicalMemory.faultInjector.injected, UInt64(9), "injected failures retried")
@@ -189,27 +193,27 @@ enum PhysicalMemoryTests {
     /// met must stop the kernel saying why. (After boot the same request waits; see ThreadTests.)
     @inline(never)
     static func blockingRequestWithNoWayToWaitPanics() {
-        PhysicalMemory.waitForPages = nil
+        VMWait.isAvailable = false
         let taken = PageBitmap(pages: PhysicalMemory.pageCount)
-        _ = drain(.normal, into: taken)
-        _ = PhysicalMemory.allocate(order: 0, .normal, .wait)
+        _ = drain(.ordinary, into: taken)
+        _ = PhysicalMemory.allocate(order: 0, .ordinary)
         Test.fail("the blocking request returned")
     }
 
     static func commandLineFaultInjectionFailsEveryThirdNormalRequest() {
-        Test.expect(PhysicalMemory.faultInjector.pattern == .everyNth(3), "pagefail=every:3:normal was applied")
+        Test.expect(PhysicalMemory.faultInjector.pattern == .everyNth(3), "pagefail=every:3:ordinary was applied")
         var held: [PageIndex] = []
         held.reserveCapacity(64)   // no kmalloc growth (which takes pages) inside the measured loop
         let before = PhysicalMemory.faultInjector.injected
         var failures = 0
         for _ in 0..<30 {
-            if let page = PhysicalMemory.allocate(order: 0, .normal, .noWait) { held.append(page) } else { failures += 1 }
+            if let page = PhysicalMemory.allocate(order: 0, .ordinaryNoWait) { held.append(page) } else { failures += 1 }
         }
-        let system = PhysicalMemory.allocate(order: 0, .system, .noWait)
+        let system = PhysicalMemory.allocate(order: 0, .system)
         Test.expect(system != nil, "system requests are not injected")
         if let system = system { held.append(system) }
         Test.expectEqual(PhysicalMemory.faultInjector.injected - before, UInt64(failures), "every failure was an injected one")
-        Test.expect(failures == 10, "10 of 30 normal requests failed, got \(failures)")
+        Test.expect(failures == 10, "10 of 30 ordinary requests failed, got \(failures)")
         for page in held { PhysicalMemory.free(page) }
         PhysicalMemory.logStatistics()
     }

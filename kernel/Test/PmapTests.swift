@@ -26,13 +26,13 @@ enum PmapTests {
         ])
     }
 
-    static func newPage() -> PageIndex { PhysicalMemory.allocate(order: 0, .normal, .wait)! }
+    static func newPage() -> PageIndex { PhysicalMemory.allocate(order: 0, .ordinary)! }
 
     static func enterExtractRemoveRoundTrip() {
         let freeBefore = PhysicalMemory.freePages
         let page = newPage()
         let address = window + 0x5000
-        Test.expect(Pmap.enter(address, page: page, protection: .readWrite), "enter succeeds")
+        Test.expect(Pmap.enter(address, page: page, protection: .readWrite, .system), "enter succeeds")
         let physical = PhysicalMemory.physicalAddress(of: page)
         Test.expect(Pmap.extract(address) == physical, "extract gives the page's physical address")
         Test.expect(Pmap.extract(address + 123) == physical + 123, "extract keeps the offset")
@@ -49,7 +49,7 @@ enum PmapTests {
     static func writeThroughOneMappingIsSeenThroughTheOther() {
         let page = newPage()
         let first = window + 0x10_0000, second = window + 0x2345_6000
-        Test.expect(Pmap.enter(first, page: page, protection: .readWrite) && Pmap.enter(second, page: page, protection: .readWrite), "both mappings entered")
+        Test.expect(Pmap.enter(first, page: page, protection: .readWrite, .system) && Pmap.enter(second, page: page, protection: .readWrite, .system), "both mappings entered")
         for offset in stride(from: 0, to: Int(pageSize), by: 512) {
             pointer(at: first).storeBytes(of: UInt64(offset) &* UInt64(0x9E37_79B9), toByteOffset: offset, as: UInt64.self)
         }
@@ -67,7 +67,7 @@ enum PmapTests {
         let page = newPage()
         let pvBefore = PVEntries.inUse
         let addresses = [window + 0x1000, window + 0x40_1000, window + 0x3000_0000]
-        for address in addresses { Test.expect(Pmap.enter(address, page: page, protection: .readWrite), "enter \(hex: address)") }
+        for address in addresses { Test.expect(Pmap.enter(address, page: page, protection: .readWrite, .system), "enter \(hex: address)") }
         Test.expectEqual(PVEntries.inUse, pvBefore + 3, "PV entries in use")
         Pmap.removeAll(page)
         for address in addresses { Test.expect(Pmap.extract(address) == nil, "\(hex: address) unmapped") }
@@ -84,7 +84,7 @@ enum PmapTests {
         // A fresh 512 GiB slot would need a PDPT too; the window shares the PML4 slot, so at
         // least a PD and a PT are new at an address no other case uses.
         let address = window + 0x2000_0000 + 0x7000
-        Test.expect(Pmap.enter(address, page: page, protection: .readWrite), "enter")
+        Test.expect(Pmap.enter(address, page: page, protection: .readWrite, .system), "enter")
         let tables = Pmap.statistics.tablePagesAllocated - allocatedBefore
         Test.expect(tables >= 2, "new table pages were allocated (\(tables))")
         Test.expectEqual(freeWithPage - PhysicalMemory.freePages, tables, "free pages used by tables")
@@ -99,16 +99,16 @@ enum PmapTests {
         let saved = PhysicalMemory.faultInjector
         let free = PhysicalMemory.freePages
         let pv = PVEntries.inUse
-        PhysicalMemory.faultInjector = FaultInjector(pattern: .everyNth(2), onlyClass: .pageout, seed: 1)
+        PhysicalMemory.faultInjector = FaultInjector(pattern: .everyNth(2), onlyClass: .system, seed: 1)
         // Needs at least two new tables: the first one is granted, the second refused.
         let address = window + 0x3800_0000
-        let entered = Pmap.enter(address, page: page, protection: .readWrite)
+        let entered = Pmap.enter(address, page: page, protection: .readWrite, .system)
         PhysicalMemory.faultInjector = saved
         Test.expect(!entered, "enter reports the shortage")
         Test.expect(Pmap.extract(address) == nil, "nothing mapped")
         Test.expectEqual(PhysicalMemory.freePages, free, "no table page kept")
         Test.expectEqual(PVEntries.inUse, pv, "no PV entry kept")
-        Test.expect(Pmap.enter(address, page: page, protection: .readWrite), "enter succeeds once memory is there")
+        Test.expect(Pmap.enter(address, page: page, protection: .readWrite, .system), "enter succeeds once memory is there")
         Pmap.removeAll(page)
         PhysicalMemory.free(page)
     }
@@ -128,7 +128,7 @@ enum PmapTests {
 
     static func removingFreesAndNeverAllocates() {
         let page = newPage()
-        for number in 0..<8 { _ = Pmap.enter(window + 0x0800_0000 + UInt64(number) * pageSize, page: page, protection: .readWrite) }
+        for number in 0..<8 { _ = Pmap.enter(window + 0x0800_0000 + UInt64(number) * pageSize, page: page, protection: .readWrite, .system) }
         let before = FreePath.allocationsInside
         Pmap.remove(window + 0x0800_0000, pages: 8)
         PhysicalMemory.free(page)
@@ -139,7 +139,7 @@ enum PmapTests {
     static func writeToReadOnlyMappingFaults() {
         let page = newPage()
         let address = window + 0x6000
-        _ = Pmap.enter(address, page: page, protection: .readWrite)
+        _ = Pmap.enter(address, page: page, protection: .readWrite, .system)
         pointer(at: address).storeBytes(of: 1, as: UInt64.self)
         Pmap.protect(address, pages: 1, .read)
         Test.expectEqual(pointer(at: address).load(as: UInt64.self), UInt64(1), "still readable")

@@ -44,12 +44,12 @@ enum ReserveBoundTests {
         heldPages.reserveCapacity(Int(PhysicalMemory.managedPages))
         let zones: [(KernelZone, Int)] = [(Zones.swapBlock, swapBlocks), (Zones.mapEntry, mapEntries), (Zones.pvEntry, pvEntries)]
         for (zone, wanted) in zones where zone.freeObjects < wanted {
-            let object = zone.allocate(.wait)!
+            let object = zone.allocate(.ordinary)!
             zone.free(object)
         }
-        while let taken = PhysicalMemory.allocate(order: 0, .pageout, .noWait) { heldPages.append(taken) }
+        while let taken = PhysicalMemory.allocate(order: 0, .pageout) { heldPages.append(taken) }
         for (zone, wanted) in zones {
-            while zone.freeObjects > wanted, let object = zone.allocate([.useReserve, .noWait]) { heldObjects.append((zone, object)) }
+            while zone.freeObjects > wanted, let object = zone.allocate(.system) { heldObjects.append((zone, object)) }
             Test.expectEqual(zone.freeObjects, wanted, "free objects left in \(zone.name)")
         }
 

@@ -139,14 +139,14 @@ enum ThreadTests {
         // The waiter is created first: once memory is drained, even a thread's stack is out of reach.
         let waiter = Threads.spawn("waiter") {
             withInterruptsDisabled { while !shared.pointee.stop { Scheduler.sleep(on: channel, reason: "test") } }
-            let page = PhysicalMemory.allocate(order: 0, .normal, .wait)
+            let page = PhysicalMemory.allocate(order: 0, .ordinary)
             shared.pointee.flag = page != nil
             if let page = page { PhysicalMemory.free(page) }
         }
         var held: [PageIndex] = []
         held.reserveCapacity(Int(PhysicalMemory.managedPages))
         Preemption.disable()
-        while let page = PhysicalMemory.allocate(order: 0, .normal, .noWait) { held.append(page) }
+        while let page = PhysicalMemory.allocate(order: 0, .ordinaryNoWait) { held.append(page) }
         Preemption.enable()
         withInterruptsDisabled {
             shared.pointee.stop = true

@@ -119,13 +119,13 @@ enum VMMapTests {
         let reserve = zone.state.pointee.reserveTarget
         var held: [UnsafeMutableRawPointer] = []
         held.reserveCapacity(4096)
-        while zone.freeObjects > reserve { held.append(zone.allocate(.noWait)!) }
+        while zone.freeObjects > reserve { held.append(zone.allocate(.ordinaryNoWait)!) }
         Test.expectEqual(zone.freeObjects, reserve, "no free map entries besides the reserve")
         let failedRefills = zone.statistics.failedRefills
         let saved = PhysicalMemory.faultInjector
         // Memory is gone for everyone but the pageout class.
-        PhysicalMemory.faultInjector = FaultInjector(pattern: .everyNth(1), classes: [PageClassSet(.normal), PageClassSet(.system)], seed: 1)
-        Test.expect(zone.allocate(.noWait) == nil, "an ordinary caller gets nothing: it may not take the reserve and the zone cannot grow")
+        PhysicalMemory.faultInjector = FaultInjector(pattern: .everyNth(1), classes: [RequesterSet(.ordinary), RequesterSet(.system)], seed: 1)
+        Test.expect(zone.allocate(.ordinaryNoWait) == nil, "an ordinary caller gets nothing: it may not take the reserve and the zone cannot grow")
         Test.expectEqual(zone.freeObjects, reserve, "the reserve is untouched")
         let address = Kmem.allocate(pageSize, in: submap, .pageout)
         PhysicalMemory.faultInjector = saved

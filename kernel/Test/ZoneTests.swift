@@ -54,17 +54,17 @@ enum ZoneTests {
         var held: [UnsafeMutableRawPointer] = []
         held.reserveCapacity(4096)   // the test itself must not need pages while they fail
         PhysicalMemory.faultInjector = FaultInjector(pattern: .everyNth(1), onlyClass: nil, seed: KernelOptions.seed)
-        while let object = zone.allocate(.noWait) { held.append(object) }
+        while let object = zone.allocate(.ordinaryNoWait) { held.append(object) }
         Test.expectEqual(zone.freeObjects, reserve, "free objects once ordinary allocations are refused")
         for number in 0..<reserve {
-            guard let object = zone.allocate(.useReserve) else {
+            guard let object = zone.allocate(.system) else {
                 Test.fail("privileged allocation \(number) of \(reserve) failed")
                 break
             }
             held.append(object)
         }
         Test.expectEqual(zone.freeObjects, 0, "free objects after the reserve is used")
-        Test.expect(zone.allocate(.useReserve) == nil, "an empty reserve with no pages gives nil, without waiting")
+        Test.expect(zone.allocate(.system) == nil, "an empty reserve with no pages gives nil, without waiting")
         Test.expect(zone.statistics.failedRefills > failedBefore, "refills were tried and failed")
         PhysicalMemory.faultInjector = saved
         zone.refill()
@@ -80,7 +80,7 @@ enum ZoneTests {
         var held: [UnsafeMutableRawPointer] = []
         held.reserveCapacity(1500)
         let freeBefore = PhysicalMemory.freePages
-        for _ in 0..<1500 { held.append(zone.allocate()!) }
+        for _ in 0..<1500 { held.append(zone.allocate(.ordinary)!) }
         let slabs = zone.state.pointee.slabCount
         Test.expectEqual(freeBefore - PhysicalMemory.freePages, UInt64(slabs), "pages taken by the slabs")
         for object in held { zone.free(object) }
@@ -98,7 +98,7 @@ enum ZoneTests {
         var count = 0
         for step in 0..<20000 {
             if count < capacity && (count == 0 || Test.random.next(below: 100) < 52) {
-                let object = zone.allocate(Test.random.next(below: 10) == 0 ? .useReserve : .wait)!
+                let object = zone.allocate(Test.random.next(below: 10) == 0 ? .system : .ordinary)!
                 // Mark the object with its owner's slot; a duplicate would overwrite another's mark.
                 object.storeBytes(of: UInt64(count), as: UInt64.self)
                 object.storeBytes(of: ~UInt64(count), toByteOffset: 64, as: UInt64.self)
@@ -132,7 +132,7 @@ enum ZoneTests {
         let zone = Zones.create("test-freepath", objectSize: 128, slabPages: 1, reserve: 8)
         var held: [UnsafeMutableRawPointer] = []
         held.reserveCapacity(500)
-        for _ in 0..<500 { held.append(zone.allocate()!) }
+        for _ in 0..<500 { held.append(zone.allocate(.ordinary)!) }
         for object in held { zone.free(object) }
         zone.reclaim(keepEmpty: 0)
         Test.expectEqual(FreePath.allocationsInside, before, "allocations made inside free paths")
@@ -144,7 +144,7 @@ enum ZoneTests {
     static func zonesTableMatchesTheTestsOwnCounts() {
         let zone = Zones.create("test-table", objectSize: 40, slabPages: 1, reserve: 0)
         var held: [UnsafeMutableRawPointer] = []
-        for _ in 0..<100 { held.append(zone.allocate()!) }
+        for _ in 0..<100 { held.append(zone.allocate(.ordinary)!) }
         for _ in 0..<37 { zone.free(held.removeLast()) }
         let stats = zone.statistics
         Test.expectEqual(stats.allocations, UInt64(100), "allocations")
@@ -184,7 +184,7 @@ enum ZoneTests {
             Kmalloc.free(block)
         }
         Test.expectEqual(Kmalloc.largePagesInUse, largeBefore, "large kmalloc pages in use after freeing")
-        Test.expect(Kmalloc.allocate(8 << 20, alignment: 16, .noWait) == nil, "8 MiB is more than kmalloc's largest block: refused, not a trap")
+        Test.expect(Kmalloc.allocate(8 << 20, alignment: 16, .ordinaryNoWait) == nil, "8 MiB is more than kmalloc's largest block: refused, not a trap")
     }
 
     static func swiftRuntimeAllocatesFromKmalloc() {
@@ -197,13 +197,12 @@ enum ZoneTests {
 
     @inline(never)
     static func zoneGrowingIntoItselfIsCaught() {
-        let zone = Zones.create("test-recursion", objectSize: 64, slabPages: 1, reserve: 0, source: .kernelMemory)
-        // A slab source that needs an object of the zone it is growing: the recursion the
-        // map_entry zone would have if its slabs needed map entries.
-        Zones.kernelMemorySource = KernelMemorySlabSource(
-            allocate: { _, _, _ in zone.allocate(.noWait) },
-            free: { _, _ in })
-        _ = zone.allocate()
+        let zone = Zones.create("test-recursion", objectSize: 64, slabPages: 1, reserve: 0)
+        // This thread is (as far as the zone can tell) in the middle of growing it, and asks it
+        // for an object that needs another slab: the recursion the map_entry zone would have
+        // if its slabs needed map entries.
+        zone.state.pointee.growingThread = KernelZoneEnvironment.currentThread
+        _ = zone.allocate(.ordinary)
         Test.fail("the recursive growth was not caught")
     }
 
@@ -216,17 +215,17 @@ enum ZoneTests {
     @inline(never)
     static func writeAfterFreeIsCaught() {
         let zone = Zones.create("test-uaf", objectSize: 64, slabPages: 1, reserve: 0)
-        let object = zone.allocate()!
+        let object = zone.allocate(.ordinary)!
         zone.free(object)
         object.storeBytes(of: 0xBAD, toByteOffset: 32, as: UInt64.self)   // the bug
-        _ = zone.allocate()                                                   // the same object comes back
+        _ = zone.allocate(.ordinary)                                                   // the same object comes back
         Test.fail("the write after free was not caught")
     }
 
     @inline(never)
     static func writePastTheEndIsCaught() {
         let zone = Zones.create("test-overrun", objectSize: 64, slabPages: 1, reserve: 0)
-        let object = zone.allocate()!
+        let object = zone.allocate(.ordinary)!
         object.storeBytes(of: 0, toByteOffset: 64, as: UInt8.self)            // one byte too far
         zone.free(object)
         Test.fail("the write past the end was not caught")
@@ -235,7 +234,7 @@ enum ZoneTests {
     @inline(never)
     static func doubleFreeIsCaught() {
         let zone = Zones.create("test-double", objectSize: 64, slabPages: 1, reserve: 0)
-        let object = zone.allocate()!
+        let object = zone.allocate(.ordinary)!
         zone.free(object)
         zone.free(object)
         Test.fail("the double free was not caught")
@@ -244,7 +243,7 @@ enum ZoneTests {
     @inline(never)
     static func corruptFreeListIsCaughtByTheConsistencyCheck() {
         let zone = Zones.create("test-check", objectSize: 64, slabPages: 1, reserve: 0, debug: [.doubleFree])
-        let a = zone.allocate()!, b = zone.allocate()!
+        let a = zone.allocate(.ordinary)!, b = zone.allocate(.ordinary)!
         zone.free(a)
         // Mark the free object allocated in its slab's bitmap: the lists and the bitmap disagree.
         let slab = zone.slabOf(b)

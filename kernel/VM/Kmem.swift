@@ -23,16 +23,16 @@ enum Kmem {
         var mapped: UInt64 = 0
         while mapped < size {
             let address = start + mapped
-            guard let page = PhysicalMemory.allocate(order: 0, context.pageClass, context.blocking) else {
+            guard let page = PhysicalMemory.allocate(order: 0, context) else {
                 return undo(map, start, size, mapped, "no page")
             }
             let descriptor = PhysicalMemory.page(page)
             descriptor.pointee.flags.insert(.wired)
-            var entered = Pmap.enter(address, page: page, protection: .readWrite, privileged: context.privileged, blocking: context.blocking)
-            while !entered && context.blocking == .wait, let wait = PhysicalMemory.waitForPages {
-                // A page-table page was short: wait for memory like any blocking request.
-                wait(.system, 1)
-                entered = Pmap.enter(address, page: page, protection: .readWrite, privileged: context.privileged, blocking: context.blocking)
+            var entered = Pmap.enter(address, page: page, protection: .readWrite, context)
+            while !entered && context.blocking == .wait && VMWait.isAvailable {
+                // A page-table page was short: wait for memory as the caller would for a page.
+                VMWait.wait(context, pages: 1)
+                entered = Pmap.enter(address, page: page, protection: .readWrite, context)
             }
             guard entered else {
                 descriptor.pointee.flags.remove(.wired)

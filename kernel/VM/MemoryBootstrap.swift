@@ -9,8 +9,8 @@
 //      static slabs in the kernel image;
 //   5. kernel_map and its submaps, with map entries from those static slabs;
 //   6. the page descriptors and the buddy allocator, taking every page not stolen;
-//   7. kmalloc, which the Swift runtime's heap switches to; kmem as the slab source of
-//      kmem-backed zones; and the zones' reserves filled.
+//   7. kmalloc, which the Swift runtime's heap switches to, and the zones' reserves filled
+//      (kmem-backed zones such as swblock grow through kmem from here on).
 // From step 6 on, pages come from PhysicalMemory and page tables from the buddy allocator.
 
 import ArchSupport
@@ -50,7 +50,6 @@ enum MemoryBootstrap {
         PhysicalMemory.bootstrap(cleaned, pageoutFloor: UInt64(ReserveBounds.pageoutPages))
         configureFaultInjection()
         Kmalloc.bootstrap()
-        installKernelMemorySlabSource()
         KernelMaps.pinPageTables()
         Zones.refillAll()
         logReserveBounds()
@@ -65,24 +64,12 @@ enum MemoryBootstrap {
         Log.info(.zone, "reserve bounds: swblock \(bound.swapBlocks) map_entry \(bound.mapEntries) pv_entry \(bound.pvEntries) pages \(bound.pages) zone chain \(ReserveBounds.zoneGrowthChain); reserves swblock \(ReserveBounds.swapBlockReserve) map_entry \(ReserveBounds.mapEntryReserve) pv_entry \(ReserveBounds.pvEntryReserve) (margin x\(ReserveBounds.margin))")
     }
 
-    /// Zones whose slabs are kmem-backed (swblock) get them from the kmem submap from now on.
-    static func installKernelMemorySlabSource() {
-        Zones.kernelMemorySource = KernelMemorySlabSource(
-            allocate: { bytes, pageClass, blocking in
-                let context = AllocationContext(pageClass: pageClass, blocking: blocking, privileged: pageClass != .normal)
-                return Kmem.allocate(UInt64(bytes), alignment: UInt64(bytes), context).map { pointer(at: $0) }
-            },
-            free: { memory, bytes in
-                Kmem.free(UInt64(UInt(bitPattern: memory)), UInt64(bytes))
-            })
-    }
-
     /// Proves at every boot that the static-slab zones serve objects before any page
     /// allocator exists (problem A of the seeds): one object from each, back and forth.
     static func zoneSelfCheckBeforePageAllocator() {
         kassert(PhysicalMemory.buddy == nil, "the self-check must run before the page allocator")
         for zone in [Zones.pvEntry, Zones.mapEntry] {
-            let object = zone.allocate(.useReserve)
+            let object = zone.allocate(.system)
             kassert(object != nil, "zone \(zone.name) has no object before the page allocator exists")
             zone.free(object!)
         }
@@ -93,7 +80,7 @@ enum MemoryBootstrap {
         let text = KernelOptions.pageFailure
         guard !text.isEmpty, !text.equals("off") else { return }
         guard let injector = FaultInjector.parse(text, seed: KernelOptions.seed) else {
-            Log.error(.cmdline, "pagefail=\(text): expected every:N[:class] or random:PERMILLE[:class] (class normal, system or pageout); fault injection stays off")
+            Log.error(.cmdline, "pagefail=\(text): expected every:N[:requesters] or random:PERMILLE[:requesters] (requester ordinary, system or pageout); fault injection stays off")
             return
         }
         PhysicalMemory.configureFaultInjection(injector)

@@ -3,7 +3,9 @@
 // A fault in the pageable submap is resolved, not fatal: find the entry and its anonymous
 // object, and the page that belongs at the address - already resident (map it again), being
 // paged in or out by someone else (wait for it), on swap (read it back) or never touched
-// (a zero-filled page). The faulting thread waits like any ordinary allocation. Faults
+// (a zero-filled page). The faulting thread is an ordinary requester (`context`): it never
+// touches a reserve, and when a page, a PV entry or a page-table page is short it waits in
+// vm_wait until its own tier can be served - not merely until any page is free. Faults
 // anywhere else are left to the panic path. A fault on pageable memory with interrupts off
 // cannot wait for the page, and is a bug: it panics saying so.
 
@@ -12,8 +14,14 @@ enum PageFault {
     static var swapIns: UInt64 = 0
     static var remaps: UInt64 = 0
 
-    static func install() {
-        Interrupts.pageFaultHook = { frame, address in PageFault.handle(frame, address) }
+    /// Every allocation a fault makes, and every wait.
+    static let context = AllocationContext.ordinary
+
+    /// False until threads exist: before that, every page fault is fatal.
+    static var isEnabled = false
+
+    static func enable() {
+        isEnabled = true
     }
 
     static func handle(_ frame: UnsafeMutablePointer<InterruptFrame>, _ address: UInt64) -> Bool {
@@ -52,8 +60,8 @@ enum PageFault {
                     return true
                 }
                 if waited { continue }
-                guard Pmap.enter(address, page: resident, protection: .readWrite, privileged: false, blocking: .wait) else {
-                    PhysicalMemory.waitForPages?(.pageout, 1)
+                guard Pmap.enter(address, page: resident, protection: .readWrite, context) else {
+                    VMWait.wait(context, pages: 1)
                     continue
                 }
                 countEvent(&remaps)
@@ -61,7 +69,7 @@ enum PageFault {
             }
 
             // Not resident: a new page, filled from swap or with zeros.
-            guard let page = PhysicalMemory.allocate(order: 0, .normal, .wait) else { continue }
+            guard let page = PhysicalMemory.allocate(order: 0, context) else { continue }
             if Scheduler.current.pointee.killed || object.pointee.dead || object.pointee.slots[index] != .none {
                 PhysicalMemory.free(page)      // stopped, or someone else brought the page in
                 continue
@@ -87,8 +95,8 @@ enum PageFault {
                 Scheduler.wakeup(UnsafeRawPointer(descriptor))
             }
             PageQueues.insert(page, .active)
-            if !Pmap.enter(address, page: page, protection: .readWrite, privileged: false, blocking: .wait) {
-                PhysicalMemory.waitForPages?(.pageout, 1)
+            if !Pmap.enter(address, page: page, protection: .readWrite, context) {
+                VMWait.wait(context, pages: 1)
                 continue                        // resident now; the next round maps it
             }
             return true

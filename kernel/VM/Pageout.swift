@@ -37,9 +37,6 @@ enum Pageout {
     static let batch = 32
 
     static func start() {
-        PhysicalMemory.allocationHook = {
-            if PhysicalMemory.freePages < PhysicalMemory.thresholds.pagingStart { Pageout.wake() }
-        }
         let pageout = Threads.spawn("pageout", stackPages: 8) { Pageout.run() }
         thread = pageout
         Watchdog.pageoutThread = pageout
@@ -239,33 +236,5 @@ enum OutOfMemory {
             }
         }
         return true
-    }
-}
-
-/// Real waiting for pages: a blocking allocation that cannot be met sleeps here until the
-/// pageout thread (which it wakes on the way) has freed pages.
-enum VMWait {
-    static let channel = UnsafeMutableRawPointer.allocate(byteCount: 8, alignment: 8)
-    static var waiters = 0
-    static var waits: UInt64 = 0
-
-    static func install() {
-        PhysicalMemory.waitForPages = { pageClass, pages in VMWait.wait(pageClass, pages) }
-        PhysicalMemory.freeHook = {
-            if VMWait.waiters > 0 { Scheduler.wakeup(UnsafeRawPointer(VMWait.channel)) }
-        }
-    }
-
-    static func wait(_ pageClass: PageClass, _ pages: UInt64) {
-        Pageout.wake()
-        withInterruptsDisabled {
-            if Scheduler.current.pointee.killed { return }
-            if PhysicalMemory.thresholds.allows(pageClass, taking: pages, from: PhysicalMemory.freePages) { return }
-            waiters += 1
-            waits += 1
-            Scheduler.sleep(on: UnsafeRawPointer(channel), reason: "vm_wait", pageClass: pageClass, pagesWanted: pages,
-                            untilTick: Timer.ticks + Timer.hertz / 10)
-            waiters -= 1
-        }
     }
 }

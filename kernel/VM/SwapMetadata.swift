@@ -3,8 +3,8 @@
 // As in DragonFly's swap_pager.c, a SwapBlock (kernel/VM/Portable/SwapBlock.swift) maps the 16
 // pages of an object starting at a multiple of 16 to their swap blocks. Blocks are found
 // through a fixed hash table of chains keyed by (object, page index / 16). Assigning a slot
-// may need a new swblock from the swblock zone - with the flags the caller gives: the
-// pageout thread passes the reserve flag, which is what lets it page out when memory is short.
+// may need a new swblock from the swblock zone - under the caller's context: the pageout
+// thread's may take the zone's reserve, which is what lets it page out when memory is short.
 // Clearing slots and releasing ranges frees swblocks and never allocates.
 
 enum SwapMetadata {
@@ -44,12 +44,12 @@ enum SwapMetadata {
     }
 
     /// Records that page `page` of `object` is in swap block `swapBlock`. False when a new
-    /// swblock was needed and the zone could not give one under `flags`.
-    static func assign(_ object: ObjectRef, _ page: Int, _ swapBlock: UInt32, _ flags: ZoneFlags) -> Bool {
+    /// swblock was needed and the zone could not give one under `context`.
+    static func assign(_ object: ObjectRef, _ page: Int, _ swapBlock: UInt32, _ context: AllocationContext) -> Bool {
         let first = UInt64(page / SwapBlock.pagesPerBlock * SwapBlock.pagesPerBlock)
         var block = withInterruptsDisabled { find(object, first) }
         if block == nil {
-            guard let memory = Zones.swapBlock.allocate(flags) else {
+            guard let memory = Zones.swapBlock.allocate(context) else {
                 countEvent(&assignFailures)
                 return false
             }

@@ -3,8 +3,9 @@
 // I/O goes through a window in the pager submap: a map entry reserved for the transfer and the
 // page mapped there through the pmap - which needs a map entry, a PV entry and perhaps page-
 // table pages, all on the pageout path. That is the chain docs/reserves.md bounds. With
-// reserves on, the pageout thread takes all of them from the reserves and never waits; with
-// reserves=off it asks like any caller, and can wait for memory only it could free.
+// reserves on, the pageout thread asks for all of them under the pageout context - every
+// reserve, never waiting; with reserves=off it asks as an ordinary caller that may wait, and
+// can wait for memory only it could free.
 
 enum PageOutResult {
     case written
@@ -27,9 +28,10 @@ enum PageOutResult {
 enum SwapPager {
     static var windowFailures: UInt64 = 0
 
-    /// The allocation context of the pageout path: privileged while reserves exist.
+    /// The allocation context of the pageout path: the pageout requester while reserves
+    /// exist, an ordinary waiting caller with reserves=off (the deadlock the tests reproduce).
     static var pageoutContext: AllocationContext {
-        Zones.reservesEnabled ? .pageout : AllocationContext(pageClass: .normal, blocking: .wait, privileged: false)
+        Zones.reservesEnabled ? .pageout : .ordinary
     }
 
     /// Runs `body` with `page` mapped at a window in the pager submap; nil when no window
@@ -39,7 +41,7 @@ enum SwapPager {
             countEvent(&windowFailures)
             return nil
         }
-        guard Pmap.enter(address, page: page, protection: .readWrite, privileged: context.privileged, blocking: context.blocking) else {
+        guard Pmap.enter(address, page: page, protection: .readWrite, context) else {
             Kmem.free(address, pageSize, in: KernelMaps.pager)
             countEvent(&windowFailures)
             return nil
@@ -57,8 +59,7 @@ enum SwapPager {
         var newBlock = false
         if block == nil {
             guard let fresh = SwapDevice.allocateBlock() else { return .swapFull }
-            let flags: ZoneFlags = Zones.reservesEnabled ? [.useReserve, .noWait] : .wait
-            guard SwapMetadata.assign(object, index, fresh, flags) else {
+            guard SwapMetadata.assign(object, index, fresh, context) else {
                 SwapDevice.freeBlock(fresh)
                 return .noMetadata
             }
@@ -82,7 +83,7 @@ enum SwapPager {
     static func pageIn(_ page: PageIndex, block: UInt32) -> Bool {
         while true {
             if let read = withWindow(page, .ordinary, { SwapDevice.read(block: block, into: $0) }) { return read }
-            PhysicalMemory.waitForPages?(.normal, 1)
+            VMWait.wait(.ordinary, pages: 1)
         }
     }
 }

@@ -3,8 +3,8 @@
 // A map (kernel/VM/Portable/VMMap.swift) never allocates; this file gives it the entries it needs.
 // Before an operation takes a map's lock it reserves entries (DragonFly's
 // vm_map_entry_reserve): an insert needs 1, an unmap 1 (a split), a protect 2 (both edges).
-// They come first from the map's own stock, then from the map_entry zone - from its reserve
-// when the caller is privileged (the kernel's maps are VM internals). After the operation the
+// They come first from the map's own stock, then from the map_entry zone under the caller's
+// AllocationContext - from its reserve for VM internals and the pageout path. After the operation the
 // unused ones, and the entries removed from the map, top the stock back up to its target and
 // the rest go back to the zone. Allocating paths fill the stock, so that a later unmap - a
 // free path - finds its spare entry there and calls no allocator at all.
@@ -14,28 +14,6 @@
 
 extension LogTag {
     static let vm = LogTag("vm")
-}
-
-/// The allocation rules a caller brings to a VM operation.
-struct AllocationContext {
-    var pageClass: PageClass
-    var blocking: Blocking
-    /// May take zone reserves (VM internals and the pageout path).
-    var privileged: Bool
-
-    /// An ordinary kernel allocation: normal pages, may wait, no reserves.
-    static let ordinary = AllocationContext(pageClass: .normal, blocking: .wait, privileged: false)
-    /// An ordinary allocation that must not sleep.
-    static let ordinaryNoWait = AllocationContext(pageClass: .normal, blocking: .noWait, privileged: false)
-    /// VM internals: system pages, never waits, may use reserves.
-    static let system = AllocationContext(pageClass: .system, blocking: .noWait, privileged: true)
-    /// The pageout path: may take the last pages and every reserve, never waits.
-    static let pageout = AllocationContext(pageClass: .pageout, blocking: .noWait, privileged: true)
-
-    var zoneFlags: ZoneFlags {
-        if privileged { return [.useReserve, .noWait] }
-        return blocking == .wait ? .wait : .noWait
-    }
 }
 
 struct MapControl {
@@ -114,7 +92,7 @@ enum VMMaps {
         while spares.count < count {
             if let entry = withInterruptsDisabled({ map.pointee.stock.takeAny() }) {
                 spares.add(entry)
-            } else if let memory = Zones.mapEntry.allocate(context.zoneFlags) {
+            } else if let memory = Zones.mapEntry.allocate(context) {
                 spares.add(memory.bindMemory(to: MapEntry.self, capacity: 1))
             } else {
                 release(map, &spares, counted: false)
@@ -123,7 +101,7 @@ enum VMMaps {
         }
         if topUpStock && !FreePath.isInside {
             // Allocating paths keep the stock full for the free paths that follow.
-            while map.pointee.stock.count < map.pointee.stockTarget, let memory = Zones.mapEntry.allocate(context.zoneFlags.union(.noWait)) {
+            while map.pointee.stock.count < map.pointee.stockTarget, let memory = Zones.mapEntry.allocate(context.withoutWaiting) {
                 withInterruptsDisabled { map.pointee.stock.add(memory.bindMemory(to: MapEntry.self, capacity: 1)) }
             }
         }

@@ -257,7 +257,7 @@ class KThreads(gdb.Command):
     def invoke(self, argument, from_tty):
         t = DebugTable()
         states = {value: name for name, value in t.names("threadstate.").items()}
-        classes = {value: name for name, value in t.names("pageclass.").items()}
+        classes = {value: name for name, value in t.names("requester.").items()}
         current = t.live("scheduler.current")
         ticks = t.live("timer.ticks")
         thread = t.live("threads.all")
@@ -268,9 +268,9 @@ class KThreads(gdb.Command):
                                            static_string(thread + t["Thread.name"]), state)
             if state == "sleeping":
                 line += " in %s" % static_string(thread + t["Thread.wait.reason"])
-                page_class = u8(thread + t["Thread.wait.pageClass"])
-                if page_class != t["pageclass.none"]:
-                    line += " for %d %s-class page(s)" % (u64(thread + t["Thread.wait.pagesWanted"]), classes.get(page_class, "?"))
+                requester = u8(thread + t["Thread.wait.requester"])
+                if requester != t["requester.none"]:
+                    line += " for %d %s-class page(s)" % (u64(thread + t["Thread.wait.pagesWanted"]), classes.get(requester, "?"))
                 zone = optional_static_string(t, thread + t["Thread.wait.zone"])
                 if zone:
                     line += " while growing zone %s" % zone

@@ -220,7 +220,7 @@ def check_deadlock_threads(image, elf, log_dir):
     problems = []
     if "==kthreads==" not in output:
         problems.append("gdb did not stop in the panic")
-    if not re.search(r"thread \d+ pageout: sleeping in vm_wait for 1 normal-class page\(s\) while growing zone swblock", output):
+    if not re.search(r"thread \d+ pageout: sleeping in vm_wait for 1 ordinary-class page\(s\) while growing zone swblock", output):
         problems.append("kthreads does not show the pageout thread waiting in vm_wait to grow zone swblock")
     if "reserves=off: the reserve column is configured but not enforced" not in output:
         problems.append("kzones does not say that reserves are off")

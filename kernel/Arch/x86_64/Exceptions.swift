@@ -41,16 +41,12 @@ enum Exception: Int {
         }
     }
 
-    /// Regions where a kernel stack pointer may legitimately be, for the backtrace walker and
-    /// for telling a stack overflow from any other fault. Threads register theirs later.
-    static var stackGuardLookup: ((UInt64) -> Bool)? = nil
-
     static func isInBootStackGuard(_ address: UInt64) -> Bool {
         address >= arch_boot_stack_guard() && address < arch_boot_stack_bottom()
     }
 
     static func isInStackGuard(_ address: UInt64) -> Bool {
-        isInBootStackGuard(address) || (stackGuardLookup?(address) ?? false)
+        isInBootStackGuard(address) || (Scheduler.started && Threads.isInStackGuard(address))
     }
 
     /// Panics with a full report of the exception in `frame`.

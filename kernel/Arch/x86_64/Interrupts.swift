@@ -20,10 +20,6 @@ enum Interrupts {
     static var breakpointsTaken = 0
     static var spuriousInterrupts = 0
 
-    /// Page faults are first offered to this hook (the VM fault handler, once it exists); it
-    /// returns true when it resolved the fault and the faulting instruction may be retried.
-    static var pageFaultHook: ((UnsafeMutablePointer<InterruptFrame>, UInt64) -> Bool)? = nil
-
     static func initialize() {
         GDT.install()
         IDT.install()
@@ -48,7 +44,9 @@ func interruptDispatch(_ rawFrame: UnsafeMutableRawPointer) {
         Log.debug(.cpu, "breakpoint at \(address: frame.pointee.rip), resuming")
     case Exception.pageFault.rawValue:
         let faultAddress = CPU.cr2
-        if let hook = Interrupts.pageFaultHook, hook(frame, faultAddress) { return }
+        // Offered to the VM first once it serves faults (PageFault.swift); it returns true when
+        // it resolved the fault and the faulting instruction may be retried.
+        if PageFault.isEnabled && PageFault.handle(frame, faultAddress) { return }
         Exception.fatal(frame, faultAddress: faultAddress)
     case 0..<Interrupts.firstExternalVector:
         Exception.fatal(frame, faultAddress: 0)

@@ -10,9 +10,10 @@
 // After bootstrap, `enter`, `remove`, `extract` and `protect` work on 4 KiB pages in
 // kernel_map (and the pmap tests' window). Page-table pages come from the buddy allocator,
 // non-blocking: mapping a page never waits for memory; `enter` reports a shortage instead
-// and changes nothing, and the caller may wait and retry. Privileged callers (the pageout
-// path) take them from the pageout class; ordinary ones from the system class, so that no
-// ordinary mapping can eat into the pages below free_min that the pageout path lives on. Each runtime table page counts its valid
+// and changes nothing, and the caller may wait and retry. Table pages are taken under the
+// caller's context raised to at least the system tier (AllocationContext.forPageTables): the
+// pageout path may take the last pages, everybody else stops at free_min, which the pageout
+// path lives on. Each runtime table page counts its valid
 // entries in its descriptor's wireCount and is freed when that drops to zero. Every mapping
 // of a managed page has a PV entry on the page's list, which `removeAll` walks to unmap the
 // page everywhere. Removing never allocates: it only frees PV entries and table pages.
@@ -175,18 +176,17 @@ enum Pmap {
 
     /// Maps the managed page `page` at `address` with `protection`, replacing any mapping
     /// there. Returns false - and changes nothing - when a PV entry or a page-table page
-    /// cannot be had right now; the caller decides whether to wait and retry. A privileged
-    /// caller (VM internals, the pageout path) may take the PV zone's reserve; an ordinary one
-    /// may instead wait for the PV entry when `blocking` allows.
+    /// cannot be had right now under `context`; the caller decides whether to wait and retry.
+    /// VM internals and the pageout path may take the PV zone's reserve; an ordinary caller
+    /// may instead wait for the PV entry when its context allows. Page-table pages never wait.
     @discardableResult
-    static func enter(_ address: UInt64, page: PageIndex, protection: Protection,
-                      privileged: Bool = true, blocking: Blocking = .noWait) -> Bool {
+    static func enter(_ address: UInt64, page: PageIndex, protection: Protection, _ context: AllocationContext) -> Bool {
         kassert(address % pageSize == 0 && KernelLayout.isMappable(address), "pmap.enter: \(address: address) is not a mappable page address")
         let frame = PhysicalMemory.physicalAddress(of: page)
         // Everything that can fail is taken first: the PV entry, then the tables that are
         // missing. Both are allocated with interrupts on; the tables are linked with them off,
         // after walking again - another thread may have linked (or freed) some meanwhile.
-        guard let pv = PVEntries.allocate(privileged: privileged, blocking: blocking) else {
+        guard let pv = PVEntries.allocate(context) else {
             statistics.enterShortages += 1
             return false
         }
@@ -194,7 +194,7 @@ enum Pmap {
             let missing = 4 - walk(address).depth
             var spares: (PageIndex, PageIndex, PageIndex) = (.none, .none, .none)
             for number in 0..<missing {
-                guard let tablePage = PhysicalMemory.allocate(order: 0, privileged ? .pageout : .system, .noWait) else {
+                guard let tablePage = PhysicalMemory.allocate(order: 0, context.forPageTables) else {
                     for taken in 0..<number { PhysicalMemory.free(tableSlot(spares, taken)) }
                     PVEntries.free(pv)
                     statistics.enterShortages += 1
@@ -357,7 +357,7 @@ enum Pmap {
                     let slot = table(current) + level.index(of: address)
                     if !PageTableEntry(rawValue: slot.pointee).isPresent {
                         // Blocking: at boot this must succeed, injected failures or not.
-                        guard let tablePage = PhysicalMemory.allocate(order: 0, .system, .wait) else {
+                        guard let tablePage = PhysicalMemory.allocate(order: 0, AllocationContext(.system, .wait)) else {
                             panic("pmap: no page to pin page tables for \(address: address)")
                         }
                         PhysicalMemory.pointer(to: tablePage).initializeMemory(as: UInt8.self, repeating: 0, count: Int(pageSize))

@@ -1,31 +1,18 @@
-// PagePolicy.swift - who may take the last free pages: thresholds and allocation classes.
+// PagePolicy.swift - who may take the last free pages: the free-page thresholds, and fault
+// injection by requester.
 //
 // Free pages are split into tiers by thresholds derived from the amount of memory, in the
 // spirit of DragonFly's v_free_min/v_free_reserved/v_paging_* and FreeBSD's equivalents:
 //
 //   free pages:  0 ......... freeMin ......... freeReserved ...... pagingStart ...... pagingTarget
-//                | pageout/  |  + system       |  + normal        (pageout wakes)   (pageout stops)
-//                | interrupt |                 |
+//                | pageout   |  + system       |  + ordinary      (pageout wakes)   (pageout stops)
 //
-// A normal allocation may not take the free count below freeReserved; a system allocation
-// (VM internals, zone refills) may go down to freeMin; the pageout class (the pageout thread,
-// page-table pages, interrupt context) may use everything. The pages below freeMin are what the
+// Who is asking is the `Requester` of the request's AllocationContext (AllocationContext.swift):
+// an ordinary allocation may not take the free count below freeReserved; a system one (VM
+// internals: zone refills, page tables for ordinary mappings) may go down to freeMin; the
+// pageout path may use everything. The pages below freeMin are what the
 // pageout path lives on when nobody else can allocate; docs/reserves.md derives how many it
 // needs, and `derive` never makes freeMin smaller than that.
-
-public enum PageClass: Int, CaseIterable {
-    case normal = 0
-    case system = 1
-    case pageout = 2
-
-    public var name: StaticString {
-        switch self {
-        case .normal: return "normal"
-        case .system: return "system"
-        case .pageout: return "pageout"
-        }
-    }
-}
 
 public struct FreePageThresholds: Equatable {
     public var freeMin: UInt64
@@ -50,18 +37,18 @@ public struct FreePageThresholds: Equatable {
                                   pagingStart: 3 * freeMin, pagingTarget: 4 * freeMin)
     }
 
-    /// The lowest the free count may go for an allocation of `pageClass`.
-    public func floor(for pageClass: PageClass) -> UInt64 {
-        switch pageClass {
-        case .normal: return freeReserved
+    /// The lowest the free count may go for an allocation by `requester`.
+    public func floor(for requester: Requester) -> UInt64 {
+        switch requester {
+        case .ordinary: return freeReserved
         case .system: return freeMin
         case .pageout: return 0
         }
     }
 
-    /// Whether taking `pages` pages from `free` is allowed for `pageClass`.
-    public func allows(_ pageClass: PageClass, taking pages: UInt64, from free: UInt64) -> Bool {
-        free >= pages && free - pages >= floor(for: pageClass)
+    /// Whether taking `pages` pages from `free` is allowed for `requester`.
+    public func allows(_ requester: Requester, taking pages: UInt64, from free: UInt64) -> Bool {
+        free >= pages && free - pages >= floor(for: requester)
     }
 
     public var isOrdered: Bool {
@@ -69,23 +56,23 @@ public struct FreePageThresholds: Equatable {
     }
 }
 
-/// A set of allocation classes, written "normal", "system+pageout", ...
-public struct PageClassSet: OptionSet, Equatable {
+/// A set of requesters, written "ordinary", "system+pageout", ...
+public struct RequesterSet: OptionSet, Equatable {
     public var rawValue: UInt8
     public init(rawValue: UInt8) { self.rawValue = rawValue }
-    public init(_ pageClass: PageClass) { rawValue = 1 << UInt8(pageClass.rawValue) }
+    public init(_ requester: Requester) { rawValue = 1 << UInt8(requester.rawValue) }
 
-    public static let all = PageClassSet(rawValue: 0b111)
+    public static let all = RequesterSet(rawValue: 0b111)
 
-    public func contains(_ pageClass: PageClass) -> Bool { rawValue & (1 << UInt8(pageClass.rawValue)) != 0 }
+    public func contains(_ requester: Requester) -> Bool { rawValue & (1 << UInt8(requester.rawValue)) != 0 }
 
     /// Parses class names joined by '+'. Nil when a name is unknown or the text is empty.
-    public static func parse(_ text: ByteString) -> PageClassSet? {
-        var result = PageClassSet()
+    public static func parse(_ text: ByteString) -> RequesterSet? {
+        var result = RequesterSet()
         var valid = !text.isEmpty
         text.forEachPiece(separatedBy: UInt8(ascii: "+")) { piece in
-            if let named = PageClass.allCases.first(where: { piece.equals($0.name) }) {
-                result.insert(PageClassSet(named))
+            if let named = Requester.allCases.first(where: { piece.equals($0.name) }) {
+                result.insert(RequesterSet(named))
             } else {
                 valid = false
             }
@@ -98,7 +85,7 @@ public struct PageClassSet: OptionSet, Equatable {
 ///
 /// Written on the command line as `pagefail=every:N[:classes]` (every Nth request fails) or
 /// `pagefail=random:P[:classes]` (each request fails with probability P/1000); with classes
-/// ("normal", "normal+system", ...), only requests of those classes are counted and failed.
+/// ("ordinary", "ordinary+system", ...), only requests by those requesters are counted and failed.
 public struct FaultInjector {
     public enum Pattern: Equatable {
         case off
@@ -107,29 +94,29 @@ public struct FaultInjector {
     }
 
     public private(set) var pattern: Pattern = .off
-    public private(set) var classes: PageClassSet = .all
+    public private(set) var classes: RequesterSet = .all
     public private(set) var requests: UInt64 = 0
     public private(set) var injected: UInt64 = 0
     var random = SeededRandom(seed: 0)
 
     public init() {}
 
-    public init(pattern: Pattern, classes: PageClassSet = .all, seed: UInt64) {
+    public init(pattern: Pattern, classes: RequesterSet = .all, seed: UInt64) {
         self.pattern = pattern
         self.classes = classes
         self.random = SeededRandom(seed: seed)
     }
 
-    public init(pattern: Pattern, onlyClass: PageClass?, seed: UInt64) {
-        self.init(pattern: pattern, classes: onlyClass.map { PageClassSet($0) } ?? .all, seed: seed)
+    public init(pattern: Pattern, onlyClass: Requester?, seed: UInt64) {
+        self.init(pattern: pattern, classes: onlyClass.map { RequesterSet($0) } ?? .all, seed: seed)
     }
 
     public var isActive: Bool { pattern != .off }
 
     /// Called once per allocation request; true means "fail this one".
-    public mutating func shouldFail(_ pageClass: PageClass) -> Bool {
+    public mutating func shouldFail(_ requester: Requester) -> Bool {
         if pattern == .off { return false }
-        if !classes.contains(pageClass) { return false }
+        if !classes.contains(requester) { return false }
         requests += 1
         let fail: Bool
         switch pattern {
@@ -146,9 +133,9 @@ public struct FaultInjector {
         var pieces: [ByteString] = []
         text.forEachPiece(separatedBy: UInt8(ascii: ":")) { pieces.append($0) }
         guard pieces.count == 2 || pieces.count == 3, let number = pieces[1].parseUnsigned() else { return nil }
-        var classes = PageClassSet.all
+        var classes = RequesterSet.all
         if pieces.count == 3 {
-            guard let named = PageClassSet.parse(pieces[2]) else { return nil }
+            guard let named = RequesterSet.parse(pieces[2]) else { return nil }
             classes = named
         }
         if pieces[0].equals("every") && number >= 1 {
@@ -159,10 +146,4 @@ public struct FaultInjector {
         }
         return nil
     }
-}
-
-/// Whether a request may sleep until memory is available.
-public enum Blocking {
-    case wait
-    case noWait
 }

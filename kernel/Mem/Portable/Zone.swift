@@ -16,8 +16,9 @@
 // The two problems of ../shared/seeds/dragonfly-zalloc-project-1.txt are solved here:
 //   (A) a zone can be given static slabs from the kernel image before any page allocator
 //       exists (`addStaticSlab`); it switches to dynamic slabs when those run out, and logs it;
-//   (B) a zone keeps `reserveTarget` free objects that only `useReserve` callers may take, and
-//       refills them ahead of demand with non-blocking allocations (ZoneAllocator.swift).
+//   (B) a zone keeps `reserveTarget` free objects that only callers whose AllocationContext
+//       may use zone reserves (system, pageout) may take, and refills them ahead of demand
+//       with non-blocking allocations (ZoneAllocator.swift).
 //
 // The code is portable: everything machine-specific - locking, where slab memory comes from,
 // logging, stopping on corruption - is a static function of a ZoneEnvironment, which the
@@ -31,19 +32,6 @@ public enum SlabSource {
     /// Wired pages mapped in the kmem submap (kmem_alloc): virtually contiguous, but growing
     /// needs a map entry, PV entries and maybe page-table pages.
     case kernelMemory
-}
-
-/// How an allocation may behave.
-public struct ZoneFlags: OptionSet {
-    public var rawValue: UInt8
-    public init(rawValue: UInt8) { self.rawValue = rawValue }
-
-    /// May sleep until memory is available (the default).
-    public static let wait: ZoneFlags = []
-    /// Never sleeps; returns nil instead.
-    public static let noWait = ZoneFlags(rawValue: 1 << 0)
-    /// May take the zone's reserve (the pageout path and VM internals only). Never sleeps.
-    public static let useReserve = ZoneFlags(rawValue: 1 << 1)
 }
 
 /// Debug checks, chosen with zonedebug= on the kernel command line.
@@ -88,7 +76,7 @@ public struct ZoneStatistics {
     public var frees: UInt64 = 0
     /// Allocations that returned nil.
     public var failures: UInt64 = 0
-    /// Privileged allocations that left fewer than reserveTarget objects free.
+    /// Allocations by reserve-using contexts that left fewer than reserveTarget objects free.
     public var reserveAllocations: UInt64 = 0
     public var grows: UInt64 = 0
     public var growFailures: UInt64 = 0
@@ -99,7 +87,7 @@ public struct ZoneStatistics {
     public var slabsReleased: UInt64 = 0
     /// The fewest free objects the zone ever had right after an allocation.
     public var lowestFree = Int.max
-    /// The most objects a privileged caller ever took below reserveTarget.
+    /// The most objects ever taken below reserveTarget.
     public var deepestReserveUse = 0
     /// Allocations served before the first dynamic slab (from static slabs).
     public var allocationsBeforeDynamicSlabs: UInt64 = 0
@@ -147,7 +135,7 @@ public struct ZoneState {
     public let strideReciprocal: UInt64
     public let source: SlabSource
     public let debug: ZoneDebug
-    /// Free objects that only useReserve callers may take.
+    /// Free objects that only reserve-using contexts (system, pageout) may take.
     public var reserveTarget: Int
     /// Empty slabs a reclaim pass keeps.
     public var keepEmptySlabs: Int
@@ -223,12 +211,12 @@ public protocol ZoneEnvironment {
     static func lock() -> LockToken
     static func unlock(_ token: LockToken)
     /// `bytes` of memory aligned to `bytes`, or nil when none can be had without breaking
-    /// the rules of `pageClass` and `blocking`.
-    static func allocateSlab(for zone: StaticString, bytes: Int, source: SlabSource, pageClass: PageClass, blocking: Blocking) -> UnsafeMutableRawPointer?
+    /// the rules of `context`.
+    static func allocateSlab(for zone: StaticString, bytes: Int, source: SlabSource, _ context: AllocationContext) -> UnsafeMutableRawPointer?
     static func freeSlab(_ memory: UnsafeMutableRawPointer, bytes: Int, source: SlabSource)
     /// False until slab memory can be had at all (before the page allocator exists).
     static var canGrow: Bool { get }
-    /// Whether reserves and privileged allocation are in force (reserves=off turns them off).
+    /// Whether zone reserves are in force (reserves=off turns them off).
     static var reservesEnabled: Bool { get }
     /// A number identifying the running thread (anything non-zero).
     static var currentThread: UInt64 { get }

@@ -6,16 +6,17 @@
 // zones (a kmem-backed slab needs a map entry and PV entries), and another thread may use the
 // same zone meanwhile.
 //
-// Allocation, in order:
+// Allocation takes the caller's AllocationContext (AllocationContext.swift), in order:
 //   1. take a free object if the caller may: anyone while more than reserveTarget are free,
-//      only useReserve callers below that (partial slabs first, then empty ones);
-//   2. otherwise grow by one slab and retry: ordinary callers ask for pages of the normal
-//      class and may wait unless they said noWait; useReserve callers ask for the pageout
-//      class and never wait;
-//   3. after taking, if fewer than reserveTarget objects are free, refill: system-class,
-//      non-blocking slab allocations until the reserve is full again or one fails. A failed
-//      refill leaves the zone as it was; the next allocation (or `refill()` from the pageout
-//      thread) tries again. A zone is never refilled from inside its own refill.
+//      only callers whose context may use zone reserves (system, pageout) below that;
+//   2. otherwise grow by one slab and retry, asking for the slab's pages under the caller's
+//      own context: an ordinary caller may wait unless it said noWait, a system caller never
+//      takes a page below free_min, only the pageout path takes the last pages;
+//   3. after taking, if fewer than reserveTarget objects are free, refill: system-context
+//      slab allocations (never waiting, never below free_min) until the reserve is full
+//      again or one fails. A failed refill leaves the zone as it was; the next allocation (or
+//      `refill()` from the pageout thread) tries again. A zone is never refilled from inside
+//      its own refill.
 // Freeing puts the object back on its slab and never allocates anything; empty slabs go back
 // to the page allocator only in an explicit `reclaim` pass.
 
@@ -33,13 +34,13 @@ public struct ZoneRef<Environment: ZoneEnvironment> {
 
     // MARK: - Allocation
 
-    public func allocate(_ flags: ZoneFlags = .wait) -> UnsafeMutableRawPointer? {
+    public func allocate(_ context: AllocationContext) -> UnsafeMutableRawPointer? {
         FreePath.noteAllocation()
-        let privileged = flags.contains(.useReserve) && Environment.reservesEnabled
+        let mayUseReserve = context.mayUseZoneReserves && Environment.reservesEnabled
         var token = Environment.lock()
         while true {
             let free = state.pointee.freeObjects
-            if free > 0 && (privileged || free > reserve) {
+            if free > 0 && (mayUseReserve || free > reserve) {
                 let object: UnsafeMutableRawPointer
                 if state.pointee.magazineCount > 0 {
                     state.pointee.magazineCount -= 1
@@ -49,21 +50,19 @@ public struct ZoneRef<Environment: ZoneEnvironment> {
                 } else {
                     object = takeObject()
                 }
-                noteAllocation(privileged: privileged)
+                noteAllocation(fromReserve: mayUseReserve)
                 let wantsRefill = state.pointee.freeObjects < reserve && !state.pointee.refilling && Environment.canGrow
                 Environment.unlock(token)
                 if wantsRefill { refill() }
                 return object
             }
             Environment.unlock(token)
-            let pageClass: PageClass = privileged ? .pageout : .normal
-            let blocking: Blocking = privileged || flags.contains(.noWait) ? .noWait : .wait
-            guard let memory = grow(pageClass, blocking) else {
+            guard let memory = grow(context) else {
                 token = Environment.lock()
                 state.pointee.statistics.failures += 1
                 let slabs = state.pointee.statistics.staticSlabs
                 Environment.unlock(token)
-                if blocking == .wait && !Environment.canGrow {
+                if context.blocking == .wait && !Environment.canGrow {
                     Environment.fail("zone \(name): its \(slabs) static slabs are exhausted and there is no page allocator yet")
                 }
                 return nil
@@ -74,7 +73,7 @@ public struct ZoneRef<Environment: ZoneEnvironment> {
     }
 
     @inline(__always)
-    private func noteAllocation(privileged: Bool) {
+    private func noteAllocation(fromReserve mayUseReserve: Bool) {
         let free = state.pointee.freeObjects
         state.pointee.statistics.allocations &+= 1
         if free < state.pointee.statistics.lowestFree { state.pointee.statistics.lowestFree = free }
@@ -84,13 +83,13 @@ public struct ZoneRef<Environment: ZoneEnvironment> {
         }
         if free < reserve {
             let depth = reserve - free
-            if privileged { state.pointee.statistics.reserveAllocations &+= 1 }
+            if mayUseReserve { state.pointee.statistics.reserveAllocations &+= 1 }
             if depth > state.pointee.statistics.deepestReserveUse { state.pointee.statistics.deepestReserveUse = depth }
         }
     }
 
-    /// Gets memory for one more slab; nil when none can be had under the given rules.
-    private func grow(_ pageClass: PageClass, _ blocking: Blocking) -> UnsafeMutableRawPointer? {
+    /// Gets memory for one more slab; nil when none can be had under `context`'s rules.
+    private func grow(_ context: AllocationContext) -> UnsafeMutableRawPointer? {
         guard Environment.canGrow else { return nil }
         let thread = Environment.currentThread
         var token = Environment.lock()
@@ -105,8 +104,7 @@ public struct ZoneRef<Environment: ZoneEnvironment> {
         let depth = Environment.growthDepth()
         depth.pointee += 1
         if depth.pointee > ZoneGrowth.deepestChain { ZoneGrowth.deepestChain = depth.pointee }
-        let memory = Environment.allocateSlab(for: name, bytes: state.pointee.slabBytes, source: state.pointee.source,
-                                              pageClass: pageClass, blocking: blocking)
+        let memory = Environment.allocateSlab(for: name, bytes: state.pointee.slabBytes, source: state.pointee.source, context)
         depth.pointee -= 1
 
         token = Environment.lock()
@@ -119,7 +117,9 @@ public struct ZoneRef<Environment: ZoneEnvironment> {
         return memory
     }
 
-    /// Refills the reserve with non-blocking, system-class slab allocations.
+    /// Refills the reserve with system-context slab allocations: never waiting, never below
+    /// free_min, and whatever else the slab's memory needs (a kmem-backed slab's map entry, PV
+    /// entries, page tables) is asked for under the same context.
     public func refill() {
         var token = Environment.lock()
         guard !state.pointee.refilling, Environment.canGrow, state.pointee.freeObjects < reserve else {
@@ -134,7 +134,7 @@ public struct ZoneRef<Environment: ZoneEnvironment> {
             let done = state.pointee.freeObjects >= reserve
             Environment.unlock(token)
             if done { break }
-            guard let memory = grow(.system, .noWait) else {
+            guard let memory = grow(.system) else {
                 token = Environment.lock()
                 state.pointee.statistics.failedRefills += 1
                 Environment.unlock(token)

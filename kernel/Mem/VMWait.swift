@@ -1,0 +1,55 @@
+// VMWait.swift - vm_wait: where a blocking allocation sleeps until memory is freed.
+//
+// A page request that its requester's tier cannot meet (kernel/Mem/PhysicalMemory.swift) and
+// that may wait comes here: it wakes the pageout thread and sleeps until pages are freed
+// (every free wakes the waiters) or a tenth of a second passes, then the allocator tries
+// again. The wait is for the requester's own tier - an ordinary fault waits until the free
+// count is above free_reserved, not merely above zero - so a woken thread whose tier is still
+// short sleeps again instead of spinning.
+//
+// This file does not decide who gets memory (the thresholds do) and never frees anything
+// itself. Before threads exist there is nobody to wait for: `isAvailable` is false, and the
+// page allocator panics instead of calling here.
+//
+// Locking: `waiters` and `waits` change with interrupts off (one CPU).
+
+enum VMWait {
+    static let channel = UnsafeMutableRawPointer.allocate(byteCount: 8, alignment: 8)
+    /// Threads asleep in vm_wait now (the watchdog reads it).
+    static var waiters = 0
+    static var waits: UInt64 = 0
+    /// True once threads and the pageout thread exist (set at boot; a test clears it to see
+    /// what early boot does).
+    static var isAvailable = false
+
+    static func enable() {
+        // Made now: a lazy global first touched inside `wait` would allocate while memory is
+        // short, and Embedded Swift's swift_once spins if that allocation waits here again.
+        _ = channel
+        isAvailable = true
+    }
+
+    /// Sleeps until `pages` pages could be had by `context`'s requester, or a tenth of a
+    /// second has passed; the caller retries either way. A thread that was stopped (OOM)
+    /// returns at once so that it can end.
+    static func wait(_ context: AllocationContext, pages: UInt64) {
+        kassert(context.blocking == .wait, "vm_wait: a \(context.requester.name) request that may not wait asked to")
+        kassert(context.requester != .pageout, "vm_wait: the pageout path waits for memory only it can free")
+        Pageout.wake()
+        withInterruptsDisabled {
+            if Scheduler.current.pointee.killed { return }
+            if PhysicalMemory.thresholds.allows(context.requester, taking: pages, from: PhysicalMemory.freePages) { return }
+            waiters += 1
+            waits += 1
+            Scheduler.sleep(on: UnsafeRawPointer(channel), reason: "vm_wait", requester: context.requester, pagesWanted: pages,
+                            untilTick: Timer.ticks + Timer.hertz / 10)
+            waiters -= 1
+        }
+    }
+
+    /// Called by the page allocator after every free: wakes the waiters, if any.
+    @inline(__always)
+    static func pagesFreed() {
+        if waiters > 0 { Scheduler.wakeup(UnsafeRawPointer(channel)) }
+    }
+}
