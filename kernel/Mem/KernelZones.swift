@@ -163,7 +163,7 @@ enum Zones {
             panic("zone \(name): the static slab pool (\(bytes: arch_static_slab_pool_end() - arch_static_slab_pool_start())) is exhausted")
         }
         staticPoolNext = start + UInt64(bytes)
-        return pointer(at: start)
+        return pointer(at: VirtualAddress(start))
     }
 
     static func forEach(_ body: (KernelZone) -> Void) {

@@ -20,11 +20,11 @@ enum MemoryBootstrap {
 
     static func run() {
         var exclusions: [(PhysicalRange, StaticString)] = [
-            (PhysicalRange(start: 0, end: pageSize), "page 0"),
-            (PhysicalRange(start: arch_kernel_start(), end: arch_kernel_end()), "kernel image"),
+            (PhysicalRange(start: PhysicalAddress(0), end: PhysicalAddress(pageSize)), "page 0"),
+            (PhysicalRange(start: PhysicalAddress(arch_kernel_start()), end: PhysicalAddress(arch_kernel_end())), "kernel image"),
         ]
         for (start, end) in BootInfo.loaderRanges {
-            exclusions.append((PhysicalRange(start: start, end: end), "multiboot structures"))
+            exclusions.append((PhysicalRange(start: PhysicalAddress(start), end: PhysicalAddress(end)), "multiboot structures"))
         }
         for (range, what) in exclusions {
             Log.info(.pmm, "excluded \(address: range.start) - \(address: range.end) \(what)")
@@ -70,10 +70,10 @@ enum MemoryBootstrap {
         Zones.kernelMemorySource = KernelMemorySlabSource(
             allocate: { bytes, pageClass, blocking in
                 let context = AllocationContext(pageClass: pageClass, blocking: blocking, privileged: pageClass != .normal)
-                return Kmem.allocate(UInt64(bytes), alignment: UInt64(bytes), context).map { pointer(at: $0) }
+                return Kmem.allocate(UInt64(bytes), alignment: UInt64(bytes), context).map { $0.pointer }
             },
             free: { memory, bytes in
-                Kmem.free(UInt64(UInt(bitPattern: memory)), UInt64(bytes))
+                Kmem.free(VirtualAddress(memory), UInt64(bytes))
             })
     }
 

@@ -22,7 +22,7 @@ enum Interrupts {
 
     /// Page faults are first offered to this hook (the VM fault handler, once it exists); it
     /// returns true when it resolved the fault and the faulting instruction may be retried.
-    static var pageFaultHook: ((UnsafeMutablePointer<InterruptFrame>, UInt64) -> Bool)? = nil
+    static var pageFaultHook: ((UnsafeMutablePointer<InterruptFrame>, VirtualAddress) -> Bool)? = nil
 
     static func initialize() {
         GDT.install()
@@ -48,7 +48,7 @@ func interruptDispatch(_ rawFrame: UnsafeMutableRawPointer) {
         Log.debug(.cpu, "breakpoint at \(address: frame.pointee.rip), resuming")
     case Exception.pageFault.rawValue:
         let faultAddress = CPU.cr2
-        if let hook = Interrupts.pageFaultHook, hook(frame, faultAddress) { return }
+        if let hook = Interrupts.pageFaultHook, hook(frame, VirtualAddress(faultAddress)) { return }
         Exception.fatal(frame, faultAddress: faultAddress)
     case 0..<Interrupts.firstExternalVector:
         Exception.fatal(frame, faultAddress: 0)
