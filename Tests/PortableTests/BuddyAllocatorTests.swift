@@ -146,15 +146,15 @@ final class BuddyFixture {
         defer { entries.deallocate() }
         let pmap = UnsafeMutableRawPointer(bitPattern: 0x1000)
         for index in 0..<3 {
-            entries[index] = PVEntry(pmap: pmap, virtualAddress: UInt64(index) * 4096)
+            entries[index] = PVEntry(pmap: pmap, virtualAddress: VirtualAddress(UInt64(index) * 4096))
             page.insertMapping(entries + index)
         }
         #expect(page.pvCount == 3)
-        #expect(page.removeMapping(pmap: pmap, virtualAddress: 4096) == entries + 1)
-        #expect(page.removeMapping(pmap: pmap, virtualAddress: 4096) == nil)
-        #expect(page.removeMapping(pmap: nil, virtualAddress: 0) == nil, "another pmap's mapping")
-        #expect(page.removeMapping(pmap: pmap, virtualAddress: 0) == entries)
-        #expect(page.removeMapping(pmap: pmap, virtualAddress: 8192) == entries + 2)
+        #expect(page.removeMapping(pmap: pmap, virtualAddress: VirtualAddress(4096)) == entries + 1)
+        #expect(page.removeMapping(pmap: pmap, virtualAddress: VirtualAddress(4096)) == nil)
+        #expect(page.removeMapping(pmap: nil, virtualAddress: VirtualAddress(0)) == nil, "another pmap's mapping")
+        #expect(page.removeMapping(pmap: pmap, virtualAddress: VirtualAddress(0)) == entries)
+        #expect(page.removeMapping(pmap: pmap, virtualAddress: VirtualAddress(8192)) == entries + 2)
         #expect(page.pvList == nil && page.pvCount == 0)
     }
 }

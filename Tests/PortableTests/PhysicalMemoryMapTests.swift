@@ -5,7 +5,7 @@ import Testing
 @Suite struct PhysicalMemoryMapTests {
     func usable(_ base: UInt64, _ length: UInt64) -> MemoryMapEntry { MemoryMapEntry(base: base, length: length, kind: .usable) }
     func reserved(_ base: UInt64, _ length: UInt64) -> MemoryMapEntry { MemoryMapEntry(base: base, length: length, kind: .reserved) }
-    func range(_ start: UInt64, _ end: UInt64) -> PhysicalRange { PhysicalRange(start: start, end: end) }
+    func range(_ start: UInt64, _ end: UInt64) -> PhysicalRange { PhysicalRange(start: PhysicalAddress(start), end: PhysicalAddress(end)) }
 
     @Test func qemuLikeMapWithKernelExcluded() {
         let map = PhysicalMemoryMap(entries: [
@@ -64,7 +64,7 @@ import Testing
 
     @Test func entryThatWrapsAroundIsClampedAndLimitApplies() {
         let map = PhysicalMemoryMap(entries: [usable(0xffff_ffff_ffff_0000, 0x20000), usable(0x1000, 0x3000)],
-                                    exclusions: [], limit: 0x4000_0000_0000)
+                                    exclusions: [], limit: PhysicalAddress(0x4000_0000_0000))
         #expect(map.usable == [range(0x1000, 0x4000)])
         #expect(map.beyondLimitBytes == UInt64.max - 0xffff_ffff_ffff_0000)
     }
@@ -96,10 +96,10 @@ import Testing
                 let start = page * 4096, end = start + 4096
                 let covered = entries.contains { $0.kind == .usable && $0.base <= start && $0.end >= end }
                 let blocked = entries.contains { $0.kind != .usable && $0.length > 0 && $0.base < end && $0.end > start }
-                    || exclusions.contains { $0.start < end && $0.end > start }
+                    || exclusions.contains { $0.start.rawValue < end && $0.end.rawValue > start }
                 let good = covered && !blocked
                 if good { expectedPages += 1 }
-                let inMap = map.usable.contains { $0.start <= start && $0.end >= end }
+                let inMap = map.usable.contains { $0.start.rawValue <= start && $0.end.rawValue >= end }
                 #expect(inMap == good, "seed \(seed) page \(page)")
             }
             #expect(map.usablePages == UInt64(expectedPages), "seed \(seed)")

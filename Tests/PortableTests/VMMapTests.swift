@@ -13,7 +13,7 @@ final class MapFixture {
     var spares = EntryReservation()
 
     init(start: UInt64, end: UInt64) {
-        map = VMMapState(name: "test", start: start, end: end)
+        map = VMMapState(name: "test", start: VirtualAddress(start), end: VirtualAddress(end))
     }
 
     deinit {
@@ -39,7 +39,7 @@ final class MapFixture {
 
     func insert(_ start: UInt64, _ end: UInt64, tag: UInt64) {
         let entry = newEntry()
-        entry.initialize(to: MapEntry(start: start, end: end, kind: .wired, protection: 3))
+        entry.initialize(to: MapEntry(start: VirtualAddress(start), end: VirtualAddress(end), kind: .wired, protection: .readWrite))
         entry.pointee.offset = tag
         map.insert(entry)
         let index = model.firstIndex { $0.0 > start } ?? model.count
@@ -71,11 +71,11 @@ final class MapFixture {
     /// The model's lowest fit: the first gap of at least `need` bytes.
     func modelFindSpace(size: UInt64, alignment: UInt64) -> UInt64? {
         let need = size + alignment - 4096
-        let leadingStart = roundUp(map.start, to: alignment)
-        let firstStart = model.first?.0 ?? map.end
+        let leadingStart = roundUp(map.start.rawValue, to: alignment)
+        let firstStart = model.first?.0 ?? map.end.rawValue
         if firstStart >= leadingStart && firstStart - leadingStart >= size { return leadingStart }
         for (index, entry) in model.enumerated() {
-            let gapEnd = index + 1 < model.count ? model[index + 1].0 : map.end
+            let gapEnd = index + 1 < model.count ? model[index + 1].0 : map.end.rawValue
             if gapEnd - entry.1 >= need { return roundUp(entry.1, to: alignment) }
         }
         return nil
@@ -83,7 +83,7 @@ final class MapFixture {
 
     func matchesModel() -> Bool {
         var entries: [(UInt64, UInt64, UInt8, UInt64)] = []
-        map.forEach { entries.append(($0.pointee.start, $0.pointee.end, $0.pointee.protection, $0.pointee.offset)) }
+        map.forEach { entries.append(($0.pointee.start.rawValue, $0.pointee.end.rawValue, $0.pointee.protection.rawValue, $0.pointee.offset)) }
         return entries.count == model.count && zip(entries, model).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 && $0.2 == $1.2 && $0.3 == $1.3 }
     }
 }
@@ -94,7 +94,7 @@ final class MapFixture {
     @Test func emptyMapHasOneGap() {
         let fixture = MapFixture(start: 0x10_0000, end: 0x20_0000)
         #expect(fixture.map.validate() == nil)
-        #expect(fixture.map.findSpace(size: 0x10_0000, alignment: page) == 0x10_0000)
+        #expect(fixture.map.findSpace(size: 0x10_0000, alignment: page) == VirtualAddress(0x10_0000))
         #expect(fixture.map.findSpace(size: 0x10_1000, alignment: page) == nil)
     }
 
@@ -103,13 +103,13 @@ final class MapFixture {
         fixture.insert(0x1000, 0x9000, tag: 0)
         fixture.spares.add(fixture.newEntry())
         var taken = RemovedRange()
-        fixture.map.removeRange(0x3000, 0x5000, using: &fixture.spares, removed: &taken)
+        fixture.map.removeRange(VirtualAddress(0x3000), VirtualAddress(0x5000), using: &fixture.spares, removed: &taken)
         var removed: [MapEntry] = []
         taken.forEach { removed.append($0) }
-        #expect(removed.count == 1 && removed[0].start == 0x3000 && removed[0].end == 0x5000)
+        #expect(removed.count == 1 && removed[0].start == VirtualAddress(0x3000) && removed[0].end == VirtualAddress(0x5000))
         #expect(taken.entryCount == 0, "no whole entry was removed")
         var ranges: [(UInt64, UInt64)] = []
-        fixture.map.forEach { ranges.append(($0.pointee.start, $0.pointee.end)) }
+        fixture.map.forEach { ranges.append(($0.pointee.start.rawValue, $0.pointee.end.rawValue)) }
         #expect(ranges.count == 2 && ranges[0] == (0x1000, 0x3000) && ranges[1] == (0x5000, 0x9000))
         #expect(fixture.spares.used == 1, "the split took exactly one spare")
         #expect(fixture.spares.count == 0)
@@ -120,8 +120,8 @@ final class MapFixture {
         let fixture = MapFixture(start: 0x1000, end: 0x100_0000)
         fixture.insert(0x1000, 0x3000, tag: 0)
         let address = fixture.map.findSpace(size: 0x2000, alignment: 0x10000)!
-        #expect(address % 0x10000 == 0 && address >= 0x3000)
-        fixture.insert(address, address + 0x2000, tag: 1)
+        #expect(address.isAligned(to: 0x10000) && address >= VirtualAddress(0x3000))
+        fixture.insert(address.rawValue, address.rawValue + 0x2000, tag: 1)
         #expect(fixture.map.validate() == nil)
     }
 
@@ -144,7 +144,7 @@ final class MapFixture {
                 let size = (1 + random.next(below: UInt64(64))) * page
                 let alignment = page << random.next(below: UInt64(5))
                 let expected = fixture.modelFindSpace(size: size, alignment: alignment)
-                let found = fixture.map.findSpace(size: size, alignment: alignment)
+                let found = fixture.map.findSpace(size: size, alignment: alignment)?.rawValue
                 #expect(found == expected, "seed \(seed) step \(step): findSpace")
                 if let found = found {
                     #expect(found % alignment == 0)
@@ -154,9 +154,9 @@ final class MapFixture {
                 let entry = fixture.model[random.next(below: fixture.model.count)]
                 let pages = (entry.1 - entry.0) / page
                 let first = entry.0 + random.next(below: pages) * page
-                let last = min(fixture.map.end, first + (1 + random.next(below: UInt64(80))) * page)
+                let last = min(fixture.map.end.rawValue, first + (1 + random.next(below: UInt64(80))) * page)
                 var removed = RemovedRange()
-                fixture.map.removeRange(first, last, using: &fixture.spares, removed: &removed)
+                fixture.map.removeRange(VirtualAddress(first), VirtualAddress(last), using: &fixture.spares, removed: &removed)
                 var removedBytes: UInt64 = 0
                 removed.forEach { removedBytes += $0.end - $0.start }
                 let before = fixture.model.reduce(UInt64(0)) { $0 + $1.1 - $1.0 }
@@ -168,16 +168,16 @@ final class MapFixture {
                 let entry = fixture.model[random.next(below: fixture.model.count)]
                 let pages = (entry.1 - entry.0) / page
                 let first = entry.0 + random.next(below: pages) * page
-                let last = min(fixture.map.end, first + (1 + random.next(below: UInt64(40))) * page)
+                let last = min(fixture.map.end.rawValue, first + (1 + random.next(below: UInt64(40))) * page)
                 let protection = UInt8(random.next(below: UInt64(8)))
-                fixture.map.protect(first, last, protection, using: &fixture.spares) { _ in }
+                fixture.map.protect(VirtualAddress(first), VirtualAddress(last), Protection(rawValue: protection), using: &fixture.spares) { _ in }
                 fixture.modelProtect(first, last, protection)
             } else {
-                let address = fixture.map.start + random.next(below: fixture.map.size)
-                let found = fixture.map.lookup(address)
+                let address = fixture.map.start.rawValue + random.next(below: fixture.map.size)
+                let found = fixture.map.lookup(VirtualAddress(address))
                 let expected = fixture.model.first { $0.0 <= address && address < $0.1 }
                 #expect((found == nil) == (expected == nil), "seed \(seed) step \(step): lookup")
-                if let found = found, let expected = expected { #expect(found.pointee.start == expected.0) }
+                if let found = found, let expected = expected { #expect(found.pointee.start.rawValue == expected.0) }
             }
             fixture.returnSpares()
             let problem = fixture.map.validate()
@@ -196,7 +196,7 @@ final class MapFixture {
         height = depth(fixture.map.root)
         #expect(height <= 2 * 15, "red-black height bound for 20000 entries")
         // Every gap is one page: a two-page request must go past the last entry.
-        #expect(fixture.map.findSpace(size: 2 * page, alignment: page) == 20000 * 2 * page - page)
+        #expect(fixture.map.findSpace(size: 2 * page, alignment: page) == VirtualAddress(20000 * 2 * page - page))
     }
 }
 

@@ -163,13 +163,13 @@ enum Benchmarks {
         ] {
             // Up to 9.6 MB of entries: kmem, which needs no physically contiguous block.
             let bytes = UInt64(count * MemoryLayout<MapEntry>.stride)
-            let entries = pointer(at: Kmem.allocate(bytes)!).bindMemory(to: MapEntry.self, capacity: count)
-            var map = VMMapState(name: "bench", start: 0x1000_0000_0000, end: 0x1000_0000_0000 + (1 << 36))
+            let entries = Kmem.allocate(bytes)!.pointer.bindMemory(to: MapEntry.self, capacity: count)
+            var map = VMMapState(name: "bench", start: VirtualAddress(0x1000_0000_0000), end: VirtualAddress(0x1000_0000_0000 + (1 << 36)))
             var random = SeededRandom(seed: 7)
             var address = map.start
             for index in 0..<count {
                 address += UInt64(1 + random.next(below: 8)) * pageSize
-                (entries + index).initialize(to: MapEntry(start: address, end: address + pageSize, kind: .reserved, protection: 0))
+                (entries + index).initialize(to: MapEntry(start: address, end: address + pageSize, kind: .reserved, protection: []))
                 map.insert(entries + index)
                 address += pageSize
             }
@@ -196,9 +196,9 @@ enum Benchmarks {
             Console.printLine("B vmmap nodes visited per lookup, \(count) entries \(visits / 100) hundredths")
             // 9 pages only fit past the last entry: the search must prove no gap fits on the way.
             report("vmmap", findName, measure(operations: 10_000) {
-                for _ in 0..<10_000 { found &+= Int(truncatingIfNeeded: map.findSpace(size: 9 * pageSize, alignment: pageSize)!) }
+                for _ in 0..<10_000 { found &+= Int(truncatingIfNeeded: map.findSpace(size: 9 * pageSize, alignment: pageSize)!.rawValue) }
             }, "cycles")
-            Kmem.free(UInt64(UInt(bitPattern: entries)), bytes)
+            Kmem.free(VirtualAddress(entries), bytes)
         }
     }
 

@@ -113,7 +113,7 @@ enum DebugTable {
         publish("pageflag.dirty", PageFlags.dirty.rawValue)
         publish("pageflag.kmallocLarge", PageFlags.kmallocLarge.rawValue)
         publish("pageflag.pinnedTable", PageFlags.pinnedTable.rawValue)
-        publish("directMapBase", KernelLayout.directMapBase)
+        publish("directMapBase", KernelLayout.directMapBase.rawValue)
         publish("pmap.root@", address(&Pmap.root))
     }
 

@@ -51,7 +51,7 @@ struct Thread {
     var state: ThreadState = .ready
     var savedStackPointer: UInt64 = 0
     /// The stack's range, guard page included: the guard is [stackStart, stackStart + 4 KiB).
-    var stackStart: UInt64 = 0
+    var stackStart = VirtualAddress(0)
     var stackBytes: UInt64 = 0
     var wait = WaitInfo()
     /// The innermost zone this thread is growing (for the deadlock report).
@@ -133,7 +133,7 @@ enum Threads {
         frame[4] = 0                               // rbx
         frame[5] = 0                               // rbp
         frame[6] = arch_thread_trampoline()        // return address
-        thread.pointee.savedStackPointer = top - 7 * 8
+        thread.pointee.savedStackPointer = (top - 7 * 8).rawValue
         register(thread)
         created += 1
         Scheduler.makeReady(thread)
@@ -206,7 +206,8 @@ enum Threads {
     }
 
     /// Whether `address` is on some thread's stack (for the backtrace walker).
-    static func isOnStack(_ address: UInt64) -> Bool {
+    static func isOnStack(_ rawAddress: UInt64) -> Bool {
+        let address = VirtualAddress(rawAddress)
         var found = false
         forEach { thread in
             let t = thread.pointee
@@ -216,7 +217,8 @@ enum Threads {
     }
 
     /// Whether `address` is in some thread's stack guard page.
-    static func isInStackGuard(_ address: UInt64) -> Bool {
+    static func isInStackGuard(_ rawAddress: UInt64) -> Bool {
+        let address = VirtualAddress(rawAddress)
         var found = false
         forEach { thread in
             let t = thread.pointee

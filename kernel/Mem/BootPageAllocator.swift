@@ -10,7 +10,7 @@ enum BootPageAllocator {
     /// The usable ranges; `start` moves up as pages are stolen.
     static var ranges: [PhysicalRange] = []
     /// The original start of each range, to tell the stolen part apart later.
-    static var originalStarts: [UInt64] = []
+    static var originalStarts: [PhysicalAddress] = []
     static var stolenPages: UInt64 = 0
     /// Set once the buddy allocator has taken over; stealing after that is a bug.
     static var closed = false
@@ -27,7 +27,7 @@ enum BootPageAllocator {
         for index in ranges.indices {
             let range = ranges[index]
             if range.byteCount >= bytes && range.start + bytes <= KernelLayout.bootIdentityLimit {
-                let address = PhysicalAddress(range.start)
+                let address = range.start
                 ranges[index].start += bytes
                 stolenPages += UInt64(count)
                 PhysicalWindow.pointer(to: address).initializeMemory(as: UInt8.self, repeating: 0, count: Int(bytes))

@@ -58,7 +58,7 @@ enum KernelZoneEnvironment: ZoneEnvironment {
 
     static func freeSlab(_ memory: UnsafeMutableRawPointer, bytes: Int, source: SlabSource) {
         if source == .kernelMemory {
-            Kmem.free(UInt64(UInt(bitPattern: memory)), UInt64(bytes))
+            Kmem.free(VirtualAddress(memory), UInt64(bytes))
             return
         }
         let block = PhysicalMemory.index(of: PhysicalWindow.physicalAddress(of: memory))!
@@ -157,7 +157,7 @@ enum Zones {
             panic("zone \(name): the static slab pool (\(bytes: arch_static_slab_pool_end() - arch_static_slab_pool_start())) is exhausted")
         }
         staticPoolNext = start + UInt64(bytes)
-        return pointer(at: start)
+        return pointer(at: VirtualAddress(start))
     }
 
     static func forEach(_ body: (KernelZone) -> Void) {

@@ -59,7 +59,7 @@ enum Kmalloc {
     }
 
     static func free(_ pointer: UnsafeMutableRawPointer) {
-        let address = UInt64(UInt(bitPattern: pointer))
+        let address = VirtualAddress(pointer)
         guard KernelLayout.isDirectMapped(address), let index = PhysicalMemory.index(of: PhysicalWindow.physicalAddress(of: pointer)) else {
             panic("kfree of \(address: address), which kmalloc never handed out")
         }
@@ -67,7 +67,7 @@ enum Kmalloc {
         if page.pointee.flags.contains(.slab), let header = page.pointee.object {
             let state = header.assumingMemoryBound(to: SlabHeader.self).pointee.zone!.assumingMemoryBound(to: ZoneState.self)
             KernelZone(state).free(pointer)
-        } else if page.pointee.flags.contains(.kmallocLarge) && address % pageSize == 0 {
+        } else if page.pointee.flags.contains(.kmallocLarge) && address.isPageAligned {
             let order = Int(page.pointee.order)
             withInterruptsDisabled {
                 page.pointee.flags.remove(.kmallocLarge)

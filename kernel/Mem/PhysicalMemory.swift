@@ -59,7 +59,7 @@ enum PhysicalMemory {
         var first = 0
         for (number, range) in ranges.enumerated() {
             let count = Int(range.pageCount)
-            allocator.addSegment(basePFN: range.start >> pageShift, count: count)
+            allocator.addSegment(basePFN: range.start.frameNumber, count: count)
             let stolenUpTo = BootPageAllocator.ranges[number].start
             let stolen = Int((stolenUpTo - range.start) >> pageShift)
             if count > stolen {

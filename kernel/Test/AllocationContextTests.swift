@@ -74,17 +74,17 @@ enum AllocationContextTests {
         Preemption.disable()
         // Steer kmem's next slab-sized slot into a 2 MiB region that has no page table yet,
         // by reserving (address space only) the slots before it.
-        var reserved: [UInt64] = []
-        var slot: UInt64 = 0
+        var reserved: [VirtualAddress] = []
+        var slot: VirtualAddress? = nil
         for _ in 0..<20_000 {
             kmem.pointee.lock.lock()
-            slot = kmem.pointee.map.findSpace(size: slabBytes, alignment: slabBytes) ?? 0
+            slot = kmem.pointee.map.findSpace(size: slabBytes, alignment: slabBytes)
             kmem.pointee.lock.unlock()
-            if slot == 0 || Pmap.leafEntry(slot) == nil { break }
+            guard let candidate = slot, Pmap.leafEntry(candidate) != nil else { break }
             guard let range = Kmem.reserveRange(kmem, pageSize, .ordinary) else { break }
             reserved.append(range)
         }
-        Test.expect(slot != 0 && Pmap.leafEntry(slot) == nil, "found a kmem slot whose page table does not exist (\(reserved.count) pages reserved to get there)")
+        Test.expect(slot != nil && Pmap.leafEntry(slot!) == nil, "found a kmem slot whose page table does not exist (\(reserved.count) pages reserved to get there)")
 
         // Room for every swblock taken below, before memory is drained.
         var held: [UnsafeMutableRawPointer] = []
@@ -130,7 +130,7 @@ enum AllocationContextTests {
         let channel = UnsafeRawPointer(shared)
         // Four MiB of pageable memory: a 2 MiB-aligned page inside it has a page table of its own.
         let range = Kmem.allocatePageable(4 << 20)!
-        let address = roundUp(range, to: largePageSize)
+        let address = range.roundedUp(to: largePageSize)
         pointer(at: address).storeBytes(of: 0x5EED_F00D, as: UInt64.self)     // zero-fill fault: resident
         Pmap.remove(address, pages: 1)                                          // unmapped; table freed
         Test.expect(Pmap.leafEntry(address) == nil, "the page's page table is gone")

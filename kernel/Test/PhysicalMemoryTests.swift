@@ -176,12 +176,12 @@ enum PhysicalMemoryTests {
         Test.expect(MemoryLayout<VMPage>.stride <= 64, "a descriptor is at most 64 bytes")
         var pages = 0
         for range in MemoryBootstrap.map!.usable {
-            let first = PhysicalMemory.index(of: PhysicalAddress(range.start))
-            let last = PhysicalMemory.index(of: PhysicalAddress(range.end - pageSize))
+            let first = PhysicalMemory.index(of: range.start)
+            let last = PhysicalMemory.index(of: range.end - pageSize)
             Test.expect(first != nil && last != nil, "range \(hex: range.start) has descriptors")
             if let first = first, let last = last {
                 Test.expectEqual(last.int - first.int + 1, Int(range.pageCount), "descriptors in range \(hex: range.start)")
-                Test.expectEqual(PhysicalMemory.physicalAddress(of: last).rawValue, range.end - pageSize, "last page address")
+                Test.expectEqual(PhysicalMemory.physicalAddress(of: last).rawValue, (range.end - pageSize).rawValue, "last page address")
             }
             pages += Int(range.pageCount)
         }

@@ -115,15 +115,16 @@ enum PmapTests {
 
     static func directMapCoversEveryUsablePage() {
         for range in MemoryBootstrap.map!.usable {
-            for physical in [range.start, range.end - pageSize, range.start + (range.byteCount / 2) & ~(pageSize - 1)] {
-                let virtual = KernelLayout.directMapBase + physical
-                Test.expect(Pmap.extract(virtual) == PhysicalAddress(physical), "direct map of \(hex: physical)")
+            let middle = range.start + ((range.byteCount / 2) & ~(pageSize - 1))
+            for physical in [range.start, range.end - pageSize, middle] {
+                let virtual = KernelLayout.directMapAddress(of: physical)
+                Test.expect(Pmap.extract(virtual) == physical, "direct map of \(hex: physical)")
             }
         }
         Test.expect(Pmap.extract(KernelLayout.directMapBase) == nil, "page 0 is not in the direct map")
-        Test.expect(Pmap.extract(0) == nil, "virtual page 0 is not mapped")
-        Test.expect(Pmap.extract(arch_boot_stack_guard()) == nil, "the boot stack guard page is not mapped")
-        Test.expect(Pmap.extract(arch_text_start()) == PhysicalAddress(arch_text_start()), "kernel text at its link address")
+        Test.expect(Pmap.extract(VirtualAddress(0)) == nil, "virtual page 0 is not mapped")
+        Test.expect(Pmap.extract(VirtualAddress(arch_boot_stack_guard())) == nil, "the boot stack guard page is not mapped")
+        Test.expect(Pmap.extract(VirtualAddress(arch_text_start())) == PhysicalAddress(arch_text_start()), "kernel text at its link address")
     }
 
     static func removingFreesAndNeverAllocates() {

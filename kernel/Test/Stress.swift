@@ -37,7 +37,7 @@ enum Stress {
 
     /// One live object of a worker.
     struct Live {
-        var address: UInt64
+        var address: VirtualAddress
         var pages: UInt32
         var id: UInt32
     }

@@ -72,7 +72,7 @@ enum SwapTests {
     }
 
     struct Region {
-        var address: UInt64 = 0
+        var address = VirtualAddress(0)
         var pages = 0
         var seed: UInt64 = 0
         var mismatches = 0
@@ -104,7 +104,7 @@ enum SwapTests {
         var threads: [ThreadRef] = []
         for index in 0..<workers {
             let region = regions + index
-            region.initialize(to: Region(address: 0, pages: perWorker, seed: KernelOptions.seed &+ UInt64(index), mismatches: 0))
+            region.initialize(to: Region(address: VirtualAddress(0), pages: perWorker, seed: KernelOptions.seed &+ UInt64(index), mismatches: 0))
             threads.append(Threads.spawn("worker") {
                 region.pointee.address = Kmem.allocatePageable(UInt64(perWorker) * pageSize, owner: Scheduler.current.pointee.id)!
                 exercise(region)
@@ -134,7 +134,7 @@ enum SwapTests {
     static func workloadBiggerThanRAMAndSwapIsStoppedWithAMessage() {
         let pages = (Int(PhysicalMemory.managedPages) + Int(SwapDevice.blocks)) * 3 / 2
         let region = UnsafeMutablePointer<Region>.allocate(capacity: 1)
-        region.initialize(to: Region(address: 0, pages: pages, seed: KernelOptions.seed, mismatches: 0))
+        region.initialize(to: Region(address: VirtualAddress(0), pages: pages, seed: KernelOptions.seed, mismatches: 0))
         let killsBefore = Pageout.statistics.oomKills
         let worker = Threads.spawn("hog") {
             region.pointee.address = Kmem.allocatePageable(UInt64(pages) * pageSize, owner: Scheduler.current.pointee.id)!
@@ -151,7 +151,7 @@ enum SwapTests {
 
     static func kernelCarriesOnAfterward() {
         let region = UnsafeMutablePointer<Region>.allocate(capacity: 1)
-        region.initialize(to: Region(address: 0, pages: 256, seed: 7, mismatches: 0))
+        region.initialize(to: Region(address: VirtualAddress(0), pages: 256, seed: 7, mismatches: 0))
         region.pointee.address = Kmem.allocatePageable(256 * pageSize, owner: Scheduler.current.pointee.id)!
         exercise(region)
         Test.expectEqual(region.pointee.mismatches, 0, "pages that came back different")

@@ -39,7 +39,7 @@ enum VMMapTests {
     static func kmemAllocationsHoldTheirData() {
         let freeBefore = PhysicalMemory.freePages
         let mappedBefore = KernelMaps.kmem.pointee.map.mappedBytes
-        var ranges: [(UInt64, UInt64)] = []
+        var ranges: [(VirtualAddress, UInt64)] = []
         ranges.reserveCapacity(8)
         let sizes: [UInt64] = [4096, 3 * 4096, 64 * 1024, 200 * 1024, 5000]
         for (number, size) in sizes.enumerated() {
@@ -94,7 +94,7 @@ enum VMMapTests {
         guard let submap = VMMaps.createSubmap("test-small", in: KernelMaps.kernelMap, size: 64 * 1024) else {
             return Test.fail("could not create a test submap")
         }
-        var addresses: [UInt64] = []
+        var addresses: [VirtualAddress] = []
         addresses.reserveCapacity(8)
         while let address = Kmem.allocate(16 * 1024, in: submap) { addresses.append(address) }
         Test.expectEqual(addresses.count, 4, "16 KiB allocations in a 64 KiB submap")
@@ -172,7 +172,7 @@ enum VMMapTests {
         guard let submap = VMMaps.createSubmap("test-workload", in: KernelMaps.kernelMap, size: 64 << 20) else {
             return Test.fail("could not create a test submap")
         }
-        var live: [(UInt64, UInt64)] = []
+        var live: [(VirtualAddress, UInt64)] = []
         live.reserveCapacity(512)
         let freeBefore = PhysicalMemory.freePages
         for _ in 0..<600 {

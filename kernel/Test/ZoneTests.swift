@@ -190,7 +190,7 @@ enum ZoneTests {
     static func swiftRuntimeAllocatesFromKmalloc() {
         var values: [UInt64] = []
         for value in 0..<64 { values.append(UInt64(value)) }
-        let address = values.withUnsafeBufferPointer { UInt64(UInt(bitPattern: $0.baseAddress!)) }
+        let address = values.withUnsafeBufferPointer { VirtualAddress($0.baseAddress!) }
         Test.expect(KernelLayout.isDirectMapped(address), "a Swift array's storage at \(hex: address) comes from kmalloc (direct map)")
         Test.expectEqual(values.reduce(0, +), UInt64(63 * 64 / 2), "array contents")
     }

@@ -17,7 +17,7 @@ enum Kmem {
 
     /// Wired memory: `bytes` (rounded up to pages) at an address aligned to `alignment`.
     static func allocate(_ bytes: UInt64, in map: MapRef = KernelMaps.kmem, alignment: UInt64 = pageSize,
-                         _ context: AllocationContext = .ordinary) -> UInt64? {
+                         _ context: AllocationContext = .ordinary) -> VirtualAddress? {
         let size = roundUp(bytes, to: pageSize)
         guard let start = insertEntry(map, size: size, alignment: alignment, kind: .wired, context) else { return nil }
         var mapped: UInt64 = 0
@@ -46,12 +46,12 @@ enum Kmem {
     }
 
     /// Frees [address, address + bytes) of wired memory - all of an allocation or a part.
-    static func free(_ address: UInt64, _ bytes: UInt64, in map: MapRef = KernelMaps.kmem) {
+    static func free(_ address: VirtualAddress, _ bytes: UInt64, in map: MapRef = KernelMaps.kmem) {
         removeRange(map, address, roundUp(bytes, to: pageSize))
     }
 
     /// Pageable memory: an address range backed by a new anonymous object, no pages yet.
-    static func allocatePageable(_ bytes: UInt64, owner: UInt64 = 0, _ context: AllocationContext = .ordinary) -> UInt64? {
+    static func allocatePageable(_ bytes: UInt64, owner: UInt64 = 0, _ context: AllocationContext = .ordinary) -> VirtualAddress? {
         let size = roundUp(bytes, to: pageSize)
         guard let object = MemoryObjects.create(pages: Int(size / pageSize)) else { return nil }
         object.pointee.owner = owner
@@ -62,12 +62,12 @@ enum Kmem {
         return start
     }
 
-    static func freePageable(_ address: UInt64, _ bytes: UInt64) {
+    static func freePageable(_ address: VirtualAddress, _ bytes: UInt64) {
         removeRange(KernelMaps.pageable, address, roundUp(bytes, to: pageSize))
     }
 
     /// Address space only: an entry with nothing behind it (pager windows). Free with `free`.
-    static func reserveRange(_ map: MapRef, _ bytes: UInt64, _ context: AllocationContext) -> UInt64? {
+    static func reserveRange(_ map: MapRef, _ bytes: UInt64, _ context: AllocationContext) -> VirtualAddress? {
         insertEntry(map, size: roundUp(bytes, to: pageSize), alignment: pageSize, kind: .reserved, context)
     }
 
@@ -75,7 +75,7 @@ enum Kmem {
 
     /// Reserves an entry, finds space, inserts the entry. Returns the range's start.
     private static func insertEntry(_ map: MapRef, size: UInt64, alignment: UInt64, kind: MapEntryKind,
-                                    _ context: AllocationContext, object: ObjectRef? = nil) -> UInt64? {
+                                    _ context: AllocationContext, object: ObjectRef? = nil) -> VirtualAddress? {
         guard var spares = VMMaps.reserve(map, 1, context) else {
             countEvent(&failures)
             Log.warn(.vm, "kmem: no map entry for \(map.pointee.map.name) (the map_entry zone is exhausted)")
@@ -92,7 +92,7 @@ enum Kmem {
             return nil
         }
         let entry = spares.take("kmem insert")
-        entry.initialize(to: MapEntry(start: start, end: start + size, kind: kind, protection: Protection.readWrite.rawValue))
+        entry.initialize(to: MapEntry(start: start, end: start + size, kind: kind, protection: .readWrite))
         entry.pointee.object = object.map { UnsafeMutableRawPointer($0) }
         map.pointee.map.insert(entry)
         map.pointee.lock.unlock()
@@ -102,7 +102,7 @@ enum Kmem {
     }
 
     /// Undoes a partly built wired allocation and reports why.
-    private static func undo(_ map: MapRef, _ start: UInt64, _ size: UInt64, _ mapped: UInt64, _ why: StaticString) -> UInt64? {
+    private static func undo(_ map: MapRef, _ start: VirtualAddress, _ size: UInt64, _ mapped: UInt64, _ why: StaticString) -> VirtualAddress? {
         countEvent(&failures)
         Log.debug(.vm, "kmem: allocation of \(bytes: size) in \(map.pointee.map.name) undone: \(why) after \(mapped / pageSize) pages")
         removeRange(map, start, size)
@@ -112,7 +112,7 @@ enum Kmem {
     /// Removes [start, start + size) from `map` and releases what was behind it. A spare
     /// entry is reserved first only when the range splits an entry (from the map's stock,
     /// which allocating paths keep full); from there on nothing allocates.
-    static func removeRange(_ map: MapRef, _ start: UInt64, _ size: UInt64) {
+    static func removeRange(_ map: MapRef, _ start: VirtualAddress, _ size: UInt64) {
         var spares = EntryReservation()
         var reserved = false
         while true {

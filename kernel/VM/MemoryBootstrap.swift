@@ -20,11 +20,11 @@ enum MemoryBootstrap {
 
     static func run() {
         var exclusions: [(PhysicalRange, StaticString)] = [
-            (PhysicalRange(start: 0, end: pageSize), "page 0"),
-            (PhysicalRange(start: arch_kernel_start(), end: arch_kernel_end()), "kernel image"),
+            (PhysicalRange(start: PhysicalAddress(0), end: PhysicalAddress(pageSize)), "page 0"),
+            (PhysicalRange(start: PhysicalAddress(arch_kernel_start()), end: PhysicalAddress(arch_kernel_end())), "kernel image"),
         ]
         for (start, end) in BootInfo.loaderRanges {
-            exclusions.append((PhysicalRange(start: start, end: end), "multiboot structures"))
+            exclusions.append((PhysicalRange(start: PhysicalAddress(start), end: PhysicalAddress(end)), "multiboot structures"))
         }
         for (range, what) in exclusions {
             Log.info(.pmm, "excluded \(address: range.start) - \(address: range.end) \(what)")

@@ -24,19 +24,19 @@ enum PageFault {
         isEnabled = true
     }
 
-    static func handle(_ frame: UnsafeMutablePointer<InterruptFrame>, _ address: UInt64) -> Bool {
+    static func handle(_ frame: UnsafeMutablePointer<InterruptFrame>, _ address: VirtualAddress) -> Bool {
         let pageable = KernelMaps.pageable.pointee.map
         guard address >= pageable.start && address < pageable.end else { return false }
         guard frame.pointee.rflags & (1 << 9) != 0 else {
             panic("page fault on pageable memory at \(address: address) with interrupts off: the page cannot be waited for")
         }
         CPU.enableInterrupts()
-        let resolved = resolve(roundDown(address, to: pageSize))
+        let resolved = resolve(address.roundedDown(to: pageSize))
         CPU.disableInterrupts()
         return resolved
     }
 
-    private static func resolve(_ address: UInt64) -> Bool {
+    private static func resolve(_ address: VirtualAddress) -> Bool {
         while true {
             if Scheduler.current.pointee.killed { Threads.exit() }
             let map = KernelMaps.pageable

@@ -46,7 +46,7 @@ enum SwapPager {
             countEvent(&windowFailures)
             return nil
         }
-        let result = body(pointer(at: address))
+        let result = body(address.pointer)
         Kmem.free(address, pageSize, in: KernelMaps.pager)
         return result
     }

@@ -36,7 +36,7 @@ enum VMMaps {
     static var validateAfterEveryOperation = false
     static let defaultStockTarget = 2
 
-    static func create(_ name: StaticString, start: UInt64, end: UInt64, parent: MapRef? = nil) -> MapRef {
+    static func create(_ name: StaticString, start: VirtualAddress, end: VirtualAddress, parent: MapRef? = nil) -> MapRef {
         let control = MapRef.allocate(capacity: 1)
         control.initialize(to: MapControl(map: VMMapState(name: name, start: start, end: end), lock: SpinLock(name),
                                           stockTarget: defaultStockTarget, parent: parent))
@@ -56,7 +56,7 @@ enum VMMaps {
         }
         let submap = create(name, start: start, end: start + size, parent: parent)
         let entry = spares.take("submap")
-        entry.initialize(to: MapEntry(start: start, end: start + size, kind: .submap, protection: Protection.readWrite.rawValue))
+        entry.initialize(to: MapEntry(start: start, end: start + size, kind: .submap, protection: .readWrite))
         entry.pointee.object = UnsafeMutableRawPointer(submap)
         parent.pointee.map.insert(entry)
         parent.pointee.lock.unlock()

@@ -39,7 +39,7 @@ enum CPU {
     static func enableInterruptsAndHalt() { arch_sti_hlt() }
     static func pause() { arch_pause() }
 
-    static func invalidatePage(_ address: UInt64) { arch_invlpg(address) }
+    static func invalidatePage(_ address: VirtualAddress) { arch_invlpg(address.rawValue) }
 
     static var framePointer: UInt64 { arch_read_rbp() }
     static var stackPointer: UInt64 { arch_read_rsp() }

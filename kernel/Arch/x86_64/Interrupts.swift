@@ -46,7 +46,7 @@ func interruptDispatch(_ rawFrame: UnsafeMutableRawPointer) {
         let faultAddress = CPU.cr2
         // Offered to the VM first once it serves faults (PageFault.swift); it returns true when
         // it resolved the fault and the faulting instruction may be retried.
-        if PageFault.isEnabled && PageFault.handle(frame, faultAddress) { return }
+        if PageFault.isEnabled && PageFault.handle(frame, VirtualAddress(faultAddress)) { return }
         Exception.fatal(frame, faultAddress: faultAddress)
     case 0..<Interrupts.firstExternalVector:
         Exception.fatal(frame, faultAddress: 0)

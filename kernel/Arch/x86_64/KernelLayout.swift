@@ -12,22 +12,27 @@
 // until the kernel's own page tables are loaded, through the direct map afterwards.
 
 enum KernelLayout {
-    static let directMapBase: UInt64 = 0x0000_4000_0000_0000
+    static let directMapBase = VirtualAddress(0x0000_4000_0000_0000)
     /// Physical memory at or above this is not mapped (the direct map ends at 0x0000_8000_0000_0000).
-    static let directMapLimit: UInt64 = 0x0000_4000_0000_0000
-    static let kernelMapBase: UInt64 = 0x0000_6000_0000_0000
+    static let directMapLimit = PhysicalAddress(0x0000_4000_0000_0000)
+    static let kernelMapBase = VirtualAddress(0x0000_6000_0000_0000)
     static let kernelMapSize: UInt64 = 512 << 30
-    static let pmapTestWindowBase: UInt64 = 0x0000_7000_0000_0000
+    static let pmapTestWindowBase = VirtualAddress(0x0000_7000_0000_0000)
     static let pmapTestWindowSize: UInt64 = 1 << 30
     /// Memory the boot identity map reaches; the boot page allocator stays below it.
-    static let bootIdentityLimit: UInt64 = 4 << 30
+    static let bootIdentityLimit = PhysicalAddress(4 << 30)
 
-    static func isDirectMapped(_ address: UInt64) -> Bool {
-        address >= directMapBase && address < directMapBase + directMapLimit
+    static func isDirectMapped(_ address: VirtualAddress) -> Bool {
+        address >= directMapBase && address < directMapAddress(of: directMapLimit)
+    }
+
+    /// Where the direct map shows the physical address `address`.
+    static func directMapAddress(of address: PhysicalAddress) -> VirtualAddress {
+        directMapBase + address.rawValue
     }
 
     /// Virtual ranges pmap.enter may map pages into.
-    static func isMappable(_ address: UInt64) -> Bool {
+    static func isMappable(_ address: VirtualAddress) -> Bool {
         (address >= kernelMapBase && address < kernelMapBase + kernelMapSize)
             || (address >= pmapTestWindowBase && address < pmapTestWindowBase + pmapTestWindowSize)
     }
@@ -35,17 +40,17 @@ enum KernelLayout {
 
 enum PhysicalWindow {
     /// 0 while the boot identity map is active; the direct-map base afterwards.
-    static var base: UInt64 = 0
+    static var base = VirtualAddress(0)
 
     @inline(__always)
     static func pointer(to address: PhysicalAddress) -> UnsafeMutableRawPointer {
-        UnsafeMutableRawPointer(bitPattern: UInt(base + address.rawValue))!
+        (base + address.rawValue).pointer
     }
 
     /// The physical address behind a direct-map pointer.
     @inline(__always)
     static func physicalAddress(of pointer: UnsafeRawPointer) -> PhysicalAddress {
-        let address = UInt64(UInt(bitPattern: pointer))
+        let address = VirtualAddress(pointer)
         kassert(KernelLayout.isDirectMapped(address), "\(address: address) is not a direct-map address")
         return PhysicalAddress(address - KernelLayout.directMapBase)
     }
@@ -53,6 +58,6 @@ enum PhysicalWindow {
 
 /// A raw pointer to the kernel virtual address `address`.
 @inline(__always)
-func pointer(at address: UInt64) -> UnsafeMutableRawPointer {
-    UnsafeMutableRawPointer(bitPattern: UInt(address))!
+func pointer(at address: VirtualAddress) -> UnsafeMutableRawPointer {
+    address.pointer
 }

@@ -35,14 +35,7 @@ struct PageTableEntry: RawRepresentable, Equatable {
     func has(_ flag: UInt64) -> Bool { rawValue & flag != 0 }
 }
 
-/// What a mapping allows.
-struct Protection: OptionSet {
-    var rawValue: UInt8
-    static let read = Protection(rawValue: 1)
-    static let write = Protection(rawValue: 2)
-    static let execute = Protection(rawValue: 4)
-    static let readWrite: Protection = [.read, .write]
-
+extension Protection {
     /// Leaf-entry flags for this protection (present always; NX only when the CPU has it).
     var entryFlags: UInt64 {
         var flags = PageTableEntry.present
@@ -56,8 +49,8 @@ enum PageTableLevel: Int {
     case pml4 = 3, pdpt = 2, pd = 1, pt = 0
 
     /// Index of `address` in a table of this level.
-    func index(of address: UInt64) -> Int {
-        Int((address >> (12 + 9 * UInt64(rawValue))) & 0x1FF)
+    func index(of address: VirtualAddress) -> Int {
+        Int((address.rawValue >> (12 + 9 * UInt64(rawValue))) & 0x1FF)
     }
 
     /// Bytes one entry of this level covers.

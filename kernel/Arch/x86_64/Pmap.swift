@@ -64,10 +64,11 @@ enum Pmap {
         Log.info(.pmap, "kernel page tables loaded: direct map of \(bytes: statistics.directMapLargePages * largePageSize + statistics.directMapSmallPages * pageSize) at \(address: KernelLayout.directMapBase) (\(statistics.directMapLargePages) 2 MiB pages, \(statistics.directMapSmallPages) 4 KiB pages), \(statistics.bootTablePages) table pages; boot identity map gone, NX \(noExecuteSupported ? "on" as StaticString : "unavailable")")
     }
 
+    /// Maps part of the kernel image where it was loaded: virtual = physical.
     private static func mapImage(_ start: UInt64, _ end: UInt64, _ protection: Protection) {
-        var address = roundDown(start, to: pageSize)
-        while address < end {
-            bootMap(address, PhysicalAddress(address), flags: protection.entryFlags, large: false)
+        var address = PhysicalAddress(start).roundedDown(to: pageSize)
+        while address < PhysicalAddress(end) {
+            bootMap(VirtualAddress(address.rawValue), address, flags: protection.entryFlags, large: false)
             address += pageSize
         }
     }
@@ -76,12 +77,12 @@ enum Pmap {
         var address = range.start
         let flags = Protection.readWrite.entryFlags
         while address < range.end {
-            if address % largePageSize == 0 && range.end - address >= largePageSize {
-                bootMap(KernelLayout.directMapBase + address, PhysicalAddress(address), flags: flags | PageTableEntry.largePage, large: true)
+            if address.isAligned(to: largePageSize) && range.end - address >= largePageSize {
+                bootMap(KernelLayout.directMapAddress(of: address), address, flags: flags | PageTableEntry.largePage, large: true)
                 statistics.directMapLargePages += 1
                 address += largePageSize
             } else {
-                bootMap(KernelLayout.directMapBase + address, PhysicalAddress(address), flags: flags, large: false)
+                bootMap(KernelLayout.directMapAddress(of: address), address, flags: flags, large: false)
                 statistics.directMapSmallPages += 1
                 address += pageSize
             }
@@ -89,7 +90,7 @@ enum Pmap {
     }
 
     /// Maps one page during bootstrap, stealing table pages as needed.
-    private static func bootMap(_ virtualAddress: UInt64, _ physical: PhysicalAddress, flags: UInt64, large: Bool) {
+    private static func bootMap(_ virtualAddress: VirtualAddress, _ physical: PhysicalAddress, flags: UInt64, large: Bool) {
         var current = root
         let leafLevel: PageTableLevel = large ? .pd : .pt
         var level = PageTableLevel.pml4
@@ -136,7 +137,7 @@ enum Pmap {
         }
     }
 
-    static func walk(_ address: UInt64) -> Walk {
+    static func walk(_ address: VirtualAddress) -> Walk {
         var walk = Walk()
         walk.push(root)
         var level = PageTableLevel.pml4
@@ -154,7 +155,7 @@ enum Pmap {
     }
 
     /// The 4 KiB leaf entry for `address`, if its page table exists.
-    static func leafEntry(_ address: UInt64) -> UnsafeMutablePointer<UInt64>? {
+    static func leafEntry(_ address: VirtualAddress) -> UnsafeMutablePointer<UInt64>? {
         let path = walk(address)
         guard path.depth == 4 else { return nil }
         return table(path.table(3)) + PageTableLevel.pt.index(of: address)
@@ -180,8 +181,8 @@ enum Pmap {
     /// VM internals and the pageout path may take the PV zone's reserve; an ordinary caller
     /// may instead wait for the PV entry when its context allows. Page-table pages never wait.
     @discardableResult
-    static func enter(_ address: UInt64, page: PageIndex, protection: Protection, _ context: AllocationContext) -> Bool {
-        kassert(address % pageSize == 0 && KernelLayout.isMappable(address), "pmap.enter: \(address: address) is not a mappable page address")
+    static func enter(_ address: VirtualAddress, page: PageIndex, protection: Protection, _ context: AllocationContext) -> Bool {
+        kassert(address.isPageAligned && KernelLayout.isMappable(address), "pmap.enter: \(address: address) is not a mappable page address")
         let frame = PhysicalMemory.physicalAddress(of: page)
         // Everything that can fail is taken first: the PV entry, then the tables that are
         // missing. Both are allocated with interrupts on; the tables are linked with them off,
@@ -235,7 +236,7 @@ enum Pmap {
     }
 
     /// Sets the leaf entry (interrupts off). Consumes `pv` one way or the other.
-    private static func installLeaf(_ address: UInt64, frame: PhysicalAddress, page: PageIndex, protection: Protection,
+    private static func installLeaf(_ address: VirtualAddress, frame: PhysicalAddress, page: PageIndex, protection: Protection,
                                     table current: PhysicalAddress, pv: UnsafeMutablePointer<PVEntry>) -> Bool {
         let slot = table(current) + PageTableLevel.pt.index(of: address)
         let old = PageTableEntry(rawValue: slot.pointee)
@@ -267,7 +268,7 @@ enum Pmap {
 
     /// Unmaps `count` pages from `address` on. Frees the PV entries and any table page left
     /// empty; allocates nothing.
-    static func remove(_ address: UInt64, pages count: Int) {
+    static func remove(_ address: VirtualAddress, pages count: Int) {
         FreePath.enter()
         var current = address
         let end = address + UInt64(count) * pageSize
@@ -288,7 +289,7 @@ enum Pmap {
 
     /// Clears one present leaf entry, drops the page's PV entry and, with `freeTables`, frees
     /// the tables that became empty, bottom up (never the PML4).
-    private static func unmapLeaf(_ address: UInt64, slot: UnsafeMutablePointer<UInt64>, tableAddress: PhysicalAddress,
+    private static func unmapLeaf(_ address: VirtualAddress, slot: UnsafeMutablePointer<UInt64>, tableAddress: PhysicalAddress,
                                   freeTables: Bool, path: Walk? = nil) {
         let frame = PageTableEntry(rawValue: slot.pointee).frame
         slot.pointee = 0
@@ -319,19 +320,19 @@ enum Pmap {
     }
 
     /// The physical address `address` translates to, or nil when it is not mapped.
-    static func extract(_ address: UInt64) -> PhysicalAddress? {
+    static func extract(_ address: VirtualAddress) -> PhysicalAddress? {
         let path = walk(address)
         if let large = path.largeLeaf {
-            return PhysicalAddress((large & PageTableEntry.frameMask & ~(largePageSize - 1)) + (address & (largePageSize - 1)))
+            return PhysicalAddress((large & PageTableEntry.frameMask & ~(largePageSize - 1)) + address.offset(within: largePageSize))
         }
         guard path.depth == 4 else { return nil }
         let entry = PageTableEntry(rawValue: table(path.table(3))[PageTableLevel.pt.index(of: address)])
         guard entry.isPresent else { return nil }
-        return entry.frame + (address & (pageSize - 1))
+        return entry.frame + address.offset(within: pageSize)
     }
 
     /// Changes the protection of the mapped pages in [address, address + count pages).
-    static func protect(_ address: UInt64, pages count: Int, _ protection: Protection) {
+    static func protect(_ address: VirtualAddress, pages count: Int, _ protection: Protection) {
         for number in 0..<count {
             let current = address + UInt64(number) * pageSize
             withInterruptsDisabled {
@@ -346,7 +347,7 @@ enum Pmap {
     /// Allocates every missing page table for [start, end) now and pins them, so that mapping
     /// there later never needs a page-table page. Only `levels` levels below the PML4 are
     /// made: 1 = the PDPT, 3 = down to the page tables.
-    static func pinTables(_ start: UInt64, _ end: UInt64, levels: Int) {
+    static func pinTables(_ start: VirtualAddress, _ end: VirtualAddress, levels: Int) {
         var address = start
         let step = levels == 1 ? PageTableLevel.pml4.entrySpan : PageTableLevel.pd.entrySpan
         while address < end {

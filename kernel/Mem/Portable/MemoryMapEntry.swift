@@ -43,4 +43,7 @@ public struct MemoryMapEntry: Equatable {
         let (sum, overflow) = base.addingReportingOverflow(length)
         return overflow ? UInt64.max : sum
     }
+
+    /// The physical memory the entry describes.
+    public var range: PhysicalRange { PhysicalRange(start: PhysicalAddress(base), end: PhysicalAddress(end)) }
 }

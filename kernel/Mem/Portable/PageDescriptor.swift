@@ -56,9 +56,9 @@ public struct PageFlags: OptionSet, Equatable {
 public struct PVEntry {
     public var next: UnsafeMutablePointer<PVEntry>?
     public var pmap: UnsafeMutableRawPointer?
-    public var virtualAddress: UInt64
+    public var virtualAddress: VirtualAddress
 
-    public init(pmap: UnsafeMutableRawPointer?, virtualAddress: UInt64) {
+    public init(pmap: UnsafeMutableRawPointer?, virtualAddress: VirtualAddress) {
         self.next = nil
         self.pmap = pmap
         self.virtualAddress = virtualAddress
@@ -97,7 +97,7 @@ public struct VMPage {
     }
 
     /// Unlinks the mapping at (`pmap`, `virtualAddress`) and returns it, or nil if there is none.
-    public mutating func removeMapping(pmap: UnsafeMutableRawPointer?, virtualAddress: UInt64) -> UnsafeMutablePointer<PVEntry>? {
+    public mutating func removeMapping(pmap: UnsafeMutableRawPointer?, virtualAddress: VirtualAddress) -> UnsafeMutablePointer<PVEntry>? {
         var link: UnsafeMutablePointer<PVEntry>? = nil
         var entry = pvList
         while let current = entry {

@@ -22,22 +22,20 @@ public struct PhysicalMemoryMap {
     /// Usable bytes at or above the limit.
     public private(set) var beyondLimitBytes: UInt64 = 0
 
-    public init(entries: [MemoryMapEntry], exclusions: [PhysicalRange], limit: UInt64 = UInt64.max) {
-        let declaredUsable = PhysicalMemoryMap.merge(entries.filter { $0.kind == .usable && $0.length > 0 }
-            .map { PhysicalRange(start: $0.base, end: $0.end) })
-        let reserved = PhysicalMemoryMap.merge(entries.filter { $0.kind != .usable && $0.length > 0 }
-            .map { PhysicalRange(start: $0.base, end: $0.end) })
+    public init(entries: [MemoryMapEntry], exclusions: [PhysicalRange], limit: PhysicalAddress = PhysicalAddress(UInt64.max)) {
+        let declaredUsable = PhysicalMemoryMap.merge(entries.filter { $0.kind == .usable && $0.length > 0 }.map { $0.range })
+        let reserved = PhysicalMemoryMap.merge(entries.filter { $0.kind != .usable && $0.length > 0 }.map { $0.range })
         reservedBytes = reserved.reduce(0) { $0 + $1.byteCount }
 
         var remaining = PhysicalMemoryMap.subtract(reserved, from: declaredUsable)
         let usableBeforeExclusions = remaining.reduce(0) { $0 + $1.byteCount }
         remaining = PhysicalMemoryMap.subtract(PhysicalMemoryMap.merge(exclusions), from: remaining)
-        let beyond = PhysicalMemoryMap.subtract([PhysicalRange(start: 0, end: limit)], from: remaining)
+        let beyond = PhysicalMemoryMap.subtract([PhysicalRange(start: PhysicalAddress(0), end: limit)], from: remaining)
         beyondLimitBytes = beyond.reduce(0) { $0 + $1.byteCount }
         remaining = PhysicalMemoryMap.subtract(beyond, from: remaining)
 
         for range in remaining {
-            let aligned = PhysicalRange(start: roundUp(range.start, to: pageSize), end: roundDown(range.end, to: pageSize))
+            let aligned = PhysicalRange(start: range.start.roundedUp(to: pageSize), end: range.end.roundedDown(to: pageSize))
             if aligned.start < aligned.end && aligned.start >= range.start {
                 usable.append(aligned)
             }

@@ -16,8 +16,8 @@ public enum MapEntryKind: UInt8 {
 }
 
 public struct MapEntry {
-    public var start: UInt64
-    public var end: UInt64
+    public var start: VirtualAddress
+    public var end: VirtualAddress
     public var left: UnsafeMutablePointer<MapEntry>?
     public var right: UnsafeMutablePointer<MapEntry>?
     public var parent: UnsafeMutablePointer<MapEntry>?
@@ -32,11 +32,10 @@ public struct MapEntry {
     public var offset: UInt64
     public var isRed: Bool
     public var kind: MapEntryKind
-    /// A Protection raw value.
-    public var protection: UInt8
+    public var protection: Protection
     public var flags: UInt8
 
-    public init(start: UInt64, end: UInt64, kind: MapEntryKind, protection: UInt8) {
+    public init(start: VirtualAddress, end: VirtualAddress, kind: MapEntryKind, protection: Protection) {
         self.start = start
         self.end = end
         self.left = nil

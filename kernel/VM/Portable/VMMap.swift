@@ -90,8 +90,8 @@ public struct RemovedRange {
 
 public struct VMMapState {
     public let name: StaticString
-    public let start: UInt64
-    public let end: UInt64
+    public let start: VirtualAddress
+    public let end: VirtualAddress
     public var root: EntryPointer? = nil
     public var first: EntryPointer? = nil
     public var last: EntryPointer? = nil
@@ -100,7 +100,7 @@ public struct VMMapState {
     /// Free space between `start` and the first entry (the whole map when empty).
     public var leadingGap: UInt64
 
-    public init(name: StaticString, start: UInt64, end: UInt64) {
+    public init(name: StaticString, start: VirtualAddress, end: VirtualAddress) {
         precondition(start < end, "vm_map: empty range")
         self.name = name
         self.start = start
@@ -116,15 +116,15 @@ public struct VMMapState {
     /// page alignment; for larger alignments it looks for a gap of size + alignment - page,
     /// which always holds an aligned run, and so stays O(log n) - at the price of passing over
     /// a smaller gap that happens to be aligned already.
-    public func findSpace(size: UInt64, alignment: UInt64, pageSize: UInt64 = 4096) -> UInt64? {
+    public func findSpace(size: UInt64, alignment: UInt64, pageSize: UInt64 = 4096) -> VirtualAddress? {
         precondition(size > 0 && alignment >= pageSize && alignment & (alignment - 1) == 0, "vm_map: bad findSpace request")
         let need = size + alignment - pageSize
-        let leadingStart = roundUp(start, to: alignment)
+        let leadingStart = start.roundedUp(to: alignment)
         let firstStart = first?.pointee.start ?? end
         if leadingStart >= start && leadingStart <= firstStart && firstStart - leadingStart >= size { return leadingStart }
         guard let entry = lowestGap(atLeast: need) else { return nil }
         let gapStart = entry.pointee.end
-        let aligned = roundUp(gapStart, to: alignment)
+        let aligned = gapStart.roundedUp(to: alignment)
         precondition(aligned + size <= gapStart + entry.pointee.gapAfter, "vm_map: gap search found a gap that does not fit")
         return aligned
     }
@@ -189,7 +189,7 @@ public struct VMMapState {
     /// new entry from the reservation takes [address, end), with the same kind, object and
     /// protection, and the object offset moved on. Returns the new upper entry.
     @discardableResult
-    public mutating func clip(_ entry: EntryPointer, at address: UInt64, using spares: inout EntryReservation) -> EntryPointer {
+    public mutating func clip(_ entry: EntryPointer, at address: VirtualAddress, using spares: inout EntryReservation) -> EntryPointer {
         precondition(address > entry.pointee.start && address < entry.pointee.end, "vm_map: clip outside the entry")
         let upper = spares.take("clip")
         var copy = entry.pointee
@@ -213,7 +213,7 @@ public struct VMMapState {
     /// spare entry. What was removed comes back in `removed` - whole entries (still valid, to
     /// be released and reused) and at most two edge pieces - so the caller can release it
     /// after unlocking the map. Allocates nothing.
-    public mutating func removeRange(_ rangeStart: UInt64, _ rangeEnd: UInt64, using spares: inout EntryReservation,
+    public mutating func removeRange(_ rangeStart: VirtualAddress, _ rangeEnd: VirtualAddress, using spares: inout EntryReservation,
                                      removed: inout RemovedRange) {
         precondition(rangeStart < rangeEnd, "vm_map: empty range to remove")
         if let entry = lookup(rangeStart), entry.pointee.start < rangeStart, entry.pointee.end > rangeEnd {
@@ -237,7 +237,7 @@ public struct VMMapState {
     }
 
     /// Whether entries cover every byte of [rangeStart, rangeEnd), with no hole.
-    public func covers(_ rangeStart: UInt64, _ rangeEnd: UInt64) -> Bool {
+    public func covers(_ rangeStart: VirtualAddress, _ rangeEnd: VirtualAddress) -> Bool {
         guard var entry = lookup(rangeStart) else { return false }
         while entry.pointee.end < rangeEnd {
             guard let next = entry.pointee.next, next.pointee.start == entry.pointee.end else { return false }
@@ -247,13 +247,13 @@ public struct VMMapState {
     }
 
     /// Whether removing [rangeStart, rangeEnd) would split an entry in two (and so need a spare).
-    public func removalSplitsAnEntry(_ rangeStart: UInt64, _ rangeEnd: UInt64) -> Bool {
+    public func removalSplitsAnEntry(_ rangeStart: VirtualAddress, _ rangeEnd: VirtualAddress) -> Bool {
         guard let entry = lookup(rangeStart) else { return false }
         return entry.pointee.start < rangeStart && entry.pointee.end > rangeEnd
     }
 
     /// Shortens `entry` to end at `newEnd`; returns the piece cut off.
-    mutating func trimEnd(_ entry: EntryPointer, to newEnd: UInt64) -> MapEntry {
+    mutating func trimEnd(_ entry: EntryPointer, to newEnd: VirtualAddress) -> MapEntry {
         var piece = entry.pointee
         piece.offset += newEnd - piece.start
         piece.start = newEnd
@@ -266,7 +266,7 @@ public struct VMMapState {
 
     /// Shortens `entry` to start at `newStart`; returns the piece cut off. The entry keeps its
     /// place in the tree (its order relative to the others does not change).
-    mutating func trimStart(_ entry: EntryPointer, to newStart: UInt64) -> MapEntry {
+    mutating func trimStart(_ entry: EntryPointer, to newStart: VirtualAddress) -> MapEntry {
         var piece = entry.pointee
         piece.end = newStart
         let cut = newStart - entry.pointee.start
@@ -284,7 +284,7 @@ public struct VMMapState {
 
     /// Sets the protection of [rangeStart, rangeEnd), clipping entries at its edges. Needs at
     /// most 2 spare entries. Calls `changed` for each entry it changed.
-    public mutating func protect(_ rangeStart: UInt64, _ rangeEnd: UInt64, _ protection: UInt8,
+    public mutating func protect(_ rangeStart: VirtualAddress, _ rangeEnd: VirtualAddress, _ protection: Protection,
                                  using spares: inout EntryReservation, _ changed: (MapEntry) -> Void) {
         clipRange(rangeStart, rangeEnd, using: &spares)
         var current = firstEntry(atOrAfter: rangeStart)
@@ -296,13 +296,13 @@ public struct VMMapState {
     }
 
     /// The entry containing `address`, or else the first entry after it.
-    public func firstEntry(atOrAfter address: UInt64) -> EntryPointer? {
+    public func firstEntry(atOrAfter address: VirtualAddress) -> EntryPointer? {
         guard let floor = floorEntry(address) else { return first }
         return floor.pointee.end > address ? floor : floor.pointee.next
     }
 
     /// Makes rangeStart and rangeEnd entry boundaries wherever they fall inside an entry.
-    mutating func clipRange(_ rangeStart: UInt64, _ rangeEnd: UInt64, using spares: inout EntryReservation) {
+    mutating func clipRange(_ rangeStart: VirtualAddress, _ rangeEnd: VirtualAddress, using spares: inout EntryReservation) {
         if let entry = lookup(rangeStart), entry.pointee.start < rangeStart { clip(entry, at: rangeStart, using: &spares) }
         if let entry = lookup(rangeEnd), entry.pointee.start < rangeEnd { clip(entry, at: rangeEnd, using: &spares) }
     }

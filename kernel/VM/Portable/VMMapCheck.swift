@@ -46,7 +46,7 @@ extension VMMapState {
     }
 
     /// Returns the black height of the subtree; records the first problem found.
-    private func checkSubtree(_ node: EntryPointer?, low: UInt64, high: UInt64, visited: inout Int,
+    private func checkSubtree(_ node: EntryPointer?, low: VirtualAddress, high: VirtualAddress, visited: inout Int,
                               inorder: inout EntryPointer?, problem: inout LogMessage?) -> Int {
         guard let node = node, problem == nil else { return 1 }
         let e = node.pointee

@@ -205,7 +205,7 @@ extension VMMapState {
     // MARK: - Searching
 
     /// The entry containing `address`, or nil. O(log n).
-    public func lookup(_ address: UInt64) -> EntryPointer? {
+    public func lookup(_ address: VirtualAddress) -> EntryPointer? {
         var node = root
         while let entry = node {
             if address < entry.pointee.start { node = entry.pointee.left }
@@ -216,7 +216,7 @@ extension VMMapState {
     }
 
     /// The last entry starting at or below `address`, or nil. O(log n).
-    public func floorEntry(_ address: UInt64) -> EntryPointer? {
+    public func floorEntry(_ address: VirtualAddress) -> EntryPointer? {
         var node = root
         var best: EntryPointer? = nil
         while let entry = node {
