@@ -171,9 +171,9 @@ func makeZone(objectSize: Int, alignment: Int = 8, slabPages: Int = 1, reserve: 
         var ordinary = 0
         while zone.allocate(.ordinaryNoWait) != nil { ordinary += 1 }
         #expect(ordinary == 2 * perSlab - 4)
-        var privileged = 0
-        while zone.allocate(.system) != nil { privileged += 1 }
-        #expect(privileged == 4)
+        var fromReserve = 0
+        while zone.allocate(.system) != nil { fromReserve += 1 }
+        #expect(fromReserve == 4)
         #expect(zone.statistics.allocationsBeforePageAllocator == UInt64(2 * perSlab))
         #expect(HostZoneEnvironment.slabRequests.isEmpty, "nothing asked the page allocator")
         HostZoneEnvironment.canGrowNow = true

@@ -31,7 +31,7 @@ enum ThreadState: UInt8 {
 struct WaitInfo {
     var channel: UnsafeRawPointer? = nil
     var reason: StaticString = ""
-    /// The page class of a page allocation the thread waits in (vm_wait), if any.
+    /// The requester of the page allocation the thread waits in (vm_wait), if any.
     var requester: Requester? = nil
     var pagesWanted: UInt64 = 0
     /// The zone the thread was growing when it began to wait, if any.

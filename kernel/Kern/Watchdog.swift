@@ -4,7 +4,7 @@
 // the pageout thread's progress counter (pages it has freed, by cleaning or by stopping a
 // thread). When memory stays short (below paging_start) with threads waiting for it and the
 // counter does not move for `stallSeconds`, nothing can free memory any more: it prints what
-// every thread is waiting on - reason, page class, the zone it was growing - and stops the
+// every thread is waiting on - reason, requester, the zone it was growing - and stops the
 // kernel with the deadlock status. (Short, not "below free_min": with reserves=off no
 // allocation may take the count below free_reserved, and the deadlock happens above it.)
 // Runs in interrupt context: it allocates nothing.

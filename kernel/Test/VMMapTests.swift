@@ -123,13 +123,13 @@ enum VMMapTests {
         Test.expectEqual(zone.freeObjects, reserve, "no free map entries besides the reserve")
         let failedRefills = zone.statistics.failedRefills
         let saved = PhysicalMemory.faultInjector
-        // Memory is gone for everyone but the pageout class.
+        // Memory is gone for every requester but the pageout path.
         PhysicalMemory.faultInjector = FaultInjector(pattern: .everyNth(1), classes: [RequesterSet(.ordinary), RequesterSet(.system)], seed: 1)
         Test.expect(zone.allocate(.ordinaryNoWait) == nil, "an ordinary caller gets nothing: it may not take the reserve and the zone cannot grow")
         Test.expectEqual(zone.freeObjects, reserve, "the reserve is untouched")
         let address = Kmem.allocate(pageSize, in: submap, .pageout)
         PhysicalMemory.faultInjector = saved
-        Test.expect(address != nil, "a privileged kmem_alloc succeeds with the map-entry zone at its reserve")
+        Test.expect(address != nil, "a pageout-context kmem_alloc succeeds with the map-entry zone at its reserve")
         Test.expect(zone.freeObjects < reserve, "its entry came from the reserve (\(zone.freeObjects) of \(reserve) left)")
         Test.expect(zone.statistics.failedRefills > failedRefills, "the refill was tried and failed while system pages failed")
         let lowest = zone.statistics.lowestFree

@@ -7,7 +7,7 @@ enum ZoneTests {
     static var cases: [TestCase] {
         [
             TestCase("seedZonesServedObjectsBeforeThePageAllocator", seedZonesServedObjectsBeforeThePageAllocator),
-            TestCase("exhaustedZoneServesOnlyPrivilegedCallersThenRefills", exhaustedZoneServesOnlyPrivilegedCallersThenRefills),
+            TestCase("exhaustedZoneServesOnlyReserveUsersThenRefills", exhaustedZoneServesOnlyReserveUsersThenRefills),
             TestCase("reclaimReturnsEmptySlabsToThePageAllocator", reclaimReturnsEmptySlabsToThePageAllocator),
             TestCase("seededWorkloadNeverHandsOutAnObjectTwice", seededWorkloadNeverHandsOutAnObjectTwice),
             TestCase("freeingNeverAllocates", freeingNeverAllocates),
@@ -46,7 +46,7 @@ enum ZoneTests {
         Test.expect(Zones.mapEntry.freeObjects >= ReserveBounds.mapEntryReserve, "map_entry reserve is full")
     }
 
-    static func exhaustedZoneServesOnlyPrivilegedCallersThenRefills() {
+    static func exhaustedZoneServesOnlyReserveUsersThenRefills() {
         let zone = Zones.pvEntry
         let reserve = zone.state.pointee.reserveTarget
         let saved = PhysicalMemory.faultInjector
@@ -58,7 +58,7 @@ enum ZoneTests {
         Test.expectEqual(zone.freeObjects, reserve, "free objects once ordinary allocations are refused")
         for number in 0..<reserve {
             guard let object = zone.allocate(.system) else {
-                Test.fail("privileged allocation \(number) of \(reserve) failed")
+                Test.fail("system allocation \(number) of \(reserve) failed")
                 break
             }
             held.append(object)

@@ -8,8 +8,9 @@
 //   - clean: a page at the head of the inactive queue that was used goes back to active;
 //     otherwise it is unmapped everywhere (its PV list), written to swap if it changed since
 //     its last copy there, and freed.
-// Everything it allocates - swblocks, pager windows, PV entries, page-table pages - uses the
-// privileged class and the reserves, so it can work when nobody else can allocate. When swap
+// Everything it allocates - swblocks, pager windows, PV entries, page-table pages - is asked
+// for under the pageout context (SwapPager.pageoutContext): every reserve and the pages below
+// free_min, never waiting, so it can work when nobody else can allocate. When swap
 // is full and memory below free_min it says so and the out-of-memory policy stops the thread
 // that owns the most pageable memory.
 

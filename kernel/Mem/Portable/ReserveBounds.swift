@@ -4,9 +4,11 @@
 // tests check that the deepest reserve use ever observed stays within the bounds, and that a
 // reserve one below a tight bound makes the path fail.
 //
-// Who may take reserves (privileged callers): the pageout thread, one step at a time, and
-// the refill of the kmem-backed swblock zone, which runs at most once at a time (a zone is
-// never refilled inside its own refill) and takes map and PV entries for its slab.
+// Who may take reserves (AllocationContext.mayUseZoneReserves): the pageout thread, one step
+// at a time, under the pageout context (zone reserves and the pages below free_min), and the
+// refill of the kmem-backed swblock zone, under the system context (zone reserves, no page
+// below free_min), which runs at most once at a time (a zone is never refilled inside its own
+// refill) and takes map and PV entries for its slab.
 
 public struct ReserveNeeds: Equatable {
     public var swapBlocks: Int

@@ -50,7 +50,7 @@ public struct ZoneRef<Environment: ZoneEnvironment> {
                 } else {
                     object = takeObject()
                 }
-                noteAllocation(fromReserve: mayUseReserve)
+                noteAllocation(context)
                 let wantsRefill = state.pointee.freeObjects < reserve && !state.pointee.refilling && Environment.canGrow
                 Environment.unlock(token)
                 if wantsRefill { refill() }
@@ -73,7 +73,7 @@ public struct ZoneRef<Environment: ZoneEnvironment> {
     }
 
     @inline(__always)
-    private func noteAllocation(fromReserve mayUseReserve: Bool) {
+    private func noteAllocation(_ context: AllocationContext) {
         let free = state.pointee.freeObjects
         state.pointee.statistics.allocations &+= 1
         if free < state.pointee.statistics.lowestFree { state.pointee.statistics.lowestFree = free }
@@ -83,7 +83,7 @@ public struct ZoneRef<Environment: ZoneEnvironment> {
         }
         if free < reserve {
             let depth = reserve - free
-            if mayUseReserve { state.pointee.statistics.reserveAllocations &+= 1 }
+            if context.mayUseZoneReserves { state.pointee.statistics.reserveAllocations &+= 1 }
             if depth > state.pointee.statistics.deepestReserveUse { state.pointee.statistics.deepestReserveUse = depth }
         }
     }
