@@ -153,8 +153,7 @@ enum Pageout {
             swapFullReported = false
         }
         withInterruptsDisabled {
-            object.pointee.slots[index] = .none
-            object.pointee.residentPages -= 1
+            object.pointee.removePage(page, at: index)
             descriptor.pointee.flags.remove([.busy, .anonymous])
             descriptor.pointee.object = nil
             Scheduler.wakeup(UnsafeRawPointer(descriptor))
@@ -220,7 +219,7 @@ enum OutOfMemory {
                     name = thread.pointee.name
                 }
             }
-            chosen.pointee.dead = true
+            chosen.pointee.markDead()
             return name
         }
         Log.error(.pageout, "out of memory: swap is full (\(SwapDevice.usedBlocks) of \(SwapDevice.blocks) blocks) and \(PhysicalMemory.freePages) pages are free; stopping thread \(ownerID) \(ownerName) which holds \(victimPages) pages of pageable memory")
