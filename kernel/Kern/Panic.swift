@@ -38,11 +38,7 @@ func panic(_ message: LogMessage, frame: UnsafeMutablePointer<InterruptFrame>? =
         printBacktrace(rip: nil, rbp: CPU.framePointer)
     }
     Console.printLine("P panic: ---- end of panic report ----")
-    guard let watch = PanicWatch.current else { QEMU.exit(status) }
-    PanicWatch.current = nil
-    let epilogue = watch.epilogue(for: message)
-    epilogue.printLines()
-    QEMU.exit(epilogue.status ?? status)
+    QEMU.exit(PanicWatch.conclude(message) ?? status)
 }
 
 /// Panics unless `condition` holds. For invariants whose failure means memory is corrupt.

@@ -195,7 +195,7 @@ enum TestRunner {
         let exclusive = suite.exclusive
         Test.failures = 0
         Test.random = SeededRandom(seed: KernelOptions.seed &+ seedOffset &* 0x1_0000_0001)
-        PanicWatch.current = panicWatch(testCase, number: number, in: suite)
+        watchForPanic(testCase, number: number, in: suite)
         if let expectation = testCase.expectedPanic {
             Console.printLine("    # expect-panic: \(expectation.message)")
             if expectation.frame.utf8CodeUnitCount > 0 {
@@ -205,7 +205,7 @@ enum TestRunner {
         if exclusive && Scheduler.started { Preemption.disable() }
         testCase.body()
         if exclusive && Scheduler.started { Preemption.enable() }
-        PanicWatch.current = nil
+        PanicWatch.end()
         if testCase.expectedPanic != nil {
             Test.fail("expected a panic containing '\(testCase.expectedPanic!.message)', but the test returned")
         }
@@ -227,24 +227,23 @@ enum TestRunner {
         QEMU.exit(failed == 0 ? .success : .testFailure)
     }
 
-    /// What the panic handler does if case `number` of `suite` panics: it finishes the KTAP
-    /// report - the case's result, the suite's, the summary - and exits with success if the
+    /// Tells the panic handler what to do if case `number` of `suite` panics: finish the KTAP
+    /// report - the case's result, the suite's, the summary - and exit with success if the
     /// case expected that panic, test failure if it expected another, and the panic's own
-    /// status if it expected none. Made before the case runs, from the counts as they are
-    /// then (they change only when a case ends).
-    static func panicWatch(_ testCase: TestCase, number: Int, in suite: TestSuite) -> PanicWatch {
-        var ifExpected = PanicEpilogue(status: .success)
-        var ifNotExpected = PanicEpilogue(status: testCase.expectedPanic != nil ? .testFailure : nil)
+    /// status if it expected none. Set before the case runs, from the counts as they are then
+    /// (they change only when a case ends).
+    static func watchForPanic(_ testCase: TestCase, number: Int, in suite: TestSuite) {
+        PanicWatch.begin(expecting: testCase.expectedPanic?.message, statusIfExpected: .success,
+                         statusIfNot: testCase.expectedPanic != nil ? .testFailure : nil)
         if let expectation = testCase.expectedPanic {
-            ifExpected.append("    ok \(number) \(testCase.name) # panicked as expected")
-            ifExpected.append("ok \(suiteNumber) \(suite.name)")
-            ifExpected.append("\(passed + 1) passed, \(failed) failed")
-            ifNotExpected.append("    # the panic message does not contain '\(expectation.message)'")
+            PanicWatch.sayIfExpected("    ok \(number) \(testCase.name) # panicked as expected")
+            PanicWatch.sayIfExpected("ok \(suiteNumber) \(suite.name)")
+            PanicWatch.sayIfExpected("\(passed + 1) passed, \(failed) failed")
+            PanicWatch.sayIfNot("    # the panic message does not contain '\(expectation.message)'")
         }
-        ifNotExpected.append("    not ok \(number) \(testCase.name) # panic")
-        ifNotExpected.append("not ok \(suiteNumber) \(suite.name)")
-        ifNotExpected.append("\(passed) passed, \(failed + 1) failed")
-        return PanicWatch(expectedMessage: testCase.expectedPanic?.message, ifExpected: ifExpected, ifNotExpected: ifNotExpected)
+        PanicWatch.sayIfNot("    not ok \(number) \(testCase.name) # panic")
+        PanicWatch.sayIfNot("not ok \(suiteNumber) \(suite.name)")
+        PanicWatch.sayIfNot("\(passed) passed, \(failed + 1) failed")
     }
 
     /// `test=list`: one line per suite with its boot needs, one per case; the runner plans
