@@ -9,17 +9,19 @@
 import Foundation
 import PackageDescription
 
-// Everything under kernel/ that is not portable: the kernel-only folders, and the kernel-only
-// files that sit beside each Portable folder. Listed so that SwiftPM knows they are not ours.
+// Everything under kernel/ that is not portable: every entry of kernel/ but Lib, Mem and VM,
+// and in Mem and VM everything but their Portable folder. Listed so that SwiftPM knows these
+// files are the kernel's, not this library's.
 let kernelOnly: [String] = {
-    let folders = ["Arch", "Bench", "Console", "Drivers", "Kern", "Test"]
     let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("kernel")
-    let besidePortable = ["Mem", "VM"].flatMap { folder in
-        ((try? FileManager.default.contentsOfDirectory(atPath: root.appendingPathComponent(folder).path)) ?? [])
-            .filter { $0 != "Portable" }
-            .map { "\(folder)/\($0)" }
+    func entries(_ folder: String) -> [String] {
+        (try? FileManager.default.contentsOfDirectory(atPath: root.appendingPathComponent(folder).path)) ?? []
     }
-    return folders + besidePortable
+    let top = entries("").filter { !["Lib", "Mem", "VM"].contains($0) }
+    let besidePortable = ["Mem", "VM"].flatMap { folder in
+        entries(folder).filter { $0 != "Portable" }.map { "\(folder)/\($0)" }
+    }
+    return top + besidePortable
 }()
 
 let package = Package(

@@ -182,6 +182,29 @@ func makeZone(objectSize: Int, alignment: Int = 8, slabPages: Int = 1, reserve: 
         #expect(HostZoneEnvironment.messages.contains { $0.contains("2 static slabs in use") && $0.contains("taking dynamic slabs from now on") })
     }
 
+    @Test func aSlabMovesEmptyPartialFullPartialAndBackToEmptyOnlyByReclaim() {
+        // A debug check on: no magazine, so every free reaches its slab.
+        let zone = makeZone(objectSize: 256, reserve: 0, keepEmpty: 8, debug: .doubleFree)
+        let perSlab = zone.state.pointee.objectsPerSlab
+        var held = [zone.allocate(.ordinary)!]
+        let slab = zone.slabOf(held[0])
+        #expect(slab.pointee.list == .partial, "one object in use: partial")
+        #expect(zone.state.pointee[list: .partial].head == slab && zone.state.pointee[list: .partial].count == 1)
+        while held.count < perSlab { held.append(zone.allocate(.ordinary)!) }
+        #expect(held.allSatisfy { zone.slabOf($0) == slab }, "the slab filled before another was taken")
+        #expect(slab.pointee.list == .full, "every object in use: full")
+        #expect(zone.state.pointee[list: .full].count == 1 && zone.state.pointee[list: .partial].count == 0)
+        zone.free(held.removeLast())
+        #expect(slab.pointee.list == .partial, "a full slab that frees one object is partial")
+        for object in held { zone.free(object) }
+        #expect(slab.pointee.list == .partial, "the last free leaves the slab on the partial list")
+        #expect(zone.validate() == nil)
+        #expect(zone.reclaim() == 0, "keepEmpty 8: nothing released")
+        #expect(slab.pointee.list == .empty, "reclaim moves the unused slab to the empty list")
+        #expect(zone.state.pointee[list: .empty].head == slab && zone.state.pointee[list: .partial].count == 0)
+        #expect(zone.validate() == nil)
+    }
+
     @Test func reclaimReturnsEmptyDynamicSlabsOnly() {
         let zone = makeZone(objectSize: 256, reserve: 0, keepEmpty: 1)
         var memory: UnsafeMutableRawPointer? = nil

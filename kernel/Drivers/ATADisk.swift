@@ -38,8 +38,9 @@ enum ATADisk {
     static var present = false
     static var sectors: UInt64 = 0
     static var supportsLBA48 = false
-    /// Serialises the threads that use the disk.
-    static var mutex = UnsafeMutablePointer<Mutex>(bitPattern: 8)!
+    /// Serialises the threads that use the disk. Made when a disk is found; until then the
+    /// never-mapped placeholder (kernel/Lib/UnsetPlaceholder.swift).
+    static var mutex = UnsafeMutablePointer<Mutex>.unsetPlaceholder
     static var operations: UInt64 = 0
     static var errors: UInt64 = 0
     /// Polls of the status register before a wait gives up (a few seconds on any QEMU).

@@ -4,8 +4,8 @@
 // backtrace, then QEMU exits with the panic status. The report is plain text that
 // qemu/runner.py reads: each line starts with "P panic: ", the reason comes first, and every
 // code address is printed as "rip 0x..." or "#N 0x..." so the runner can symbolise it.
-// If a test that declared it expects this panic is running, the test framework gets the
-// last word (TestRunner.panicOccurred) and decides the exit status.
+// If a watch is in force (kernel/Kern/PanicWatch.swift: the test framework sets one around
+// each test case), it decides what is printed after the report and the exit status.
 // A panic inside a panic (a fault while printing the report) prints one line and exits.
 
 import ArchSupport
@@ -20,7 +20,7 @@ extension LogTag {
 }
 
 /// Stops the kernel with `message`; with `frame`, also prints the registers it holds.
-/// `status` is the exit status unless a test expected this panic (the watchdog uses .deadlock).
+/// `status` is the exit status unless a watch in force says otherwise (the watchdog uses .deadlock).
 func panic(_ message: LogMessage, frame: UnsafeMutablePointer<InterruptFrame>? = nil, status: ExitStatus = .panic) -> Never {
     CPU.disableInterrupts()
     if Panic.inProgress {
@@ -38,8 +38,7 @@ func panic(_ message: LogMessage, frame: UnsafeMutablePointer<InterruptFrame>? =
         printBacktrace(rip: nil, rbp: CPU.framePointer)
     }
     Console.printLine("P panic: ---- end of panic report ----")
-    let outcome = TestRunner.panicOccurred(message)
-    QEMU.exit(outcome == .panic ? status : outcome)
+    QEMU.exit(PanicWatch.conclude(message) ?? status)
 }
 
 /// Panics unless `condition` holds. For invariants whose failure means memory is corrupt.

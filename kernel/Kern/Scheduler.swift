@@ -16,8 +16,9 @@ import ArchSupport
 
 enum Scheduler {
     static let quantumTicks = 2
-    static var current = ThreadRef(bitPattern: 8)!
-    static var idle = ThreadRef(bitPattern: 8)!
+    /// Set by `bootstrap`; until then the never-mapped placeholder (kernel/Lib/UnsetPlaceholder.swift).
+    static var current = ThreadRef.unsetPlaceholder
+    static var idle = ThreadRef.unsetPlaceholder
     static var runHead: ThreadRef? = nil
     static var runTail: ThreadRef? = nil
     static var sleepers: ThreadRef? = nil

@@ -82,8 +82,9 @@ enum KernelZoneEnvironment: ZoneEnvironment {
 typealias KernelZone = ZoneRef<KernelZoneEnvironment>
 
 extension ZoneRef {
-    /// A zone reference that points into the unmapped page 0.
-    static var unset: ZoneRef { ZoneRef(UnsafeMutablePointer<ZoneState>(bitPattern: 8)!) }
+    /// A zone reference not set yet: it points into the never-mapped page 0
+    /// (kernel/Lib/UnsetPlaceholder.swift).
+    static var unset: ZoneRef { ZoneRef(.unsetPlaceholder) }
 }
 
 enum Zones {

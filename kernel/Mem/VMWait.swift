@@ -7,11 +7,15 @@
 // count is above free_reserved, not merely above zero - so a woken thread whose tier is still
 // short sleeps again instead of spinning.
 //
-// This file does not decide who gets memory (the thresholds do) and never frees anything
-// itself. Before threads exist there is nobody to wait for: `isAvailable` is false, and the
-// page allocator panics instead of calling here.
+// It is not an allocator and not a policy: who may take which page is the thresholds'
+// (kernel/Mem/Portable/PagePolicy.swift), freeing memory is the pageout thread's and stopping
+// a consumer is the out-of-memory policy's (kernel/VM/OutOfMemory.swift). A wakeup is a hint,
+// not a promise of pages: the caller always retries. Before threads exist there is nobody to
+// wait for: `isAvailable` is false, and the page allocator panics instead of calling here.
 //
-// Locking: `waiters` and `waits` change with interrupts off (one CPU).
+// Locking: `waiters` and `waits` change with interrupts off (one CPU), and the threshold check
+// and the sleep happen in that same interrupts-off region, so a free between them cannot be
+// missed.
 
 enum VMWait {
     static let channel = UnsafeMutableRawPointer.allocate(byteCount: 8, alignment: 8)

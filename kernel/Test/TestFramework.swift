@@ -8,8 +8,11 @@
 //
 // A case may declare that it must panic (and what the panic must say). Such a case only runs
 // when it is selected alone (`test=suite.case`), because nothing can run after a panic; in a
-// suite run it is reported as skipped, and the host runner boots it on its own. When it runs,
-// the panic handler calls `panicOccurred`, which prints the case's result.
+// suite run it is reported as skipped, and the host runner boots it on its own. Nothing of
+// this file runs inside a panic: before each case the runner sets a PanicWatch
+// (kernel/Kern/PanicWatch.swift) holding the message an expected panic must contain and the
+// KTAP lines that finish the report either way (the case's result, its suite's, the summary),
+// with the exit status for each; the panic handler matches the message and prints them.
 
 struct PanicExpectation {
     /// Text the panic message must contain; checked by the kernel.
@@ -105,16 +108,11 @@ enum TestRunner {
         var caseIndex: Int?
     }
 
-    static var currentSuite: TestSuite? = nil
-    static var currentCaseNumber = 0
-    static var currentCase: TestCase? = nil
     static var passed = 0
     static var failed = 0
     static var skipped = 0
     static var suiteNumber = 0
     static var suiteFailed = false
-    /// Called after each suite (the zone table, once zones exist).
-    static var suiteEpilogue: (() -> Void)? = nil
 
     /// Runs what `selection` names and exits QEMU; never returns.
     static func run(_ selection: ByteString) -> Never {
@@ -165,7 +163,6 @@ enum TestRunner {
     static func runSuite(_ suite: TestSuite, only: Int?) {
         suiteNumber += 1
         suiteFailed = false
-        currentSuite = suite
         Console.printLine("    KTAP version 1")
         Console.printLine("    # Subtest: \(suite.name)")
         let indices = only.map { [$0] } ?? Array(suite.cases.indices)
@@ -179,19 +176,26 @@ enum TestRunner {
                 Console.printLine("    ok \(number) \(testCase.name) # SKIP expects a panic; runs alone as test=\(suite.name).\(testCase.name)")
                 continue
             }
-            runCase(testCase, number: number, seedOffset: UInt64(index), exclusive: suite.exclusive)
+            runCase(testCase, number: number, seedOffset: UInt64(index), in: suite)
         }
-        suiteEpilogue?()
-        currentSuite = nil
+        suiteEpilogue()
         let verdict: StaticString = suiteFailed ? "not ok" : "ok"
         Console.printLine("\(verdict) \(suiteNumber) \(suite.name)")
     }
 
-    static func runCase(_ testCase: TestCase, number: Int, seedOffset: UInt64, exclusive: Bool) {
+    /// What follows each suite's cases: the state of the maps, pageout and zones.
+    static func suiteEpilogue() {
+        KernelMaps.logMaps()
+        Pageout.logStatistics()
+        Zones.printTable()
+        if Zones.debug.contains(.check) { Zones.checkAll() }
+    }
+
+    static func runCase(_ testCase: TestCase, number: Int, seedOffset: UInt64, in suite: TestSuite) {
+        let exclusive = suite.exclusive
         Test.failures = 0
         Test.random = SeededRandom(seed: KernelOptions.seed &+ seedOffset &* 0x1_0000_0001)
-        currentCase = testCase
-        currentCaseNumber = number
+        watchForPanic(testCase, number: number, in: suite)
         if let expectation = testCase.expectedPanic {
             Console.printLine("    # expect-panic: \(expectation.message)")
             if expectation.frame.utf8CodeUnitCount > 0 {
@@ -201,7 +205,7 @@ enum TestRunner {
         if exclusive && Scheduler.started { Preemption.disable() }
         testCase.body()
         if exclusive && Scheduler.started { Preemption.enable() }
-        currentCase = nil
+        PanicWatch.end()
         if testCase.expectedPanic != nil {
             Test.fail("expected a panic containing '\(testCase.expectedPanic!.message)', but the test returned")
         }
@@ -223,26 +227,23 @@ enum TestRunner {
         QEMU.exit(failed == 0 ? .success : .testFailure)
     }
 
-    /// The panic handler's question: a test was running - did it expect this? Prints the
-    /// case's result and the summary, and returns the exit status to use.
-    static func panicOccurred(_ message: LogMessage) -> ExitStatus {
-        guard let testCase = currentCase, let suite = currentSuite else { return .panic }
-        currentCase = nil
+    /// Tells the panic handler what to do if case `number` of `suite` panics: finish the KTAP
+    /// report - the case's result, the suite's, the summary - and exit with success if the
+    /// case expected that panic, test failure if it expected another, and the panic's own
+    /// status if it expected none. Set before the case runs, from the counts as they are then
+    /// (they change only when a case ends).
+    static func watchForPanic(_ testCase: TestCase, number: Int, in suite: TestSuite) {
+        PanicWatch.begin(expecting: testCase.expectedPanic?.message, statusIfExpected: .success,
+                         statusIfNot: testCase.expectedPanic != nil ? .testFailure : nil)
         if let expectation = testCase.expectedPanic {
-            if message.contains(expectation.message) {
-                passed += 1
-                Console.printLine("    ok \(currentCaseNumber) \(testCase.name) # panicked as expected")
-                Console.printLine("ok \(suiteNumber) \(suite.name)")
-                Console.printLine("\(passed) passed, \(failed) failed")
-                return .success
-            }
-            Console.printLine("    # the panic message does not contain '\(expectation.message)'")
+            PanicWatch.sayIfExpected("    ok \(number) \(testCase.name) # panicked as expected")
+            PanicWatch.sayIfExpected("ok \(suiteNumber) \(suite.name)")
+            PanicWatch.sayIfExpected("\(passed + 1) passed, \(failed) failed")
+            PanicWatch.sayIfNot("    # the panic message does not contain '\(expectation.message)'")
         }
-        failed += 1
-        Console.printLine("    not ok \(currentCaseNumber) \(testCase.name) # panic")
-        Console.printLine("not ok \(suiteNumber) \(suite.name)")
-        Console.printLine("\(passed) passed, \(failed) failed")
-        return testCase.expectedPanic != nil ? .testFailure : .panic
+        PanicWatch.sayIfNot("    not ok \(number) \(testCase.name) # panic")
+        PanicWatch.sayIfNot("not ok \(suiteNumber) \(suite.name)")
+        PanicWatch.sayIfNot("\(passed) passed, \(failed + 1) failed")
     }
 
     /// `test=list`: one line per suite with its boot needs, one per case; the runner plans

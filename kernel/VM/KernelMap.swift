@@ -12,10 +12,11 @@
 // Running out of a submap fails the one allocation with a message naming the submap.
 
 enum KernelMaps {
-    static var kernelMap = MapRef(bitPattern: 8)!
-    static var kmem = MapRef(bitPattern: 8)!
-    static var pageable = MapRef(bitPattern: 8)!
-    static var pager = MapRef(bitPattern: 8)!
+    // Set by `bootstrap`; until then the never-mapped placeholder (kernel/Lib/UnsetPlaceholder.swift).
+    static var kernelMap = MapRef.unsetPlaceholder
+    static var kmem = MapRef.unsetPlaceholder
+    static var pageable = MapRef.unsetPlaceholder
+    static var pager = MapRef.unsetPlaceholder
 
     static let kmemSize: UInt64 = 64 << 30
     static let pageableSize: UInt64 = 64 << 30
@@ -40,8 +41,8 @@ enum KernelMaps {
     /// and never freed: the pageout path maps pager windows without needing a page-table
     /// page, and a kmem mapping needs at most two (docs/reserves.md).
     static func pinPageTables() {
-        Pmap.pinTables(kernelMap.pointee.map.start, kernelMap.pointee.map.end, levels: 1)
-        Pmap.pinTables(pager.pointee.map.start, pager.pointee.map.end, levels: 3)
+        Pmap.pinTables(kernelMap.pointee.map.start, kernelMap.pointee.map.end, .topLevelOnly)
+        Pmap.pinTables(pager.pointee.map.start, pager.pointee.map.end, .downToPageTables)
     }
 
     static func logMaps() {

@@ -51,7 +51,7 @@ enum PageFault {
             map.pointee.lock.unlock()
             if object.pointee.dead { Threads.exit() }
 
-            let resident = object.pointee.slots[index]
+            let resident = object.pointee.page(at: index)
             if resident != .none {
                 let descriptor = PhysicalMemory.page(resident)
                 let waited: Bool = withInterruptsDisabled {
@@ -70,16 +70,23 @@ enum PageFault {
 
             // Not resident: a new page, filled from swap or with zeros.
             guard let page = PhysicalMemory.allocate(order: 0, context) else { continue }
-            if Scheduler.current.pointee.killed || object.pointee.dead || object.pointee.slots[index] != .none {
+            let descriptor = PhysicalMemory.page(page)
+            // Checked and installed with interrupts off: another thread faulting on the same
+            // page, or the out-of-memory policy marking the object dead, cannot come between.
+            let installed: Bool = withInterruptsDisabled {
+                if Scheduler.current.pointee.killed || object.pointee.dead || object.pointee.page(at: index) != .none {
+                    return false
+                }
+                descriptor.pointee.flags.insert([.anonymous, .busy])
+                descriptor.pointee.object = UnsafeMutableRawPointer(object)
+                descriptor.pointee.offset = UInt64(index)
+                object.pointee.installPage(page, at: index)
+                return true
+            }
+            if !installed {
                 PhysicalMemory.free(page)      // stopped, or someone else brought the page in
                 continue
             }
-            let descriptor = PhysicalMemory.page(page)
-            descriptor.pointee.flags.insert([.anonymous, .busy])
-            descriptor.pointee.object = UnsafeMutableRawPointer(object)
-            descriptor.pointee.offset = UInt64(index)
-            object.pointee.slots[index] = page
-            object.pointee.residentPages += 1
             if let block = SwapMetadata.lookup(object, index) {
                 guard SwapPager.pageIn(page, block: block) else {
                     panic("page fault at \(address: address): swap block \(block) could not be read back; the page's contents are lost")

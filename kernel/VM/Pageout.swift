@@ -10,9 +10,10 @@
 //     its last copy there, and freed.
 // Everything it allocates - swblocks, pager windows, PV entries, page-table pages - is asked
 // for under the pageout context (SwapPager.pageoutContext): every reserve and the pages below
-// free_min, never waiting, so it can work when nobody else can allocate. When swap
-// is full and memory below free_min it says so and the out-of-memory policy stops the thread
-// that owns the most pageable memory.
+// free_min, never waiting, so it can work when nobody else can allocate. When swap is full and
+// memory below free_min it says so and the out-of-memory policy (kernel/VM/OutOfMemory.swift)
+// stops the thread that owns the most pageable memory. Threads waiting for pages sleep in
+// vm_wait (kernel/Mem/VMWait.swift), which wakes it.
 
 extension LogTag {
     static let pageout = LogTag("pageout")
@@ -151,8 +152,7 @@ enum Pageout {
             swapFullReported = false
         }
         withInterruptsDisabled {
-            object.pointee.slots[index] = .none
-            object.pointee.residentPages -= 1
+            object.pointee.removePage(page, at: index)
             descriptor.pointee.flags.remove([.busy, .anonymous])
             descriptor.pointee.object = nil
             Scheduler.wakeup(UnsafeRawPointer(descriptor))
@@ -178,64 +178,5 @@ enum Pageout {
         let s = statistics
         Log.info(.pageout, "pageout: \(s.wakeups) wakeups, \(s.scanned) pages scanned, \(s.written) written to swap, \(s.freed) freed, \(s.reactivated) reactivated, \(s.failures) failed steps, \(s.oomKills) threads stopped for lack of memory")
         Log.info(.pageout, "swap: \(SwapDevice.pagesWritten) pages out, \(SwapDevice.pagesRead) pages in, \(SwapDevice.usedBlocks) of \(SwapDevice.blocks) blocks in use; faults: \(PageFault.zeroFills) zero-fill, \(PageFault.swapIns) from swap, \(PageFault.remaps) remapped")
-    }
-}
-
-/// What happens when memory and swap are both full: the thread owning the most pageable
-/// memory is stopped and its memory freed, with a message saying so. Never a silent hang.
-enum OutOfMemory {
-    /// Picks a victim and stops it; false when there is nobody to stop.
-    static func act() -> Bool {
-        // Chosen and pinned with interrupts off: objects are destroyed by other threads.
-        var victimPages = 0
-        let victim: ObjectRef? = withInterruptsDisabled {
-            var best: ObjectRef? = nil
-            var object = MemoryObjects.all
-            while let candidate = object {
-                let pages = candidate.pointee.residentPages + candidate.pointee.swappedPages
-                if candidate.pointee.owner != 0 && !candidate.pointee.dead && pages > victimPages {
-                    best = candidate
-                    victimPages = pages
-                }
-                object = candidate.pointee.next
-            }
-            if let best = best { MemoryObjects.pin(best) }
-            return best
-        }
-        guard let chosen = victim else {
-            Log.error(.pageout, "out of memory: swap is full and no thread owns pageable memory to give back")
-            return false
-        }
-        Pageout.statistics.oomKills += 1
-        let ownerID = chosen.pointee.owner
-        // The owner is found by id each time, with interrupts off: it may end (and be reaped)
-        // while its pages are being freed.
-        let ownerName: StaticString = withInterruptsDisabled {
-            var name: StaticString = "(gone)"
-            Threads.forEach { thread in
-                if thread.pointee.id == ownerID {
-                    thread.pointee.killed = true
-                    name = thread.pointee.name
-                }
-            }
-            chosen.pointee.dead = true
-            return name
-        }
-        Log.error(.pageout, "out of memory: swap is full (\(SwapDevice.usedBlocks) of \(SwapDevice.blocks) blocks) and \(PhysicalMemory.freePages) pages are free; stopping thread \(ownerID) \(ownerName) which holds \(victimPages) pages of pageable memory")
-        // Its pages are freed now (the pin keeps the object alive meanwhile, even if the thread
-        // has already ended and its memory is being freed); the thread ends at its next fault
-        // or wait.
-        let freeBefore = PhysicalMemory.freePages
-        MemoryObjects.releasePages(chosen, first: 0, count: chosen.pointee.pageCount)
-        MemoryObjects.unpin(chosen)
-        Watchdog.pageoutProgress += PhysicalMemory.freePages > freeBefore ? PhysicalMemory.freePages - freeBefore : 1
-        withInterruptsDisabled {
-            Threads.forEach { thread in
-                if thread.pointee.id == ownerID && thread.pointee.state == .sleeping, let channel = thread.pointee.wait.channel {
-                    Scheduler.wakeup(channel)
-                }
-            }
-        }
-        return true
     }
 }

@@ -69,7 +69,7 @@ enum SwapMetadata {
             }
         }
         withInterruptsDisabled {
-            if block!.pointee.slot(page % SwapBlock.pagesPerBlock) == SwapBlock.none { object.pointee.swappedPages += 1 }
+            if block!.pointee.slot(page % SwapBlock.pagesPerBlock) == SwapBlock.none { object.pointee.noteSwapped() }
             block!.pointee.setSlot(page % SwapBlock.pagesPerBlock, swapBlock)
         }
         return true
@@ -91,7 +91,7 @@ enum SwapMetadata {
                     if slot != SwapBlock.none {
                         block.pointee.setSlot(index % SwapBlock.pagesPerBlock, SwapBlock.none)
                         SwapDevice.freeBlock(slot)
-                        object.pointee.swappedPages -= 1
+                        object.pointee.noteUnswapped()
                     }
                 }
                 guard block.pointee.count == 0 else { return nil }

@@ -344,17 +344,42 @@ enum Pmap {
         }
     }
 
-    /// Allocates every missing page table for [start, end) now and pins them, so that mapping
-    /// there later never needs a page-table page. Only `levels` levels below the PML4 are
-    /// made: 1 = the PDPT, 3 = down to the page tables.
-    static func pinTables(_ start: VirtualAddress, _ end: VirtualAddress, levels: Int) {
+    /// How far down `pinTables` makes and pins the tables of a range.
+    enum PinDepth {
+        /// Only the tables the PML4 points to (the PDPTs): the range's top-level entries never
+        /// change again, and its lower tables come and go with its mappings.
+        case topLevelOnly
+        /// Every table down to the page tables: mapping a 4 KiB page there never needs a
+        /// table page.
+        case downToPageTables
+
+        /// How many levels of tables below the PML4 are made.
+        var levels: Int {
+            switch self {
+            case .topLevelOnly: return 1
+            case .downToPageTables: return 3
+            }
+        }
+
+        /// Bytes covered by one table at the lowest level made: the walk visits each once.
+        var step: UInt64 {
+            switch self {
+            case .topLevelOnly: return PageTableLevel.pml4.entrySpan
+            case .downToPageTables: return PageTableLevel.pd.entrySpan
+            }
+        }
+    }
+
+    /// Allocates every missing page table for [start, end) now, down to `depth`, and pins
+    /// them, so that mapping there later never needs a table page at those levels.
+    static func pinTables(_ start: VirtualAddress, _ end: VirtualAddress, _ depth: PinDepth) {
         var address = start
-        let step = levels == 1 ? PageTableLevel.pml4.entrySpan : PageTableLevel.pd.entrySpan
+        let step = depth.step
         while address < end {
             withInterruptsDisabled {
                 var current = root
                 var level = PageTableLevel.pml4
-                for _ in 0..<levels {
+                for _ in 0..<depth.levels {
                     let slot = table(current) + level.index(of: address)
                     if !PageTableEntry(rawValue: slot.pointee).isPresent {
                         // Blocking: at boot this must succeed, injected failures or not.

@@ -97,6 +97,25 @@ public struct ZoneStatistics {
     public init() {}
 }
 
+/// Which of its zone's three lists a slab is on (see the top of this file).
+public enum SlabListKind: UInt8 {
+    /// No object in use: found so by a reclaim pass, or never used.
+    case empty
+    /// Some objects in use, some free - or none in use since the last reclaim pass (a slab
+    /// whose last object is freed stays here, so an allocate/free pair moves no slab twice).
+    case partial
+    /// Every object in use.
+    case full
+
+    public var name: StaticString {
+        switch self {
+        case .empty: return "empty"
+        case .partial: return "partial"
+        case .full: return "full"
+        }
+    }
+}
+
 public struct SlabList {
     public var head: UnsafeMutablePointer<SlabHeader>? = nil
     public var count = 0
@@ -114,8 +133,8 @@ public struct SlabHeader {
     public var freeList: UnsafeMutableRawPointer?
     public var inUse: UInt32
     public var magic: UInt32
-    /// 0 empty, 1 partial, 2 full.
-    public var list: UInt8
+    /// The list the slab is on.
+    public var list: SlabListKind
     public var isStatic: Bool
 }
 
@@ -190,6 +209,25 @@ public struct ZoneState {
         }
         precondition(objectsPerSlab >= 1, "zone: objects do not fit in a slab")
         precondition(slabBytes <= 1 << 20, "zone: slabs are at most 1 MiB")
+    }
+
+    /// The list of slabs of `kind`.
+    @inline(__always)
+    public subscript(list kind: SlabListKind) -> SlabList {
+        get {
+            switch kind {
+            case .empty: return empty
+            case .partial: return partial
+            case .full: return full
+            }
+        }
+        _modify {
+            switch kind {
+            case .empty: yield &empty
+            case .partial: yield &partial
+            case .full: yield &full
+            }
+        }
     }
 
     public var slabCount: Int { empty.count + partial.count + full.count }

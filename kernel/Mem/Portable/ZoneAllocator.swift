@@ -196,7 +196,7 @@ public struct ZoneRef<Environment: ZoneEnvironment> {
         slab.pointee.freeList = object
         slab.pointee.inUse -= 1
         // A full slab becomes partial; one that becomes empty stays partial until reclaim.
-        if slab.pointee.list == 2 { move(slab, to: 1) }
+        if slab.pointee.list == .full { move(slab, to: .partial) }
         state.pointee.freeObjects += 1
         state.pointee.inUse -= 1
         if debug.contains(.check) { checkSlab(slab) }
@@ -230,7 +230,7 @@ public struct ZoneRef<Environment: ZoneEnvironment> {
         var slab = state.pointee.partial.head
         while let current = slab {
             slab = current.pointee.next
-            if current.pointee.inUse == 0 { move(current, to: 0) }
+            if current.pointee.inUse == 0 { move(current, to: .empty) }
         }
         Environment.unlock(token)
         while true {
@@ -242,7 +242,7 @@ public struct ZoneRef<Environment: ZoneEnvironment> {
                 Environment.unlock(token)
                 break
             }
-            unlink(slab, from: 0)
+            unlink(slab, from: .empty)
             slab.pointee.magic = 0
             state.pointee.freeObjects -= state.pointee.objectsPerSlab
             state.pointee.statistics.dynamicSlabs -= 1
@@ -297,7 +297,7 @@ public struct ZoneRef<Environment: ZoneEnvironment> {
     func addSlab(_ memory: UnsafeMutableRawPointer, isStatic: Bool) {
         let slab = memory.bindMemory(to: SlabHeader.self, capacity: 1)
         slab.pointee = SlabHeader(zone: UnsafeMutableRawPointer(state), next: nil, prev: nil, freeList: nil,
-                                  inUse: 0, magic: SlabHeader.magicValue, list: 0, isStatic: isStatic)
+                                  inUse: 0, magic: SlabHeader.magicValue, list: .empty, isStatic: isStatic)
         let bitmap = bitmapOf(slab)
         for word in 0..<state.pointee.bitmapWords { bitmap[word] = 0 }
         let debug = state.pointee.debug
@@ -312,7 +312,7 @@ public struct ZoneRef<Environment: ZoneEnvironment> {
             next = item
         }
         slab.pointee.freeList = next
-        push(slab, on: 0)
+        push(slab, on: .empty)
         state.pointee.freeObjects += state.pointee.objectsPerSlab
         if isStatic {
             state.pointee.statistics.staticSlabs += 1
@@ -346,8 +346,8 @@ public struct ZoneRef<Environment: ZoneEnvironment> {
         }
         if debug.contains(.poison) { checkPoison(item) }
         slab.pointee.inUse += 1
-        if slab.pointee.inUse == UInt32(state.pointee.objectsPerSlab) { move(slab, to: 2) }
-        else if slab.pointee.list == 0 { move(slab, to: 1) }
+        if slab.pointee.inUse == UInt32(state.pointee.objectsPerSlab) { move(slab, to: .full) }
+        else if slab.pointee.list == .empty { move(slab, to: .partial) }
         state.pointee.freeObjects -= 1
         state.pointee.inUse += 1
         if debug.contains(.check) { checkSlab(slab) }
@@ -357,42 +357,29 @@ public struct ZoneRef<Environment: ZoneEnvironment> {
     // MARK: - Lists
 
     @inline(__always)
-    func withList<R>(_ number: UInt8, _ body: (inout SlabList) -> R) -> R {
-        switch number {
-        case 0: return body(&state.pointee.empty)
-        case 1: return body(&state.pointee.partial)
-        default: return body(&state.pointee.full)
-        }
-    }
-
-    @inline(__always)
-    func push(_ slab: UnsafeMutablePointer<SlabHeader>, on number: UInt8) {
-        slab.pointee.list = number
+    func push(_ slab: UnsafeMutablePointer<SlabHeader>, on kind: SlabListKind) {
+        slab.pointee.list = kind
         slab.pointee.prev = nil
-        withList(number) { list in
-            slab.pointee.next = list.head
-            list.head?.pointee.prev = slab
-            list.head = slab
-            list.count += 1
-        }
+        slab.pointee.next = state.pointee[list: kind].head
+        slab.pointee.next?.pointee.prev = slab
+        state.pointee[list: kind].head = slab
+        state.pointee[list: kind].count += 1
     }
 
     @inline(__always)
-    func unlink(_ slab: UnsafeMutablePointer<SlabHeader>, from number: UInt8) {
-        withList(number) { list in
-            if let prev = slab.pointee.prev { prev.pointee.next = slab.pointee.next } else { list.head = slab.pointee.next }
-            slab.pointee.next?.pointee.prev = slab.pointee.prev
-            list.count -= 1
-        }
+    func unlink(_ slab: UnsafeMutablePointer<SlabHeader>, from kind: SlabListKind) {
+        if let prev = slab.pointee.prev { prev.pointee.next = slab.pointee.next } else { state.pointee[list: kind].head = slab.pointee.next }
+        slab.pointee.next?.pointee.prev = slab.pointee.prev
+        state.pointee[list: kind].count -= 1
         slab.pointee.next = nil
         slab.pointee.prev = nil
     }
 
     @inline(__always)
-    func move(_ slab: UnsafeMutablePointer<SlabHeader>, to number: UInt8) {
-        if slab.pointee.list == number { return }
+    func move(_ slab: UnsafeMutablePointer<SlabHeader>, to kind: SlabListKind) {
+        if slab.pointee.list == kind { return }
         unlink(slab, from: slab.pointee.list)
-        push(slab, on: number)
+        push(slab, on: kind)
     }
 
     // MARK: - Bitmap

@@ -56,8 +56,13 @@ extension ZoneRef {
         let inUse = Int(slab.pointee.inUse)
         // Full slabs and only they on the full list; the empty list holds only empty slabs;
         // the partial list may hold empty ones too (reclaim moves them).
-        let listOK = slab.pointee.list == 2 ? inUse == perSlab : (inUse < perSlab && (slab.pointee.list == 1 || inUse == 0))
-        guard listOK else { return "on list \(slab.pointee.list) with \(inUse) of \(perSlab) objects in use" }
+        let listOK: Bool
+        switch slab.pointee.list {
+        case .full: listOK = inUse == perSlab
+        case .partial: listOK = inUse < perSlab
+        case .empty: listOK = inUse == 0
+        }
+        guard listOK else { return "on the \(slab.pointee.list.name) list with \(inUse) of \(perSlab) objects in use" }
         var free = 0
         var item = slab.pointee.freeList
         while let current = item {
@@ -100,13 +105,15 @@ extension ZoneRef {
         var used = 0
         var slabs = 0
         var statics = 0
-        for number: UInt8 in 0...2 {
+        // Over the raw values, not allCases: that would allocate an array, inside the zone lock.
+        for raw in SlabListKind.empty.rawValue...SlabListKind.full.rawValue {
+            let kind = SlabListKind(rawValue: raw)!
             var count = 0
-            var slab = withList(number) { $0.head }
+            var slab = state.pointee[list: kind].head
             var previous: UnsafeMutablePointer<SlabHeader>? = nil
             while let current = slab {
                 if let problem = validate(current) { return "slab \(hex: address(current)): \(message: problem)" }
-                guard current.pointee.prev == previous else { return "slab list \(number) has a broken back link" }
+                guard current.pointee.prev == previous else { return "the \(kind.name) slab list has a broken back link" }
                 used += Int(current.pointee.inUse)
                 free += state.pointee.objectsPerSlab - Int(current.pointee.inUse)
                 if current.pointee.isStatic { statics += 1 }
@@ -114,7 +121,7 @@ extension ZoneRef {
                 previous = current
                 slab = current.pointee.next
             }
-            guard count == withList(number, { $0.count }) else { return "slab list \(number) holds \(count) slabs, its count says \(withList(number, { $0.count }))" }
+            guard count == state.pointee[list: kind].count else { return "the \(kind.name) slab list holds \(count) slabs, its count says \(state.pointee[list: kind].count)" }
             slabs += count
         }
         // Objects in the magazine are free for the zone and in use for their slabs.

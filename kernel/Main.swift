@@ -4,6 +4,10 @@
 // magic and the physical address of the multiboot information. From here the kernel brings
 // up its subsystems in dependency order (docs/boot.md), then either runs the tests the
 // command line selects or, without `test=`, reports and exits: QEMU never stays behind.
+//
+// This file sits at the top of kernel/, in no subsystem, because it is the one place that
+// knows them all - including the tests, benchmarks and stress runs a command line may ask
+// for. No subsystem (Kern, Mem, VM, Arch, Lib, Drivers, Console) calls into kernel/Test.
 
 import ArchSupport
 
@@ -27,12 +31,6 @@ public func kernelMain(_ magic: UInt32, _ infoAddress: UInt32) -> Never {
     BootInfo.logMemoryMap()
     MemoryBootstrap.run()
     startThreadsAndPaging()
-    TestRunner.suiteEpilogue = {
-        KernelMaps.logMaps()
-        Pageout.logStatistics()
-        Zones.printTable()
-        if Zones.debug.contains(.check) { Zones.checkAll() }
-    }
 
     kernelInitComplete()
 }
