@@ -10,7 +10,8 @@
 #
 # The kernel is one swiftc invocation over every Swift file in kernel/ (Embedded Swift,
 # x86_64-unknown-none-elf), plus the assembly files, linked with linker.ld. Nothing here
-# uses Swift packages; Package.swift is only the host build of kernel/Core for `swift test`.
+# uses Swift packages; Package.swift is only the host build of the portable folders (kernel/Lib,
+# kernel/Mem/Portable, kernel/VM/Portable) for `swift test`.
 
 SWIFTC      ?= $(shell command -v swiftc)
 TOOLCHAIN   := $(dir $(realpath $(SWIFTC)))

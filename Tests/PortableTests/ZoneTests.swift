@@ -281,7 +281,7 @@ func makeZone(objectSize: Int, alignment: Int = 8, slabPages: Int = 1, reserve: 
         // Odd seeds with every debug check, even ones with none (and so with the magazine).
         let zone = makeZone(objectSize: size, alignment: 8, slabPages: size > 500 ? 2 : 1, reserve: reserve,
                             keepEmpty: random.next(below: 3), debug: seed % 2 == 1 ? .all : [])
-        HostZoneEnvironment.faults = FaultInjector(pattern: .perMille(300), onlyClass: nil, seed: seed)
+        HostZoneEnvironment.faults = FaultInjector(pattern: .perMille(300), onlyRequester: nil, seed: seed)
         var live: [UnsafeMutableRawPointer] = []
         var liveSet = Set<Int>()
         for step in 0..<4000 {

@@ -1,6 +1,6 @@
 // LogMessage.swift - string interpolation that needs no heap.
 //
-// (In kernel/Core because the portable allocators build their panic messages with it too.)
+// (In kernel/Lib, host-portable, because the portable allocators build their panic messages with it too.)
 //
 // `Log.info(.boot, "mapped \(pages) pages at \(hex: address)")` builds a LogMessage: the
 // compiler calls the append methods below, which format into a fixed 240-byte buffer inside

@@ -25,7 +25,7 @@ enum DeadlockTests {
     }
 
     /// The stress workloads with the page allocator failing requests of the ordinary and system
-    /// classes at random: blocking requests retry, non-blocking ones fail cleanly; nothing
+    /// requesters at random: blocking requests retry, non-blocking ones fail cleanly; nothing
     /// may be lost, and every count must still add up (the runner checks the zones tables).
     static var faultSuite: TestSuite {
         TestSuite("stressfaults", memory: memory, arguments: "pagefail=random:50:ordinary+system", diskMiB: diskMiB, icount: true,
@@ -41,7 +41,7 @@ enum DeadlockTests {
         Test.expect(injected > 0, "the page allocator injected failures (\(injected))")
         var failures: UInt64 = 0
         for requester in Requester.allCases { failures += PhysicalMemory.statistics[requester].injectedFailures }
-        Test.expectEqual(failures, injected, "injected failures the classes counted")
+        Test.expectEqual(failures, injected, "injected failures the requesters counted")
         PhysicalMemory.logStatistics()
     }
 
@@ -65,6 +65,6 @@ enum DeadlockTests {
         let pagesUsed = PhysicalMemory.statistics[.pageout].deepestReserveUse
         Test.expect(pagesUsed <= UInt64(bounds.pages), "pages taken below free_min: \(pagesUsed), bound \(bounds.pages)")
         Test.expect(ZoneGrowth.deepestChain <= ReserveBounds.zoneGrowthChain, "zone growth chain \(ZoneGrowth.deepestChain), bound \(ReserveBounds.zoneGrowthChain)")
-        Test.diagnostic("pageout class: \(pagesUsed) pages below free_min at most (bound \(bounds.pages)); zone growth chain \(ZoneGrowth.deepestChain) (bound \(ReserveBounds.zoneGrowthChain))")
+        Test.diagnostic("pageout requester: \(pagesUsed) pages below free_min at most (bound \(bounds.pages)); zone growth chain \(ZoneGrowth.deepestChain) (bound \(ReserveBounds.zoneGrowthChain))")
     }
 }

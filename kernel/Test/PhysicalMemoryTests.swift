@@ -8,7 +8,7 @@ enum PhysicalMemoryTests {
         TestSuite("pmm", memory: "16M,128M,1G,4G", [
             TestCase("everyFreePageIsHandedOutOnceAndComesBack", everyFreePageIsHandedOutOnceAndComesBack),
             TestCase("multiPageBlocksAreAlignedToTheirSize", multiPageBlocksAreAlignedToTheirSize),
-            TestCase("eachClassStopsAtItsThreshold", eachClassStopsAtItsThreshold),
+            TestCase("eachRequesterStopsAtItsTier", eachRequesterStopsAtItsTier),
             TestCase("faultInjectionFailsExactlyTheConfiguredRequests", faultInjectionFailsExactlyTheConfiguredRequests),
             TestCase("blockingRequestRetriesThroughInjectedFailures", blockingRequestRetriesThroughInjectedFailures),
             TestCase("blockingRequestIsNotHungByInjectionOfEveryRequest", blockingRequestIsNotHungByInjectionOfEveryRequest),
@@ -21,7 +21,7 @@ enum PhysicalMemoryTests {
     /// The pmm suite again, with fault injection set from the command line.
     static var faultSuite: TestSuite {
         TestSuite("pmmfaults", arguments: "pagefail=every:3:ordinary", [
-            TestCase("commandLineFaultInjectionFailsEveryThirdNormalRequest", commandLineFaultInjectionFailsEveryThirdNormalRequest),
+            TestCase("commandLineFaultInjectionFailsEveryThirdOrdinaryRequest", commandLineFaultInjectionFailsEveryThirdOrdinaryRequest),
         ])
     }
 
@@ -113,7 +113,7 @@ enum PhysicalMemoryTests {
         return count
     }
 
-    static func eachClassStopsAtItsThreshold() {
+    static func eachRequesterStopsAtItsTier() {
         let t = PhysicalMemory.thresholds
         let taken = PageBitmap(pages: PhysicalMemory.pageCount)
         let before = PhysicalMemory.freePages
@@ -136,7 +136,7 @@ enum PhysicalMemoryTests {
         defer { PhysicalMemory.faultInjector = saved }
         var held: [PageIndex] = []
         held.reserveCapacity(128)
-        PhysicalMemory.faultInjector = FaultInjector(pattern: .everyNth(5), onlyClass: .system, seed: KernelOptions.seed)
+        PhysicalMemory.faultInjector = FaultInjector(pattern: .everyNth(5), onlyRequester: .system, seed: KernelOptions.seed)
         var systemFailures = 0
         var ordinaryFailures = 0
         for _ in 0..<50 {
@@ -152,7 +152,7 @@ enum PhysicalMemoryTests {
     static func blockingRequestIsNotHungByInjectionOfEveryRequest() {
         let saved = PhysicalMemory.faultInjector
         defer { PhysicalMemory.faultInjector = saved }
-        PhysicalMemory.faultInjector = FaultInjector(pattern: .everyNth(1), onlyClass: .ordinary, seed: KernelOptions.seed)
+        PhysicalMemory.faultInjector = FaultInjector(pattern: .everyNth(1), onlyRequester: .ordinary, seed: KernelOptions.seed)
         let page = PhysicalMemory.allocate(order: 0, .ordinary)
         Test.expect(page != nil, "a blocking request gets through after the bounded number of injected retries")
         Test.expectEqual(PhysicalMemory.faultInjector.injected, UInt64(PhysicalMemory.maximumInjectedRetries), "injected failures")
@@ -164,7 +164,7 @@ enum PhysicalMemoryTests {
         defer { PhysicalMemory.faultInjector = saved }
         var held: [PageIndex] = []
         held.reserveCapacity(16)
-        PhysicalMemory.faultInjector = FaultInjector(pattern: .everyNth(2), onlyClass: nil, seed: KernelOptions.seed)
+        PhysicalMemory.faultInjector = FaultInjector(pattern: .everyNth(2), onlyRequester: nil, seed: KernelOptions.seed)
         for _ in 0..<10 { held.append(PhysicalMemory.allocate(order: 0, .ordinary)!) }
         Test.expectEqual(held.count, 10, "every blocking request was met")
         // Requests 2, 4, 6, ... fail: the first allocation takes one request, each later one two.
@@ -200,7 +200,7 @@ enum PhysicalMemoryTests {
         Test.fail("the blocking request returned")
     }
 
-    static func commandLineFaultInjectionFailsEveryThirdNormalRequest() {
+    static func commandLineFaultInjectionFailsEveryThirdOrdinaryRequest() {
         Test.expect(PhysicalMemory.faultInjector.pattern == .everyNth(3), "pagefail=every:3:ordinary was applied")
         var held: [PageIndex] = []
         held.reserveCapacity(64)   // no kmalloc growth (which takes pages) inside the measured loop

@@ -99,7 +99,7 @@ enum PmapTests {
         let saved = PhysicalMemory.faultInjector
         let free = PhysicalMemory.freePages
         let pv = PVEntries.inUse
-        PhysicalMemory.faultInjector = FaultInjector(pattern: .everyNth(2), onlyClass: .system, seed: 1)
+        PhysicalMemory.faultInjector = FaultInjector(pattern: .everyNth(2), onlyRequester: .system, seed: 1)
         // Needs at least two new tables: the first one is granted, the second refused.
         let address = window + 0x3800_0000
         let entered = Pmap.enter(address, page: page, protection: .readWrite, .system)

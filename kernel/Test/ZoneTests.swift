@@ -53,7 +53,7 @@ enum ZoneTests {
         let refillsBefore = zone.statistics.refills, failedBefore = zone.statistics.failedRefills
         var held: [UnsafeMutableRawPointer] = []
         held.reserveCapacity(4096)   // the test itself must not need pages while they fail
-        PhysicalMemory.faultInjector = FaultInjector(pattern: .everyNth(1), onlyClass: nil, seed: KernelOptions.seed)
+        PhysicalMemory.faultInjector = FaultInjector(pattern: .everyNth(1), onlyRequester: nil, seed: KernelOptions.seed)
         while let object = zone.allocate(.ordinaryNoWait) { held.append(object) }
         Test.expectEqual(zone.freeObjects, reserve, "free objects once ordinary allocations are refused")
         for number in 0..<reserve {

@@ -141,7 +141,7 @@ enum VMMaps {
         }
     }
 
-    /// Everything the Core validator checks, plus submap bounds and balanced reservations.
+    /// Everything the portable validator (VMMapCheck.swift) checks, plus submap bounds and balanced reservations.
     static func validate(_ map: MapRef) -> LogMessage? {
         map.pointee.lock.lock()
         defer { map.pointee.lock.unlock() }

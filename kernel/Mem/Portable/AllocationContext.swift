@@ -72,8 +72,9 @@ public struct AllocationContext: Equatable {
     public var withoutWaiting: AllocationContext { AllocationContext(requester, .noWait) }
 
     /// The context a page-table page for this request's mapping is allocated under: at least
-    /// the system tier (a mapping cannot be half made), never more than the request itself has.
-    /// Never waits: the pmap reports the shortage and its caller decides.
+    /// the system tier (an ordinary mapping's tables are VM internals, and a mapping cannot be
+    /// half made), and the pageout tier only for the pageout path itself - never below free_min
+    /// for anyone else. Never waits: the pmap reports the shortage and its caller decides.
     public var forPageTables: AllocationContext {
         AllocationContext(max(requester, .system), .noWait)
     }

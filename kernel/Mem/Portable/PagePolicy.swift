@@ -66,7 +66,7 @@ public struct RequesterSet: OptionSet, Equatable {
 
     public func contains(_ requester: Requester) -> Bool { rawValue & (1 << UInt8(requester.rawValue)) != 0 }
 
-    /// Parses class names joined by '+'. Nil when a name is unknown or the text is empty.
+    /// Parses requester names joined by '+'. Nil when a name is unknown or the text is empty.
     public static func parse(_ text: ByteString) -> RequesterSet? {
         var result = RequesterSet()
         var valid = !text.isEmpty
@@ -83,8 +83,8 @@ public struct RequesterSet: OptionSet, Equatable {
 
 /// Makes allocations fail on purpose, by a seeded pattern, to test every failure path.
 ///
-/// Written on the command line as `pagefail=every:N[:classes]` (every Nth request fails) or
-/// `pagefail=random:P[:classes]` (each request fails with probability P/1000); with classes
+/// Written on the command line as `pagefail=every:N[:requesters]` (every Nth request fails) or
+/// `pagefail=random:P[:requesters]` (each request fails with probability P/1000); with requesters
 /// ("ordinary", "ordinary+system", ...), only requests by those requesters are counted and failed.
 public struct FaultInjector {
     public enum Pattern: Equatable {
@@ -107,8 +107,8 @@ public struct FaultInjector {
         self.random = SeededRandom(seed: seed)
     }
 
-    public init(pattern: Pattern, onlyClass: Requester?, seed: UInt64) {
-        self.init(pattern: pattern, classes: onlyClass.map { RequesterSet($0) } ?? .all, seed: seed)
+    public init(pattern: Pattern, onlyRequester: Requester?, seed: UInt64) {
+        self.init(pattern: pattern, classes: onlyRequester.map { RequesterSet($0) } ?? .all, seed: seed)
     }
 
     public var isActive: Bool { pattern != .off }
@@ -128,7 +128,7 @@ public struct FaultInjector {
         return fail
     }
 
-    /// Parses "every:N[:classes]" or "random:P[:classes]" (P in 0...1000). Nil when malformed.
+    /// Parses "every:N[:requesters]" or "random:P[:requesters]" (P in 0...1000). Nil when malformed.
     public static func parse(_ text: ByteString, seed: UInt64) -> FaultInjector? {
         var pieces: [ByteString] = []
         text.forEachPiece(separatedBy: UInt8(ascii: ":")) { pieces.append($0) }

@@ -14,7 +14,7 @@ public struct ReserveNeeds: Equatable {
     public var swapBlocks: Int
     public var mapEntries: Int
     public var pvEntries: Int
-    /// Pages below free_min (the pageout class only).
+    /// Pages below free_min (the pageout requester only).
     public var pages: Int
 
     public init(swapBlocks: Int, mapEntries: Int, pvEntries: Int, pages: Int) {
@@ -45,11 +45,11 @@ public enum ReserveBounds {
 
     /// The pageout thread growing the swblock zone itself (its reserve is empty and refills
     /// failed): a 16 KiB slab in kmem - its map entry, a PV entry per page, its pages and up to
-    /// two page-table pages, all from the reserves and the pageout class.
+    /// two page-table pages, all from the reserves and the pageout tier.
     public static let pageoutZoneGrowth = ReserveNeeds(swapBlocks: 0, mapEntries: 1, pvEntries: swapBlockSlabPages,
                                                        pages: swapBlockSlabPages + tablePagesPerMapping)
 
-    /// One refill of the swblock zone (system-class pages, so none below free_min): the slab's
+    /// One refill of the swblock zone (system context, so no page below free_min): the slab's
     /// kmem entry and one PV entry per slab page.
     public static let swapBlockRefill = ReserveNeeds(swapBlocks: 0, mapEntries: 1, pvEntries: swapBlockSlabPages, pages: 0)
 

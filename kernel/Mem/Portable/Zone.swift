@@ -22,7 +22,7 @@
 //
 // The code is portable: everything machine-specific - locking, where slab memory comes from,
 // logging, stopping on corruption - is a static function of a ZoneEnvironment, which the
-// kernel (kernel/Mem/KernelZones.swift) and the host tests (Tests/CoreTests) each provide.
+// kernel (kernel/Mem/KernelZones.swift) and the host tests (Tests/PortableTests) each provide.
 
 /// Where a zone's slabs come from.
 public enum SlabSource {
