@@ -38,6 +38,8 @@ def main():
                         help="boot multi-seed suites with this many times their seeds (make soak)")
     parser.add_argument("--kernel-arguments", default="",
                         help="extra kernel command-line options for every suite boot (make soak: stressrounds=)")
+    parser.add_argument("--memory", default="",
+                        help="comma-separated QEMU memory sizes to boot every suite with instead of its own (16M,3G)")
     parser.add_argument("--gdb-port", type=int, default=None,
                         help="every boot listens for gdb on this port, one at a time, without a timeout")
     options = parser.parse_args()
@@ -57,7 +59,8 @@ def main():
     if unknown:
         print("unknown suites: %s (known: %s)" % (", ".join(sorted(unknown)), ", ".join(suites)))
         return 1
-    boots = plan.plan(suites, options.seed, only, options.seed_scale, options.kernel_arguments)
+    memory = list(filter(None, options.memory.split(","))) or None
+    boots = plan.plan(suites, options.seed, only, options.seed_scale, options.kernel_arguments, memory)
     print("kernel tests: seed %d, %d suites, %d boots, %d parallel jobs; logs in %s"
           % (options.seed, len(suites) if not only else len(only), len(boots), options.jobs, options.logs))
 

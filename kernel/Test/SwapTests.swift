@@ -10,7 +10,7 @@ enum SwapTests {
     }
 
     static var pagingSuite: TestSuite {
-        TestSuite("paging", memory: "24M,40M", diskMiB: 256, timeout: 900, exclusive: false, [
+        TestSuite("paging", memory: "24M,40M,128M", diskMiB: 256, diskPerRAM: 3, timeout: 900, exclusive: false, [
             TestCase("threadsWriteMoreThanRAMAndReadEveryPageBack", threadsWriteMoreThanRAMAndReadEveryPageBack),
             TestCase("swapIsReleasedWithTheMemory", swapIsReleasedWithTheMemory),
         ])
@@ -97,7 +97,15 @@ enum SwapTests {
 
     static func threadsWriteMoreThanRAMAndReadEveryPageBack() {
         let workers = 3
-        let totalPages = Int(PhysicalMemory.managedPages) * 2
+        // Sized from the machine: twice RAM, so that most pages go through swap, but at most
+        // three quarters of the swap disk - a page holds at most one swap block, so swap never
+        // fills (that is swapfull's subject) and no worker is stopped.
+        let ram = Int(PhysicalMemory.managedPages)
+        let totalPages = min(2 * ram, Int(SwapDevice.blocks) * 3 / 4)
+        guard totalPages >= ram + ram / 4 else {
+            Test.fail("the swap disk (\(SwapDevice.blocks) blocks) is too small to page \(ram + ram / 4) pages through \(ram) pages of RAM")
+            return
+        }
         let perWorker = totalPages / workers
         let regions = UnsafeMutablePointer<Region>.allocate(capacity: workers)
         let outBefore = SwapDevice.pagesWritten, inBefore = SwapDevice.pagesRead

@@ -47,6 +47,9 @@ struct TestSuite {
     let arguments: StaticString
     /// Size in MiB of the swap disk the runner attaches (0: none).
     let diskMiB: Int
+    /// The disk is at least this many times the boot's memory size (0: just diskMiB), so that
+    /// a workload sized from RAM fits on it at every memory size.
+    let diskPerRAM: Int
     /// Whether to run QEMU with -icount (instruction-counted time, for repeatable scheduling).
     let icount: Bool
     /// Seconds after which the runner calls a boot of this suite hung.
@@ -58,12 +61,13 @@ struct TestSuite {
     let exclusive: Bool
     let cases: [TestCase]
 
-    init(_ name: StaticString, memory: StaticString = "128M", arguments: StaticString = "", diskMiB: Int = 0,
+    init(_ name: StaticString, memory: StaticString = "128M", arguments: StaticString = "", diskMiB: Int = 0, diskPerRAM: Int = 0,
          icount: Bool = false, timeout: Int = 120, seeds: Int = 1, exclusive: Bool = true, _ cases: [TestCase]) {
         self.name = name
         self.memory = memory
         self.arguments = arguments
         self.diskMiB = diskMiB
+        self.diskPerRAM = diskPerRAM
         self.icount = icount
         self.timeout = timeout
         self.seeds = seeds
@@ -252,7 +256,7 @@ enum TestRunner {
         Console.printLine("# test list")
         for suite in suites {
             let icount: StaticString = suite.icount ? "yes" : "no"
-            Console.printLine("suite \(suite.name) memory=\(suite.memory) disk=\(suite.diskMiB) icount=\(icount) timeout=\(suite.timeout) seeds=\(suite.seeds) arguments=\(suite.arguments)")
+            Console.printLine("suite \(suite.name) memory=\(suite.memory) disk=\(suite.diskMiB)+\(suite.diskPerRAM)xram icount=\(icount) timeout=\(suite.timeout) seeds=\(suite.seeds) arguments=\(suite.arguments)")
             for testCase in suite.cases {
                 let marker: StaticString = testCase.expectedPanic != nil ? " expects-panic" : ""
                 Console.printLine("case \(suite.name).\(testCase.name)\(marker)")

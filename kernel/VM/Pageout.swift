@@ -1,13 +1,16 @@
 // Pageout.swift - the pageout thread: freeing memory by moving pages to swap.
 //
 // It sleeps until free pages fall below paging_start (allocations wake it) or a second
-// passes (to retry zone refills that failed). Awake, it works until free pages reach
-// paging_target, one step at a time:
-//   - age: pages at the head of the active queue whose mappings were not used since the last
-//     look go to the inactive queue; used ones go round again;
+// passes (to retry zone refills that failed). Awake, it works without pause until free pages
+// reach paging_target, in passes whose size follows the shortage (`scanPass`):
 //   - clean: a page at the head of the inactive queue that was used goes back to active;
 //     otherwise it is unmapped everywhere (its PV list), written to swap if it changed since
-//     its last copy there, and freed.
+//     its last copy there, and freed - until the free count reaches paging_target;
+//   - deactivate: pages at the head of the active queue whose mappings were not used since
+//     the last look go to the inactive queue, until it holds inactive_target pages; used ones
+//     go round again.
+// Each pass looks at every queued page at most once, so a pass is bounded by the queues and
+// the work by the shortage, at any memory size. docs/allocators.md describes the targets.
 // Everything it allocates - swblocks, pager windows, PV entries, page-table pages - is asked
 // for under the pageout context (SwapPager.pageoutContext): every reserve and the pages below
 // free_min, never waiting, so it can work when nobody else can allocate. When swap is full and
@@ -36,7 +39,6 @@ enum Pageout {
     static var statistics = PageoutStatistics()
     static var requested = false
     static let channel = UnsafeMutableRawPointer.allocate(byteCount: 8, alignment: 8)
-    static let batch = 32
 
     static func start() {
         let pageout = Threads.spawn("pageout", stackPages: 8) { Pageout.run() }
@@ -65,43 +67,45 @@ enum Pageout {
             }
             statistics.wakeups += 1
             if Zones.reservesEnabled { Zones.refillAll() }
-            var idleRounds = 0
+            // Below paging_target the thread works without pause: each pass scans as much of
+            // the queues as the shortage needs. It rests (one tick) only after a pass that
+            // looked at every queued page and freed nothing - every page was in use, or could
+            // not be written - and gives up the episode after a few such passes in a row.
+            var fruitlessPasses = 0
             while isNeeded {
-                let freed = step()
+                let freed = scanPass()
                 if freed > 0 {
-                    idleRounds = 0
+                    fruitlessPasses = 0
                     continue
                 }
                 // Nothing could be cleaned, swap cannot take more, and threads are waiting for
                 // memory: only stopping a consumer can help.
                 if (SwapDevice.isFull || !SwapDevice.isPresent) && VMWait.waiters > 0 && OutOfMemory.act() { continue }
-                idleRounds += 1
-                if idleRounds > 3 { break }
+                fruitlessPasses += 1
+                if fruitlessPasses > 3 { break }
                 Scheduler.sleep(ticks: 1)
             }
         }
     }
 
-    /// One round of aging and cleaning; returns the pages freed. A page is taken off its
-    /// queue and either put back or marked busy in one step with interrupts off: a page that is
-    /// on no queue and not busy is one its object may free at any moment.
-    static func step() -> Int {
-        for _ in 0..<batch {
-            let moved: Bool = withInterruptsDisabled {
-                guard let page = PageQueues.takeHead(.active) else { return false }
-                statistics.scanned += 1
-                if Pmap.testAndClearReferenced(page) {
-                    PageQueues.insert(page, .active)
-                } else {
-                    PageQueues.insert(page, .inactive)
-                    statistics.deactivated += 1
-                }
-                return true
-            }
-            if !moved { break }
-        }
+    /// One pass of the daemon, sized by the shortage (FreeBSD's vm_pageout_scan in small):
+    ///   1. clean: from the head of the inactive queue, free pages until the free count reaches
+    ///      paging_target, looking at each inactive page at most once; a page used since it was
+    ///      deactivated goes back to the active queue;
+    ///   2. deactivate: from the head of the active queue, move pages not used since the last
+    ///      look to the inactive queue until it holds its target (the pages the next pass may
+    ///      clean), looking at each active page at most once; used ones go round again with
+    ///      their accessed bits cleared.
+    /// Returns the pages freed. A page is taken off its queue and either put back or marked
+    /// busy in one step with interrupts off: a page that is on no queue and not busy is one its
+    /// object may free at any moment.
+    static func scanPass() -> Int {
+        let thresholds = PhysicalMemory.thresholds
         var freed = 0
-        for _ in 0..<batch {
+        var looked = 0
+        let inactiveLength = withInterruptsDisabled { PageQueues.inactive.count }
+        while looked < inactiveLength && PhysicalMemory.freePages < thresholds.pagingTarget {
+            looked += 1
             let candidate: PageIndex?? = withInterruptsDisabled {
                 guard let page = PageQueues.takeHead(.inactive) else { return nil }
                 statistics.scanned += 1
@@ -118,9 +122,28 @@ enum Pageout {
             if clean(page) {
                 freed += 1
             } else {
+                // Swap is full or the device failed: the next page would fare no better now.
                 statistics.failures += 1
                 break
             }
+        }
+        let inactiveTarget = thresholds.inactiveTarget
+        let activeLength = withInterruptsDisabled { PageQueues.active.count }
+        looked = 0
+        while looked < activeLength {
+            looked += 1
+            let more: Bool = withInterruptsDisabled {
+                guard UInt64(PageQueues.inactive.count) < inactiveTarget, let page = PageQueues.takeHead(.active) else { return false }
+                statistics.scanned += 1
+                if Pmap.testAndClearReferenced(page) {
+                    PageQueues.insert(page, .active)
+                } else {
+                    PageQueues.insert(page, .inactive)
+                    statistics.deactivated += 1
+                }
+                return true
+            }
+            if !more { break }
         }
         return freed
     }

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from .qemu import Boot
 
-SUITE_LINE = re.compile(r"^suite (?P<name>\S+) memory=(?P<memory>\S+) disk=(?P<disk>\d+) icount=(?P<icount>yes|no) timeout=(?P<timeout>\d+) seeds=(?P<seeds>\d+) arguments=(?P<arguments>.*)$")
+SUITE_LINE = re.compile(r"^suite (?P<name>\S+) memory=(?P<memory>\S+) disk=(?P<disk>\d+)\+(?P<perram>\d+)xram icount=(?P<icount>yes|no) timeout=(?P<timeout>\d+) seeds=(?P<seeds>\d+) arguments=(?P<arguments>.*)$")
 CASE_LINE = re.compile(r"^case (?P<suite>[^.\s]+)\.(?P<case>\S+)(?P<panic> expects-panic)?$")
 
 
@@ -19,6 +19,7 @@ class SuiteInfo:
     name: str
     memory: list
     disk_mib: int
+    disk_per_ram: int
     icount: bool
     timeout: int
     seeds: int
@@ -34,7 +35,7 @@ def parse_list(output):
         match = SUITE_LINE.match(line)
         if match:
             suites[match.group("name")] = SuiteInfo(
-                match.group("name"), match.group("memory").split(","), int(match.group("disk")),
+                match.group("name"), match.group("memory").split(","), int(match.group("disk")), int(match.group("perram")),
                 match.group("icount") == "yes", int(match.group("timeout")), int(match.group("seeds")),
                 match.group("arguments").strip())
             continue
@@ -55,9 +56,26 @@ class PlannedBoot:
     case: str = None
 
 
-def plan(suites, seed, only=None, seed_scale=1, extra_arguments=""):
-    """Boots for `suites`: each memory size, and each of the suite's seeds (times
-    `seed_scale` for soak runs), plus each expected-panic case once."""
+def memory_mib(size):
+    """QEMU's -m size ("24M", "4G", "512") in MiB."""
+    units = {"M": 1, "G": 1024, "T": 1024 * 1024}
+    if size[-1].upper() in units:
+        return int(size[:-1]) * units[size[-1].upper()]
+    return int(size)
+
+
+def disk_size(suite, memory):
+    """The suite's swap disk in MiB at this memory size: its own size, and at least
+    disk_per_ram times the memory when it asks for that (0: no disk)."""
+    if suite.disk_mib == 0:
+        return 0
+    return max(suite.disk_mib, suite.disk_per_ram * memory_mib(memory))
+
+
+def plan(suites, seed, only=None, seed_scale=1, extra_arguments="", memory=None):
+    """Boots for `suites`: each memory size (the suite's own, or `memory` when given), and
+    each of the suite's seeds (times `seed_scale` for soak runs), plus each expected-panic
+    case once."""
     planned = []
     for suite in suites.values():
         if only and suite.name not in only:
@@ -65,17 +83,17 @@ def plan(suites, seed, only=None, seed_scale=1, extra_arguments=""):
         seeds = suite.seeds * seed_scale if suite.seeds > 1 else 1
         for offset in range(seeds):
             arguments = ("seed=%d %s %s" % (seed + offset, suite.arguments, extra_arguments)).strip()
-            for memory in suite.memory:
-                name = "%s@%s" % (suite.name, memory) + ("#%d" % (seed + offset) if seeds > 1 else "")
+            for size in memory or suite.memory:
+                name = "%s@%s" % (suite.name, size) + ("#%d" % (seed + offset) if seeds > 1 else "")
                 boot = Boot(name=name, arguments="test=%s %s" % (suite.name, arguments),
-                            memory=memory, timeout=suite.timeout, disk_mib=suite.disk_mib,
+                            memory=size, timeout=suite.timeout, disk_mib=disk_size(suite, size),
                             icount=suite.icount)
                 planned.append(PlannedBoot(boot, "suite", suite))
         arguments = ("seed=%d %s %s" % (seed, suite.arguments, extra_arguments)).strip()
         for case in suite.panic_cases:
-            memory = suite.memory[0]
+            size = (memory or suite.memory)[0]
             boot = Boot(name="%s.%s" % (suite.name, case), arguments="test=%s.%s %s" % (suite.name, case, arguments),
-                        memory=memory, timeout=suite.timeout, disk_mib=suite.disk_mib,
+                        memory=size, timeout=suite.timeout, disk_mib=disk_size(suite, size),
                         icount=suite.icount)
             planned.append(PlannedBoot(boot, "panic", suite, case))
     return planned

@@ -37,6 +37,12 @@ public struct FreePageThresholds: Equatable {
                                   pagingStart: 3 * freeMin, pagingTarget: 4 * freeMin)
     }
 
+    /// How many pages the pageout daemon keeps on the inactive queue while it works: the
+    /// candidates its next pass may clean without scanning the active queue first. Twice
+    /// paging_target (FreeBSD keeps 1.5 times its free target) so that one pass can meet a
+    /// shortage even when half the candidates turn out to be in use again.
+    public var inactiveTarget: UInt64 { 2 * pagingTarget }
+
     /// The lowest the free count may go for an allocation by `requester`.
     public func floor(for requester: Requester) -> UInt64 {
         switch requester {
