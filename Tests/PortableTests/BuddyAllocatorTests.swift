@@ -95,6 +95,32 @@ final class BuddyFixture {
         #expect(fixture.freeBlocks() == [[0, 2], [4, 2]])
     }
 
+    @Test func allocationMakesTheHeadAllocatedAndFreeingMakesTheMergedHeadFree() {
+        let fixture = BuddyFixture(segments: [(0, 16)])
+        #expect(fixture.pages[0].use == .free && (1..<16).allSatisfy { fixture.pages[$0].use == .tail })
+        let block = fixture.buddy.allocate(order: 2)!
+        #expect(block.int == 0 && fixture.pages[0].use == .allocated && fixture.pages[0].order == 2)
+        #expect((1..<4).allSatisfy { fixture.pages[$0].use == .tail }, "the block's other pages are tails")
+        #expect(fixture.pages[4].use == .free && fixture.pages[8].use == .free, "the split-off halves are free heads")
+        #expect(fixture.buddy.isConsistent())
+        fixture.buddy.free(block, order: 2)
+        #expect(fixture.pages[0].use == .free && fixture.pages[0].order == 4)
+        #expect((1..<16).allSatisfy { fixture.pages[$0].use == .tail }, "merged heads became tails")
+        #expect(fixture.buddy.isConsistent())
+    }
+
+    @Test func aTypedPageLeftInsideAFreeBlockIsInconsistent() {
+        // An owner that types every page of its block (slabs) must give back every page: a
+        // stale .slab tail inside a free block would send a later kfree to a dead slab.
+        let fixture = BuddyFixture(segments: [(0, 16)])
+        let block = fixture.buddy.allocate(order: 1)!
+        fixture.pages[block.int + 1].use = .slab
+        fixture.buddy.free(block, order: 1)
+        #expect(!fixture.buddy.isConsistent())
+        fixture.pages[block.int + 1].use = .tail
+        #expect(fixture.buddy.isConsistent())
+    }
+
     @Test(arguments: [UInt64(1), 2, 3, 42, 20261122])
     func seededRandomWorkloadMatchesModel(seed: UInt64) {
         // Model: which frames are allocated. Checks: no frame handed out twice, alignment,
@@ -138,6 +164,12 @@ final class BuddyFixture {
     @Test func descriptorIsAtMost48Bytes() {
         // 48 bytes per 4 KiB page is 1.17% of RAM; the target is at most 64 (1.6%).
         #expect(MemoryLayout<VMPage>.stride == 48)
+    }
+
+    @Test func useAndQueueAreOneByteEachAndANewDescriptorIsReserved() {
+        #expect(MemoryLayout<PageUse>.size == 1 && MemoryLayout<PageQueue>.size == 1)
+        let page = VMPage()
+        #expect(page.use == .reserved && page.queue == .none && page.flags.isEmpty)
     }
 
     @Test func pvListInsertAndRemove() {

@@ -116,7 +116,7 @@ enum Threads {
         // The lowest page becomes the guard: unmapped, but still inside the stack's map entry.
         if let guardPage = Pmap.extract(start).flatMap({ PhysicalMemory.index(of: $0) }) {
             Pmap.remove(start, pages: 1)
-            PhysicalMemory.page(guardPage).pointee.flags.remove(.wired)
+            PhysicalMemory.clearUse(guardPage, .wired)
             PhysicalMemory.free(guardPage)
         }
         thread.pointee.stackStart = start

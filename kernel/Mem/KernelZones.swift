@@ -3,8 +3,8 @@
 // `KernelZoneEnvironment` plugs the portable zone code (kernel/Mem/Portable/Zone*.swift) into the
 // kernel: the zone lock is "interrupts off" (one CPU), slabs come from the buddy allocator
 // through the direct map (or from kmem for kmem-backed zones), and a corrupted zone panics.
-// Every page of a direct-map slab is marked .slab with `object` = the slab header, which is
-// how kfree finds the zone of any pointer.
+// Every page of a direct-map slab has use .slab with `object` = the slab header, which is
+// how kfree finds the zone of any pointer; freeing the slab gives every page back untyped.
 //
 // The three zones the seeds are about are created here, before the page allocator exists:
 //   pv_entry   - PV entries (kernel/Arch/x86_64/Pmap.swift); 2 static slabs; directMap
@@ -48,10 +48,9 @@ enum KernelZoneEnvironment: ZoneEnvironment {
         let order = Zones.order(ofBytes: bytes)
         guard let block = PhysicalMemory.allocate(order: order, context) else { return nil }
         let memory = PhysicalMemory.pointer(to: block)
+        PhysicalMemory.setUse(block, .slab, order: order, everyPage: true)
         for page in 0..<(1 << order) {
-            let descriptor = PhysicalMemory.page(PageIndex(block.int + page))
-            descriptor.pointee.flags.insert(.slab)
-            descriptor.pointee.object = memory
+            PhysicalMemory.page(PageIndex(block.int + page)).pointee.object = memory
         }
         return memory
     }
@@ -62,7 +61,14 @@ enum KernelZoneEnvironment: ZoneEnvironment {
             return
         }
         let block = PhysicalMemory.index(of: PhysicalWindow.physicalAddress(of: memory))!
-        PhysicalMemory.free(block, order: Zones.order(ofBytes: bytes))
+        let order = Zones.order(ofBytes: bytes)
+        // Every page, not only the head: a stale .slab tail would send a later kfree of
+        // whatever reuses the page to this slab's header.
+        PhysicalMemory.clearUse(block, .slab, order: order, everyPage: true)
+        for page in 0..<(1 << order) {
+            PhysicalMemory.page(PageIndex(block.int + page)).pointee.object = nil
+        }
+        PhysicalMemory.free(block, order: order)
     }
 
     static var canGrow: Bool { PhysicalMemory.buddy != nil }

@@ -3,9 +3,9 @@
 // kmalloc(size) rounds the request up to one of 14 size classes, 16 to 2048 bytes, each a
 // zone of its own ("kmalloc-64"), objects 16-byte aligned. Bigger requests, and requests
 // aligned to more than 16 bytes, get whole pages: a buddy block of the smallest order that
-// fits, its head page marked .kmallocLarge. kfree finds out which from the page descriptor
-// of the pointer's page: .slab pages name their slab header (and so their zone),
-// .kmallocLarge pages their order. Pointers from the early heap are recognised by address.
+// fits, its head page's use .kmallocLarge. kfree finds out which from the use of the
+// pointer's page: .slab pages name their slab header (and so their zone), .kmallocLarge
+// pages their order. Pointers from the early heap are recognised by address.
 // Once `bootstrap` has run, the Swift runtime's posix_memalign/free come here.
 
 enum Kmalloc {
@@ -51,7 +51,7 @@ enum Kmalloc {
         }
         guard let block = PhysicalMemory.allocate(order: order, context) else { return nil }
         withInterruptsDisabled {
-            PhysicalMemory.page(block).pointee.flags.insert(.kmallocLarge)
+            PhysicalMemory.setUse(block, .kmallocLarge)
             largeAllocations += 1
             largePagesInUse += UInt64(1) << UInt64(order)
         }
@@ -64,18 +64,19 @@ enum Kmalloc {
             panic("kfree of \(address: address), which kmalloc never handed out")
         }
         let page = PhysicalMemory.page(index)
-        if page.pointee.flags.contains(.slab), let header = page.pointee.object {
+        let use = page.pointee.use
+        if use == .slab, let header = page.pointee.object {
             let state = header.assumingMemoryBound(to: SlabHeader.self).pointee.zone!.assumingMemoryBound(to: ZoneState.self)
             KernelZone(state).free(pointer)
-        } else if page.pointee.flags.contains(.kmallocLarge) && address.isPageAligned {
+        } else if use == .kmallocLarge && address.isPageAligned {
             let order = Int(page.pointee.order)
             withInterruptsDisabled {
-                page.pointee.flags.remove(.kmallocLarge)
+                PhysicalMemory.clearUse(index, .kmallocLarge)
                 largePagesInUse -= UInt64(1) << UInt64(order)
             }
             PhysicalMemory.free(index, order: order)
         } else {
-            panic("kfree of \(address: address): its page is neither a slab nor a large kmalloc block (a double free, or not from kmalloc)")
+            panic("kfree of \(address: address): its page is \(use.name), neither a slab nor a large kmalloc block (a double free, or not from kmalloc)")
         }
     }
 }

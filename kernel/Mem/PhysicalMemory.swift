@@ -150,13 +150,16 @@ enum PhysicalMemory {
         }
     }
 
-    /// Returns pages to the buddy allocator. Never allocates, never blocks.
+    /// Returns pages to the buddy allocator. Never allocates, never blocks. The block's owner
+    /// must have given it back untyped (`clearUse`): its head is .allocated, its other pages
+    /// .tail.
     static func free(_ block: PageIndex, order: Int = 0) {
         FreePath.enter()
         withInterruptsDisabled {
             var page = pages![block.int]
+            kassert(page.use == .allocated, "freeing page \(hex: physicalAddress(of: block).rawValue) whose use is \(page.use.name), not allocated (a double free, or its owner did not give it back)")
             kassert(page.pvList == nil, "freeing page \(hex: physicalAddress(of: block).rawValue) that is still mapped (\(page.pvCount) PV entries)")
-            kassert(page.queue == 0, "freeing page \(hex: physicalAddress(of: block).rawValue) that is still on page queue \(page.queue)")
+            kassert(page.queue == .none, "freeing page \(hex: physicalAddress(of: block).rawValue) that is still on page queue \(page.queue.name)")
             kassert(!page.flags.contains(.busy), "freeing page \(hex: physicalAddress(of: block).rawValue) while it is busy")
             page.flags = []
             page.object = nil
@@ -167,6 +170,36 @@ enum PhysicalMemory {
         }
         VMWait.pagesFreed()
         FreePath.leave()
+    }
+
+    // MARK: - Page use
+
+    /// The owner of a block it just allocated types it: its head goes from .allocated to
+    /// `use` (and, for `everyPage`, each other page of the block from .tail to `use`).
+    static func setUse(_ block: PageIndex, _ use: PageUse, order: Int = 0, everyPage: Bool = false) {
+        let head = page(block)
+        kassert(head.pointee.use == .allocated, "page \(hex: physicalAddress(of: block).rawValue) made \(use.name) while it is \(head.pointee.use.name), not freshly allocated")
+        head.pointee.use = use
+        guard everyPage && order > 0 else { return }
+        for number in 1..<(1 << order) {
+            let tail = page(PageIndex(block.int + number))
+            kassert(tail.pointee.use == .tail, "page \(hex: physicalAddress(of: block).rawValue) + \(number) made \(use.name) while it is \(tail.pointee.use.name), not a tail")
+            tail.pointee.use = use
+        }
+    }
+
+    /// The owner gives a block back untyped, before freeing it: the reverse of `setUse`, which
+    /// must have typed it `use`.
+    static func clearUse(_ block: PageIndex, _ use: PageUse, order: Int = 0, everyPage: Bool = false) {
+        let head = page(block)
+        kassert(head.pointee.use == use, "page \(hex: physicalAddress(of: block).rawValue) given back as \(use.name) while it is \(head.pointee.use.name)")
+        head.pointee.use = .allocated
+        guard everyPage && order > 0 else { return }
+        for number in 1..<(1 << order) {
+            let tail = page(PageIndex(block.int + number))
+            kassert(tail.pointee.use == use, "page \(hex: physicalAddress(of: block).rawValue) + \(number) given back as \(use.name) while it is \(tail.pointee.use.name)")
+            tail.pointee.use = .tail
+        }
     }
 
     // MARK: - Descriptors and addresses

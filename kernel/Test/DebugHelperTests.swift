@@ -3,7 +3,7 @@
 // The case builds known state, prints the kernel's own view of it ("view ..." lines), then
 // stops at kernel_debug_checkpoint. Under `make test` the runner's gdb check
 // (qemu/harness/gdbcheck.py) breaks there, runs kzones, kbuddy, kmap, kpage, kthreads and klog,
-// and asserts that they show what the kernel printed. Run without gdb, the case just prints.
+// and asserts that they show what the kernel printed (kpage: the mappings and the page's use). Run without gdb, the case just prints.
 
 import ArchSupport
 
@@ -43,6 +43,12 @@ enum DebugHelperTests {
                 Log.info(.test, "view map kmem \(hex: entry.pointee.start) \(hex: entry.pointee.end)")
             }
             Log.info(.test, "view page \(hex: PhysicalMemory.physicalAddress(of: page).rawValue) mapped \(hex: first) \(hex: second)")
+            // Three pages of different uses: a page taken and mapped but not typed, a kmem
+            // page, a slab page (through the direct map).
+            for address in [first, wired, VirtualAddress(objects[0])] {
+                let descriptor = PhysicalMemory.page(PhysicalMemory.index(of: Pmap.extract(address)!)!)
+                Log.info(.test, "view use \(hex: address) \(descriptor.pointee.use.name)")
+            }
             Threads.forEach { thread in
                 Log.info(.test, "view thread \(thread.pointee.id) \(thread.pointee.name) \(thread.pointee.state.name)")
             }

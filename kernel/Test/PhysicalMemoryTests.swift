@@ -15,6 +15,8 @@ enum PhysicalMemoryTests {
             TestCase("descriptorsAreSmallAndCoverEveryUsablePage", descriptorsAreSmallAndCoverEveryUsablePage),
             TestCase("blockingRequestWithNoWayToWaitPanics", expectsPanic: "a blocking ordinary request for 1 pages cannot be met",
                      inFrame: "PhysicalMemory.allocate", blockingRequestWithNoWayToWaitPanics),
+            TestCase("freeingAPageItsOwnerStillTypesPanics", expectsPanic: "whose use is wired, not allocated",
+                     inFrame: "PhysicalMemoryTests.freeingAPageItsOwnerStillTypesPanics", freeingAPageItsOwnerStillTypesPanics),
         ])
     }
 
@@ -198,6 +200,14 @@ enum PhysicalMemoryTests {
         _ = drain(.ordinary, into: taken)
         _ = PhysicalMemory.allocate(order: 0, .ordinary)
         Test.fail("the blocking request returned")
+    }
+
+    @inline(never)
+    static func freeingAPageItsOwnerStillTypesPanics() {
+        let page = PhysicalMemory.allocate(order: 0, .ordinary)!
+        PhysicalMemory.setUse(page, .wired)
+        PhysicalMemory.free(page)       // kmem would give it back (clearUse) first
+        Test.fail("the free of a page still typed wired returned")
     }
 
     static func commandLineFaultInjectionFailsEveryThirdOrdinaryRequest() {

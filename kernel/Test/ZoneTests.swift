@@ -13,6 +13,7 @@ enum ZoneTests {
             TestCase("freeingNeverAllocates", freeingNeverAllocates),
             TestCase("zonesTableMatchesTheTestsOwnCounts", zonesTableMatchesTheTestsOwnCounts),
             TestCase("kmallocServesEverySizeAndAlignment", kmallocServesEverySizeAndAlignment),
+            TestCase("freedMultiPageSlabGivesBackEveryPage", freedMultiPageSlabGivesBackEveryPage),
             TestCase("swiftRuntimeAllocatesFromKmalloc", swiftRuntimeAllocatesFromKmalloc),
             TestCase("zoneGrowingIntoItselfIsCaught", expectsPanic: "zone test-recursion: recursive growth",
                      inFrame: "ZoneTests.zoneGrowingIntoItselfIsCaught", zoneGrowingIntoItselfIsCaught),
@@ -185,6 +186,32 @@ enum ZoneTests {
         }
         Test.expectEqual(Kmalloc.largePagesInUse, largeBefore, "large kmalloc pages in use after freeing")
         Test.expect(Kmalloc.allocate(8 << 20, alignment: 16, .ordinaryNoWait) == nil, "8 MiB is more than kmalloc's largest block: refused, not a trap")
+    }
+
+    static func freedMultiPageSlabGivesBackEveryPage() {
+        // Every page of a 4-page slab says .slab and names the slab (kfree finds the zone from
+        // any of them); once the slab is freed none may: a stale tail would send the kfree of
+        // whatever reuses that page to a dead slab.
+        let zone = Zones.create("test-slabuse", objectSize: 512, slabPages: 4, reserve: 0, keepEmpty: 0)
+        let object = zone.allocate(.ordinary)!
+        let slabBytes = UInt64(zone.state.pointee.slabBytes)
+        let head = PhysicalMemory.index(of: PhysicalWindow.physicalAddress(of: object).roundedDown(to: slabBytes))!
+        let memory = PhysicalMemory.pointer(to: head)
+        let pages = Int(slabBytes / pageSize)
+        Test.expectEqual(pages, 4, "pages in the slab")
+        for number in 0..<pages {
+            let descriptor = PhysicalMemory.page(PageIndex(head.int + number))
+            Test.expect(descriptor.pointee.use == .slab && descriptor.pointee.object == memory,
+                        "page \(number) of the slab is \(descriptor.pointee.use.name) and names its slab")
+        }
+        zone.free(object)
+        Zones.destroy(zone)
+        for number in 0..<pages {
+            let descriptor = PhysicalMemory.page(PageIndex(head.int + number))
+            Test.expect(descriptor.pointee.use != .slab && descriptor.pointee.object != memory,
+                        "page \(number) of the freed slab is \(descriptor.pointee.use.name), no longer the slab's")
+        }
+        Test.expect(PhysicalMemory.buddy!.pointee.isConsistent(), "buddy invariants hold")
     }
 
     static func swiftRuntimeAllocatesFromKmalloc() {

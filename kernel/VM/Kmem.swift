@@ -26,8 +26,7 @@ enum Kmem {
             guard let page = PhysicalMemory.allocate(order: 0, context) else {
                 return undo(map, start, size, mapped, "no page")
             }
-            let descriptor = PhysicalMemory.page(page)
-            descriptor.pointee.flags.insert(.wired)
+            PhysicalMemory.setUse(page, .wired)
             var entered = Pmap.enter(address, page: page, protection: .readWrite, context)
             while !entered && context.blocking == .wait && VMWait.isAvailable {
                 // A page-table page was short: wait for memory as the caller would for a page.
@@ -35,7 +34,7 @@ enum Kmem {
                 entered = Pmap.enter(address, page: page, protection: .readWrite, context)
             }
             guard entered else {
-                descriptor.pointee.flags.remove(.wired)
+                PhysicalMemory.clearUse(page, .wired)
                 PhysicalMemory.free(page)
                 return undo(map, start, size, mapped, "no PV entry or page-table page")
             }
@@ -160,7 +159,7 @@ enum Kmem {
             while address < piece.end {
                 if let physical = Pmap.extract(address), let page = PhysicalMemory.index(of: physical) {
                     Pmap.remove(address, pages: 1)
-                    PhysicalMemory.page(page).pointee.flags.remove(.wired)
+                    PhysicalMemory.clearUse(page, .wired)
                     PhysicalMemory.free(page)
                 }
                 address += pageSize

@@ -235,7 +235,8 @@ enum MemoryObjects {
                     object.pointee.removePage(page, at: index)
                     PageQueues.remove(page)
                     Pmap.removeAll(page)
-                    descriptor.pointee.flags.remove([.anonymous, .dirty])
+                    descriptor.pointee.flags.remove(.dirty)
+                    PhysicalMemory.clearUse(page, .anonymous)
                     descriptor.pointee.object = nil
                     PhysicalMemory.free(page)
                     return

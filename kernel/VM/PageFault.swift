@@ -77,7 +77,8 @@ enum PageFault {
                 if Scheduler.current.pointee.killed || object.pointee.dead || object.pointee.page(at: index) != .none {
                     return false
                 }
-                descriptor.pointee.flags.insert([.anonymous, .busy])
+                PhysicalMemory.setUse(page, .anonymous)
+                descriptor.pointee.flags.insert(.busy)
                 descriptor.pointee.object = UnsafeMutableRawPointer(object)
                 descriptor.pointee.offset = UInt64(index)
                 object.pointee.installPage(page, at: index)

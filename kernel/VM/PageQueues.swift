@@ -5,12 +5,8 @@
 // pageout thread moves pages that were not referenced since its last look (the accessed bits
 // of their mappings, through the PV lists) to the inactive queue, and cleans and frees pages
 // from the inactive queue's head. Free pages are the buddy allocator's, not a queue here.
-
-enum PageQueue: UInt8 {
-    case none = 0
-    case active = 1
-    case inactive = 2
-}
+// `PageQueue`, the descriptor's queue field, is declared with the descriptor
+// (kernel/Mem/Portable/PageDescriptor.swift).
 
 struct PageList {
     var head = PageIndex.none
@@ -34,8 +30,9 @@ enum PageQueues {
     static func insert(_ page: PageIndex, _ queue: PageQueue) {
         withInterruptsDisabled {
             let descriptor = PhysicalMemory.page(page)
-            kassert(descriptor.pointee.queue == PageQueue.none.rawValue, "page queue: page already queued")
-            descriptor.pointee.queue = queue.rawValue
+            kassert(descriptor.pointee.use == .anonymous, "page queue: queueing a page whose use is \(descriptor.pointee.use.name)")
+            kassert(descriptor.pointee.queue == .none, "page queue: page already on the \(descriptor.pointee.queue.name) queue")
+            descriptor.pointee.queue = queue
             descriptor.pointee.next = .none
             withList(queue) { list in
                 descriptor.pointee.prev = list.tail
@@ -50,14 +47,15 @@ enum PageQueues {
     static func remove(_ page: PageIndex) {
         withInterruptsDisabled {
             let descriptor = PhysicalMemory.page(page)
-            guard let queue = PageQueue(rawValue: descriptor.pointee.queue), queue != .none else { return }
+            let queue = descriptor.pointee.queue
+            guard queue != .none else { return }
             withList(queue) { list in
                 let next = descriptor.pointee.next, prev = descriptor.pointee.prev
                 if prev != .none { PhysicalMemory.page(prev).pointee.next = next } else { list.head = next }
                 if next != .none { PhysicalMemory.page(next).pointee.prev = prev } else { list.tail = prev }
                 list.count -= 1
             }
-            descriptor.pointee.queue = PageQueue.none.rawValue
+            descriptor.pointee.queue = .none
             descriptor.pointee.next = .none
             descriptor.pointee.prev = .none
         }

@@ -176,7 +176,8 @@ enum Pageout {
         }
         withInterruptsDisabled {
             object.pointee.removePage(page, at: index)
-            descriptor.pointee.flags.remove([.busy, .anonymous])
+            descriptor.pointee.flags.remove(.busy)
+            PhysicalMemory.clearUse(page, .anonymous)
             descriptor.pointee.object = nil
             Scheduler.wakeup(UnsafeRawPointer(descriptor))
         }

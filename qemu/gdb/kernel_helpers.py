@@ -234,12 +234,15 @@ class KPage(gdb.Command):
         if index is None:
             raise gdb.GdbError("%#x is not a managed page (no descriptor)" % physical)
         page = u64(buddy + t["BuddyAllocator.pages"]) + index * t["VMPage.stride"]
+        uses = {value: name for name, value in t.names("pageuse.").items()}
+        queues = {value: name for name, value in t.names("pagequeue.").items()}
+        use, queue = u8(page + t["VMPage.use"]), u8(page + t["VMPage.queue"])
         flags = u16(page + t["VMPage.flags"])
         names = [name for name, bit in sorted(t.names("pageflag.").items(), key=lambda item: item[1]) if flags & bit]
         print("page %#x: descriptor %d at %#x" % (physical & ~0xFFF, index, page))
-        print("  flags %#x (%s), order %d, queue %d, wire count %d" % (
-            flags, " ".join(names) or "none", u8(page + t["VMPage.order"]), u8(page + t["VMPage.queue"]),
-            u16(page + t["VMPage.wireCount"])))
+        print("  use %s, flags %#x (%s), order %d, queue %s, wire count %d" % (
+            uses.get(use, "? (%d)" % use), flags, " ".join(names) or "none", u8(page + t["VMPage.order"]),
+            queues.get(queue, "? (%d)" % queue), u16(page + t["VMPage.wireCount"])))
         print("  object %#x, offset %d" % (u64(page + t["VMPage.object"]), u64(page + t["VMPage.offset"])))
         pv = u64(page + t["VMPage.pvList"])
         print("  mapped at %d addresses:" % u32(page + t["VMPage.pvCount"]))

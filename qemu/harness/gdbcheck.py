@@ -131,6 +131,12 @@ def check_helpers(image, elf, log_dir):
         "echo ==kpagev==\\n", "python gdb.execute('kpage -v ' + view[7])",
         # 16 MiB + 0x123 through the direct map: a 2 MiB page at 128 MiB of RAM.
         "echo ==kpagedirect==\\n", "python gdb.execute('kpage -v %#x' % (DebugTable()['directMapBase'] + 0x1000123))",
+        # "I test: view use <virtual> <use>", three pages of different uses.
+        "python uses = [l.split() for l in open('%s').read().splitlines() if ' view use ' in l]"
+        % os.path.join(log_dir, boot.name + ".serial.log"),
+        "echo ==kpageuse0==\\n", "python gdb.execute('kpage -v ' + uses[0][4])",
+        "echo ==kpageuse1==\\n", "python gdb.execute('kpage -v ' + uses[1][4])",
+        "echo ==kpageuse2==\\n", "python gdb.execute('kpage -v ' + uses[2][4])",
         "continue",
     ], log_dir)
     problems = []
@@ -147,10 +153,11 @@ def check_helpers(image, elf, log_dir):
     if panic:
         problems.append("the kernel panicked:")
         problems.extend("    " + line for line in panic[:4])
-    for name in ("kzones", "kbuddy", "kmap", "kmapall", "kthreads", "klog", "kpage", "kpagev", "kpagedirect"):
+    for name in ("kzones", "kbuddy", "kmap", "kmapall", "kthreads", "klog", "kpage", "kpagev", "kpagedirect",
+                 "kpageuse0", "kpageuse1", "kpageuse2"):
         if name not in sections or not sections[name]:
             problems.append("gdb printed nothing for %s" % name)
-    for kind in ("zone", "buddy", "thresholds", "map", "page", "thread", "marker"):
+    for kind in ("zone", "buddy", "thresholds", "map", "page", "use", "thread", "marker"):
         if not view_lines(serial, kind):
             problems.append("the kernel printed no 'view %s' line to compare with" % kind)
     if problems:
@@ -183,6 +190,13 @@ def check_helpers(image, elf, log_dir):
         wanted = "virtual %#x -> physical %#x (4 KiB page)" % (int(second, 16), int(page, 16))
         if sections["kpagev"][:1] != [wanted] or sections["kpagev"][1:] != sections["kpage"]:
             problems.append("kpage -v %s does not show '%s' and then what kpage %s shows" % (second, wanted, page))
+    uses = view_lines(serial, "use")
+    if sorted(use for _, use in uses) != ["allocated", "slab", "wired"]:
+        problems.append("the kernel's view of the three pages is not allocated, wired and slab: %s" % uses)
+    for number, (address, use) in enumerate(uses):
+        shown = [line for line in sections["kpageuse%d" % number] if line.startswith("  use ")]
+        if not shown or not shown[0].startswith("  use %s, " % use):
+            problems.append("kpage -v %s does not show use %s: %s" % (address, use, shown[:1]))
     direct = sections["kpagedirect"]
     if direct[:1] != ["virtual 0x400001000123 -> physical 0x1000123 (2 MiB page)"] \
             or not direct[1:2] or not direct[1].startswith("page 0x1000000: "):

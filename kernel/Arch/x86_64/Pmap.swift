@@ -166,7 +166,7 @@ enum Pmap {
     private static func adjustEntryCount(_ tableAddress: PhysicalAddress, by delta: Int) -> Int? {
         guard let index = PhysicalMemory.index(of: tableAddress) else { return nil }
         let page = PhysicalMemory.page(index)
-        guard page.pointee.flags.contains(.pageTable) else { return nil }
+        guard page.pointee.use == .pageTable else { return nil }
         let count = Int(page.pointee.wireCount) + delta
         kassert(count >= 0 && count <= 512, "pmap: table page \(hex: tableAddress.rawValue) entry count \(count)")
         page.pointee.wireCount = UInt16(count)
@@ -218,9 +218,8 @@ enum Pmap {
                     let tablePage = tableSlot(spares, used)
                     used += 1
                     PhysicalMemory.pointer(to: tablePage).initializeMemory(as: UInt8.self, repeating: 0, count: Int(pageSize))
-                    let descriptor = PhysicalMemory.page(tablePage)
-                    descriptor.pointee.flags.insert(.pageTable)
-                    descriptor.pointee.wireCount = 0
+                    PhysicalMemory.setUse(tablePage, .pageTable)
+                    PhysicalMemory.page(tablePage).pointee.wireCount = 0
                     let tableAddress = PhysicalMemory.physicalAddress(of: tablePage)
                     table(current)[level.index(of: address)] = PageTableEntry(frame: tableAddress, flags: PageTableEntry.present | PageTableEntry.writable).rawValue
                     adjustEntryCount(current, by: 1)
@@ -305,13 +304,13 @@ enum Pmap {
         while number >= 1 {
             let emptyTable = path.table(number)
             guard let index = PhysicalMemory.index(of: emptyTable),
-                  PhysicalMemory.page(index).pointee.flags.contains(.pageTable),
+                  PhysicalMemory.page(index).pointee.use == .pageTable,
                   !PhysicalMemory.page(index).pointee.flags.contains(.pinnedTable),
                   PhysicalMemory.page(index).pointee.wireCount == 0 else { return }
             let parent = path.table(number - 1)
             let parentLevel = PageTableLevel(rawValue: 4 - number)!
             table(parent)[parentLevel.index(of: address)] = 0
-            PhysicalMemory.page(index).pointee.flags.remove(.pageTable)
+            PhysicalMemory.clearUse(index, .pageTable)
             PhysicalMemory.free(index)
             statistics.tablePagesFreed += 1
             guard let left = adjustEntryCount(parent, by: -1), left == 0 else { return }
@@ -387,14 +386,20 @@ enum Pmap {
                             panic("pmap: no page to pin page tables for \(address: address)")
                         }
                         PhysicalMemory.pointer(to: tablePage).initializeMemory(as: UInt8.self, repeating: 0, count: Int(pageSize))
-                        PhysicalMemory.page(tablePage).pointee.flags.insert([.pageTable, .pinnedTable])
+                        PhysicalMemory.setUse(tablePage, .pageTable)
+                        PhysicalMemory.page(tablePage).pointee.flags.insert(.pinnedTable)
                         let tableAddress = PhysicalMemory.physicalAddress(of: tablePage)
                         slot.pointee = PageTableEntry(frame: tableAddress, flags: PageTableEntry.present | PageTableEntry.writable).rawValue
                         adjustEntryCount(current, by: 1)
                         statistics.tablePagesAllocated += 1
                     }
                     let next = PageTableEntry(rawValue: slot.pointee).frame
-                    if let index = PhysicalMemory.index(of: next) { PhysicalMemory.page(index).pointee.flags.insert(.pinnedTable) }
+                    if let index = PhysicalMemory.index(of: next) {
+                        // A table made here or earlier at run time, or a boot table (reserved).
+                        let use = PhysicalMemory.page(index).pointee.use
+                        kassert(use == .pageTable || use == .reserved, "pmap: pinning table page \(hex: next.rawValue) whose use is \(use.name)")
+                        PhysicalMemory.page(index).pointee.flags.insert(.pinnedTable)
+                    }
                     current = next
                     level = PageTableLevel(rawValue: level.rawValue - 1)!
                 }

@@ -2,13 +2,15 @@
 //
 // Physical memory is split into segments (the usable ranges of the memory map). A free block
 // of order k is 2^k pages whose first frame number is a multiple of 2^k, inside one segment;
-// its head page is on free list k with .free set and order = k. Allocating order k takes a
-// block from list k, or splits the smallest larger one, putting each unused half back:
-// O(maxOrder). Freeing merges the block with its buddy (frame number XOR 2^k) for as long
-// as the buddy is a free block of the same order in the same segment: O(maxOrder).
+// its head page is on free list k with use .free and order = k, its other pages are .tail.
+// Allocating order k takes a block from list k, or splits the smallest larger one, putting
+// each unused half back: O(maxOrder); the block's head becomes .allocated. Freeing (only an
+// .allocated head) merges the block with its buddy (frame number XOR 2^k) for as long as the
+// buddy is a free block of the same order in the same segment: O(maxOrder). Only heads change
+// use here: a merged head becomes .tail, a split-off half's head .free.
 //
 // Invariants (checked by `isConsistent`, and in part on every call):
-//   - .free is set exactly on the heads of blocks on the free lists;
+//   - use is .free exactly on the heads of blocks on the free lists, .tail on their other pages;
 //   - every free block is aligned to its size and lies inside its segment;
 //   - freePages is the sum of the free blocks' sizes;
 //   - no two free blocks overlap.
@@ -42,7 +44,7 @@ public struct BuddyAllocator {
     let freeBlocks: UnsafeMutablePointer<Int>
     public private(set) var freePages: UInt64 = 0
 
-    /// `pages` must hold `pageCount` descriptors; they are all reset to .reserved.
+    /// `pages` must hold `pageCount` descriptors; they are all reset to use .reserved.
     /// `scratch` provides room for the segment table and the list heads (see scratchBytes).
     public init(pages: UnsafeMutablePointer<VMPage>, pageCount: Int, scratch: UnsafeMutableRawPointer) {
         self.pages = pages
@@ -102,7 +104,10 @@ public struct BuddyAllocator {
             let pfn = frameNumber(of: PageIndex(index))
             var order = BuddyAllocator.maxOrder
             while order > 0 && (pfn & ((1 << UInt64(order)) - 1) != 0 || index + (1 << order) > end) { order -= 1 }
-            for page in index..<(index + (1 << order)) { pages[page].flags.remove(.reserved) }
+            for page in index..<(index + (1 << order)) {
+                precondition(pages[page].use == .reserved, "buddy: a page released twice at boot")
+                pages[page].use = .tail
+            }
             pushFree(PageIndex(index), order: order)
             freePages += UInt64(1) << UInt64(order)
             index += 1 << order
@@ -122,19 +127,24 @@ public struct BuddyAllocator {
             found -= 1
             pushFree(PageIndex(rawValue: block.rawValue + (1 << UInt32(found))), order: found)
         }
+        pages[block.int].use = .allocated
         pages[block.int].order = UInt8(order)
         freePages -= UInt64(1) << UInt64(order)
         return block
     }
 
-    /// Returns a block from `allocate(order:)`. Freeing a page that is already free stops
-    /// the kernel: the descriptor says so, and the lists would be corrupted otherwise.
+    /// Returns a block from `allocate(order:)`, its head .allocated again. Freeing a page that
+    /// is already free (or reserved, or still typed by its owner) stops the kernel: the
+    /// descriptor says so, and the lists would be corrupted otherwise.
     public mutating func free(_ block: PageIndex, order: Int) {
         precondition(block.int < pageCount, "buddy: free of a page index out of range")
-        precondition(!pages[block.int].flags.contains(.free), "buddy: double free of a page")
-        precondition(!pages[block.int].flags.contains(.reserved), "buddy: free of a reserved page")
+        precondition(pages[block.int].use != .free, "buddy: double free of a page")
+        precondition(pages[block.int].use != .reserved, "buddy: free of a reserved page")
+        precondition(pages[block.int].use == .allocated, "buddy: free of a page that is not the head of an allocated block")
         precondition(Int(pages[block.int].order) == order, "buddy: free with a different order than allocated")
         freePages += UInt64(1) << UInt64(order)
+        // Until it is pushed as the head of the merged block, the block is part of one.
+        pages[block.int].use = .tail
         var head = block
         var current = order
         let segment = segments[Int(pages[block.int].segment)]
@@ -143,7 +153,7 @@ public struct BuddyAllocator {
             let buddyPFN = pfn ^ (UInt64(1) << UInt64(current))
             guard buddyPFN >= segment.basePFN, buddyPFN + (UInt64(1) << UInt64(current)) <= segment.basePFN + UInt64(segment.pageCount) else { break }
             let buddy = PageIndex(rawValue: segment.firstIndex + UInt32(buddyPFN - segment.basePFN))
-            guard pages[buddy.int].flags.contains(.free), Int(pages[buddy.int].order) == current else { break }
+            guard pages[buddy.int].use == .free, Int(pages[buddy.int].order) == current else { break }
             popFree(buddy, order: current)
             if buddy < head { head = buddy }
             current += 1
@@ -164,7 +174,7 @@ public struct BuddyAllocator {
         pages[index.int].next = head
         pages[index.int].prev = .none
         pages[index.int].order = UInt8(order)
-        pages[index.int].flags.insert(.free)
+        pages[index.int].use = .free
         if head != .none { pages[head.int].prev = index }
         freeHeads[order] = index
         freeBlocks[order] += 1
@@ -177,7 +187,7 @@ public struct BuddyAllocator {
         if next != .none { pages[next.int].prev = prev }
         pages[index.int].next = .none
         pages[index.int].prev = .none
-        pages[index.int].flags.remove(.free)
+        pages[index.int].use = .tail       // allocate makes it .allocated if it is the block taken
         freeBlocks[order] -= 1
     }
 
@@ -193,13 +203,13 @@ public struct BuddyAllocator {
             var previous = PageIndex.none
             while index != .none {
                 let page = pages[index.int]
-                guard page.flags.contains(.free), Int(page.order) == order, page.prev == previous else { return false }
+                guard page.use == .free, Int(page.order) == order, page.prev == previous else { return false }
                 let segment = segments[Int(page.segment)]
                 let pfn = frameNumber(of: index)
                 let size = UInt64(1) << UInt64(order)
                 guard pfn % size == 0, pfn + size <= segment.basePFN + UInt64(segment.pageCount) else { return false }
-                // No page inside the block may itself look like a free head.
-                for inner in 1..<Int(size) where pages[index.int + inner].flags.contains(.free) { return false }
+                // Every other page of the block is a tail (in particular none looks like a free head).
+                for inner in 1..<Int(size) where pages[index.int + inner].use != .tail { return false }
                 counted += size
                 blocks += 1
                 previous = index
@@ -209,7 +219,7 @@ public struct BuddyAllocator {
             heads += blocks
         }
         var flagged = 0
-        for index in 0..<pageCount where pages[index].flags.contains(.free) { flagged += 1 }
+        for index in 0..<pageCount where pages[index].use == .free { flagged += 1 }
         return counted == freePages && flagged == heads
     }
 }

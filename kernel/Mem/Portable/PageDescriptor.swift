@@ -3,15 +3,37 @@
 // The descriptors live in one array, allocated at boot from the memory map itself and sized
 // from it (kernel/Mem/PhysicalMemory.swift). A page is named by its index in that array
 // (PageIndex, 32 bits), which keeps the links small: a descriptor is 48 bytes, 1.17% of the
-// 4 KiB it describes. What a field means depends on who owns the page:
+// 4 KiB it describes.
 //
-//   free (in the buddy allocator)  flags has .free on the head page of each free block;
-//                                  order = block order; next/prev = free-list links.
-//   page-table page (pmap)         flags has .pageTable; wireCount = valid entries in it.
-//   slab page (zones)              flags has .slab; object = the slab header.
-//   anonymous page (pageout)       object = owning memory object, offset = page index in it,
-//                                  next/prev = page-queue links, queue = which queue.
-//   any mapped managed page        pvList = the PV entries of every mapping of it.
+// `use` says what the page is for - exactly one thing at a time - and so what its other fields
+// mean. The use is kept on the head page of every buddy block; the other pages of a block are
+// `.tail` unless their owner types them too (only slabs do, so that kfree can find the slab
+// from any of its pages).
+//
+//   .reserved      never given to the buddy allocator (taken at boot: boot page tables, the
+//                  descriptor array). Nothing else is meaningful.
+//   .free          head of a free block on a buddy free list: order = block order,
+//                  next/prev = free-list links.
+//   .tail          a page of a block (free or allocated) other than its head: its use is the
+//                  head's. Nothing else is meaningful.
+//   .allocated     head of a block taken from the buddy allocator and not typed by its owner
+//                  (yet): order = block order. Whoever allocated it owns it.
+//   .pageTable     a page table of the kernel pmap (kernel/Arch/x86_64/Pmap.swift):
+//                  wireCount = valid entries in it.
+//   .slab          (every page of) a direct-map zone slab (kernel/Mem/KernelZones.swift):
+//                  object = the slab header.
+//   .kmallocLarge  head of a large kmalloc block (kernel/Mem/Kmalloc.swift): order = its order.
+//   .wired         a page of wired kernel memory (kmem_alloc, kernel/VM/Kmem.swift).
+//   .anonymous     a resident page of an anonymous memory object, pageable: object = the
+//                  memory object, offset = page index in it, next/prev = page-queue links,
+//                  queue = which queue (kernel/VM/PageQueues.swift).
+// Any mapped managed page, whatever its use: pvList/pvCount = the PV entries of its mappings.
+//
+// Owners move a page between `.allocated` and their use (PhysicalMemory.setUse/clearUse assert
+// the page was what they expect); PhysicalMemory.free takes back only `.allocated` pages.
+//
+// `flags` holds state that combines with a use (PageFlags below); `segment` is the physical
+// segment the page belongs to, for every page.
 
 public struct PageIndex: RawRepresentable, Equatable, Comparable, Hashable {
     public var rawValue: UInt32
@@ -24,31 +46,71 @@ public struct PageIndex: RawRepresentable, Equatable, Comparable, Hashable {
     public static func < (a: PageIndex, b: PageIndex) -> Bool { a.rawValue < b.rawValue }
 }
 
+/// What a page is used for: exactly one thing at a time (the table at the top of this file
+/// says what the other fields mean for each).
+public enum PageUse: UInt8 {
+    /// Never given to the buddy allocator (taken at boot, or not RAM at all).
+    case reserved
+    /// Head of a free block on a buddy free list.
+    case free
+    /// A page of a block other than its head; the head says what the block is.
+    case tail
+    /// Head of a block taken from the buddy allocator, not (yet) typed by its owner.
+    case allocated
+    /// Holds a page table of the kernel pmap.
+    case pageTable
+    /// Holds (part of) a zone slab.
+    case slab
+    /// The head page of a large kmalloc allocation (order in `order`).
+    case kmallocLarge
+    /// Wired kernel memory (kmem_alloc): never paged.
+    case wired
+    /// Belongs to an anonymous memory object and may be paged out.
+    case anonymous
+
+    public var name: StaticString {
+        switch self {
+        case .reserved: return "reserved"
+        case .free: return "free"
+        case .tail: return "tail"
+        case .allocated: return "allocated"
+        case .pageTable: return "pageTable"
+        case .slab: return "slab"
+        case .kmallocLarge: return "kmallocLarge"
+        case .wired: return "wired"
+        case .anonymous: return "anonymous"
+        }
+    }
+}
+
+/// State that combines with a page's use. Each flag is meaningful only with the uses named.
 public struct PageFlags: OptionSet, Equatable {
     public var rawValue: UInt16
     public init(rawValue: UInt16) { self.rawValue = rawValue }
 
-    /// Head of a free block on a buddy free list.
-    public static let free = PageFlags(rawValue: 1 << 0)
-    /// Never given to the buddy allocator (taken at boot, or not RAM at all).
-    public static let reserved = PageFlags(rawValue: 1 << 1)
-    /// Holds a page table of the kernel pmap.
-    public static let pageTable = PageFlags(rawValue: 1 << 2)
-    /// Holds (part of) a zone slab.
-    public static let slab = PageFlags(rawValue: 1 << 3)
-    /// Belongs to an anonymous memory object and may be paged out.
-    public static let anonymous = PageFlags(rawValue: 1 << 4)
-    /// Being read or written by the pager; whoever wants it waits.
-    public static let busy = PageFlags(rawValue: 1 << 5)
-    /// Wired kernel memory (kmem_alloc): never paged.
-    public static let wired = PageFlags(rawValue: 1 << 6)
-    /// The page's contents differ from its copy in swap (or it has none).
-    public static let dirty = PageFlags(rawValue: 1 << 7)
-    /// The head page of a large kmalloc allocation (order in `order`).
-    public static let kmallocLarge = PageFlags(rawValue: 1 << 8)
-    /// A page table that stays even when empty (allocated at boot for ranges the pageout path
-    /// maps into, so that it never needs a page-table page there).
-    public static let pinnedTable = PageFlags(rawValue: 1 << 9)
+    /// Being read or written by the pager (.anonymous); whoever wants it waits.
+    public static let busy = PageFlags(rawValue: 1 << 0)
+    /// The page's contents differ from its copy in swap, or it has none (.anonymous).
+    public static let dirty = PageFlags(rawValue: 1 << 1)
+    /// A page table that stays even when empty (.pageTable, or a .reserved boot page table):
+    /// allocated at boot for ranges the pageout path maps into, so that it never needs a
+    /// page-table page there.
+    public static let pinnedTable = PageFlags(rawValue: 1 << 2)
+}
+
+/// Which page queue an .anonymous page is on (kernel/VM/PageQueues.swift).
+public enum PageQueue: UInt8 {
+    case none = 0
+    case active = 1
+    case inactive = 2
+
+    public var name: StaticString {
+        switch self {
+        case .none: return "none"
+        case .active: return "active"
+        case .inactive: return "inactive"
+        }
+    }
 }
 
 /// A mapping of a managed page: the pmap and the virtual address it is mapped at. Every
@@ -68,14 +130,16 @@ public struct PVEntry {
 public struct VMPage {
     public var next: PageIndex = .none
     public var prev: PageIndex = .none
-    public var flags: PageFlags = .reserved
+    /// State bits that combine with the use.
+    public var flags: PageFlags = []
     /// Buddy order of the block this page heads (free or allocated).
     public var order: UInt8 = 0
-    /// Which page queue the page is on (kernel/VM/PageQueues.swift); 0 = none.
-    public var queue: UInt8 = 0
+    /// Which page queue the page is on (.anonymous pages only).
+    public var queue: PageQueue = .none
     /// Index of the physical segment the page belongs to.
     public var segment: UInt8 = 0
-    public var reserved0: UInt8 = 0
+    /// What the page is used for.
+    public var use: PageUse = .reserved
     /// Wire count, or for page-table pages the number of valid entries.
     public var wireCount: UInt16 = 0
     /// The owner: a memory object, a slab, a pmap.
