@@ -6,13 +6,17 @@
  * This stub:
  *   1. checks the magic; a wrong magic prints a message on COM1, asks QEMU to exit with the
  *      failure status (isa-debug-exit) and halts - it never returns into a reboot loop;
- *   2. checks that the CPU has long mode;
- *   3. zeroes .bss, which holds the boot page tables;
- *   4. builds the boot page tables: the first 4 GiB identity-mapped with 2 MiB pages, except
+ *   2. checks that the machine has memory for the whole image (.bss included) and 512 KiB more
+ *      to run on, from the loader's mem_upper; too little prints how much there is and how
+ *      much is needed, and exits with the failure status (docs/boot.md says what happens when
+ *      even the image's first megabyte is missing);
+ *   3. checks that the CPU has long mode;
+ *   4. zeroes .bss, which holds the boot page tables;
+ *   5. builds the boot page tables: the first 4 GiB identity-mapped with 2 MiB pages, except
  *      the first 2 MiB, mapped with 4 KiB pages so that page 0 (nil) and the guard page below
  *      the boot stack stay unmapped from the very first instruction;
- *   5. enables PAE, long mode, NX (when the CPU has it), paging and write protection;
- *   6. loads a 64-bit GDT, far-jumps into 64-bit code, and calls kernel_main(magic, info)
+ *   6. enables PAE, long mode, NX (when the CPU has it), paging and write protection;
+ *   7. loads a 64-bit GDT, far-jumps into 64-bit code, and calls kernel_main(magic, info)
  *      on the boot stack with a zero frame pointer, so that backtraces end there.
  * The Swift kernel replaces these page tables with its own (kernel/Arch/x86_64/Pmap.swift) once it
  * knows the memory map; docs/boot.md walks through the whole sequence.
@@ -25,6 +29,9 @@
     .set COM1,                    0x3F8
     .set DEBUG_EXIT_PORT,         0xF4
     .set DEBUG_EXIT_BOOT_FAILURE, 0x13                  /* QEMU exits with (0x13 << 1) | 1 = 39 */
+
+    .set MULTIBOOT_INFO_MEMORY,   1 << 0                /* flags bit: mem_lower/mem_upper are valid */
+    .set MINIMUM_WORKING_MEMORY,  0x80000               /* beyond the image: page tables, descriptors (with low memory, the 256 pages kernel/VM/MemoryBootstrap.swift asks for) */
 
     .set PTE_PRESENT,  1 << 0
     .set PTE_WRITE,    1 << 1
@@ -50,6 +57,17 @@ _start:
 
     cmp     $MULTIBOOT_LOADER_MAGIC, %eax
     jne     bad_magic
+
+    /* Memory: mem_upper (at info + 8) is the KiB of RAM from 1 MiB up. The image is linked at
+     * 1 MiB and its .bss, zeroed below, must exist; so must room to run. (The boot stack and
+     * this code are in the image's first pages, so they exist whenever we get here.) */
+    testl   $MULTIBOOT_INFO_MEMORY, (%ebx)
+    jz      1f
+    mov     $(__kernel_end + MINIMUM_WORKING_MEMORY - 0x100000), %ecx
+    shr     $10, %ecx                               /* KiB needed from 1 MiB up */
+    cmp     %ecx, 8(%ebx)
+    jb      too_little_memory
+1:
 
     /* Long mode: CPUID leaf 0x80000001, EDX bit 29. NX is bit 20 of the same register. */
     mov     $0x80000000, %eax
@@ -129,6 +147,22 @@ _start:
     lgdt    boot_gdt_descriptor
     ljmp    $0x08, $long_mode_entry
 
+/* mem_upper is too small: "boot: too little memory: N KiB from 1 MiB up, the kernel needs M KiB
+ * there (...)", then the failure exit. %ecx = KiB needed, %ebx = the multiboot information. */
+too_little_memory:
+    mov     8(%ebx), %edx
+    mov     $msg_memory_have, %esi
+    call    serial_puts32
+    mov     %edx, %eax
+    call    serial_putdec32
+    mov     $msg_memory_need, %esi
+    call    serial_puts32
+    mov     %ecx, %eax
+    call    serial_putdec32
+    mov     $msg_memory_tail, %esi
+    xor     %ebx, %ebx
+    jmp     boot_fail
+
 /* Print the NUL-terminated string at %esi, then the hex value in %edx (if %ebx != 0), halt. */
 bad_magic:
     mov     %eax, %edx
@@ -162,6 +196,37 @@ boot_fail:
 9:  cli
     hlt
     jmp     9b
+
+/* Write the NUL-terminated string at %esi to COM1. Clobbers %esi and %eax. */
+serial_puts32:
+12: lodsb
+    test    %al, %al
+    jz      13f
+    call    serial_putc32
+    jmp     12b
+13: ret
+
+/* Write %eax to COM1 in decimal. Clobbers %eax. */
+serial_putdec32:
+    push    %ebx
+    push    %ecx
+    push    %edx
+    mov     $10, %ebx
+    xor     %ecx, %ecx
+14: xor     %edx, %edx
+    div     %ebx
+    push    %edx
+    inc     %ecx
+    test    %eax, %eax
+    jnz     14b
+15: pop     %eax
+    add     $'0', %al
+    call    serial_putc32
+    loop    15b
+    pop     %edx
+    pop     %ecx
+    pop     %ebx
+    ret
 
 /* Write %al to COM1 once its transmit register is empty. Clobbers nothing else. */
 serial_putc32:
@@ -217,6 +282,9 @@ boot_info:          .long 0
 boot_cpuid_ext_edx: .long 0
 msg_bad_magic:      .asciz "boot: bad multiboot magic, not started by a multiboot loader: eax=0x"
 msg_no_long_mode:   .asciz "boot: this CPU has no long mode (x86-64); cannot start"
+msg_memory_have:    .asciz "boot: too little memory: "
+msg_memory_need:    .asciz " KiB from 1 MiB up, the kernel needs "
+msg_memory_tail:    .asciz " KiB there (its image and 512 KiB to run on); give the machine more memory"
 hex_digits:         .ascii "0123456789abcdef"
 
 /* The boot stack, with an unmapped guard page below it (see the page-table setup above). */

@@ -8,6 +8,9 @@
 image=$1
 args=$2
 memory=${MEMORY:-128M}
+# A machine whose memory ends below the boot stub cannot run a single kernel instruction (QEMU
+# would hang in its loader): say so here. Anything larger the boot stub checks itself.
+python3 "$(dirname "$0")/harness/image.py" "$image" "$memory" || exit 1
 disk=
 if [ -n "$SWAP_IMAGE" ] && [ -f "$SWAP_IMAGE" ]; then
     disk="-drive file=$SWAP_IMAGE,format=raw,if=ide,index=0,media=disk,cache=unsafe"

@@ -16,6 +16,10 @@
 import ArchSupport
 
 enum MemoryBootstrap {
+    /// The fewest usable pages the kernel boots with: page tables for the direct map, the page
+    /// descriptors, the zones' first slabs and a few threads' stacks.
+    static let minimumUsablePages: UInt64 = 256
+
     static var map: PhysicalMemoryMap? = nil
 
     static func run() {
@@ -38,8 +42,11 @@ enum MemoryBootstrap {
         if cleaned.beyondLimitBytes > 0 {
             Log.warn(.pmm, "\(bytes: cleaned.beyondLimitBytes) of memory lies beyond the direct map's reach and is not used")
         }
-        guard cleaned.usablePages > 256 else {
-            panic("only \(cleaned.usablePages) usable pages: not enough memory to run (the memory map may be malformed)")
+        // Too little memory is a boot failure, not a crash: one line saying so and the boot
+        // stub's exit status (the stub itself refuses a machine the image does not fit in).
+        guard cleaned.usablePages >= MemoryBootstrap.minimumUsablePages else {
+            Log.error(.pmm, "too little memory: \(cleaned.usablePages) usable pages (\(bytes: cleaned.usableBytes)) besides the kernel image; the kernel needs at least \(MemoryBootstrap.minimumUsablePages) (the memory map may be malformed); give the machine more memory")
+            QEMU.exit(.bootFailure)
         }
         map = cleaned
         BootPageAllocator.initialize(cleaned.usable)

@@ -8,6 +8,7 @@ booted alone, because nothing runs after a panic.
 import re
 from dataclasses import dataclass, field
 
+from .image import memory_mib
 from .qemu import Boot
 
 SUITE_LINE = re.compile(r"^suite (?P<name>\S+) memory=(?P<memory>\S+) disk=(?P<disk>\d+)\+(?P<perram>\d+)xram icount=(?P<icount>yes|no) timeout=(?P<timeout>\d+) seeds=(?P<seeds>\d+) arguments=(?P<arguments>.*)$")
@@ -54,14 +55,6 @@ class PlannedBoot:
     kind: str               # "suite" or "panic"
     suite: SuiteInfo
     case: str = None
-
-
-def memory_mib(size):
-    """QEMU's -m size ("24M", "4G", "512") in MiB."""
-    units = {"M": 1, "G": 1024, "T": 1024 * 1024}
-    if size[-1].upper() in units:
-        return int(size[:-1]) * units[size[-1].upper()]
-    return int(size)
 
 
 def disk_size(suite, memory):

@@ -11,11 +11,16 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 
+from . import image
+
 EXIT_SUCCESS = 33
 EXIT_TEST_FAILURE = 35
 EXIT_PANIC = 37
 EXIT_BOOT_FAILURE = 39
 EXIT_DEADLOCK = 41
+# Not a QEMU status: the runner did not start QEMU, because the machine's memory cannot hold
+# the boot stub (harness/image.py).
+NOT_STARTED = -1
 
 STATUS_NAMES = {
     EXIT_SUCCESS: "success",
@@ -23,6 +28,7 @@ STATUS_NAMES = {
     EXIT_PANIC: "panic",
     EXIT_BOOT_FAILURE: "boot stub failure",
     EXIT_DEADLOCK: "deadlock watchdog",
+    NOT_STARTED: "not started: the machine's memory cannot hold the kernel image",
     0: "QEMU exited without a status from the kernel (triple fault?)",
 }
 
@@ -79,7 +85,7 @@ def make_disk(path, mib):
     return path
 
 
-def run_boot(image, boot, log_dir, gdb_port=None):
+def run_boot(image_path, boot, log_dir, gdb_port=None):
     """Boots once and returns the result; never raises for kernel misbehaviour.
 
     With gdb_port, QEMU also listens for gdb there (the CPU runs; attach whenever) and the
@@ -87,10 +93,15 @@ def run_boot(image, boot, log_dir, gdb_port=None):
     os.makedirs(log_dir, exist_ok=True)
     safe = boot.name.replace("/", "_").replace(" ", "_")
     log_path = os.path.join(log_dir, safe + ".log")
+    refusal = image.refusal(image_path, boot.memory)
+    if refusal:
+        with open(log_path, "w") as log:
+            log.write(refusal + "\n")
+        return BootResult(boot, NOT_STARTED, refusal + "\n", 0.0, log_path)
     disk_path = None
     if boot.disk_mib:
         disk_path = make_disk(os.path.join(log_dir, safe + ".disk"), boot.disk_mib)
-    command = qemu_command(image, boot, disk_path, gdb_port=gdb_port)
+    command = qemu_command(image_path, boot, disk_path, gdb_port=gdb_port)
     started = time.monotonic()
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)

@@ -5,7 +5,7 @@ the command line in the boot log, and how malformed command lines are reported.
 """
 import re
 
-from .qemu import Boot, EXIT_SUCCESS, EXIT_TEST_FAILURE, status_name
+from .qemu import Boot, EXIT_BOOT_FAILURE, EXIT_SUCCESS, EXIT_TEST_FAILURE, NOT_STARTED, status_name
 
 
 def expect_lines(output, patterns):
@@ -73,7 +73,28 @@ def check_reserve_document(result):
     return problems
 
 
+def check_too_little_memory(result):
+    """Below what the image and 512 KiB need, the boot stub says so in one line and fails."""
+    return expect_status(result, EXIT_BOOT_FAILURE) + expect_lines(result.output, [
+        r"boot: too little memory: \d+ KiB from 1 MiB up, the kernel needs \d+ KiB there \(its image and 512 KiB to run on\); give the machine more memory$",
+    ])
+
+
+def check_image_does_not_fit(result):
+    """Where the boot stub itself would lie beyond RAM, QEMU is not started at all."""
+    return expect_status(result, NOT_STARTED) + expect_lines(result.output, [
+        r"^not started: -m 1M ends below the kernel image",
+    ])
+
+
+def check_smallest_machine_boots(result):
+    return expect_status(result, EXIT_SUCCESS) + expect_lines(result.output, [r"^\d+ passed, 0 failed$"])
+
+
 SCENARIOS = [
+    (Boot("scenario.image-does-not-fit", "test=boot", memory="1M"), check_image_does_not_fit),
+    (Boot("scenario.too-little-memory", "test=boot", memory="3M"), check_too_little_memory),
+    (Boot("scenario.smallest-machine", "test=boot", memory="4M"), check_smallest_machine_boots),
     (Boot("scenario.boot-log", "seed=4242 loglevel=debug"), check_boot_log),
     (Boot("scenario.malformed-options", "bogus=1 seed=abc loglevel=loud test= seed"), check_malformed_options),
     (Boot("scenario.unknown-suite", "test=nosuchsuite"), check_unknown_suite),
