@@ -5,7 +5,10 @@
 // aligned to more than 16 bytes, get whole pages: a buddy block of the smallest order that
 // fits, its head page's use .kmallocLarge. kfree finds out which from the use of the
 // pointer's page: .slab pages name their slab header (and so their zone), .kmallocLarge
-// pages their order. Pointers from the early heap are recognised by address.
+// pages their order. Requests larger than the largest buddy block (4 MiB) - a bitmap or a
+// slot array sized to RAM or to a disk - come from kmem instead: wired pages, virtually
+// contiguous, found again on free through their kmem map entry. Pointers from the early heap
+// are recognised by address.
 // Once `bootstrap` has run, the Swift runtime's posix_memalign/free come here.
 
 enum Kmalloc {
@@ -16,6 +19,12 @@ enum Kmalloc {
     static let largestClass = 2048
     static var zones: UnsafeMutablePointer<KernelZone>? = nil
     static var largeAllocations: UInt64 = 0
+    /// Allocations served by kmem (above the largest buddy block), and bytes of them in use.
+    static var kmemAllocations: UInt64 = 0
+    static var kmemBytesInUse: UInt64 = 0
+
+    /// The largest physically contiguous block: above it, kmalloc goes to kmem.
+    static var largestContiguous: UInt64 { pageSize << UInt64(BuddyAllocator.maxOrder) }
     static var largePagesInUse: UInt64 = 0
 
     static func bootstrap() {
@@ -44,11 +53,19 @@ enum Kmalloc {
             return zones![index].allocate(context)
         }
         let bytes = max(UInt64(size), UInt64(alignment))
-        let order = Zones.order(ofBytes: Int(bytes))
-        guard order <= BuddyAllocator.maxOrder else {
-            Log.error(.zone, "kmalloc(\(size)): more than the largest physically contiguous block (\(bytes: pageSize << UInt64(BuddyAllocator.maxOrder))); use kmem_alloc")
-            return nil
+        if bytes > largestContiguous {
+            let rounded = roundUp(bytes, to: pageSize)
+            guard let start = Kmem.allocate(rounded, alignment: max(pageSize, UInt64(alignment)), context) else {
+                Log.warn(.zone, "kmalloc(\(size)): kmem could not provide \(bytes: rounded)")
+                return nil
+            }
+            withInterruptsDisabled {
+                kmemAllocations += 1
+                kmemBytesInUse += rounded
+            }
+            return pointer(at: start)
         }
+        let order = Zones.order(ofBytes: Int(bytes))
         guard let block = PhysicalMemory.allocate(order: order, context) else { return nil }
         withInterruptsDisabled {
             PhysicalMemory.setUse(block, .kmallocLarge)
@@ -60,6 +77,11 @@ enum Kmalloc {
 
     static func free(_ pointer: UnsafeMutableRawPointer) {
         let address = VirtualAddress(pointer)
+        if !KernelLayout.isDirectMapped(address), let size = Kmem.allocationSize(at: address) {
+            withInterruptsDisabled { kmemBytesInUse -= size }
+            Kmem.free(address, size)
+            return
+        }
         guard KernelLayout.isDirectMapped(address), let index = PhysicalMemory.index(of: PhysicalWindow.physicalAddress(of: pointer)) else {
             panic("kfree of \(address: address), which kmalloc never handed out")
         }

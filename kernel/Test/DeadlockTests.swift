@@ -4,12 +4,15 @@
 enum DeadlockTests {
     static let memory: StaticString = "24M"
     static let diskMiB = 40
+    /// The workloads fill past RAM into swap (Stress.run): the disk grows with the machine so
+    /// that they go through swap at every memory size.
+    static let diskPerRAM = 2
     static let defaultRounds = 1500
     /// stressrounds= on the command line (make soak runs longer).
     static var rounds: Int { KernelOptions.stressRounds > 0 ? Int(KernelOptions.stressRounds) : defaultRounds }
 
     static var stressSuite: TestSuite {
-        TestSuite("stress", memory: memory, diskMiB: diskMiB, icount: true, timeout: 600, seeds: 20, exclusive: false, [
+        TestSuite("stress", memory: memory, diskMiB: diskMiB, diskPerRAM: diskPerRAM, icount: true, timeout: 600, seeds: 20, exclusive: false, [
             TestCase("objectsWorkloadLosesNothing", { runWorkload(.objects) }),
             TestCase("kmapWorkloadLosesNothing", { runWorkload(.kmap) }),
             TestCase("reserveUseStaysWithinTheDerivedBounds", reserveUseStaysWithinTheDerivedBounds),
@@ -17,7 +20,7 @@ enum DeadlockTests {
     }
 
     static var reproductionSuite: TestSuite {
-        TestSuite("deadlock", memory: memory, arguments: "reserves=off", diskMiB: diskMiB, icount: true, timeout: 600, seeds: 3, exclusive: false, [
+        TestSuite("deadlock", memory: memory, arguments: "reserves=off", diskMiB: diskMiB, diskPerRAM: diskPerRAM, icount: true, timeout: 600, seeds: 3, exclusive: false, [
             TestCase("reservesOffDeadlocksThePageoutThread",
                      expectsPanic: "the pageout thread waits in vm_wait for one ordinary-class page to grow zone",
                      inFrame: "Watchdog.report", { runWorkload(.objects) }),
@@ -28,7 +31,7 @@ enum DeadlockTests {
     /// requesters at random: blocking requests retry, non-blocking ones fail cleanly; nothing
     /// may be lost, and every count must still add up (the runner checks the zones tables).
     static var faultSuite: TestSuite {
-        TestSuite("stressfaults", memory: memory, arguments: "pagefail=random:50:ordinary+system", diskMiB: diskMiB, icount: true,
+        TestSuite("stressfaults", memory: memory, arguments: "pagefail=random:50:ordinary+system", diskMiB: diskMiB, diskPerRAM: diskPerRAM, icount: true,
                   timeout: 600, seeds: 3, exclusive: false, [
             TestCase("objectsWorkloadLosesNothingWhileAllocationsFail", { runWorkload(.objects); expectInjectedFailures() }),
             TestCase("kmapWorkloadLosesNothingWhileAllocationsFail", { runWorkload(.kmap); expectInjectedFailures() }),

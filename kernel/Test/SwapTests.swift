@@ -9,6 +9,29 @@ enum SwapTests {
         ])
     }
 
+    /// A 1 TiB disk (a sparse image on the host): the swap bitmap alone is 32 MiB, more than
+    /// any physically contiguous block, so it comes from kmem; every block is addressable.
+    static var terabyteSuite: TestSuite {
+        TestSuite("swapterabyte", memory: "128M", diskMiB: 1 << 20, [
+            TestCase("everyBlockOfATerabyteDiskIsUsable", everyBlockOfATerabyteDiskIsUsable),
+            TestCase("blocksRoundTripWithTheirChecksums", blocksRoundTripWithTheirChecksums),
+            TestCase("outOfRangeBlockIsAnErrorNotACrash", outOfRangeBlockIsAnErrorNotACrash),
+        ])
+    }
+
+    static func everyBlockOfATerabyteDiskIsUsable() {
+        Test.expect(SwapDevice.isPresent, "a swap disk was found")
+        Test.expectEqual(SwapDevice.blocks, UInt32((1 << 40) / pageSize), "swap blocks on a 1 TiB disk")
+        let buffer = Kmalloc.allocate(4096, alignment: 4096)!
+        let last = SwapDevice.blocks - 1
+        buffer.storeBytes(of: 0x7E7A_B17E, as: UInt64.self)
+        Test.expect(SwapDevice.write(block: last, from: buffer), "write the last block")
+        buffer.storeBytes(of: 0, as: UInt64.self)
+        Test.expect(SwapDevice.read(block: last, into: buffer), "read the last block")
+        Test.expectEqual(buffer.load(as: UInt64.self), UInt64(0x7E7A_B17E), "the last block's contents")
+        Kmalloc.free(buffer)
+    }
+
     static var pagingSuite: TestSuite {
         TestSuite("paging", memory: "24M,40M,128M", diskMiB: 256, diskPerRAM: 3, timeout: 900, exclusive: false, [
             TestCase("threadsWriteMoreThanRAMAndReadEveryPageBack", threadsWriteMoreThanRAMAndReadEveryPageBack),

@@ -18,6 +18,7 @@ enum TestRegistry {
             ThreadTests.suite,
             AllocationContextTests.suite,
             SwapTests.deviceSuite,
+            SwapTests.terabyteSuite,
             SwapTests.pagingSuite,
             SwapTests.fullSuite,
             DeadlockTests.stressSuite,

@@ -12,6 +12,7 @@ enum VMMapTests {
             TestCase("fullSubmapFailsCleanlyAndNamesItself", fullSubmapFailsCleanlyAndNamesItself),
             TestCase("kernelMapInsertSucceedsFromTheReserveThenRefills", kernelMapInsertSucceedsFromTheReserveThenRefills),
             TestCase("pageableMemoryHasNoPagesUntilTouched", pageableMemoryHasNoPagesUntilTouched),
+            TestCase("pageableObjectOf8GiBWorks", pageableObjectOf8GiBWorks),
             TestCase("seededKmemWorkloadKeepsTheMapValid", seededKmemWorkloadKeepsTheMapValid),
             TestCase("freeingWhatWasNeverAllocatedIsCaught", expectsPanic: "not all of it is allocated there",
                      inFrame: "VMMapTests.freeingWhatWasNeverAllocatedIsCaught", freeingWhatWasNeverAllocatedIsCaught),
@@ -159,6 +160,23 @@ enum VMMapTests {
         Kmem.freePageable(address + 128 * pageSize, 128 * pageSize)
         Test.expectEqual(MemoryObjects.live, liveBefore, "objects alive after freeing everything")
         expectValid(KernelMaps.pageable)
+    }
+
+    /// An object whose page-slot array (4 bytes a page: 8 MiB) is larger than any physically
+    /// contiguous block: kmalloc takes it from kmem. Its first and last pages work like any.
+    static func pageableObjectOf8GiBWorks() {
+        let bytes: UInt64 = 8 << 30
+        let liveBefore = MemoryObjects.live, kmemBefore = Kmalloc.kmemBytesInUse
+        guard let address = Kmem.allocatePageable(bytes) else { return Test.fail("kmem_alloc_pageable of 8 GiB failed") }
+        Test.expect(Kmalloc.kmemBytesInUse >= kmemBefore + 8 << 20, "its slot array came from kmem")
+        let last = address + bytes - pageSize
+        pointer(at: address).storeBytes(of: 0xF1257, as: UInt64.self)
+        pointer(at: last).storeBytes(of: 0x1A57, toByteOffset: Int(pageSize) - 8, as: UInt64.self)
+        Test.expectEqual(pointer(at: address).load(as: UInt64.self), UInt64(0xF1257), "first page")
+        Test.expectEqual(pointer(at: last).load(fromByteOffset: Int(pageSize) - 8, as: UInt64.self), UInt64(0x1A57), "last page")
+        Kmem.freePageable(address, bytes)
+        Test.expectEqual(MemoryObjects.live, liveBefore, "objects alive after freeing it")
+        Test.expectEqual(Kmalloc.kmemBytesInUse, kmemBefore, "the slot array went back to kmem")
     }
 
     @inline(never)

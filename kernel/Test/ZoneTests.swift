@@ -185,7 +185,19 @@ enum ZoneTests {
             Kmalloc.free(block)
         }
         Test.expectEqual(Kmalloc.largePagesInUse, largeBefore, "large kmalloc pages in use after freeing")
-        Test.expect(Kmalloc.allocate(8 << 20, alignment: 16, .ordinaryNoWait) == nil, "8 MiB is more than kmalloc's largest block: refused, not a trap")
+        // Beyond the largest buddy block, kmalloc takes virtually contiguous pages from kmem.
+        let kmemBefore = Kmalloc.kmemBytesInUse
+        if let big = Kmalloc.allocate(8 << 20, alignment: 16, .ordinaryNoWait) {
+            Test.expect(!KernelLayout.isDirectMapped(VirtualAddress(big)), "8 MiB comes from kmem, not the direct map")
+            big.storeBytes(of: 0xB16, as: UInt64.self)
+            big.storeBytes(of: 0xB16, toByteOffset: (8 << 20) - 8, as: UInt64.self)
+            Test.expectEqual(Kmalloc.kmemBytesInUse, kmemBefore + (8 << 20), "kmem bytes in kmalloc's hands")
+            Kmalloc.free(big)
+        } else {
+            Test.fail("an 8 MiB kmalloc failed with \(PhysicalMemory.freePages) pages free")
+        }
+        Test.expectEqual(Kmalloc.kmemBytesInUse, kmemBefore, "kmem bytes after kfree")
+        Test.expect(Kmalloc.allocate(1 << 40, alignment: 16, .ordinaryNoWait) == nil, "1 TiB is more than kmem holds: refused, not a trap")
     }
 
     static func freedMultiPageSlabGivesBackEveryPage() {

@@ -49,6 +49,15 @@ enum Kmem {
         removeRange(map, address, roundUp(bytes, to: pageSize))
     }
 
+    /// The size of the wired allocation that starts exactly at `address` in `map`, or nil when
+    /// none does (kfree uses it to free what kmalloc took from kmem).
+    static func allocationSize(at address: VirtualAddress, in map: MapRef = KernelMaps.kmem) -> UInt64? {
+        map.pointee.lock.lock()
+        defer { map.pointee.lock.unlock() }
+        guard let entry = map.pointee.map.lookup(address), entry.pointee.start == address, entry.pointee.kind == .wired else { return nil }
+        return entry.pointee.end - entry.pointee.start
+    }
+
     /// Pageable memory: an address range backed by a new anonymous object, no pages yet.
     static func allocatePageable(_ bytes: UInt64, owner: UInt64 = 0, _ context: AllocationContext = .ordinary) -> VirtualAddress? {
         let size = roundUp(bytes, to: pageSize)

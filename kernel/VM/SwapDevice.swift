@@ -23,8 +23,17 @@ enum SwapDevice {
             Log.info(.swap, "no ATA disk on the primary channel: running without swap")
             return
         }
-        let blockCount = UInt32(min(ATADisk.sectors / UInt64(sectorsPerBlock), UInt64(UInt32.max - 1)))
-        let storage = Kmalloc.allocate(SwapSpace.wordCount(blocks: blockCount) * 8)!.bindMemory(to: UInt64.self, capacity: SwapSpace.wordCount(blocks: blockCount))
+        let diskBlocks = ATADisk.sectors / UInt64(sectorsPerBlock)
+        let blockCount = UInt32(min(diskBlocks, UInt64(UInt32.max - 1)))
+        if UInt64(blockCount) < diskBlocks {
+            Log.warn(.swap, "the disk holds \(diskBlocks) blocks; swap uses the first \(blockCount) (block numbers are 32 bits)")
+        }
+        // One bit per block: 32 KiB per GiB of swap, from kmem when larger than 4 MiB.
+        guard let bitmap = Kmalloc.allocate(SwapSpace.wordCount(blocks: blockCount) * 8) else {
+            Log.error(.swap, "no memory for the bitmap of a \(bytes: UInt64(blockCount) * pageSize) swap disk (\(bytes: UInt64(SwapSpace.wordCount(blocks: blockCount) * 8))): running without swap")
+            return
+        }
+        let storage = bitmap.bindMemory(to: UInt64.self, capacity: SwapSpace.wordCount(blocks: blockCount))
         space = SwapSpace(blocks: blockCount, storage: storage)
         Log.info(.swap, "swap on the primary ATA disk: \(bytes: UInt64(blockCount) * pageSize) (\(blockCount) blocks of 4 KiB, \(ATADisk.supportsLBA48 ? "LBA48" as StaticString : "LBA28"), PIO)")
     }

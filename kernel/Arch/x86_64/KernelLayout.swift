@@ -13,8 +13,10 @@
 
 enum KernelLayout {
     static let directMapBase = VirtualAddress(0x0000_4000_0000_0000)
-    /// Physical memory at or above this is not mapped (the direct map ends at 0x0000_8000_0000_0000).
-    static let directMapLimit = PhysicalAddress(0x0000_4000_0000_0000)
+    /// Physical memory at or above this (32 TiB) is not mapped: the direct map ends where
+    /// kernel_map begins, so that no kernel_map or test-window address is ever taken for a
+    /// direct-map one (kfree tells kmem blocks from buddy blocks that way).
+    static let directMapLimit = PhysicalAddress(0x0000_2000_0000_0000)
     static let kernelMapBase = VirtualAddress(0x0000_6000_0000_0000)
     static let kernelMapSize: UInt64 = 512 << 30
     static let pmapTestWindowBase = VirtualAddress(0x0000_7000_0000_0000)
