@@ -2,7 +2,7 @@
 // reserves on, and the reserve bounds of docs/reserves.md checked against what happens.
 
 enum DeadlockTests {
-    static let memory: StaticString = "24M"
+    static let memory: StaticString = TestSuite.pressureSizes
     static let diskMiB = 40
     /// The workloads fill past RAM into swap (Stress.run): the disk grows with the machine so
     /// that they go through swap at every memory size.

@@ -5,7 +5,7 @@
 
 enum PhysicalMemoryTests {
     static var suite: TestSuite {
-        TestSuite("pmm", memory: "16M,128M,1G,4G", [
+        TestSuite("pmm", memory: "16M,128M,1G,4G,8G", [
             TestCase("everyFreePageIsHandedOutOnceAndComesBack", everyFreePageIsHandedOutOnceAndComesBack),
             TestCase("multiPageBlocksAreAlignedToTheirSize", multiPageBlocksAreAlignedToTheirSize),
             TestCase("eachRequesterStopsAtItsTier", eachRequesterStopsAtItsTier),

@@ -9,7 +9,7 @@ enum PmapTests {
     static let window = KernelLayout.pmapTestWindowBase
 
     static var suite: TestSuite {
-        TestSuite("pmap", memory: "16M,128M", [
+        TestSuite("pmap", [
             TestCase("enterExtractRemoveRoundTrip", enterExtractRemoveRoundTrip),
             TestCase("writeThroughOneMappingIsSeenThroughTheOther", writeThroughOneMappingIsSeenThroughTheOther),
             TestCase("removeAllLeavesNoMappingAndNoPVEntry", removeAllLeavesNoMappingAndNoPVEntry),

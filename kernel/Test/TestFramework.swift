@@ -40,6 +40,11 @@ struct TestCase {
 }
 
 struct TestSuite {
+    /// What a suite that is not about memory pressure boots with: the smallest machine the
+    /// kernel is meant for, the default, and one far larger than anyone tuned for.
+    static let everySize: StaticString = "16M,128M,8G"
+    /// What a pressure suite boots with: its first size with every seed, the others once.
+    static let pressureSizes: StaticString = "24M,16M,256M"
     let name: StaticString
     /// QEMU memory sizes the runner boots this suite with, comma-separated ("128M", "16M,4G").
     let memory: StaticString
@@ -61,7 +66,7 @@ struct TestSuite {
     let exclusive: Bool
     let cases: [TestCase]
 
-    init(_ name: StaticString, memory: StaticString = "128M", arguments: StaticString = "", diskMiB: Int = 0, diskPerRAM: Int = 0,
+    init(_ name: StaticString, memory: StaticString = TestSuite.everySize, arguments: StaticString = "", diskMiB: Int = 0, diskPerRAM: Int = 0,
          icount: Bool = false, timeout: Int = 120, seeds: Int = 1, exclusive: Bool = true, _ cases: [TestCase]) {
         self.name = name
         self.memory = memory

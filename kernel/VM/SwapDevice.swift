@@ -16,6 +16,8 @@ enum SwapDevice {
     static var readErrors: UInt64 = 0
 
     static var isPresent: Bool { space != nil }
+    /// The most blocks a swap bitmap of a quarter of memory covers.
+    static var maximumBlocks: UInt64 { PhysicalMemory.managedPages * pageSize / 4 * 8 }
     static var blocks: UInt32 { space?.blocks ?? 0 }
 
     static func initialize() {
@@ -24,12 +26,14 @@ enum SwapDevice {
             return
         }
         let diskBlocks = ATADisk.sectors / UInt64(sectorsPerBlock)
-        let blockCount = UInt32(min(diskBlocks, UInt64(UInt32.max - 1)))
+        // One bit per block: 32 KiB per GiB of swap, from kmem when larger than 4 MiB. A
+        // bitmap may take at most a quarter of memory; a disk larger than that covers is used
+        // only up to it (and block numbers are 32 bits).
+        let blockCount = UInt32(min(diskBlocks, maximumBlocks, UInt64(UInt32.max - 1)))
         if UInt64(blockCount) < diskBlocks {
-            Log.warn(.swap, "the disk holds \(diskBlocks) blocks; swap uses the first \(blockCount) (block numbers are 32 bits)")
+            Log.warn(.swap, "the disk holds \(bytes: diskBlocks * pageSize); swap uses its first \(bytes: UInt64(blockCount) * pageSize): a larger swap bitmap would take more than a quarter of memory, or block numbers more than 32 bits")
         }
-        // One bit per block: 32 KiB per GiB of swap, from kmem when larger than 4 MiB.
-        guard let bitmap = Kmalloc.allocate(SwapSpace.wordCount(blocks: blockCount) * 8) else {
+        guard let bitmap = Kmalloc.allocate(SwapSpace.wordCount(blocks: blockCount) * 8, alignment: 16, .ordinaryNoWait) else {
             Log.error(.swap, "no memory for the bitmap of a \(bytes: UInt64(blockCount) * pageSize) swap disk (\(bytes: UInt64(SwapSpace.wordCount(blocks: blockCount) * 8))): running without swap")
             return
         }

@@ -67,25 +67,27 @@ def disk_size(suite, memory):
 
 def plan(suites, seed, only=None, seed_scale=1, extra_arguments="", memory=None):
     """Boots for `suites`: each memory size (the suite's own, or `memory` when given), and
-    each of the suite's seeds (times `seed_scale` for soak runs), plus each expected-panic
-    case once."""
+    each of the suite's seeds (times `seed_scale` for soak runs) at its first size, plus
+    each expected-panic case at every size."""
     planned = []
     for suite in suites.values():
         if only and suite.name not in only:
             continue
         seeds = suite.seeds * seed_scale if suite.seeds > 1 else 1
+        sizes = memory or suite.memory
         for offset in range(seeds):
             arguments = ("seed=%d %s %s" % (seed + offset, suite.arguments, extra_arguments)).strip()
-            for size in memory or suite.memory:
+            # Every seed at the suite's first size; the other sizes with the first seed only,
+            # so that a 20-seed pressure suite adds one boot, not twenty, per extra size.
+            for size in sizes if offset == 0 else sizes[:1]:
                 name = "%s@%s" % (suite.name, size) + ("#%d" % (seed + offset) if seeds > 1 else "")
                 boot = Boot(name=name, arguments="test=%s %s" % (suite.name, arguments),
                             memory=size, timeout=suite.timeout, disk_mib=disk_size(suite, size),
                             icount=suite.icount)
                 planned.append(PlannedBoot(boot, "suite", suite))
         arguments = ("seed=%d %s %s" % (seed, suite.arguments, extra_arguments)).strip()
-        for case in suite.panic_cases:
-            size = (memory or suite.memory)[0]
-            boot = Boot(name="%s.%s" % (suite.name, case), arguments="test=%s.%s %s" % (suite.name, case, arguments),
+        for case, size in ((case, size) for case in suite.panic_cases for size in sizes):
+            boot = Boot(name="%s.%s@%s" % (suite.name, case, size), arguments="test=%s.%s %s" % (suite.name, case, arguments),
                         memory=size, timeout=suite.timeout, disk_mib=disk_size(suite, size),
                         icount=suite.icount)
             planned.append(PlannedBoot(boot, "panic", suite, case))
