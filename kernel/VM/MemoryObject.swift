@@ -232,6 +232,7 @@ enum MemoryObjects {
                         Scheduler.sleep(on: UnsafeRawPointer(descriptor), reason: "page busy")
                         continue
                     }
+                    kassert(descriptor.pointee.queue != .none, "memory object: resident page \(index) is neither busy nor on a page queue")
                     object.pointee.removePage(page, at: index)
                     PageQueues.remove(page)
                     Pmap.removeAll(page)

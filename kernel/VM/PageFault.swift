@@ -98,11 +98,14 @@ enum PageFault {
                 descriptor.pointee.flags.insert(.dirty)      // no copy on swap yet
                 countEvent(&zeroFills)
             }
+            // Queued and unbusied in one step (PageDescriptor.swift: a resident page is busy or
+            // on a queue): between the two, a woken releasePages could free a page that is
+            // then queued while free.
             withInterruptsDisabled {
+                PageQueues.insert(page, .active)
                 descriptor.pointee.flags.remove(.busy)
                 Scheduler.wakeup(UnsafeRawPointer(descriptor))
             }
-            PageQueues.insert(page, .active)
             if !Pmap.enter(address, page: page, protection: .readWrite, context) {
                 VMWait.wait(context, pages: 1)
                 continue                        // resident now; the next round maps it

@@ -162,11 +162,12 @@ enum Pageout {
         if descriptor.pointee.flags.contains(.dirty) {
             let result = SwapPager.pageOut(page, object, index)
             guard result == .written else {
+                // Back on its queue and unbusied in one step (a resident page is busy or queued).
                 withInterruptsDisabled {
+                    PageQueues.insert(page, .inactive)
                     descriptor.pointee.flags.remove(.busy)
                     Scheduler.wakeup(UnsafeRawPointer(descriptor))
                 }
-                PageQueues.insert(page, .inactive)
                 if result == .swapFull { noteSwapFull() }
                 return false
             }

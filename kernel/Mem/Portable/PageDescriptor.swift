@@ -34,6 +34,15 @@
 //
 // `flags` holds state that combines with a use (PageFlags below); `segment` is the physical
 // segment the page belongs to, for every page.
+//
+// The rule for `.anonymous` pages (one CPU: "atomically" means with interrupts off):
+//   a resident page is at every moment either busy or on a page queue, never neither. Whoever
+//   sets busy (the fault path bringing a page in, the pageout thread cleaning one) owns the
+//   page until it clears busy, and clears it in the same atomic step that puts the page back
+//   on a queue (or frees it). Everyone else - releasePages, a second fault on the same page -
+//   sleeps while it is busy and looks again when woken. MemoryObjects.releasePages asserts the
+//   rule. Still open (issue 14): the fault path maps a resident page while it is not busy, and
+//   a fault that is stopped mid-page-in can hold its busy page while pageout waits for it.
 
 public struct PageIndex: RawRepresentable, Equatable, Comparable, Hashable {
     public var rawValue: UInt32
