@@ -16,7 +16,7 @@ enum BenchZoneEnvironment: ZoneEnvironment {
     @inline(__always) static func lock() {}
     @inline(__always) static func unlock(_ token: Void) {}
 
-    static func allocateSlab(for zone: StaticString, bytes: Int, source: SlabSource, requester: Requester, blocking: Blocking) -> UnsafeMutableRawPointer? {
+    static func allocateSlab(for zone: StaticString, bytes: Int, source: SlabSource, _ context: AllocationContext) -> UnsafeMutableRawPointer? {
         var memory: UnsafeMutableRawPointer? = nil
         guard posix_memalign(&memory, bytes, bytes) == 0 else { return nil }
         return memory
