@@ -212,6 +212,41 @@ final class MapFixture {
         #expect(space.allocate() == 17 && space.allocate() == nil)
     }
 
+    /// Against a plain array of Bools: seeded allocations and frees over sizes that end inside
+    /// a word, on a word, and past several summary words; the summary and the counts agree
+    /// with the bitmap after every step, and a full device hands out nothing.
+    @Test(arguments: [1 as UInt32, 63, 64, 65, 200, 4096, 4097, 70_000])
+    func seededWorkloadMatchesAModel(blocks: UInt32) {
+        let storage = UnsafeMutablePointer<UInt64>.allocate(capacity: SwapSpace.wordCount(blocks: blocks))
+        defer { storage.deallocate() }
+        var space = SwapSpace(blocks: blocks, storage: storage)
+        var model = [Bool](repeating: false, count: Int(blocks))
+        var random = SeededRandom(seed: UInt64(blocks))
+        var held: [UInt32] = []
+        var inUse = 0
+        for step in 0..<(min(Int(blocks), 5000) * 3 + 50) {
+            if random.next(below: 100) < 60 {
+                if let block = space.allocate() {
+                    #expect(!model[Int(block)], "blocks \(blocks) step \(step): \(block) handed out twice")
+                    model[Int(block)] = true
+                    held.append(block)
+                    inUse += 1
+                } else {
+                    #expect(inUse == Int(blocks), "blocks \(blocks) step \(step): nil while a block is free")
+                }
+            } else if !held.isEmpty {
+                let block = held.remove(at: random.next(below: held.count))
+                space.free(block)
+                model[Int(block)] = false
+                inUse -= 1
+            }
+            #expect(Int(space.used) == inUse)
+            if step % 997 == 0 { #expect(space.isConsistent(), "blocks \(blocks) step \(step)") }
+        }
+        while let block = space.allocate() { model[Int(block)] = true }
+        #expect(space.isFull && !model.contains(false) && space.isConsistent())
+    }
+
     @Test func nextFitKeepsPageOutsConsecutive() {
         let storage = UnsafeMutablePointer<UInt64>.allocate(capacity: SwapSpace.wordCount(blocks: 100))
         defer { storage.deallocate() }
