@@ -6,7 +6,8 @@
 #   make attach [GDB_PORT=]  attach gdb to a QEMU already listening (a hanging test: docs/debugging.md)
 #   make kernel              just build build/kernel.elf (symbols, for gdb) and build/kernel.mb (for QEMU)
 #   make bench               benchmarks in the kernel and on the host; report in build/bench/report.md
-#   make soak                many more seeds of the stress and deadlock suites, longer (SOAK_SCALE, SOAK_ROUNDS)
+#   make soak                every suite at random memory sizes and seeds (SOAK_SIZES, SEED); replayable
+#   make soak-seeds          many more seeds of the stress and deadlock suites, longer (SOAK_SCALE, SOAK_ROUNDS)
 #
 # The kernel is one swiftc invocation over every Swift file in kernel/ (Embedded Swift,
 # x86_64-unknown-none-elf), plus the assembly files, linked with linker.ld. Nothing here
@@ -37,7 +38,7 @@ SWIFT_FLAGS := -target x86_64-unknown-none-elf -enable-experimental-feature Embe
 ASM_FLAGS   := -target x86_64-unknown-none-elf -g -c
 LD_FLAGS    := -T linker.ld -nostdlib -static -z max-page-size=4096 --no-pie
 
-.PHONY: all kernel run test test-host test-kernel debug attach qemu bench soak clean
+.PHONY: all kernel run test test-host test-kernel debug attach qemu bench soak soak-seeds clean
 
 all: kernel
 
@@ -102,10 +103,20 @@ test-kernel: kernel qemu
 bench: kernel qemu
 	$(PYTHON) qemu/bench.py --image $(BUILD)/kernel.mb
 
+# Every suite at SOAK_SIZES random memory sizes each (16M-16G, at most twice the largest size
+# the suite declares: 512M for the pressure suites) and
+# random seeds, drawn from SEED (printed; a new one each run unless given). A failure prints the
+# command that replays it. Not part of make test: 10 sizes x 21 suites is about an hour.
+SOAK_SIZES ?= 10
+soak: kernel qemu
+	@seed=$${SEED:-$$(date +%s)}; echo "make soak: SEED=$$seed SOAK_SIZES=$(SOAK_SIZES)"; \
+	$(PYTHON) qemu/runner.py --elf $(BUILD)/kernel.elf --image $(BUILD)/kernel.mb --no-scenarios \
+	    --random-sizes $(SOAK_SIZES) --seed $$seed
+
 # Many more seeds of the multi-seed suites (stress, deadlock, fault injection), and longer runs.
 SOAK_SCALE  ?= 10
 SOAK_ROUNDS ?= 6000
-soak: kernel qemu
+soak-seeds: kernel qemu
 	$(PYTHON) qemu/runner.py --elf $(BUILD)/kernel.elf --image $(BUILD)/kernel.mb --no-scenarios \
 	    --only stress,deadlock,stressfaults --seed-scale $(SOAK_SCALE) --kernel-arguments "stressrounds=$(SOAK_ROUNDS)" \
 	    --seed $${SEED:-1000}

@@ -40,6 +40,11 @@ def main():
                         help="extra kernel command-line options for every suite boot (make soak: stressrounds=)")
     parser.add_argument("--memory", default="",
                         help="comma-separated QEMU memory sizes to boot every suite with instead of its own (16M,3G)")
+    parser.add_argument("--random-sizes", type=int, default=0,
+                        help="boot each selected suite at this many random memory sizes (seeded by --seed) instead of its own")
+    parser.add_argument("--size-range", default="16M:16G",
+                        help="with --random-sizes: the range, log-uniform (MIN:MAX); a suite never boots above twice "
+                             "the largest size it declares")
     parser.add_argument("--gdb-port", type=int, default=None,
                         help="every boot listens for gdb on this port, one at a time, without a timeout")
     options = parser.parse_args()
@@ -60,7 +65,11 @@ def main():
         print("unknown suites: %s (known: %s)" % (", ".join(sorted(unknown)), ", ".join(suites)))
         return 1
     memory = list(filter(None, options.memory.split(","))) or None
-    boots = plan.plan(suites, options.seed, only, options.seed_scale, options.kernel_arguments, memory)
+    if options.random_sizes:
+        boots = plan.plan_random_sizes(suites, options.seed, only, options.random_sizes, options.seed_scale,
+                                       options.kernel_arguments, options.size_range)
+    else:
+        boots = plan.plan(suites, options.seed, only, options.seed_scale, options.kernel_arguments, memory)
     print("kernel tests: seed %d, %d suites, %d boots, %d parallel jobs; logs in %s"
           % (options.seed, len(suites) if not only else len(only), len(boots), options.jobs, options.logs))
 
@@ -95,6 +104,11 @@ def main():
             if problems:
                 failures += 1
                 print("FAIL  %-60s %s  %s" % (name, timing, log))
+                if judge_it is not None and options.random_sizes:
+                    boot = outcome.boot
+                    print("      replay: python3 qemu/runner.py --only %s --memory %s --seed %s"
+                          % (boot.arguments.split()[0][len("test="):].split(".")[0], boot.memory,
+                             boot.arguments.split("seed=")[1].split()[0]))
                 for problem in problems:
                     print("      " + problem)
             else:

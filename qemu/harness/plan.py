@@ -65,6 +65,40 @@ def disk_size(suite, memory):
     return max(suite.disk_mib, suite.disk_per_ram * memory_mib(memory))
 
 
+def plan_random_sizes(suites, seed, only, count, seed_scale, extra_arguments, size_range):
+    """Soak boots: each selected suite `count` times per seed, each at a memory size drawn
+    log-uniformly from `size_range`, but never above twice the largest size the suite declares
+    (the pressure suites declare up to 256M: their workloads grow with RAM and would take hours
+    at many GiB under TCG), with a generator
+    seeded by `seed`, so that the same command plans the same boots. Boot names carry the size
+    and the seed; any failure replays with --only SUITE --memory SIZE --seed N."""
+    import math
+    import random
+    generator = random.Random(seed)
+    planned = []
+    for suite in suites.values():
+        if only and suite.name not in only:
+            continue
+        low, high = (memory_mib(size) for size in size_range.split(":"))
+        high = max(low, min(high, 2 * max(memory_mib(size) for size in suite.memory)))
+        seeds = suite.seeds * seed_scale if suite.seeds > 1 else 1
+        for offset in range(max(1, seeds // max(1, suite.seeds))):
+            for _ in range(count):
+                size = "%dM" % round(math.exp(generator.uniform(math.log(low), math.log(high))))
+                boot_seed = seed + offset * 1000 + generator.randrange(1000)
+                arguments = ("seed=%d %s %s" % (boot_seed, suite.arguments, extra_arguments)).strip()
+                planned.append(PlannedBoot(Boot(name="%s@%s#%d" % (suite.name, size, boot_seed),
+                                                arguments="test=%s %s" % (suite.name, arguments), memory=size,
+                                                timeout=suite.timeout, disk_mib=disk_size(suite, size),
+                                                icount=suite.icount), "suite", suite))
+                for case in suite.panic_cases:
+                    planned.append(PlannedBoot(Boot(name="%s.%s@%s#%d" % (suite.name, case, size, boot_seed),
+                                                    arguments="test=%s.%s %s" % (suite.name, case, arguments),
+                                                    memory=size, timeout=suite.timeout, disk_mib=disk_size(suite, size),
+                                                    icount=suite.icount), "panic", suite, case))
+    return planned
+
+
 def plan(suites, seed, only=None, seed_scale=1, extra_arguments="", memory=None):
     """Boots for `suites`: each memory size (the suite's own, or `memory` when given), and
     each of the suite's seeds (times `seed_scale` for soak runs) at its first size, plus
