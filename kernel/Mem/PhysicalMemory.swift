@@ -139,12 +139,8 @@ enum PhysicalMemory {
         statistics[requester].allocations += 1
         if free < lowestFreePages { lowestFreePages = free }
         // How deep below the floor of the requester before it this one went.
-        let floorAbove: UInt64
-        switch requester {
-        case .ordinary: return
-        case .system: floorAbove = thresholds.freeReserved
-        case .pageout: floorAbove = thresholds.freeMin
-        }
+        guard let before = Requester(rawValue: requester.rawValue - 1) else { return }
+        let floorAbove = thresholds.floor(for: before)
         if free < floorAbove {
             statistics[requester].deepestReserveUse = max(statistics[requester].deepestReserveUse, floorAbove - free)
         }

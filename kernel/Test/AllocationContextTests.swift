@@ -18,11 +18,6 @@ enum AllocationContextTests {
 
     typealias PageBitmap = PhysicalMemoryTests.PageBitmap
 
-    /// Takes free pages with `context` until it is refused; returns them in `taken`.
-    static func drain(_ context: AllocationContext, into taken: PageBitmap) {
-        while let page = PhysicalMemory.allocate(order: 0, context.withoutWaiting) { _ = taken.insert(page) }
-    }
-
     /// Gives back `count` pages of `taken` (any), so that exactly that many more are free.
     static func giveBack(_ count: Int, of taken: PageBitmap) {
         var left = count
@@ -46,7 +41,7 @@ enum AllocationContextTests {
         let address = KernelLayout.pmapTestWindowBase + 0x2340_0000
         let taken = PageBitmap(pages: PhysicalMemory.pageCount)
         Preemption.disable()
-        drain(.system, into: taken)
+        _ = PhysicalMemoryTests.drain(.system, into: taken)
         let free = PhysicalMemory.freePages
         let pageoutAllocations = PhysicalMemory.statistics[.pageout].allocations
         let entered = Pmap.enter(address, page: page, protection: .readWrite, .system)
@@ -90,7 +85,7 @@ enum AllocationContextTests {
         var held: [UnsafeMutableRawPointer] = []
         held.reserveCapacity(zone.freeObjects + 1)
         let taken = PageBitmap(pages: PhysicalMemory.pageCount)
-        drain(.system, into: taken)
+        _ = PhysicalMemoryTests.drain(.system, into: taken)
         giveBack(1, of: taken)
         let t = PhysicalMemory.thresholds
         let free = PhysicalMemory.freePages
@@ -143,7 +138,7 @@ enum AllocationContextTests {
         }
         let taken = PageBitmap(pages: PhysicalMemory.pageCount)
         Preemption.disable()
-        drain(.pageout, into: taken)
+        _ = PhysicalMemoryTests.drain(.pageout, into: taken)
         giveBack(Int(PhysicalMemory.thresholds.freeMin / 2), of: taken)      // below free_min, above zero
         Preemption.enable()
         withInterruptsDisabled {
