@@ -8,8 +8,9 @@
 //            needs a new swblock, so the swblock zone grows under pressure;
 //   kmap     the same, plus small wired kmem allocations freed in pieces (front, back or
 //            middle): map entries, PV entries and page tables churn under pressure;
-// Every page written carries a pattern derived from the seed, the object and the page; it is
-// checked before the memory is freed, and at the end. Nothing may be lost.
+// Every page written carries a pattern over all its bytes derived from the seed, the object and
+// the page (kernel/Test/PagePattern.swift); it is checked, every word, before the memory is
+// freed, and at the end. Nothing may be lost.
 
 extension LogTag {
     static let stress = LogTag("stress")
@@ -32,7 +33,6 @@ struct StressReport {
 }
 
 enum Stress {
-    static let wordsPerPage = 8
     static var report = StressReport()
 
     /// One live object of a worker.
@@ -58,31 +58,21 @@ enum Stress {
         var random: SeededRandom
     }
 
-    static func value(_ seed: UInt64, _ id: UInt32, _ page: Int, _ word: Int) -> UInt64 {
-        var x = seed ^ (UInt64(id) << 32) ^ UInt64(page) << 8 ^ UInt64(word)
-        x = (x ^ (x >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        return x ^ (x >> 27)
-    }
-
     static func write(_ object: Live, _ seed: UInt64) {
         for page in 0..<Int(object.pages) {
-            let base = object.address + UInt64(page) * pageSize
-            for word in 0..<wordsPerPage {
-                pointer(at: base + UInt64(word * 512)).storeBytes(of: value(seed, object.id, page, word), as: UInt64.self)
-            }
+            PagePattern.fill(object.address + UInt64(page) * pageSize, PagePattern.key(seed, UInt64(object.id), page))
         }
         countEvent(&report.pagesWritten)
     }
 
-    /// Checks every page of `object`; returns the pages that differ.
+    /// Checks every byte of every page of `object`; returns the pages that differ.
     static func verify(_ object: Live, _ seed: UInt64, firstPage: Int = 0) -> UInt64 {
         var bad: UInt64 = 0
         for page in 0..<Int(object.pages) {
             let base = object.address + UInt64(page) * pageSize
-            for word in 0..<wordsPerPage where pointer(at: base + UInt64(word * 512)).load(as: UInt64.self) != value(seed, object.id, firstPage + page, word) {
+            if let word = PagePattern.firstMismatch(base, PagePattern.key(seed, UInt64(object.id), firstPage + page)) {
                 bad += 1
                 Log.error(.stress, "page \(page) of object \(object.id) at \(address: base) lost its contents (word \(word))")
-                break
             }
             countEvent(&report.pagesVerified)
         }

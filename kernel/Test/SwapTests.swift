@@ -94,11 +94,6 @@ enum SwapTests {
 
     // MARK: - Paging
 
-    /// What a worker writes into word `word` of page `page` of its region.
-    static func pattern(_ seed: UInt64, _ page: Int, _ word: Int) -> UInt64 {
-        (seed &* 0x9E37_79B9_7F4A_7C15) ^ (UInt64(page) << 20) ^ UInt64(word) &* 0xD6E8_FEB8_6659_FD93
-    }
-
     struct Region {
         var address = VirtualAddress(0)
         var pages = 0
@@ -106,19 +101,18 @@ enum SwapTests {
         var mismatches = 0
     }
 
-    /// Writes every page of the region (8 words spread over each page), then reads every
-    /// page back and counts pages whose words differ.
+    /// Writes every byte of every page of the region (kernel/Test/PagePattern.swift), then
+    /// reads every page back and counts the pages that differ, naming the first few.
     static func exercise(_ region: UnsafeMutablePointer<Region>) {
         let r = region.pointee
         for page in 0..<r.pages {
-            let base = r.address + UInt64(page) * pageSize
-            for word in 0..<8 { pointer(at: base + UInt64(word) * 512).storeBytes(of: pattern(r.seed, page, word), as: UInt64.self) }
+            PagePattern.fill(r.address + UInt64(page) * pageSize, PagePattern.key(r.seed, 0, page))
         }
         for page in 0..<r.pages {
             let base = r.address + UInt64(page) * pageSize
-            for word in 0..<8 where pointer(at: base + UInt64(word) * 512).load(as: UInt64.self) != pattern(r.seed, page, word) {
+            if let word = PagePattern.firstMismatch(base, PagePattern.key(r.seed, 0, page)) {
+                if region.pointee.mismatches < 4 { Log.error(.test, "page \(page) at \(address: base) came back different from word \(word) on") }
                 region.pointee.mismatches += 1
-                break
             }
         }
     }

@@ -21,6 +21,7 @@ enum TestRegistry {
             SwapTests.terabyteSuite,
             SwapTests.pagingSuite,
             SwapTests.fullSuite,
+            RaceTests.suite,
             DeadlockTests.stressSuite,
             DeadlockTests.reproductionSuite,
             DeadlockTests.faultSuite,

@@ -86,7 +86,13 @@ enum Kmem {
                                     _ context: AllocationContext, object: ObjectRef? = nil) -> VirtualAddress? {
         guard var spares = VMMaps.reserve(map, 1, context) else {
             countEvent(&failures)
-            Log.warn(.vm, "kmem: no map entry for \(map.pointee.map.name) (the map_entry zone is exhausted)")
+            // An ordinary caller that chose not to wait (a page fault holding a busy page)
+            // expects shortages and waits afterwards; anyone else failing here is news.
+            if context == .ordinaryNoWait {
+                Log.debug(.vm, "kmem: no map entry for \(map.pointee.map.name) without waiting")
+            } else {
+                Log.warn(.vm, "kmem: no map entry for \(map.pointee.map.name) (the map_entry zone is exhausted)")
+            }
             return nil
         }
         map.pointee.lock.lock()

@@ -180,6 +180,8 @@ typealias ObjectRef = UnsafeMutablePointer<MemoryObject>
 enum MemoryObjects {
     /// Objects alive; interrupts off.
     private(set) static var live = 0
+    /// Times releasePages found a page busy (being paged in or out) and waited for it.
+    private(set) static var busyWaits: UInt64 = 0
     /// Every object, newest first; interrupts off.
     private(set) static var all: ObjectRef? = nil
 
@@ -216,6 +218,51 @@ enum MemoryObjects {
         kassert(object.pointee.magic == MemoryObject.magicValue, "memory object \(hex: UInt64(UInt(bitPattern: object))) is corrupt")
     }
 
+    /// Checks `object`, mapped from `base`, against the page rules (PageDescriptor.swift) with
+    /// interrupts off: every resident page is typed anonymous, names this object and index, is
+    /// busy or queued, and is mapped (if at all) at its own address; a slot with no page is not
+    /// mapped - a mapping left on a page that was freed is how a fault racing pageout shows.
+    /// Returns the violations, logging the first few.
+    static func validate(_ object: ObjectRef, mappedAt base: VirtualAddress) -> Int {
+        check(object)
+        return withInterruptsDisabled {
+            var violations = 0
+            func report(_ message: LogMessage) {
+                if violations < 4 { Log.error(.vm, message) }
+                violations += 1
+            }
+            var resident = 0
+            for index in 0..<object.pointee.pageCount {
+                let address = base + UInt64(index) * pageSize
+                let mapped = Pmap.extract(address)
+                let page = object.pointee.page(at: index)
+                if page == .none {
+                    if let frame = mapped { report("memory object: page \(index) is not resident but \(address: address) maps \(address: frame)") }
+                    continue
+                }
+                resident += 1
+                let descriptor = PhysicalMemory.page(page)
+                if descriptor.pointee.use != .anonymous {
+                    report("memory object: page \(index) is held in a page whose use is \(descriptor.pointee.use.name)")
+                    continue
+                }
+                if descriptor.pointee.object != UnsafeMutableRawPointer(object) || descriptor.pointee.offset != UInt64(index) {
+                    report("memory object: page \(index)'s descriptor names another object or index (\(descriptor.pointee.offset))")
+                }
+                if !descriptor.pointee.flags.contains(.busy) && descriptor.pointee.queue == .none {
+                    report("memory object: resident page \(index) is neither busy nor queued")
+                }
+                if let frame = mapped, frame != PhysicalMemory.physicalAddress(of: page) {
+                    report("memory object: \(address: address) maps \(address: frame), not page \(index)'s frame")
+                }
+            }
+            if resident != object.pointee.residentPages {
+                report("memory object: \(resident) slots hold pages but residentPages is \(object.pointee.residentPages)")
+            }
+            return violations
+        }
+    }
+
     /// Frees the resident pages of pages [first, first + count) of `object` and releases
     /// their swap space. The pages must already be unmapped. A page the pager is reading or
     /// writing is waited for. Allocates nothing.
@@ -229,6 +276,7 @@ enum MemoryObjects {
                     if page == .none { return }
                     let descriptor = PhysicalMemory.page(page)
                     if descriptor.pointee.flags.contains(.busy) {
+                        busyWaits += 1
                         Scheduler.sleep(on: UnsafeRawPointer(descriptor), reason: "page busy")
                         continue
                     }

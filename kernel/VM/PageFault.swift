@@ -36,81 +36,143 @@ enum PageFault {
         return resolved
     }
 
+    /// What one attempt at resolving a fault came to.
+    private enum Attempt {
+        case mapped
+        /// Something changed while we looked (the page was freed, replaced or busy): look again.
+        case retry
+        /// A page, PV entry, page table or pager window was short: wait in vm_wait, then retry.
+        case waitForMemory
+        /// The thread was stopped or its memory is dead: it ends here.
+        case stop
+    }
+
     private static func resolve(_ address: VirtualAddress) -> Bool {
         while true {
             if Scheduler.current.pointee.killed { Threads.exit() }
-            let map = KernelMaps.pageable
-            map.pointee.lock.lock()
-            guard let entry = map.pointee.map.lookup(address), entry.pointee.kind == .anonymous,
-                  let raw = entry.pointee.object else {
-                map.pointee.lock.unlock()
+            guard let (object, index) = pinnedObject(at: address) else { return false }
+            let attempt = resolve(address, object, index)
+            // Unpinned before any wait: a thread freeing the object waits only while we work
+            // on it, never while we wait for memory.
+            MemoryObjects.unpin(object)
+            switch attempt {
+            case .mapped: return true
+            case .retry: continue
+            case .waitForMemory: VMWait.wait(context, pages: 1)
+            case .stop: Threads.exit()
+            }
+        }
+    }
+
+    /// The anonymous object and page index behind `address`, pinned (so that it outlives
+    /// a concurrent free of the range while the fault works on it); nil when the address is
+    /// not in a pageable mapping.
+    private static func pinnedObject(at address: VirtualAddress) -> (ObjectRef, Int)? {
+        let map = KernelMaps.pageable
+        map.pointee.lock.lock()
+        defer { map.pointee.lock.unlock() }
+        guard let entry = map.pointee.map.lookup(address), entry.pointee.kind == .anonymous,
+              let raw = entry.pointee.object else { return nil }
+        let object = raw.assumingMemoryBound(to: MemoryObject.self)
+        withInterruptsDisabled { MemoryObjects.pin(object) }
+        return (object, Int((address - entry.pointee.start + entry.pointee.offset) / pageSize))
+    }
+
+    /// One attempt. The rule (PageDescriptor.swift): a page is mapped, filled or given up only
+    /// while this thread holds it busy, and nothing here sleeps for memory while holding a busy
+    /// page - every allocation made while busy is a non-waiting one, and on a shortage the page
+    /// is released first and the wait happens in `resolve`. So the out-of-memory policy,
+    /// which waits for busy pages, never waits for a thread that waits for memory.
+    private static func resolve(_ address: VirtualAddress, _ object: ObjectRef, _ index: Int) -> Attempt {
+        if object.pointee.dead { return .stop }
+        let resident = object.pointee.page(at: index)
+        if resident != .none {
+            // Already resident: claim it (off its queue, busy) to map it, rechecking that the
+            // slot still holds it - it may have been cleaned and freed since we looked.
+            let descriptor = PhysicalMemory.page(resident)
+            let claimed: Attempt? = withInterruptsDisabled {
+                guard object.pointee.page(at: index) == resident else { return .retry }
+                if descriptor.pointee.flags.contains(.busy) {
+                    Scheduler.sleep(on: UnsafeRawPointer(descriptor), reason: "page busy")
+                    return .retry
+                }
+                PageQueues.remove(resident)
+                descriptor.pointee.flags.insert(.busy)
+                return nil
+            }
+            if let other = claimed { return other }
+            let mapped = Pmap.enter(address, page: resident, protection: .readWrite, context.withoutWaiting)
+            unbusy(resident)
+            guard mapped else { return .waitForMemory }
+            countEvent(&remaps)
+            return .mapped
+        }
+
+        // Not resident: a new page, filled from swap or with zeros, installed busy.
+        guard let page = PhysicalMemory.allocate(order: 0, context.withoutWaiting) else { return .waitForMemory }
+        let descriptor = PhysicalMemory.page(page)
+        // Checked and installed with interrupts off: another thread faulting on the same
+        // page, or the out-of-memory policy marking the object dead, cannot come between.
+        let installed: Bool = withInterruptsDisabled {
+            if Scheduler.current.pointee.killed || object.pointee.dead || object.pointee.page(at: index) != .none {
                 return false
             }
-            let object = raw.assumingMemoryBound(to: MemoryObject.self)
-            let index = Int((address - entry.pointee.start + entry.pointee.offset) / pageSize)
-            map.pointee.lock.unlock()
-            if object.pointee.dead { Threads.exit() }
-
-            let resident = object.pointee.page(at: index)
-            if resident != .none {
-                let descriptor = PhysicalMemory.page(resident)
-                let waited: Bool = withInterruptsDisabled {
-                    guard descriptor.pointee.flags.contains(.busy) else { return false }
-                    Scheduler.sleep(on: UnsafeRawPointer(descriptor), reason: "page busy")
-                    return true
-                }
-                if waited { continue }
-                guard Pmap.enter(address, page: resident, protection: .readWrite, context) else {
-                    VMWait.wait(context, pages: 1)
-                    continue
-                }
-                countEvent(&remaps)
-                return true
-            }
-
-            // Not resident: a new page, filled from swap or with zeros.
-            guard let page = PhysicalMemory.allocate(order: 0, context) else { continue }
-            let descriptor = PhysicalMemory.page(page)
-            // Checked and installed with interrupts off: another thread faulting on the same
-            // page, or the out-of-memory policy marking the object dead, cannot come between.
-            let installed: Bool = withInterruptsDisabled {
-                if Scheduler.current.pointee.killed || object.pointee.dead || object.pointee.page(at: index) != .none {
-                    return false
-                }
-                PhysicalMemory.setUse(page, .anonymous)
-                descriptor.pointee.flags.insert(.busy)
-                descriptor.pointee.object = UnsafeMutableRawPointer(object)
-                descriptor.pointee.offset = UInt64(index)
-                object.pointee.installPage(page, at: index)
-                return true
-            }
-            if !installed {
-                PhysicalMemory.free(page)      // stopped, or someone else brought the page in
-                continue
-            }
-            if let block = SwapMetadata.lookup(object, index) {
-                guard SwapPager.pageIn(page, block: block) else {
-                    panic("page fault at \(address: address): swap block \(block) could not be read back; the page's contents are lost")
-                }
-                countEvent(&swapIns)
-            } else {
-                PhysicalMemory.pointer(to: page).initializeMemory(as: UInt8.self, repeating: 0, count: Int(pageSize))
-                descriptor.pointee.flags.insert(.dirty)      // no copy on swap yet
-                countEvent(&zeroFills)
-            }
-            // Queued and unbusied in one step (PageDescriptor.swift: a resident page is busy or
-            // on a queue): between the two, a woken releasePages could free a page that is
-            // then queued while free.
-            withInterruptsDisabled {
-                PageQueues.insert(page, .active)
-                descriptor.pointee.flags.remove(.busy)
-                Scheduler.wakeup(UnsafeRawPointer(descriptor))
-            }
-            if !Pmap.enter(address, page: page, protection: .readWrite, context) {
-                VMWait.wait(context, pages: 1)
-                continue                        // resident now; the next round maps it
-            }
+            PhysicalMemory.setUse(page, .anonymous)
+            descriptor.pointee.flags.insert(.busy)
+            descriptor.pointee.object = UnsafeMutableRawPointer(object)
+            descriptor.pointee.offset = UInt64(index)
+            object.pointee.installPage(page, at: index)
             return true
         }
+        if !installed {
+            PhysicalMemory.free(page)      // stopped, or someone else brought the page in
+            return .retry
+        }
+        if let block = SwapMetadata.lookup(object, index) {
+            switch SwapPager.pageIn(page, block: block, context.withoutWaiting) {
+            case .read:
+                countEvent(&swapIns)
+            case .noWindow:
+                // No pager window without waiting: give the page up (unfilled, it must not
+                // stay resident) and wait with nothing held.
+                abandon(page, object, index)
+                return .waitForMemory
+            case .ioError:
+                panic("page fault at \(address: address): swap block \(block) could not be read back; the page's contents are lost")
+            }
+        } else {
+            PhysicalMemory.pointer(to: page).initializeMemory(as: UInt8.self, repeating: 0, count: Int(pageSize))
+            descriptor.pointee.flags.insert(.dirty)      // no copy on swap yet
+            countEvent(&zeroFills)
+        }
+        let mapped = Pmap.enter(address, page: page, protection: .readWrite, context.withoutWaiting)
+        unbusy(page)                    // resident now either way; unmapped, the next attempt maps it
+        return mapped ? .mapped : .waitForMemory
+    }
+
+    /// Ends this thread's hold on `page`: back on the active queue and unbusied in one step
+    /// (a resident page is busy or queued - between the two, a woken releasePages could free
+    /// a page that is then queued while free), and whoever waits for it is woken.
+    private static func unbusy(_ page: PageIndex) {
+        let descriptor = PhysicalMemory.page(page)
+        withInterruptsDisabled {
+            PageQueues.insert(page, .active)
+            descriptor.pointee.flags.remove(.busy)
+            Scheduler.wakeup(UnsafeRawPointer(descriptor))
+        }
+    }
+
+    /// Gives up a busy page that was installed but never filled: out of the object and freed,
+    /// in one step with the wakeup of whoever waits for it.
+    private static func abandon(_ page: PageIndex, _ object: ObjectRef, _ index: Int) {
+        let descriptor = PhysicalMemory.page(page)
+        withInterruptsDisabled {
+            object.pointee.removePage(page, at: index)
+            descriptor.pointee.flags.remove([.busy, .dirty])
+            PhysicalMemory.clearUse(page, .anonymous)
+            descriptor.pointee.object = nil
+            Scheduler.wakeup(UnsafeRawPointer(descriptor))
+        }
+        PhysicalMemory.free(page)
     }
 }

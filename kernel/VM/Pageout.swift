@@ -148,6 +148,26 @@ enum Pageout {
         return freed
     }
 
+    /// Cleans every resident page of `object` now, as a pass would (written to swap if dirty,
+    /// then freed), skipping pages someone holds busy. Returns the pages freed. The race tests
+    /// use it to put chosen pages on swap at a chosen moment.
+    static func evict(_ object: ObjectRef) -> Int {
+        var freed = 0
+        for index in 0..<object.pointee.pageCount {
+            let claimed: PageIndex? = withInterruptsDisabled {
+                let page = object.pointee.page(at: index)
+                guard page != .none else { return nil }
+                let descriptor = PhysicalMemory.page(page)
+                if descriptor.pointee.flags.contains(.busy) { return nil }
+                PageQueues.remove(page)
+                descriptor.pointee.flags.insert(.busy)
+                return page
+            }
+            if let page = claimed, clean(page) { freed += 1 }
+        }
+        return freed
+    }
+
     /// Unmaps `page` (taken off its queue and marked busy by the caller), writes it out if
     /// needed and frees it. False when it could not be written.
     private static func clean(_ page: PageIndex) -> Bool {

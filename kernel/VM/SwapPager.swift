@@ -27,6 +27,9 @@ enum PageOutResult {
 
 enum SwapPager {
     static var windowFailures: UInt64 = 0
+    /// Test hook (kernel/Test/RaceTests.swift): every page-in finds no window, as it would
+    /// when memory is short - the state in which a fault holds a busy page it cannot fill.
+    static var refusePageInWindows = false
 
     /// The allocation context of the pageout path: the pageout requester while reserves
     /// exist, an ordinary waiting caller with reserves=off (the deadlock the tests reproduce).
@@ -77,13 +80,25 @@ enum SwapPager {
         return .written
     }
 
-    /// Reads swap block `block` into `page`. False on an error (logged by the device). The
-    /// faulting thread reads its own page as an ordinary caller: it may wait, and it never
-    /// touches the reserves, which are the pageout thread's.
-    static func pageIn(_ page: PageIndex, block: UInt32) -> Bool {
-        while true {
-            if let read = withWindow(page, .ordinary, { SwapDevice.read(block: block, into: $0) }) { return read }
-            VMWait.wait(.ordinary, pages: 1)
+    /// Reads swap block `block` into `page` (busy, installed by a fault) under the faulting
+    /// thread's context - ordinary and never waiting: the caller holds the page busy, and a
+    /// thread that sleeps for memory while holding a busy page can stall the out-of-memory
+    /// policy, which waits for busy pages (kernel/VM/PageFault.swift says how the caller
+    /// waits instead). It never touches the reserves, which are the pageout thread's.
+    static func pageIn(_ page: PageIndex, block: UInt32, _ context: AllocationContext) -> PageInResult {
+        kassert(context.blocking == .noWait, "swap pager: a page-in holds its page busy and may not wait for memory")
+        if refusePageInWindows {
+            countEvent(&windowFailures)
+            return .noWindow
         }
+        guard let read = withWindow(page, context, { SwapDevice.read(block: block, into: $0) }) else { return .noWindow }
+        return read ? .read : .ioError
     }
+}
+
+enum PageInResult {
+    case read
+    /// No pager window could be made without waiting.
+    case noWindow
+    case ioError
 }

@@ -36,13 +36,22 @@
 // segment the page belongs to, for every page.
 //
 // The rule for `.anonymous` pages (one CPU: "atomically" means with interrupts off):
-//   a resident page is at every moment either busy or on a page queue, never neither. Whoever
-//   sets busy (the fault path bringing a page in, the pageout thread cleaning one) owns the
-//   page until it clears busy, and clears it in the same atomic step that puts the page back
-//   on a queue (or frees it). Everyone else - releasePages, a second fault on the same page -
-//   sleeps while it is busy and looks again when woken. MemoryObjects.releasePages asserts the
-//   rule. Still open (issue 14): the fault path maps a resident page while it is not busy, and
-//   a fault that is stopped mid-page-in can hold its busy page while pageout waits for it.
+//   1. a resident page is at every moment either busy or on a page queue, never neither;
+//   2. a page's owner (object, offset), its queue and its mappings change only while it is
+//      busy - or, for a page that is not busy, in one atomic step that also rechecks the
+//      object's slot (releasePages; the fault path claiming a resident page);
+//   3. whoever sets busy (the fault path bringing a page in or mapping it, the pageout thread
+//      cleaning one) owns the page until it clears busy, and clears it in the same atomic step
+//      that puts the page back on a queue, or removes it from its object to free it;
+//   4. nobody sleeps for memory while holding a busy page: the fault path allocates without
+//      waiting while it holds one and releases it before it waits (the out-of-memory policy
+//      waits for busy pages, so a busy page held across vm_wait could stall the one thread
+//      that frees memory). Only the pageout thread's own writes with reserves=off break this,
+//      which is the deadlock those tests reproduce;
+//   5. everyone else - releasePages, a second fault on the same page - sleeps while a page is
+//      busy and, when woken, looks the page up again: what it saw before may be gone.
+// MemoryObjects.releasePages asserts rule 1, SwapPager.pageIn rule 4; the race tests in
+// kernel/Test/RaceTests.swift drive each path that could break them.
 
 public struct PageIndex: RawRepresentable, Equatable, Comparable, Hashable {
     public var rawValue: UInt32

@@ -1,0 +1,44 @@
+// Balloon.swift - memory a test takes away first, so that a workload sized from what is left
+// meets memory pressure quickly on a machine of any size.
+//
+// The balloon holds buddy blocks (largest first, so that inflating 8 GiB takes thousands of
+// allocations, not millions), linked through their own first words: it needs no memory of
+// its own. It takes only what an ordinary requester may take without waiting, so it never
+// digs into the reserves the pageout path relies on. The workload then sizes itself from
+// `PhysicalMemory.freePages`, and the thresholds (paging_start, free_min, ...) stay those of
+// the whole machine - pageout still scans with the machine's targets.
+
+struct Balloon {
+    private var head = PageIndex.none
+    private(set) var pages: UInt64 = 0
+
+    /// Takes free memory until about `leave` pages are free (nothing when fewer already are).
+    mutating func inflate(leaving leave: UInt64) {
+        var order = BuddyAllocator.maxOrder
+        while PhysicalMemory.freePages > leave {
+            let excess = PhysicalMemory.freePages - leave
+            while order > 0 && UInt64(1) << order > excess { order -= 1 }
+            guard let block = PhysicalMemory.allocate(order: order, .ordinaryNoWait) else {
+                if order == 0 { break }
+                order -= 1
+                continue
+            }
+            let link = PhysicalMemory.pointer(to: block)
+            link.storeBytes(of: head.rawValue, as: UInt32.self)
+            link.storeBytes(of: UInt32(order), toByteOffset: 4, as: UInt32.self)
+            head = block
+            pages += UInt64(1) << order
+        }
+    }
+
+    /// Gives everything back.
+    mutating func deflate() {
+        while head != .none {
+            let block = head
+            let link = PhysicalMemory.pointer(to: block)
+            head = PageIndex(rawValue: link.load(as: UInt32.self))
+            PhysicalMemory.free(block, order: Int(link.load(fromByteOffset: 4, as: UInt32.self)))
+        }
+        pages = 0
+    }
+}
