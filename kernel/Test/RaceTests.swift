@@ -18,6 +18,7 @@ enum RaceTests {
     static var suite: TestSuite {
         TestSuite("races", memory: TestSuite.pressureSizes, diskMiB: 96, icount: true, timeout: 600, seeds: 3, exclusive: false, [
             TestCase("threadsFaultingTheSamePagesLoseNothing", threadsFaultingTheSamePagesLoseNothing),
+            TestCase("faultWaitingToMapAPageNeverMapsItAfterPageoutFreedIt", faultWaitingToMapAPageNeverMapsItAfterPageoutFreedIt),
             TestCase("outOfMemoryStopsAThreadInTheMiddleOfAPageIn", outOfMemoryStopsAThreadInTheMiddleOfAPageIn),
             TestCase("freeingMemoryPageoutIsCleaningLosesNothing", freeingMemoryPageoutIsCleaningLosesNothing),
         ])
@@ -149,6 +150,93 @@ enum RaceTests {
         Kmem.freePageable(address, UInt64(pages) * pageSize)
         region.deallocate()
         balloon.deflate()
+    }
+
+    // MARK: - A fault that waits to map a resident page
+
+    /// Takes every pv_entry an ordinary caller could get (the zone cannot grow for one while
+    /// ordinary page requests are failed on purpose), linked through the entries themselves.
+    static func drainPVEntries(onto list: inout UnsafeMutableRawPointer?) -> Int {
+        var taken = 0
+        while let entry = Zones.pvEntry.allocate(.ordinaryNoWait) {
+            entry.storeBytes(of: list, as: UnsafeMutableRawPointer?.self)
+            list = entry
+            taken += 1
+        }
+        return taken
+    }
+
+    static func releasePVEntries(_ list: inout UnsafeMutableRawPointer?) {
+        while let entry = list {
+            list = entry.load(as: UnsafeMutableRawPointer?.self)
+            Zones.pvEntry.free(entry)
+        }
+    }
+
+    /// A page that is resident but unmapped is touched while no PV entry can be had: the fault
+    /// cannot map it and waits. Meanwhile pageout cleans and frees that very page. When PV
+    /// entries come back the fault must look the page up again (it is on swap now) - mapping
+    /// the page it saw before would map a free page (issue 14, race b). The check: the object
+    /// keeps the page rules (no mapping of a slot with no page) and the contents come back.
+    static func faultWaitingToMapAPageNeverMapsItAfterPageoutFreedIt() {
+        let victim = UnsafeMutablePointer<Victim>.allocate(capacity: 1)
+        victim.initialize(to: Victim())
+        victim.pointee.pages = 1
+        let seed = KernelOptions.seed
+        let thread = Threads.spawn("toucher") {
+            victim.pointee.address = Kmem.allocatePageable(pageSize, owner: 0)!
+            PagePattern.fill(victim.pointee.address, PagePattern.key(seed, 2, 0))
+            withInterruptsDisabled {
+                victim.pointee.written = true
+                while !victim.pointee.go { Scheduler.sleep(on: UnsafeRawPointer(victim), reason: "test: wait to read") }
+            }
+            if PagePattern.firstMismatch(victim.pointee.address, PagePattern.key(seed, 2, 0)) != nil { victim.pointee.mismatches += 1 }
+            victim.pointee.reads += 1
+        }
+        while !withInterruptsDisabled({ victim.pointee.written }) { Scheduler.sleep(ticks: 1) }
+        let address = victim.pointee.address
+        let object = object(at: address)
+        // The page stays resident (and dirty) but loses its mapping.
+        withInterruptsDisabled {
+            let page = object.pointee.page(at: 0)
+            if Pmap.isModified(page) { PhysicalMemory.page(page).pointee.flags.insert(.dirty) }
+            Pmap.removeAll(page)
+        }
+        Test.expect(Pmap.extract(address) == nil && object.pointee.residentPages == 1, "the page is resident and unmapped")
+        // No PV entry for an ordinary caller: ordinary page requests fail, the zone is drained.
+        let savedInjector = PhysicalMemory.faultInjector
+        PhysicalMemory.faultInjector = FaultInjector(pattern: .everyNth(1), onlyRequester: .ordinary, seed: seed)
+        var held: UnsafeMutableRawPointer? = nil
+        var drained = drainPVEntries(onto: &held)
+        let shortages = Pmap.statistics.enterShortages
+        withInterruptsDisabled {
+            victim.pointee.go = true
+            Scheduler.wakeup(UnsafeRawPointer(victim))
+        }
+        var waited = 0
+        while Pmap.statistics.enterShortages < shortages + 3 && waited < 100 {
+            Scheduler.sleep(ticks: 1)
+            drained += drainPVEntries(onto: &held)      // in case pageout's refills added a slab
+            waited += 1
+        }
+        Test.expect(Pmap.statistics.enterShortages >= shortages + 3, "the fault could not map the page and waited")
+        // Pageout cleans the page while the fault waits (skipped while the fault holds it
+        // busy for an attempt; tried until it goes).
+        var evicted = 0
+        for _ in 0..<200 where evicted == 0 {
+            evicted = Pageout.evict(object)
+            if evicted == 0 { Scheduler.yield() }
+        }
+        Test.expectEqual(evicted, 1, "pageout wrote the page to swap and freed it while the fault waited")
+        releasePVEntries(&held)
+        PhysicalMemory.faultInjector = savedInjector
+        Test.expect(!Threads.join(thread), "the faulting thread ran to the end")
+        Test.expectEqual(victim.pointee.reads, 1, "the faulting thread read its page")
+        Test.expectEqual(victim.pointee.mismatches, 0, "the page came back from swap with its contents")
+        Test.expectEqual(MemoryObjects.validate(object, mappedAt: address), 0, "page-rule violations: a mapping of a page that is no longer the object's")
+        Test.diagnostic("\(drained) pv entries held; \(Pmap.statistics.enterShortages - shortages) failed attempts to map")
+        Kmem.freePageable(address, pageSize)
+        victim.deallocate()
     }
 
     // MARK: - Out-of-memory kill during a page-in
