@@ -34,7 +34,7 @@ enum KernelOption: Int, CaseIterable {
         case .mapcheck:
             return OptionSpec("mapcheck", .choice("off|on"), default: "off", "validate every vm_map after every operation")
         case .reserves:
-            return OptionSpec("reserves", .choice("on|off"), default: "on", "off: no zone reserves, no page tiers below free_reserved, and a pageout path that waits (reproduces the low-memory deadlock)")
+            return OptionSpec("reserves", .text, default: "on", "the pageout path's protections: on (all), off (none: reproduces the low-memory deadlock) or a comma list of those to keep - zones (zone reserves), pages (page tiers below free_reserved), nowait (pageout never waits)")
         case .stress:
             return OptionSpec("stress", .choice("objects|kmap"), default: "", "run a stress workload instead of tests, then exit (success when nothing was lost)")
         case .stressrounds:
@@ -80,8 +80,11 @@ enum KernelOptions {
                 }
             case .mapcheck: VMMaps.validateAfterEveryOperation = value.choice == 1
             case .reserves:
-                Zones.reservesEnabled = value.choice == 0
-                PhysicalMemory.requesterTiersEnabled = value.choice == 0
+                if let protections = ReserveProtections.parse(value.text) {
+                    Reserves.protections = protections
+                } else {
+                    reject(.badValue(option: KernelOption.reserves.spec, value: value.text))
+                }
             case .stress: KernelOptions.stressVariant = value.choice
             case .stressrounds: KernelOptions.stressRounds = value.number
             case .bench: KernelOptions.benchSelection = value.text

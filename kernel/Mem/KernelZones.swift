@@ -98,7 +98,8 @@ enum Zones {
     static var table: UnsafeMutablePointer<UnsafeMutablePointer<ZoneState>>? = nil
     static var count = 0
     static var debug: ZoneDebug = []
-    static var reservesEnabled = true
+    /// The zone reserves are kept and refilled (reserves= with zones).
+    static var reservesEnabled: Bool { Reserves.protections.contains(.zones) }
     static let bootGrowthDepth = UnsafeMutablePointer<Int>.allocate(capacity: 1)
     static var staticPoolNext: UInt64 = 0
 

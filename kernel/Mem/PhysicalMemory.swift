@@ -35,8 +35,6 @@ enum PhysicalMemory {
     static var thresholds = FreePageThresholds(freeMin: 1, freeReserved: 2, pagingStart: 3, pagingTarget: 4)
     static var faultInjector = FaultInjector()
     static let maximumInjectedRetries = 8
-    /// False with reserves=off: every request may only go as low as an ordinary one.
-    static var requesterTiersEnabled = true
     static var statistics = PerRequester<RequesterStatistics>(RequesterStatistics())
     static var lowestFreePages: UInt64 = UInt64.max
 
@@ -95,8 +93,8 @@ enum PhysicalMemory {
     /// Nil only when `context` may not wait.
     static func allocate(order: Int = 0, _ context: AllocationContext) -> PageIndex? {
         let count = UInt64(1) << UInt64(order)
-        // reserves=off: nobody may dig below the ordinary floor.
-        let requester = requesterTiersEnabled ? context.requester : .ordinary
+        // Without the page tiers (reserves= without pages) nobody digs below the ordinary floor.
+        let requester = Reserves.tier(context.requester)
         var injectedRetries = 0
         while true {
             // A blocking request treats an injected failure as a transient shortage and retries,

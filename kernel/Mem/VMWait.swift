@@ -38,14 +38,15 @@ enum VMWait {
     /// returns at once so that it can end.
     static func wait(_ context: AllocationContext, pages: UInt64) {
         kassert(context.blocking == .wait, "vm_wait: a \(context.requester.name) request that may not wait asked to")
-        kassert(context.requester != .pageout, "vm_wait: the pageout path waits for memory only it can free")
+        kassert(context.requester != .pageout || !Reserves.pageoutNeverWaits, "vm_wait: the pageout path waits for memory only it can free")
         Pageout.wake()
         withInterruptsDisabled {
             if Scheduler.current.pointee.killed { return }
-            if PhysicalMemory.thresholds.allows(context.requester, taking: pages, from: PhysicalMemory.freePages) { return }
+            let tier = Reserves.tier(context.requester)
+            if PhysicalMemory.thresholds.allows(tier, taking: pages, from: PhysicalMemory.freePages) { return }
             waiters += 1
             waits += 1
-            Scheduler.sleep(on: UnsafeRawPointer(channel), reason: "vm_wait", requester: context.requester, pagesWanted: pages,
+            Scheduler.sleep(on: UnsafeRawPointer(channel), reason: "vm_wait", requester: tier, pagesWanted: pages,
                             untilTick: Timer.ticks + Timer.hertz / 10)
             waiters -= 1
         }

@@ -45,7 +45,7 @@ enum Pageout {
         thread = pageout
         Watchdog.pageoutThread = pageout
         Watchdog.enabled = true
-        Log.info(.pageout, "pageout thread started: wakes below \(PhysicalMemory.thresholds.pagingStart) free pages, works up to \(PhysicalMemory.thresholds.pagingTarget)")
+        Log.info(.pageout, "pageout thread started: wakes below \(PhysicalMemory.thresholds.pagingStart) free pages, works up to \(PhysicalMemory.thresholds.pagingTarget); protections on: \(protections: Reserves.protections)")
     }
 
     static func wake() {

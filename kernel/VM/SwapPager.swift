@@ -31,10 +31,12 @@ enum SwapPager {
     /// when memory is short - the state in which a fault holds a busy page it cannot fill.
     static var refusePageInWindows = false
 
-    /// The allocation context of the pageout path: the pageout requester while reserves
-    /// exist, an ordinary waiting caller with reserves=off (the deadlock the tests reproduce).
+    /// The allocation context of the pageout path: the pageout requester, never waiting -
+    /// unless the nowait protection is off (reserves=off or a list without it), when it waits
+    /// in vm_wait for memory only it could free (the deadlock the tests reproduce). What the
+    /// pageout requester may take also follows the zones and pages protections.
     static var pageoutContext: AllocationContext {
-        Zones.reservesEnabled ? .pageout : .ordinary
+        Reserves.pageoutNeverWaits ? .pageout : AllocationContext(.pageout, .wait)
     }
 
     /// Runs `body` with `page` mapped at a window in the pager submap; nil when no window
