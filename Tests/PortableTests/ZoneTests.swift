@@ -19,6 +19,12 @@ enum HostZoneEnvironment: ZoneEnvironment {
     nonisolated(unsafe) static var liveSlabs = Set<Int>()
     nonisolated(unsafe) static var messages: [String] = []
     nonisolated(unsafe) static var depth = 0
+    /// How deep the zone lock is held now, and what freeSlab saw when it was called: whether
+    /// the lock was held, and the watched zone's count of dynamic slabs at that moment.
+    nonisolated(unsafe) static var lockDepth = 0
+    nonisolated(unsafe) static var watchedZone: UnsafeMutablePointer<ZoneState>? = nil
+    nonisolated(unsafe) static var freesUnderLock = 0
+    nonisolated(unsafe) static var dynamicSlabsAtFree: [Int] = []
 
     static func reset() {
         canGrowNow = true
@@ -28,10 +34,14 @@ enum HostZoneEnvironment: ZoneEnvironment {
         slabRequests = []
         liveSlabs = []
         messages = []
+        lockDepth = 0
+        watchedZone = nil
+        freesUnderLock = 0
+        dynamicSlabsAtFree = []
     }
 
-    static func lock() {}
-    static func unlock(_ token: Void) {}
+    static func lock() { lockDepth += 1 }
+    static func unlock(_ token: Void) { lockDepth -= 1 }
 
     static func allocateSlab(for zone: StaticString, bytes: Int, source: SlabSource, _ context: AllocationContext) -> UnsafeMutableRawPointer? {
         slabRequests.append((context.requester, context.blocking))
@@ -44,6 +54,8 @@ enum HostZoneEnvironment: ZoneEnvironment {
 
     static func freeSlab(_ memory: UnsafeMutableRawPointer, bytes: Int, source: SlabSource) {
         #expect(liveSlabs.remove(Int(bitPattern: memory)) != nil, "freeSlab of memory the zone never got")
+        if lockDepth > 0 { freesUnderLock += 1 }
+        if let zone = watchedZone { dynamicSlabsAtFree.append(zone.pointee.statistics.dynamicSlabs) }
         free(memory)
     }
 
@@ -231,6 +243,57 @@ func makeZone(objectSize: Int, alignment: Int = 8, slabPages: Int = 1, reserve: 
         for object in held { zone.free(object) }
         zone.reclaim()
         #expect(zone.freeObjects >= 40)
+    }
+
+    /// The reaping pass of the pageout thread, on one zone: three slabs keep one object each,
+    /// every other slab is empty. Reclaim must release the empty ones down to what the reserve
+    /// (after the partial slabs' free objects) and keepEmpty need, leave the partial slabs and
+    /// their objects alone, and free the slabs in a second loop: with the zone lock dropped,
+    /// and only after the first loop settled every count.
+    @Test(arguments: [40, 60, 120])
+    func reclaimCollectsUnderTheLockThenFreesOutsideIt(reserve: Int) {
+        let keep = 1
+        let zone = makeZone(objectSize: 256, reserve: reserve, keepEmpty: keep)
+        let perSlab = zone.state.pointee.objectsPerSlab
+        let held = (0..<(perSlab * 12)).map { _ in zone.allocate(.ordinary)! }
+        var bySlab: [Int: [UnsafeMutableRawPointer]] = [:]
+        for object in held { bySlab[Int(bitPattern: zone.slabOf(object)), default: []].append(object) }
+        let partialSlabs = bySlab.keys.sorted().prefix(3)
+        var survivors: [UnsafeMutableRawPointer] = []
+        for (slab, objects) in bySlab {
+            let keepsOne = partialSlabs.contains(slab)
+            for (number, object) in objects.enumerated() {
+                if keepsOne && number == 0 {
+                    object.initializeMemory(as: UInt8.self, repeating: 0xA5, count: 256)
+                    survivors.append(object)
+                } else {
+                    zone.free(object)
+                }
+            }
+        }
+        let slabsBefore = zone.state.pointee.slabCount
+        let partialFree = 3 * (perSlab - 1)
+        let emptiesForReserve = (max(0, reserve - partialFree) + perSlab - 1) / perSlab
+        let expectedEmpty = max(keep, emptiesForReserve)
+
+        HostZoneEnvironment.watchedZone = zone.state
+        let released = zone.reclaim()
+        HostZoneEnvironment.watchedZone = nil
+
+        #expect(released == slabsBefore - 3 - expectedEmpty, "reserve \(reserve): every empty slab but \(expectedEmpty) released")
+        #expect(zone.state.pointee.empty.count == expectedEmpty && zone.state.pointee.partial.count == 3)
+        #expect(zone.freeObjects >= reserve, "the reserve is still there")
+        #expect(zone.freeObjects - perSlab < reserve || zone.state.pointee.empty.count == keep, "and nothing beyond what was to be kept")
+        for object in survivors {
+            #expect(zone.slabOf(object).pointee.list == .partial, "a partly used slab stays in the zone")
+            #expect(UnsafeRawBufferPointer(start: object, count: 256).allSatisfy { $0 == 0xA5 }, "its object is untouched")
+        }
+        #expect(HostZoneEnvironment.liveSlabs.count == zone.state.pointee.slabCount)
+        #expect(HostZoneEnvironment.freesUnderLock == 0, "no slab freed with the zone lock held")
+        #expect(HostZoneEnvironment.dynamicSlabsAtFree == Array(repeating: zone.statistics.dynamicSlabs, count: released),
+                "every count was settled (loop 1) before the first slab was freed (loop 2)")
+        #expect(zone.validate() == nil)
+        for object in survivors { zone.free(object) }
     }
 
     @Test func consistencyCheckSeesWritesAfterFreeAndPastTheEnd() {

@@ -190,6 +190,36 @@ enum Zones {
         forEach { $0.refill() }
     }
 
+    /// Gives every zone's empty slabs back to the page allocator, each zone keeping its
+    /// reserve and its few empty slabs (ZoneRef.reclaim, kernel/Mem/Portable/ZoneReclaim.swift);
+    /// the pageout thread calls this when memory is short. Returns the pages released.
+    /// Allocates nothing.
+    ///
+    /// Kmem-backed zones (swblock) go first: freeing one of their slabs is a kmem_free, which
+    /// gives the slab's map entry and its pages' PV entries back to map_entry and pv_entry -
+    /// often the last objects of a slab there. Reaped in table order, those slabs would
+    /// empty just after their zone was reaped and wait for the next reap.
+    static func reclaimAll() -> UInt64 {
+        reclaimAll(from: .kernelMemory) + reclaimAll(from: .directMap)
+    }
+
+    /// Reclaims every zone whose slabs come from `source`. Zones are walked by index and
+    /// `count` is read on every step: a test zone created or destroyed meanwhile is at worst
+    /// missed or visited twice, never a dangling entry (Zones.destroy shifts the table down
+    /// before it frees the state).
+    private static func reclaimAll(from source: SlabSource) -> UInt64 {
+        var pages: UInt64 = 0
+        var index = 0
+        while index < count {
+            let zone = KernelZone(table![index])
+            index += 1
+            guard zone.state.pointee.source == source else { continue }
+            let slabs = zone.reclaim()
+            pages += UInt64(slabs * zone.state.pointee.slabBytes) / pageSize
+        }
+        return pages
+    }
+
     /// Runs the consistency check on every zone.
     static func checkAll() {
         forEach { $0.check() }
@@ -197,12 +227,12 @@ enum Zones {
 
     /// The `zones` table: like Linux's /proc/slabinfo, one line per zone.
     static func printTable() {
-        Log.info(.zone, "zones:  name           size slab/obj  in-use    free  slabs s+d  reserve lowest deepest  refills failed      allocs       frees waste")
+        Log.info(.zone, "zones:  name           size slab/obj  in-use    free  slabs s+d  reserve lowest deepest  refills failed      allocs       frees released waste")
         forEach { zone in
             let s = zone.state.pointee
             let t = s.statistics
             let lowest = t.lowestFree == Int.max ? 0 : t.lowestFree
-            Log.info(.zone, "zones:  \(zone.name)\(padding: zone.name, 13) \(s.objectSize, width: 5) \(s.slabBytes / 1024, width: 3)K/\(s.objectsPerSlab, width: 3) \(s.inUse, width: 7) \(s.freeObjects, width: 7) \(t.staticSlabs, width: 4)+\(t.dynamicSlabs, width: 4) \(s.reserveTarget, width: 8) \(lowest, width: 6) \(t.deepestReserveUse, width: 7) \(t.refills, width: 8) \(t.failedRefills, width: 6) \(t.allocations, width: 11) \(t.frees, width: 11) \(s.wastePerMille / 10, width: 3).\(s.wastePerMille % 10)%")
+            Log.info(.zone, "zones:  \(zone.name)\(padding: zone.name, 13) \(s.objectSize, width: 5) \(s.slabBytes / 1024, width: 3)K/\(s.objectsPerSlab, width: 3) \(s.inUse, width: 7) \(s.freeObjects, width: 7) \(t.staticSlabs, width: 4)+\(t.dynamicSlabs, width: 4) \(s.reserveTarget, width: 8) \(lowest, width: 6) \(t.deepestReserveUse, width: 7) \(t.refills, width: 8) \(t.failedRefills, width: 6) \(t.allocations, width: 11) \(t.frees, width: 11) \(t.slabsReleased, width: 8) \(s.wastePerMille / 10, width: 3).\(s.wastePerMille % 10)%")
         }
     }
 }

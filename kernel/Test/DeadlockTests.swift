@@ -16,6 +16,7 @@ enum DeadlockTests {
             TestCase("objectsWorkloadLosesNothing", { runWorkload(.objects) }),
             TestCase("kmapWorkloadLosesNothing", { runWorkload(.kmap) }),
             TestCase("reserveUseStaysWithinTheDerivedBounds", reserveUseStaysWithinTheDerivedBounds),
+            TestCase("pageoutGivesBackTheSlabsTheWorkloadsLeftEmpty", ReapTests.pageoutGivesBackTheSlabsTheWorkloadsLeftEmpty),
         ])
     }
 

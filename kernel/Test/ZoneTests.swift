@@ -1,4 +1,5 @@
 // ZoneTests.swift - the slab zones in the kernel: bootstrap, reserves, reclaim, kmalloc, debug.
+// (Reaping under memory pressure has its own file, ReapTests.swift; its zone case runs here.)
 //
 // `zones` runs with the default (no debug checks); `zonedebug` runs the same cases with every
 // debug check on, plus one deliberate misuse per check, each expected to panic naming the zone.
@@ -14,6 +15,7 @@ enum ZoneTests {
             TestCase("zonesTableMatchesTheTestsOwnCounts", zonesTableMatchesTheTestsOwnCounts),
             TestCase("kmallocServesEverySizeAndAlignment", kmallocServesEverySizeAndAlignment),
             TestCase("freedMultiPageSlabGivesBackEveryPage", freedMultiPageSlabGivesBackEveryPage),
+            TestCase("reapUnderPressureGivesBackEmptySlabsAndKeepsTheReserve", ReapTests.reapUnderPressureGivesBackEmptySlabsAndKeepsTheReserve),
             TestCase("swiftRuntimeAllocatesFromKmalloc", swiftRuntimeAllocatesFromKmalloc),
             TestCase("zoneGrowingIntoItselfIsCaught", expectsPanic: "zone test-recursion: recursive growth",
                      inFrame: "ZoneTests.zoneGrowingIntoItselfIsCaught", zoneGrowingIntoItselfIsCaught),

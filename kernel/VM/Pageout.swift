@@ -11,6 +11,9 @@
 //     go round again.
 // Each pass looks at every queued page at most once, so a pass is bounded by the queues and
 // the work by the shortage, at any memory size. docs/allocators.md describes the targets.
+// Before a pass it reaps the zones (`reapIfDue`): every zone gives back its empty slabs but
+// for its reserve and a slab or so (kernel/Mem/Portable/ZoneReclaim.swift) - at most once a
+// second.
 // Everything it allocates - swblocks, pager windows, PV entries, page-table pages - is asked
 // for under the pageout context (SwapPager.pageoutContext): every reserve and the pages below
 // free_min, never waiting, so it can work when nobody else can allocate. When swap is full and
@@ -32,6 +35,9 @@ struct PageoutStatistics {
     var failures: UInt64 = 0
     var swapFullEvents: UInt64 = 0
     var oomKills: UInt64 = 0
+    /// Times the zones were reaped, and the pages of empty slabs that gave back.
+    var reaps: UInt64 = 0
+    var reapedPages: UInt64 = 0
 }
 
 enum Pageout {
@@ -39,6 +45,9 @@ enum Pageout {
     static var statistics = PageoutStatistics()
     static var requested = false
     static let channel = UnsafeMutableRawPointer.allocate(byteCount: 8, alignment: 8)
+    /// The tick before which the zones are not reaped again (the pageout thread's own).
+    static var nextReapTick: UInt64 = 0
+    static let reapInterval = Timer.hertz
 
     static func start() {
         let pageout = Threads.spawn("pageout", stackPages: 8) { Pageout.run() }
@@ -73,6 +82,8 @@ enum Pageout {
             // not be written - and gives up the episode after a few such passes in a row.
             var fruitlessPasses = 0
             while isNeeded {
+                reapIfDue()
+                if !isNeeded { break }
                 let freed = scanPass()
                 if freed > 0 {
                     fruitlessPasses = 0
@@ -86,6 +97,34 @@ enum Pageout {
                 Scheduler.sleep(ticks: 1)
             }
         }
+    }
+
+    /// Reaps the zones if `reapInterval` has passed since the last time. Called before each
+    /// scan pass, so the first pass of an episode reaps and a long episode reaps once a second.
+    /// Before the pass, not after it: an empty slab is memory nobody uses - freeing it costs
+    /// no I/O and takes no page a thread will fault back in - so it should go before any
+    /// pageable page does, and the pass that follows has that much less to clean. Not more
+    /// often than once a second: under pressure episodes follow each other many times a
+    /// second, and a zone whose spare slabs are reaped at every one would grow them back at
+    /// once (the slabs it keeps make that rare, the interval bounds it).
+    private static func reapIfDue() {
+        guard Timer.ticks >= nextReapTick else { return }
+        nextReapTick = Timer.ticks + reapInterval
+        reapZones()
+    }
+
+    /// Asks every zone for its empty slabs (Zones.reclaimAll: each keeps its reserve and its
+    /// keepEmptySlabs) and counts what came back. Returns the pages freed. Allocates nothing,
+    /// never waits. The pageout thread calls it through `reapIfDue`; a test may call it
+    /// directly, with preemption off, when it has made memory short itself.
+    @discardableResult
+    static func reapZones() -> UInt64 {
+        let pages = Zones.reclaimAll()
+        statistics.reaps += 1
+        statistics.reapedPages += pages
+        // Pages freed by the pageout thread: progress, as far as the watchdog is concerned.
+        Watchdog.pageoutProgress += pages
+        return pages
     }
 
     /// One pass of the daemon, sized by the shortage (FreeBSD's vm_pageout_scan in small):
@@ -222,6 +261,7 @@ enum Pageout {
     static func logStatistics() {
         let s = statistics
         Log.info(.pageout, "pageout: \(s.wakeups) wakeups, \(s.scanned) pages scanned, \(s.written) written to swap, \(s.freed) freed, \(s.reactivated) reactivated, \(s.failures) failed steps, \(s.oomKills) threads stopped for lack of memory")
+        Log.info(.pageout, "reaping: \(s.reaps) reaps gave back \(s.reapedPages) pages of empty zone slabs")
         Log.info(.pageout, "swap: \(SwapDevice.pagesWritten) pages out, \(SwapDevice.pagesRead) pages in, \(SwapDevice.usedBlocks) of \(SwapDevice.blocks) blocks in use; faults: \(PageFault.zeroFills) zero-fill, \(PageFault.swapIns) from swap, \(PageFault.remaps) remapped")
     }
 }

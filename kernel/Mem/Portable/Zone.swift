@@ -84,6 +84,7 @@ public struct ZoneStatistics {
     public var failedRefills: UInt64 = 0
     public var staticSlabs = 0
     public var dynamicSlabs = 0
+    /// Empty slabs given back to the page allocator by reclaim passes (ZoneReclaim.swift).
     public var slabsReleased: UInt64 = 0
     /// The fewest free objects the zone ever had right after an allocation.
     public var lowestFree = Int.max

@@ -18,7 +18,8 @@
 //      `refill()` from the pageout thread) tries again. A zone is never refilled from inside
 //      its own refill.
 // Freeing puts the object back on its slab and never allocates anything; empty slabs go back
-// to the page allocator only in an explicit `reclaim` pass.
+// to the page allocator only in a `reclaim` pass (ZoneReclaim.swift), which the pageout thread
+// runs over every zone when memory is short.
 
 public struct ZoneRef<Environment: ZoneEnvironment> {
     public let state: UnsafeMutablePointer<ZoneState>
@@ -200,59 +201,6 @@ public struct ZoneRef<Environment: ZoneEnvironment> {
         state.pointee.freeObjects += 1
         state.pointee.inUse -= 1
         if debug.contains(.check) { checkSlab(slab) }
-    }
-
-    /// Returns every object in the magazine to its slab (the lock is held). Counts do not
-    /// change: the objects were free already.
-    func flushMagazine() {
-        while state.pointee.magazineCount > 0 {
-            state.pointee.magazineCount -= 1
-            let object = state.pointee.magazine![state.pointee.magazineCount]
-            let slab = slabOf(object)
-            state.pointee.freeObjects -= 1
-            state.pointee.inUse += 1
-            returnToSlab(object, slab: slab, index: objectIndex(object, in: slab))
-        }
-    }
-
-    /// Returns empty dynamic slabs to the page allocator, keeping `keepEmpty` empty slabs
-    /// (the zone's keepEmptySlabs by default; empty static slabs count among them, since they
-    /// can never be released) and never dropping below the reserve. Returns the number of slabs released. Allocates nothing.
-    @discardableResult
-    public func reclaim(keepEmpty: Int? = nil) -> Int {
-        FreePath.enter()
-        let keep = keepEmpty ?? state.pointee.keepEmptySlabs
-        var released = 0
-        // The magazine's objects go back to their slabs, and slabs that became empty were left
-        // on the partial list: gather them first.
-        var token = Environment.lock()
-        flushMagazine()
-        var slab = state.pointee.partial.head
-        while let current = slab {
-            slab = current.pointee.next
-            if current.pointee.inUse == 0 { move(current, to: .empty) }
-        }
-        Environment.unlock(token)
-        while true {
-            token = Environment.lock()
-            var candidate = state.pointee.empty.head
-            while let slab = candidate, slab.pointee.isStatic { candidate = slab.pointee.next }
-            guard let slab = candidate, state.pointee.empty.count > keep,
-                  state.pointee.freeObjects - state.pointee.objectsPerSlab >= reserve else {
-                Environment.unlock(token)
-                break
-            }
-            unlink(slab, from: .empty)
-            slab.pointee.magic = 0
-            state.pointee.freeObjects -= state.pointee.objectsPerSlab
-            state.pointee.statistics.dynamicSlabs -= 1
-            state.pointee.statistics.slabsReleased += 1
-            Environment.unlock(token)
-            Environment.freeSlab(UnsafeMutableRawPointer(slab), bytes: state.pointee.slabBytes, source: state.pointee.source)
-            released += 1
-        }
-        FreePath.leave()
-        return released
     }
 
     // MARK: - Slabs and objects (the lock is held)
