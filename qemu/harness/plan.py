@@ -65,6 +65,14 @@ def disk_size(suite, memory):
     return max(suite.disk_mib, suite.disk_per_ram * memory_mib(memory))
 
 
+def boot_timeout(suite, memory):
+    """The suite's timeout, stretched in proportion when a boot has more memory than the
+    largest size the suite declares: pressure workloads grow with RAM (paging writes twice
+    RAM), so a fixed timeout would call a slow boot at an undeclared size hung."""
+    largest = max(memory_mib(size) for size in suite.memory)
+    return int(suite.timeout * max(1.0, memory_mib(memory) / largest))
+
+
 def plan_random_sizes(suites, seed, only, count, seed_scale, extra_arguments, size_range):
     """Soak boots: each selected suite `count` times per seed, each at a memory size drawn
     log-uniformly from `size_range`, but never above twice the largest size the suite declares
@@ -89,12 +97,12 @@ def plan_random_sizes(suites, seed, only, count, seed_scale, extra_arguments, si
                 arguments = ("seed=%d %s %s" % (boot_seed, suite.arguments, extra_arguments)).strip()
                 planned.append(PlannedBoot(Boot(name="%s@%s#%d" % (suite.name, size, boot_seed),
                                                 arguments="test=%s %s" % (suite.name, arguments), memory=size,
-                                                timeout=suite.timeout, disk_mib=disk_size(suite, size),
+                                                timeout=boot_timeout(suite, size), disk_mib=disk_size(suite, size),
                                                 icount=suite.icount), "suite", suite))
                 for case in suite.panic_cases:
                     planned.append(PlannedBoot(Boot(name="%s.%s@%s#%d" % (suite.name, case, size, boot_seed),
                                                     arguments="test=%s.%s %s" % (suite.name, case, arguments),
-                                                    memory=size, timeout=suite.timeout, disk_mib=disk_size(suite, size),
+                                                    memory=size, timeout=boot_timeout(suite, size), disk_mib=disk_size(suite, size),
                                                     icount=suite.icount), "panic", suite, case))
     return planned
 
@@ -116,13 +124,13 @@ def plan(suites, seed, only=None, seed_scale=1, extra_arguments="", memory=None)
             for size in sizes if offset == 0 else sizes[:1]:
                 name = "%s@%s" % (suite.name, size) + ("#%d" % (seed + offset) if seeds > 1 else "")
                 boot = Boot(name=name, arguments="test=%s %s" % (suite.name, arguments),
-                            memory=size, timeout=suite.timeout, disk_mib=disk_size(suite, size),
+                            memory=size, timeout=boot_timeout(suite, size), disk_mib=disk_size(suite, size),
                             icount=suite.icount)
                 planned.append(PlannedBoot(boot, "suite", suite))
         arguments = ("seed=%d %s %s" % (seed, suite.arguments, extra_arguments)).strip()
         for case, size in ((case, size) for case in suite.panic_cases for size in sizes):
             boot = Boot(name="%s.%s@%s" % (suite.name, case, size), arguments="test=%s.%s %s" % (suite.name, case, arguments),
-                        memory=size, timeout=suite.timeout, disk_mib=disk_size(suite, size),
+                        memory=size, timeout=boot_timeout(suite, size), disk_mib=disk_size(suite, size),
                         icount=suite.icount)
             planned.append(PlannedBoot(boot, "panic", suite, case))
     return planned
