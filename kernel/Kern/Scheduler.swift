@@ -11,6 +11,11 @@
 // interrupts off, after checking the condition, so that no wakeup can fall between the check
 // and the sleep: `withInterruptsDisabled { while !condition { Scheduler.sleep(on:...) } }`.
 // Every sleeping thread records why (WaitInfo), which is what the deadlock watchdog prints.
+// Sleepers wait on sleep queues (kernel/Kern/SleepQueues.swift): a wakeup looks only at the
+// chain its channel hashes to, and the tick only at the head of the timeout list.
+//
+// Locking: one CPU. The run queue, the sleep queues and every thread's state and links change
+// only with interrupts off.
 
 import ArchSupport
 
@@ -21,13 +26,13 @@ enum Scheduler {
     static var idle = ThreadRef.unsetPlaceholder
     static var runHead: ThreadRef? = nil
     static var runTail: ThreadRef? = nil
-    static var sleepers: ThreadRef? = nil
     static var needsReschedule = false
     static var switches: UInt64 = 0
     static var started = false
 
     /// Turns the boot flow into the "main" thread and creates the idle thread.
     static func bootstrap() {
+        SleepQueues.initialize()
         let main = Threads.makeRecord("main")
         main.pointee.state = .running
         main.pointee.quantumLeft = quantumTicks
@@ -110,8 +115,7 @@ enum Scheduler {
         thread.pointee.wait = WaitInfo(channel: channel, reason: reason, requester: requester, pagesWanted: pagesWanted,
                                        zone: thread.pointee.growingZone, sinceTick: Timer.ticks)
         thread.pointee.wakeAtTick = untilTick
-        thread.pointee.queueNext = sleepers
-        sleepers = thread
+        SleepQueues.insert(thread)
         switchAway()
         thread.pointee.wait = WaitInfo()
         thread.pointee.wakeAtTick = 0
@@ -127,43 +131,24 @@ enum Scheduler {
         }
     }
 
-    /// Wakes every thread sleeping on `channel`; returns how many. Safe in interrupt handlers.
+    /// Wakes every thread sleeping on `channel` (newest sleeper first); returns how many. Safe
+    /// in interrupt handlers. A thread in a timed sleep on `channel` leaves the timeout list too.
     @discardableResult
     static func wakeup(_ channel: UnsafeRawPointer) -> Int {
         withInterruptsDisabled {
-            var woken = 0
-            var link: ThreadRef? = nil
-            var candidate = sleepers
-            while let thread = candidate {
-                let next = thread.pointee.queueNext
-                if thread.pointee.wait.channel == channel {
-                    if let link = link { link.pointee.queueNext = next } else { sleepers = next }
-                    thread.pointee.state = .ready
-                    enqueue(thread)
-                    woken += 1
-                } else {
-                    link = thread
-                }
-                candidate = next
+            SleepQueues.removeSleepers(on: channel) { thread in
+                thread.pointee.state = .ready
+                enqueue(thread)
             }
-            return woken
         }
     }
 
-    /// Wakes threads whose timed sleep is over. Interrupt context.
+    /// Wakes threads whose timed sleep is over (and takes them off their channels' chains).
+    /// Interrupt context.
     private static func wakeExpiredSleepers() {
-        var link: ThreadRef? = nil
-        var candidate = sleepers
-        while let thread = candidate {
-            let next = thread.pointee.queueNext
-            if thread.pointee.wakeAtTick != 0 && thread.pointee.wakeAtTick <= Timer.ticks {
-                if let link = link { link.pointee.queueNext = next } else { sleepers = next }
-                thread.pointee.state = .ready
-                enqueue(thread)
-            } else {
-                link = thread
-            }
-            candidate = next
+        SleepQueues.removeExpired(at: Timer.ticks) { thread in
+            thread.pointee.state = .ready
+            enqueue(thread)
         }
     }
 

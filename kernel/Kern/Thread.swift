@@ -56,10 +56,18 @@ struct Thread {
     var wait = WaitInfo()
     /// The innermost zone this thread is growing (for the deadlock report).
     var growingZone: StaticString? = nil
-    /// Link on the run queue or the sleep list.
+    /// Link on the run queue.
     var queueNext: UnsafeMutablePointer<Thread>? = nil
+    /// Links on the sleep queue chain of its wait channel, while sleeping
+    /// (kernel/Kern/SleepQueues.swift).
+    var sleepNext: UnsafeMutablePointer<Thread>? = nil
+    var sleepPrevious: UnsafeMutablePointer<Thread>? = nil
+    /// Links on the timeout list, while in a timed sleep (wakeAtTick != 0).
+    var timeoutNext: UnsafeMutablePointer<Thread>? = nil
+    var timeoutPrevious: UnsafeMutablePointer<Thread>? = nil
     /// Link on the list of all threads.
     var allNext: UnsafeMutablePointer<Thread>? = nil
+    /// The tick a timed sleep ends at; 0 when the thread is not in one.
     var wakeAtTick: UInt64 = 0
     var preemptDisableCount = 0
     var quantumLeft = 0

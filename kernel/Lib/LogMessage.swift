@@ -132,11 +132,19 @@ public struct LogMessage: ExpressibleByStringInterpolation {
 
         /// A percentage with two decimals, from a ratio of integers: 1.56%.
         public mutating func appendInterpolation(percent numerator: UInt64, of denominator: UInt64) {
-            let hundredths = denominator == 0 ? 0 : numerator.multipliedFullWidth(by: 10_000).low / denominator
+            appendHundredths(denominator == 0 ? 0 : numerator.multipliedFullWidth(by: 10_000).low / denominator)
+            appender.write(UInt8(ascii: "%"))
+        }
+
+        /// A quotient of integers with two decimals (no floating point in the kernel): 1.07.
+        public mutating func appendInterpolation(quotient numerator: UInt64, by denominator: UInt64) {
+            appendHundredths(denominator == 0 ? 0 : numerator.multipliedFullWidth(by: 100).low / denominator)
+        }
+
+        mutating func appendHundredths(_ hundredths: UInt64) {
             Format.decimal(hundredths / 100, into: &appender)
             appender.write(UInt8(ascii: "."))
             Format.decimal(hundredths % 100, width: 2, pad: UInt8(ascii: "0"), into: &appender)
-            appender.write(UInt8(ascii: "%"))
         }
     }
 }

@@ -18,7 +18,19 @@ enum SwapTests {
             TestCase("everyBlockOfATerabyteDiskIsUsable", everyBlockOfATerabyteDiskIsUsable),
             TestCase("blocksRoundTripWithTheirChecksums", blocksRoundTripWithTheirChecksums),
             TestCase("outOfRangeBlockIsAnErrorNotACrash", outOfRangeBlockIsAnErrorNotACrash),
+            TestCase("swapMetadataTableIsSizedFromTheDiskWithinAShareOfMemory", swapMetadataTableIsSizedFromTheDiskWithinAShareOfMemory),
         ])
+    }
+
+    /// One bucket per 16 swap blocks would be 2^24 buckets (128 MiB) for a terabyte: the table
+    /// is capped at 1/128 of memory instead, and is a power of two.
+    static func swapMetadataTableIsSizedFromTheDiskWithinAShareOfMemory() {
+        let buckets = SwapMetadata.statistics.buckets
+        let memory = PhysicalMemory.managedPages * pageSize
+        Test.expectEqual(buckets, SwapBlockTable.bucketCount(swapBlocks: UInt64(SwapDevice.blocks), memoryBytes: memory), "hash buckets")
+        Test.expect(buckets & (buckets - 1) == 0, "\(buckets) buckets: a power of two")
+        Test.expect(UInt64(buckets) * 8 <= memory / SwapBlockTable.memoryFraction, "the table (\(bytes: UInt64(buckets) * 8)) within 1/128 of \(bytes: memory)")
+        Test.expect(UInt64(buckets) * 8 > memory / SwapBlockTable.memoryFraction / 2, "the table (\(bytes: UInt64(buckets) * 8)) as large as the cap allows for a terabyte")
     }
 
     static func everyBlockOfATerabyteDiskIsUsable() {
@@ -41,6 +53,7 @@ enum SwapTests {
         TestSuite("paging", memory: "24M,16M,256M", diskMiB: 256, diskPerRAM: 3, timeout: 900, exclusive: false, [
             TestCase("threadsWriteMoreThanRAMAndReadEveryPageBack", threadsWriteMoreThanRAMAndReadEveryPageBack),
             TestCase("swapIsReleasedWithTheMemory", swapIsReleasedWithTheMemory),
+            TestCase("swapMetadataChainsStayShortWhilePaging", swapMetadataChainsStayShortWhilePaging),
         ])
     }
 
@@ -157,6 +170,22 @@ enum SwapTests {
         Test.expectEqual(SwapMetadata.swapBlocksInUse, 0, "swblocks in use")
         Test.expectEqual(MemoryObjects.live, 0, "memory objects alive")
         Test.expectEqual(Zones.swapBlock.inUse, 0, "swblock zone objects in use")
+    }
+
+    /// After the paging test (the same boot): the swblock hash table was sized from the disk,
+    /// carried at most one swblock per bucket, and no chain was ever longer than 8 - with a
+    /// uniform hash at load <= 1 the longest chain of a few thousand swblocks is ~5. (The fixed
+    /// table of 1024 buckets this replaced would average 256 a chain paging 2x 8 GiB of RAM.)
+    static func swapMetadataChainsStayShortWhilePaging() {
+        let s = SwapMetadata.statistics
+        let expected = SwapBlockTable.bucketCount(swapBlocks: UInt64(SwapDevice.blocks), memoryBytes: PhysicalMemory.managedPages * pageSize)
+        Test.expectEqual(s.buckets, expected, "hash buckets for \(SwapDevice.blocks) swap blocks")
+        Test.expect(s.peakSwapBlocks > 0 && s.lookups > 0, "the paging test used swap metadata")
+        Test.expect(s.peakSwapBlocks <= s.buckets, "load: at most \(s.peakSwapBlocks) swblocks in \(s.buckets) buckets")
+        Test.expect(s.longestChain <= 8, "longest chain \(s.longestChain) (at most 8) with at most \(s.peakSwapBlocks) swblocks in \(s.buckets) buckets")
+        Test.expect(s.probes < 2 * s.lookups, "lookups looked at \(quotient: s.probes, by: s.lookups) swblocks each on average (fewer than 2)")
+        Test.expect(withInterruptsDisabled { SwapMetadata.table!.isConsistent() }, "every swblock in its bucket, counted")
+        Test.diagnostic("swap metadata: at most \(s.peakSwapBlocks) swblocks in \(s.buckets) buckets, longest chain \(s.longestChain), \(quotient: s.probes, by: s.lookups) probes per lookup")
     }
 
     // MARK: - Swap full

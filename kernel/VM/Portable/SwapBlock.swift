@@ -2,13 +2,14 @@
 //
 // The objects of the swblock zone, as in DragonFly's swap_pager.c: one SwapBlock covers the
 // 16 pages of an anonymous object starting at a multiple of 16, and records the swap block of
-// each page that is on swap. Blocks are found through a hash of (object, page index / 16) and
-// chained through `next` (kernel/VM/SwapMetadata.swift).
+// each page that is on swap. Blocks are found through a hash table of (object, page index / 16),
+// sized to the swap device, and chained through `next` (SwapBlockTable.swift).
 
 public struct SwapBlock {
     public static let pagesPerBlock = 16
     public static let none: UInt32 = UInt32.max
 
+    /// The next swblock in the same hash chain (SwapBlockTable).
     public var next: UnsafeMutablePointer<SwapBlock>?
     public var object: UnsafeMutableRawPointer?
     /// Page index of slot 0 within the object: a multiple of pagesPerBlock.
