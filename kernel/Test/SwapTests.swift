@@ -49,8 +49,10 @@ enum SwapTests {
         Kmalloc.free(buffer)
     }
 
+    /// At 256M the workload pushes 512 MiB through a PIO disk and checks every byte: about
+    /// 5 minutes alone on 2 cores, three times that beside other boots; the timeout allows it.
     static var pagingSuite: TestSuite {
-        TestSuite("paging", memory: "24M,16M,256M", diskMiB: 256, diskPerRAM: 3, timeout: 900, exclusive: false, [
+        TestSuite("paging", memory: "24M,16M,256M", diskMiB: 256, diskPerRAM: 3, timeout: 1800, exclusive: false, [
             TestCase("threadsWriteMoreThanRAMAndReadEveryPageBack", threadsWriteMoreThanRAMAndReadEveryPageBack),
             TestCase("swapIsReleasedWithTheMemory", swapIsReleasedWithTheMemory),
             TestCase("swapMetadataChainsStayShortWhilePaging", swapMetadataChainsStayShortWhilePaging),
