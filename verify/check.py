@@ -115,9 +115,9 @@ def run(header, folder, defines, optimise="-O2"):
         found["outcome"] = "inconclusive"
     elif found["errors"] == 0:
         found["outcome"] = NO_DEADLOCK
-    elif "invalid end state" in out:
+    elif re.search(r"^pan:\d+: invalid end state", out, re.M):
         found["outcome"] = DEADLOCK
-    elif "assertion violated" in out:
+    elif re.search(r"^pan:\d+: assertion violated", out, re.M):
         found["outcome"] = "assertion: " + re.search(r"assertion violated\s+(.*?) \(at depth", out).group(1)
     else:
         found["outcome"] = "error"
