@@ -1,7 +1,8 @@
 # Makefile - the front door: build, run, debug, test, benchmark.
 #
 #   make run [ARGS="..."]    build, boot in QEMU with the serial console here; QEMU exits by itself
-#   make test                host unit tests (swift test) and every kernel test suite under QEMU
+#   make test                host unit tests (swift test), the reserve model (small) and every kernel test suite under QEMU
+#   make verify              the reserve protocol model-checked with SPIN, every row in full (verify/, docs/reserves.md)
 #   make debug [ARGS="..."]  boot halted with the gdb stub and attach gdb at the Swift entry
 #   make attach [GDB_PORT=]  attach gdb to a QEMU already listening (a hanging test: docs/debugging.md)
 #   make kernel              just build build/kernel.elf (symbols, for gdb) and build/kernel.mb (for QEMU)
@@ -38,7 +39,7 @@ SWIFT_FLAGS := -target x86_64-unknown-none-elf -enable-experimental-feature Embe
 ASM_FLAGS   := -target x86_64-unknown-none-elf -g -c
 LD_FLAGS    := -T linker.ld -nostdlib -static -z max-page-size=4096 --no-pie
 
-.PHONY: all kernel run test test-host test-kernel debug attach qemu bench soak soak-seeds clean
+.PHONY: all kernel run test test-host test-model test-kernel verify spin debug attach qemu bench soak soak-seeds clean
 
 all: kernel
 
@@ -89,10 +90,37 @@ attach:
 	gdb -q -ex "file $(BUILD)/kernel.elf" -x qemu/gdb/attach.gdb -ex "target remote 127.0.0.1:$(GDB_PORT)" \
 	    -ex "echo stopped; kthreads, kzones, klog and bt show where it is\n"
 
-test: test-host test-kernel
+test: test-host test-model test-kernel
 
 test-host:
 	swift test
+
+# The reserve protocol as a PROMELA model (verify/reserves.pml), checked with SPIN. Its constants
+# are printed by a host program compiled with the kernel's own ReserveBounds.swift and the files
+# it needs, so the model and the kernel cannot drift; renaming a constant stops the build here.
+# `make test` checks a small instance (all protections on, and two removals that must
+# deadlock); `make verify` every row of the matrix in full and the deepest reserve draws.
+VERIFY_BUILD   := $(BUILD)/verify
+MODEL_KERNEL_SOURCES := kernel/Lib/ByteString.swift kernel/Lib/Random.swift \
+                  kernel/Mem/Portable/AllocationContext.swift kernel/Mem/Portable/PagePolicy.swift \
+                  kernel/Mem/Portable/ReserveBounds.swift
+
+$(VERIFY_BUILD)/reserve-constants: verify/ReserveConstants.swift $(MODEL_KERNEL_SOURCES) Makefile | check-swiftc
+	@mkdir -p $(dir $@)
+	$(SWIFTC) -swift-version 5 -parse-as-library -module-name ReserveConstants -o $@ \
+	    verify/ReserveConstants.swift $(MODEL_KERNEL_SOURCES)
+
+$(VERIFY_BUILD)/constants.h: $(VERIFY_BUILD)/reserve-constants
+	$< > $@.tmp && mv $@.tmp $@
+
+spin:
+	@sh verify/ensure-spin.sh
+
+test-model: $(VERIFY_BUILD)/constants.h spin
+	$(PYTHON) verify/check.py --instance small --build $(VERIFY_BUILD)
+
+verify: $(VERIFY_BUILD)/constants.h spin
+	$(PYTHON) verify/check.py --instance full --build $(VERIFY_BUILD)
 
 test-kernel: kernel qemu
 	$(PYTHON) qemu/runner.py --elf $(BUILD)/kernel.elf --image $(BUILD)/kernel.mb
