@@ -100,9 +100,12 @@ enum PhysicalMemory {
             // A blocking request treats an injected failure as a transient shortage and retries,
             // but draws at most `maximumInjectedRetries` in a row: pagefail=every:1 must slow
             // blocking requests down, not hang them. (Decided and counted with interrupts off:
-            // the injector's pattern and the statistics are shared by every thread.)
+            // the injector's pattern and the statistics are shared by every thread.) Nothing is
+            // injected before vm_wait exists: boot-time allocations (the idle thread's stack, the
+            // swap tables) can neither wait nor fail gracefully, and a seed that lands on one
+            // would only test the boot's panic.
             let injected: Bool = withInterruptsDisabled {
-                guard faultInjector.isActive && injectedRetries < maximumInjectedRetries && faultInjector.shouldFail(requester) else { return false }
+                guard faultInjector.isActive && VMWait.isAvailable && injectedRetries < maximumInjectedRetries && faultInjector.shouldFail(requester) else { return false }
                 statistics[requester].injectedFailures += 1
                 if context.blocking == .noWait { statistics[requester].failures += 1 }
                 return true
