@@ -65,7 +65,7 @@ check-swiftc:
 	@test -n "$(SWIFTC)" || { echo "swiftc not found: install Swift 6.3 (https://swift.org/install) and put it on PATH"; exit 1; }
 
 qemu:
-	@sh qemu/ensure-qemu.sh
+	@sh qemu/ensure-packages.sh qemu-system-x86_64:qemu-system-x86 gdb:gdb
 
 # The swap disk `make run` and `make debug` attach: a sparse raw image, created when missing.
 SWAP_IMAGE := $(BUILD)/swap.img
@@ -114,7 +114,7 @@ $(VERIFY_BUILD)/constants.h: $(VERIFY_BUILD)/reserve-constants
 	$< > $@.tmp && mv $@.tmp $@
 
 spin:
-	@sh verify/ensure-spin.sh
+	@sh qemu/ensure-packages.sh spin:spin cc:gcc
 
 test-model: $(VERIFY_BUILD)/constants.h spin
 	$(PYTHON) verify/check.py --instance small --build $(VERIFY_BUILD)

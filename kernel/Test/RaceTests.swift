@@ -31,13 +31,10 @@ enum RaceTests {
 
     /// The memory object behind a pageable address (the test owns the range, so it stays).
     static func object(at address: VirtualAddress) -> ObjectRef {
-        let map = KernelMaps.pageable
-        map.pointee.lock.lock()
-        defer { map.pointee.lock.unlock() }
-        guard let entry = map.pointee.map.lookup(address), let raw = entry.pointee.object else {
+        guard let object = Kmem.withPageableObject(at: address, { object, _ in object }) else {
             panic("race tests: \(address: address) is not pageable memory")
         }
-        return raw.assumingMemoryBound(to: MemoryObject.self)
+        return object
     }
 
     /// Counts threads that finished, so that the test thread can check while they run.

@@ -27,8 +27,7 @@ enum ReserveBoundTests {
         let descriptor = PhysicalMemory.page(page)
         let object = descriptor.pointee.object!.assumingMemoryBound(to: MemoryObject.self)
         withInterruptsDisabled {
-            PageQueues.remove(page)
-            descriptor.pointee.flags.insert(.busy)
+            PageQueues.claim(page)
             Pmap.removeAll(page)
         }
         // The pager map's spare entries would hide the map_entry reserve: none for now.
@@ -65,10 +64,7 @@ enum ReserveBoundTests {
         for (index, (zone, _)) in zones.enumerated() { zone.state.pointee.statistics.deepestReserveUse = deepestBefore[index] }
         for taken in heldPages { PhysicalMemory.free(taken) }
         pager.pointee.stockTarget = stockTarget
-        withInterruptsDisabled {
-            descriptor.pointee.flags.remove(.busy)
-            PageQueues.insert(page, .active)
-        }
+        PageQueues.release(page, to: .active)
         Kmem.freePageable(address, pageSize)
         Zones.refillAll()
     }

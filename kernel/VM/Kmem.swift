@@ -70,6 +70,18 @@ enum Kmem {
         return start
     }
 
+    /// Runs `body` with the anonymous object behind pageable `address` and the page's index in
+    /// it, under the pageable map's lock (the entry, and so the object, cannot go meanwhile);
+    /// nil when `address` is not in pageable memory.
+    static func withPageableObject<R>(at address: VirtualAddress, _ body: (ObjectRef, Int) -> R) -> R? {
+        let map = KernelMaps.pageable
+        map.pointee.lock.lock()
+        defer { map.pointee.lock.unlock() }
+        guard let entry = map.pointee.map.lookup(address), entry.pointee.kind == .anonymous,
+              let raw = entry.pointee.object else { return nil }
+        return body(raw.assumingMemoryBound(to: MemoryObject.self), Int((address - entry.pointee.start + entry.pointee.offset) / pageSize))
+    }
+
     static func freePageable(_ address: VirtualAddress, _ bytes: UInt64) {
         removeRange(KernelMaps.pageable, address, roundUp(bytes, to: pageSize))
     }

@@ -218,6 +218,22 @@ enum MemoryObjects {
         kassert(object.pointee.magic == MemoryObject.magicValue, "memory object \(hex: UInt64(UInt(bitPattern: object))) is corrupt")
     }
 
+    /// Takes resident page `page` out of slot `index` of `object` before it is freed: the slot
+    /// emptied, the page's owner and state cleared, and whoever waits for it woken when it was
+    /// busy. With interrupts off, in the same step that decided the page goes (the pageout
+    /// thread after writing it, a fault abandoning a page it could not fill, releasePages).
+    /// The page must be off every queue and unmapped; the caller frees it.
+    static func takeOut(_ page: PageIndex, from object: ObjectRef, at index: Int) {
+        let descriptor = PhysicalMemory.page(page)
+        kassert(descriptor.pointee.queue == .none, "memory object: taking out page \(index) while it is on the \(descriptor.pointee.queue.name) queue")
+        object.pointee.removePage(page, at: index)
+        let wasBusy = descriptor.pointee.flags.contains(.busy)
+        descriptor.pointee.flags.remove([.busy, .dirty])
+        PhysicalMemory.clearUse(page, .anonymous)
+        descriptor.pointee.object = nil
+        if wasBusy { Scheduler.wakeup(UnsafeRawPointer(descriptor)) }
+    }
+
     /// Checks `object`, mapped from `base`, against the page rules (PageDescriptor.swift) with
     /// interrupts off: every resident page is typed anonymous, names this object and index, is
     /// busy or queued, and is mapped (if at all) at its own address; a slot with no page is not
@@ -281,12 +297,9 @@ enum MemoryObjects {
                         continue
                     }
                     kassert(descriptor.pointee.queue != .none, "memory object: resident page \(index) is neither busy nor on a page queue")
-                    object.pointee.removePage(page, at: index)
                     PageQueues.remove(page)
                     Pmap.removeAll(page)
-                    descriptor.pointee.flags.remove(.dirty)
-                    PhysicalMemory.clearUse(page, .anonymous)
-                    descriptor.pointee.object = nil
+                    takeOut(page, from: object, at: index)
                     PhysicalMemory.free(page)
                     return
                 }

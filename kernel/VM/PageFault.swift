@@ -50,7 +50,12 @@ enum PageFault {
     private static func resolve(_ address: VirtualAddress) -> Bool {
         while true {
             if Scheduler.current.pointee.killed { Threads.exit() }
-            guard let (object, index) = pinnedObject(at: address) else { return false }
+            // Pinned, so that the object outlives a concurrent free of the range while the
+            // fault works on it.
+            guard let (object, index) = Kmem.withPageableObject(at: address, { object, index in
+                withInterruptsDisabled { MemoryObjects.pin(object) }
+                return (object, index)
+            }) else { return false }
             let attempt = resolve(address, object, index)
             // Unpinned before any wait: a thread freeing the object waits only while we work
             // on it, never while we wait for memory.
@@ -62,20 +67,6 @@ enum PageFault {
             case .stop: Threads.exit()
             }
         }
-    }
-
-    /// The anonymous object and page index behind `address`, pinned (so that it outlives
-    /// a concurrent free of the range while the fault works on it); nil when the address is
-    /// not in a pageable mapping.
-    private static func pinnedObject(at address: VirtualAddress) -> (ObjectRef, Int)? {
-        let map = KernelMaps.pageable
-        map.pointee.lock.lock()
-        defer { map.pointee.lock.unlock() }
-        guard let entry = map.pointee.map.lookup(address), entry.pointee.kind == .anonymous,
-              let raw = entry.pointee.object else { return nil }
-        let object = raw.assumingMemoryBound(to: MemoryObject.self)
-        withInterruptsDisabled { MemoryObjects.pin(object) }
-        return (object, Int((address - entry.pointee.start + entry.pointee.offset) / pageSize))
     }
 
     /// One attempt. The rule (PageDescriptor.swift): a page is mapped, filled or given up only
@@ -96,13 +87,12 @@ enum PageFault {
                     Scheduler.sleep(on: UnsafeRawPointer(descriptor), reason: "page busy")
                     return .retry
                 }
-                PageQueues.remove(resident)
-                descriptor.pointee.flags.insert(.busy)
+                PageQueues.claim(resident)
                 return nil
             }
             if let other = claimed { return other }
             let mapped = Pmap.enter(address, page: resident, protection: .readWrite, context.withoutWaiting)
-            unbusy(resident)
+            PageQueues.release(resident, to: .active)
             guard mapped else { return .waitForMemory }
             countEvent(&remaps)
             return .mapped
@@ -146,33 +136,14 @@ enum PageFault {
             countEvent(&zeroFills)
         }
         let mapped = Pmap.enter(address, page: page, protection: .readWrite, context.withoutWaiting)
-        unbusy(page)                    // resident now either way; unmapped, the next attempt maps it
+        PageQueues.release(page, to: .active)      // resident now either way; unmapped, the next attempt maps it
         return mapped ? .mapped : .waitForMemory
-    }
-
-    /// Ends this thread's hold on `page`: back on the active queue and unbusied in one step
-    /// (a resident page is busy or queued - between the two, a woken releasePages could free
-    /// a page that is then queued while free), and whoever waits for it is woken.
-    private static func unbusy(_ page: PageIndex) {
-        let descriptor = PhysicalMemory.page(page)
-        withInterruptsDisabled {
-            PageQueues.insert(page, .active)
-            descriptor.pointee.flags.remove(.busy)
-            Scheduler.wakeup(UnsafeRawPointer(descriptor))
-        }
     }
 
     /// Gives up a busy page that was installed but never filled: out of the object and freed,
     /// in one step with the wakeup of whoever waits for it.
     private static func abandon(_ page: PageIndex, _ object: ObjectRef, _ index: Int) {
-        let descriptor = PhysicalMemory.page(page)
-        withInterruptsDisabled {
-            object.pointee.removePage(page, at: index)
-            descriptor.pointee.flags.remove([.busy, .dirty])
-            PhysicalMemory.clearUse(page, .anonymous)
-            descriptor.pointee.object = nil
-            Scheduler.wakeup(UnsafeRawPointer(descriptor))
-        }
+        withInterruptsDisabled { MemoryObjects.takeOut(page, from: object, at: index) }
         PhysicalMemory.free(page)
     }
 }

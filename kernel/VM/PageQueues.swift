@@ -66,6 +66,28 @@ enum PageQueues {
         insert(page, queue)
     }
 
+    /// Claims a resident page that is not busy: off its queue and busy, in one step (the
+    /// caller has interrupts off and has checked the page is its object's and not busy).
+    /// The caller now owns the page (PageDescriptor.swift) until `release`.
+    static func claim(_ page: PageIndex) {
+        let descriptor = PhysicalMemory.page(page)
+        kassert(!descriptor.pointee.flags.contains(.busy), "page queue: claiming a page someone holds busy")
+        remove(page)
+        descriptor.pointee.flags.insert(.busy)
+    }
+
+    /// Ends a hold on a busy page: back on `queue` and unbusied in one step - between the two,
+    /// a woken releasePages could free a page that is then queued while free - and whoever
+    /// waits for the page is woken.
+    static func release(_ page: PageIndex, to queue: PageQueue) {
+        let descriptor = PhysicalMemory.page(page)
+        withInterruptsDisabled {
+            insert(page, queue)
+            descriptor.pointee.flags.remove(.busy)
+            Scheduler.wakeup(UnsafeRawPointer(descriptor))
+        }
+    }
+
     /// Takes the page at the head of `queue`, if any.
     static func takeHead(_ queue: PageQueue) -> PageIndex? {
         withInterruptsDisabled {

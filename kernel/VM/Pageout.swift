@@ -153,7 +153,7 @@ enum Pageout {
                     statistics.reactivated += 1
                     return .some(nil)
                 }
-                PhysicalMemory.page(page).pointee.flags.insert(.busy)
+                PhysicalMemory.page(page).pointee.flags.insert(.busy)     // taken off its queue above
                 return .some(page)
             }
             guard let taken = candidate else { break }
@@ -195,11 +195,8 @@ enum Pageout {
         for index in 0..<object.pointee.pageCount {
             let claimed: PageIndex? = withInterruptsDisabled {
                 let page = object.pointee.page(at: index)
-                guard page != .none else { return nil }
-                let descriptor = PhysicalMemory.page(page)
-                if descriptor.pointee.flags.contains(.busy) { return nil }
-                PageQueues.remove(page)
-                descriptor.pointee.flags.insert(.busy)
+                guard page != .none, !PhysicalMemory.page(page).pointee.flags.contains(.busy) else { return nil }
+                PageQueues.claim(page)
                 return page
             }
             if let page = claimed, clean(page) { freed += 1 }
@@ -221,26 +218,14 @@ enum Pageout {
         if descriptor.pointee.flags.contains(.dirty) {
             let result = SwapPager.pageOut(page, object, index)
             guard result == .written else {
-                // Back on its queue and unbusied in one step (a resident page is busy or queued).
-                withInterruptsDisabled {
-                    PageQueues.insert(page, .inactive)
-                    descriptor.pointee.flags.remove(.busy)
-                    Scheduler.wakeup(UnsafeRawPointer(descriptor))
-                }
+                PageQueues.release(page, to: .inactive)
                 if result == .swapFull { noteSwapFull() }
                 return false
             }
-            descriptor.pointee.flags.remove(.dirty)
             statistics.written += 1
             swapFullReported = false
         }
-        withInterruptsDisabled {
-            object.pointee.removePage(page, at: index)
-            descriptor.pointee.flags.remove(.busy)
-            PhysicalMemory.clearUse(page, .anonymous)
-            descriptor.pointee.object = nil
-            Scheduler.wakeup(UnsafeRawPointer(descriptor))
-        }
+        withInterruptsDisabled { MemoryObjects.takeOut(page, from: object, at: index) }
         PhysicalMemory.free(page)
         statistics.freed += 1
         Watchdog.pageoutProgress += 1

@@ -125,4 +125,4 @@ def run_boot(image_path, boot, log_dir, gdb_port=None):
 def require_qemu():
     for program in ("qemu-system-x86_64", "gdb"):
         if shutil.which(program) is None:
-            raise SystemExit("%s not found: run `make qemu` (or sh qemu/ensure-qemu.sh)" % program)
+            raise SystemExit("%s not found: run `make qemu` (or sh qemu/ensure-packages.sh qemu-system-x86_64:qemu-system-x86 gdb:gdb)" % program)

@@ -1,14 +1,17 @@
 #!/bin/sh
-# ensure-qemu.sh - make sure the programs the kernel's tests run are there; install them if we can.
+# ensure-packages.sh - make sure programs are there; install their Debian packages if we can.
 #
-#   qemu-system-x86_64  from the Debian package qemu-system-x86 (every kernel boot)
-#   gdb                 from the Debian package gdb (make debug, and the gdb checks in make test)
+#   sh qemu/ensure-packages.sh PROGRAM:PACKAGE ...
 #
+# Used by the Makefile for what make test needs: qemu-system-x86_64 (qemu-system-x86) and gdb
+# for the kernel boots and gdb checks, spin and cc (gcc) for the reserve model in verify/.
 # As root on Debian or Ubuntu we install what is missing; otherwise we stop and print the
 # exact command to run.
 set -e
 missing_packages=
-for pair in qemu-system-x86_64:qemu-system-x86 gdb:gdb; do
+programs=
+for pair in "$@"; do
+    programs="$programs ${pair%%:*}"
     command -v "${pair%%:*}" >/dev/null 2>&1 || missing_packages="$missing_packages ${pair#*:}"
 done
 [ -z "$missing_packages" ] && exit 0
@@ -20,7 +23,7 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
         apt-get update >/dev/null
         apt-get install -y --no-install-recommends $missing_packages
     }
-    for program in qemu-system-x86_64 gdb; do
+    for program in $programs; do
         command -v "$program" >/dev/null 2>&1 || { echo "installing$missing_packages did not provide $program" >&2; exit 1; }
     done
     exit 0
@@ -29,6 +32,6 @@ echo "missing:$missing_packages. Install with:" >&2
 if command -v apt-get >/dev/null 2>&1; then
     echo "    sudo apt-get install$missing_packages" >&2
 else
-    echo "    your distribution's packages for qemu-system-x86_64 (QEMU's x86 system emulator) and gdb" >&2
+    echo "    your distribution's packages for:$programs" >&2
 fi
 exit 1
