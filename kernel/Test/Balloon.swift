@@ -4,16 +4,21 @@
 // The balloon holds buddy blocks (largest first, so that inflating 8 GiB takes thousands of
 // allocations, not millions), linked through their own first words: it needs no memory of
 // its own. It takes only what an ordinary requester may take without waiting, so it never
-// digs into the reserves the pageout path relies on. The workload then sizes itself from
-// `PhysicalMemory.freePages`, and the thresholds (paging_start, free_min, ...) stay those of
-// the whole machine - pageout still scans with the machine's targets.
+// digs into the reserves the pageout path relies on. The thresholds (paging_start, free_min,
+// ...) stay those of the whole machine - pageout still scans with the machine's targets - and
+// they grow with RAM (paging_target is about 48 MiB at 3 GiB), so what the balloon leaves is
+// counted above paging_target: below it pageout is already at work, and a balloon that left
+// less would leave the workload nothing pageable to run in, which the watchdog rightly calls
+// a deadlock.
 
 struct Balloon {
     private var head = PageIndex.none
     private(set) var pages: UInt64 = 0
 
-    /// Takes free memory until about `leave` pages are free (nothing when fewer already are).
-    mutating func inflate(leaving leave: UInt64) {
+    /// Takes free memory until about `pageable` pages are free above paging_target (nothing
+    /// when fewer already are).
+    mutating func inflate(leavingPageable pageable: UInt64) {
+        let leave = PhysicalMemory.thresholds.pagingTarget + pageable
         var order = BuddyAllocator.maxOrder
         while PhysicalMemory.freePages > leave {
             let excess = PhysicalMemory.freePages - leave

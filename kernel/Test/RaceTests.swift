@@ -24,7 +24,7 @@ enum RaceTests {
         ])
     }
 
-    /// Pages a workload may treat as RAM: what is free, after a balloon on a large machine.
+    /// Pages a workload may treat as RAM above paging_target, after a balloon on a large machine.
     static let pageableTarget: UInt64 = 6144          // 24 MiB
 
     // MARK: - Shared helpers
@@ -95,7 +95,7 @@ enum RaceTests {
 
     static func threadsFaultingTheSamePagesLoseNothing() {
         var balloon = Balloon()
-        balloon.inflate(leaving: pageableTarget)
+        balloon.inflate(leavingPageable: pageableTarget)
         let free = Int(PhysicalMemory.freePages)
         let pages = min(free * 3 / 2, Int(SwapDevice.blocks) * 3 / 4)
         let threads = 3
@@ -386,7 +386,7 @@ enum RaceTests {
 
     static func freeingMemoryPageoutIsCleaningLosesNothing() {
         var balloon = Balloon()
-        balloon.inflate(leaving: pageableTarget)
+        balloon.inflate(leavingPageable: pageableTarget)
         let swapBefore = SwapDevice.usedBlocks, liveBefore = MemoryObjects.live
         let queuedBefore = withInterruptsDisabled { PageQueues.active.count + PageQueues.inactive.count }
         let freedBefore = Pageout.statistics.freed, busyWaitsBefore = MemoryObjects.busyWaits
