@@ -24,7 +24,7 @@ case $status in
     33) exit 0 ;;
     35) echo "run.sh: the kernel reports failed tests (QEMU status 35)" >&2 ;;
     37) echo "run.sh: the kernel panicked (QEMU status 37)" >&2 ;;
-    39) echo "run.sh: the boot stub failed (QEMU status 39)" >&2 ;;
+    39) echo "run.sh: the boot failed: the boot stub, or errors on the command line (QEMU status 39)" >&2 ;;
     41) echo "run.sh: the deadlock watchdog fired (QEMU status 41)" >&2 ;;
     0)  echo "run.sh: QEMU exited without the kernel's exit code: a triple fault or reset?" >&2 ;;
     *)  echo "run.sh: QEMU exited with status $status" >&2 ;;

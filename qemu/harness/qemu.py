@@ -26,7 +26,7 @@ STATUS_NAMES = {
     EXIT_SUCCESS: "success",
     EXIT_TEST_FAILURE: "test failure",
     EXIT_PANIC: "panic",
-    EXIT_BOOT_FAILURE: "boot stub failure",
+    EXIT_BOOT_FAILURE: "boot failure (boot stub, or command-line errors)",
     EXIT_DEADLOCK: "deadlock watchdog",
     NOT_STARTED: "not started: the machine's memory cannot hold the kernel image",
     0: "QEMU exited without a status from the kernel (triple fault?)",
