@@ -29,11 +29,14 @@ tree=$(mktemp -d)
 trap 'rm -rf "$tree"' EXIT
 mkdir -p "$tree/boot/grub"
 cp "$image" "$tree/boot/kernel.mb"
-# Each option is single-quoted, so GRUB's script parser passes it on unchanged.
+# Each option is single-quoted, so GRUB's script parser passes it on unchanged. The words are
+# split on spaces as the kernel splits them; set -f keeps a '*' in one from matching files here.
 quoted=
+set -f
 for word in $args; do
     quoted="$quoted '$(printf '%s' "$word" | sed "s/'/'\\\\''/g")'"
 done
+set +f
 cat > "$tree/boot/grub/grub.cfg" <<CFG
 set timeout=0
 set default=0
