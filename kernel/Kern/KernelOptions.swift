@@ -5,8 +5,8 @@
 // multiboot command line and stores what it accepts in the static properties here; every
 // error is logged by name, and then the boot stops with the boot-failure status
 // (`stopIfAnyWasRejected`): a typo in a test configuration must not pass as a run of the
-// defaults. `help` prints this table, before the boot stops if it does. To add an option: add a case, its spec,
-// a stored property, and a line in `apply`.
+// defaults. `help` prints this table, before the boot stops if it does. To add an option: add
+// a case, its spec, a stored property, and a line in `apply`.
 
 enum KernelOption: Int, CaseIterable {
     case test
