@@ -1,7 +1,10 @@
 # Makefile - the front door: build, run, debug, test, benchmark.
 #
 #   make run [ARGS="..."]    build, boot in QEMU with the serial console here; QEMU exits by itself
-#   make test                host unit tests (swift test), the reserve model (small) and every kernel test suite under QEMU
+#   make iso [ARGS="..."]    build/kernel.iso: a GRUB 2 rescue ISO whose menu boots the kernel with ARGS
+#   make run-iso [ARGS=...]  boot that ISO in QEMU (GRUB instead of QEMU's -kernel loader)
+#   make test                host unit tests (swift test), the reserve model (small) and every kernel test suite under QEMU;
+#                            ends with the line `N passed, N failed` over all of them
 #   make verify              the reserve protocol model-checked with SPIN, every row in full (verify/, docs/reserves.md)
 #   make debug [ARGS="..."]  boot halted with the gdb stub and attach gdb at the Swift entry
 #   make attach [GDB_PORT=]  attach gdb to a QEMU already listening (a hanging test: docs/debugging.md)
@@ -39,7 +42,7 @@ SWIFT_FLAGS := -target x86_64-unknown-none-elf -enable-experimental-feature Embe
 ASM_FLAGS   := -target x86_64-unknown-none-elf -g -c
 LD_FLAGS    := -T linker.ld -nostdlib -static -z max-page-size=4096 --no-pie
 
-.PHONY: all kernel run test test-host test-model test-kernel verify spin debug attach qemu bench soak soak-seeds clean
+.PHONY: all kernel run iso run-iso grub test test-host test-model test-kernel verify spin debug attach qemu bench soak soak-seeds clean
 
 all: kernel
 
@@ -67,6 +70,12 @@ check-swiftc:
 qemu:
 	@sh qemu/ensure-packages.sh qemu-system-x86_64:qemu-system-x86 gdb:gdb
 
+# The GRUB tools for `make iso` and the GRUB boot in `make test` (qemu/make-iso.sh): the
+# program, or for grub-pc-bin the BIOS module file, with its Debian package.
+GRUB_PACKAGES := grub-mkrescue:grub-common xorriso:xorriso /usr/lib/grub/i386-pc/cdboot.img:grub-pc-bin
+grub:
+	@sh qemu/ensure-packages.sh $(GRUB_PACKAGES)
+
 # The swap disk `make run` and `make debug` attach: a sparse raw image, created when missing.
 SWAP_IMAGE := $(BUILD)/swap.img
 SWAP_SIZE  ?= 64M
@@ -77,6 +86,14 @@ $(SWAP_IMAGE):
 
 run: kernel qemu $(SWAP_IMAGE)
 	@SWAP_IMAGE=$(SWAP_IMAGE) sh qemu/run.sh $(BUILD)/kernel.mb "$(ARGS)"
+
+# Rebuilt every time: the command line inside it is ARGS, which make cannot see change.
+ISO := $(BUILD)/kernel.iso
+iso: kernel grub
+	sh qemu/make-iso.sh $(BUILD)/kernel.mb "$(ARGS)" $(ISO)
+
+run-iso: iso qemu $(SWAP_IMAGE)
+	@SWAP_IMAGE=$(SWAP_IMAGE) sh qemu/run.sh $(ISO)
 
 debug: kernel qemu $(SWAP_IMAGE)
 	@SWAP_IMAGE=$(SWAP_IMAGE) sh qemu/debug.sh $(BUILD)/kernel.elf $(BUILD)/kernel.mb "$(ARGS)"
@@ -90,10 +107,21 @@ attach:
 	gdb -q -ex "file $(BUILD)/kernel.elf" -x qemu/gdb/attach.gdb -ex "target remote 127.0.0.1:$(GDB_PORT)" \
 	    -ex "echo stopped; kthreads, kzones, klog and bt show where it is\n"
 
-test: test-host test-model test-kernel
+# Each stage runs even when one before it failed, its output shown and kept in
+# build/test-results/; qemu/summary.py then ends with the plain line `N passed, N failed`
+# (host tests, model rows and kernel boots together) and fails if anything did.
+TEST_STAGES := test-host test-model test-kernel
+test:
+	@mkdir -p $(BUILD)/test-results; \
+	for stage in $(TEST_STAGES); do \
+	    { $(MAKE) --no-print-directory $$stage 2>&1; echo "make test: exit status $$?"; } | tee $(BUILD)/test-results/$$stage.log; \
+	done; \
+	$(PYTHON) qemu/summary.py $(patsubst %,$(BUILD)/test-results/%.log,$(TEST_STAGES))
 
+# The host unit tests of the kernel's portable code, and of the test harness's KTAP parser.
 test-host:
 	swift test
+	cd qemu && $(PYTHON) -m unittest discover -s harness -t . -p 'test_*.py'
 
 # The reserve protocol as a PROMELA model (verify/reserves.pml), checked with SPIN. Its constants
 # are printed by a host program compiled with the kernel's own ReserveBounds.swift and the files
@@ -122,7 +150,10 @@ test-model: $(VERIFY_BUILD)/constants.h spin
 verify: $(VERIFY_BUILD)/constants.h spin
 	$(PYTHON) verify/check.py --instance full --build $(VERIFY_BUILD)
 
+# Installing the GRUB tools may fail (not root, no network): make goes on, and the runner
+# reports the GRUB boot as failed with the package to install.
 test-kernel: kernel qemu
+	-@sh qemu/ensure-packages.sh $(GRUB_PACKAGES)
 	$(PYTHON) qemu/runner.py --elf $(BUILD)/kernel.elf --image $(BUILD)/kernel.mb
 
 # Benchmarks: in the kernel (KVM when it does not trap the fast paths' instructions, else TCG),

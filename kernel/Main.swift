@@ -25,8 +25,9 @@ public func kernelMain(_ magic: UInt32, _ infoAddress: UInt32) -> Never {
 
     BootInfo.read(magic: magic, infoAddress: infoAddress)
     Log.info(.cmdline, "command line: '\(BootInfo.commandLine)'")
-    KernelOptions.parse(BootInfo.commandLine)
+    KernelOptions.parse(BootInfo.commandLine, from: BootInfo.loader)
     if KernelOptions.help { KernelOptions.printHelp() }
+    KernelOptions.stopIfAnyWasRejected()
     Log.info(.boot, "kernel image \(address: arch_kernel_start()) - \(address: arch_kernel_end()) (\(bytes: arch_kernel_end() - arch_kernel_start()))")
     BootInfo.logMemoryMap()
     MemoryBootstrap.run()

@@ -4,15 +4,24 @@
 #   sh qemu/ensure-packages.sh PROGRAM:PACKAGE ...
 #
 # Used by the Makefile for what make test needs: qemu-system-x86_64 (qemu-system-x86) and gdb
-# for the kernel boots and gdb checks, spin and cc (gcc) for the reserve model in verify/.
+# for the kernel boots and gdb checks, spin and cc (gcc) for the reserve model in verify/,
+# grub-mkrescue (grub-common), xorriso and GRUB's BIOS modules (grub-pc-bin) for the ISO.
+# A PROGRAM with a slash in it is a file that must exist rather than a command on PATH: some
+# packages (grub-pc-bin) matter for the files they install, not for a program.
 # As root on Debian or Ubuntu we install what is missing; otherwise we stop and print the
 # exact command to run.
 set -e
+present() {
+    case $1 in
+        */*) [ -e "$1" ] ;;
+        *) command -v "$1" >/dev/null 2>&1 ;;
+    esac
+}
 missing_packages=
 programs=
 for pair in "$@"; do
     programs="$programs ${pair%%:*}"
-    command -v "${pair%%:*}" >/dev/null 2>&1 || missing_packages="$missing_packages ${pair#*:}"
+    present "${pair%%:*}" || missing_packages="$missing_packages ${pair#*:}"
 done
 [ -z "$missing_packages" ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -24,7 +33,7 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
         apt-get install -y --no-install-recommends $missing_packages
     }
     for program in $programs; do
-        command -v "$program" >/dev/null 2>&1 || { echo "installing$missing_packages did not provide $program" >&2; exit 1; }
+        present "$program" || { echo "installing$missing_packages did not provide $program" >&2; exit 1; }
     done
     exit 0
 fi

@@ -21,7 +21,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import gdbcheck, judge, plan, scenarios  # noqa: E402
+from harness import gdbcheck, grub, judge, plan, scenarios  # noqa: E402
 from harness.qemu import Boot, EXIT_SUCCESS, require_qemu, run_boot, status_name  # noqa: E402
 
 
@@ -80,6 +80,9 @@ def main():
         else:
             judge_it = (lambda p: lambda result: judge.judge_expected_panic(result, p.suite, p.case, options.elf))(planned)
         jobs.append((planned.boot.name, lambda p=planned: run_boot(options.image, p.boot, options.logs, options.gdb_port), judge_it))
+    # One suite boots through GRUB too (with --only, when that suite is selected).
+    if not options.no_scenarios and (not only or grub.SUITE in only):
+        jobs.append(grub.job(options.image, options.elf, options.logs, options.seed, suites[grub.SUITE]))
     if not options.no_scenarios and not only:
         for boot, check in scenarios.SCENARIOS:
             jobs.append((boot.name, lambda b=boot: run_boot(options.image, b, options.logs), check))

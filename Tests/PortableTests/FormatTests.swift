@@ -49,4 +49,16 @@ import Testing
         #expect(formatted { Format.bytes(128 << 20, into: &$0) } == "128 MiB")
         #expect(formatted { Format.bytes(4 << 30, into: &$0) } == "4 GiB")
     }
+
+    /// Text from the command line cannot drive the terminal it is echoed to.
+    @Test func bytesFromOutsideAreEscaped() {
+        func echoed(_ text: String) -> String { withByteString(text) { bytes in formatted { $0.write(bytes) } } }
+        #expect(echoed("test=boot,panic") == "test=boot,panic")
+        #expect(echoed("\u{1b}[2J") == "\\x1b[2J")
+        #expect(echoed("a\tb\u{7f}\r\n") == "a\\x09b\\x7f\\x0d\\x0a")
+        #expect(echoed("\u{9b}") == "\\xc2\\x9b", "a C1 control is escaped byte by byte, as UTF-8 or not")
+        #expect(echoed("C:\\x1b") == "C:\\\\x1b", "a backslash is doubled, so an escape cannot be forged")
+        let message: LogMessage = withByteString("\u{1b}c") { "name '\($0)'" }
+        #expect(String(decoding: message.bytes, as: UTF8.self) == "name '\\x1bc'")
+    }
 }

@@ -3,8 +3,10 @@
 // Each option has one line below: its name, the kind of value, the default and a help text.
 // `KernelOptions.parse` runs the portable parser (kernel/Lib/CommandLine.swift) over the
 // multiboot command line and stores what it accepts in the static properties here; every
-// error is logged by name. `help` prints this table. To add an option: add a case, its spec,
-// a stored property, and a line in `apply`.
+// error is logged by name, and then the boot stops with the boot-failure status
+// (`stopIfAnyWasRejected`): a typo in a test configuration must not pass as a run of the
+// defaults. `help` prints this table, before the boot stops if it does. To add an option: add
+// a case, its spec, a stored property, and a line in `apply`.
 
 enum KernelOption: Int, CaseIterable {
     case test
@@ -57,11 +59,13 @@ enum KernelOptions {
     static var benchSelection = ByteString.empty
     static var errorCount = 0
 
-    static func parse(_ line: ByteString) {
+    /// Parses the command line `loader` handed over (with the image path first or not, as
+    /// that loader writes it: kernel/Lib/BootLoader.swift).
+    static func parse(_ line: ByteString, from loader: BootLoader) {
         let table = KernelOption.allCases.map { $0.spec }
         var handler = Handler()
         table.withUnsafeBufferPointer { options in
-            CommandLineParser.parse(line, options: options, skipFirstWord: true, handler: &handler)
+            CommandLineParser.parse(line, options: options, layout: loader.layout(of: line), handler: &handler)
         }
     }
 
@@ -98,6 +102,14 @@ enum KernelOptions {
             error.describe(into: &message)
             Log.error(.cmdline, message.message)
         }
+    }
+
+    /// Ends the run with the boot-failure status (QEMU 39) when any option was rejected. Called
+    /// after every problem has been logged, and after `help`, so that both are always shown.
+    static func stopIfAnyWasRejected() {
+        guard errorCount > 0 else { return }
+        Log.error(.cmdline, "\(errorCount) problem(s) on the command line: the boot stops here; the option 'help' lists the options")
+        QEMU.exit(.bootFailure)
     }
 
     static func printHelp() {

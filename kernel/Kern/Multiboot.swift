@@ -15,12 +15,15 @@ enum Multiboot {
     static let flagMemory: UInt32 = 1 << 0
     static let flagCommandLine: UInt32 = 1 << 2
     static let flagMemoryMap: UInt32 = 1 << 6
+    static let flagBootLoaderName: UInt32 = 1 << 9
     static let infoSize: UInt64 = 120
 }
 
 /// What the kernel keeps of the multiboot information.
 enum BootInfo {
     static var commandLine = ByteString.empty
+    /// Which loader started us; it decides whether the command line starts with the image path.
+    static var loader = BootLoader.other
     static var memoryMap: [MemoryMapEntry] = []
     static var lowerMemoryKiB: UInt32 = 0
     static var upperMemoryKiB: UInt32 = 0
@@ -39,6 +42,13 @@ enum BootInfo {
             lowerMemoryKiB = info.load(fromByteOffset: 4, as: UInt32.self)
             upperMemoryKiB = info.load(fromByteOffset: 8, as: UInt32.self)
         }
+        // The name is read here and not kept: the loader's memory is not ours for long.
+        if flags & Multiboot.flagBootLoaderName != 0, let name = cString(at: info.load(fromByteOffset: 64, as: UInt32.self)) {
+            loader = BootLoader.identify(name: name)
+            Log.info(.boot, "boot loader: '\(name)'")
+        } else {
+            Log.info(.boot, "boot loader: no name given")
+        }
         if flags & Multiboot.flagCommandLine != 0 {
             copyCommandLine(from: info.load(fromByteOffset: 16, as: UInt32.self))
         }
@@ -50,6 +60,15 @@ enum BootInfo {
         } else {
             Log.warn(.boot, "multiboot: the loader gave no memory map (flags \(hex: flags))")
         }
+    }
+
+    /// The NUL-terminated string at `address`, at most 256 bytes of it; nil for address 0.
+    private static func cString(at address: UInt32) -> ByteString? {
+        guard address != 0 else { return nil }
+        let base = UnsafePointer<UInt8>(bitPattern: UInt(address))!
+        var length = 0
+        while length < 256 && base[length] != 0 { length += 1 }
+        return ByteString(base: base, count: length)
     }
 
     /// Copies the NUL-terminated command line into the kernel's own buffer.

@@ -53,6 +53,13 @@ public struct ByteString {
         return true
     }
 
+    public func hasPrefix(_ text: StaticString) -> Bool {
+        guard text.utf8CodeUnitCount <= count else { return false }
+        let other = text.utf8Start
+        for index in 0..<text.utf8CodeUnitCount where self[index] != other[index] { return false }
+        return true
+    }
+
     /// Parses an unsigned number: decimal, or hexadecimal with a 0x prefix. Nil when the text
     /// is empty, has any other character, or does not fit in 64 bits.
     public func parseUnsigned() -> UInt64? {

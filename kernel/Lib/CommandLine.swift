@@ -4,7 +4,8 @@
 // `key` for flags. Each option is declared once in a table (kernel/Kern/KernelOptions.swift)
 // with its kind, default and help text; the parser checks every word against that table and
 // reports, by name, anything it cannot use - an unknown option, a missing or malformed value, an
-// option given twice. Nothing is silently ignored: the caller logs every error it is handed.
+// option given twice. Nothing is silently ignored: the caller logs every error it is handed
+// (and the kernel then stops the boot: kernel/Kern/KernelOptions.swift).
 // The parser allocates nothing; values are ByteStrings into the caller's copy of the line.
 
 public enum OptionKind {
@@ -67,7 +68,7 @@ public enum CommandLineError {
         case .unknownOption(let name):
             sink.write("unknown option '")
             sink.write(name)
-            sink.write("' ignored; the option 'help' lists the known ones")
+            sink.write("'; the option 'help' lists the known ones")
         case .missingValue(let option):
             sink.write("option '")
             sink.write(option.name)
@@ -95,13 +96,10 @@ public enum CommandLineError {
             case .text: sink.write("expected a non-empty value")
             case .flag: sink.write("takes no value")
             }
-            sink.write("; keeping the default '")
-            sink.write(option.defaultValue)
-            sink.write("'")
         case .duplicate(let option):
             sink.write("option '")
             sink.write(option.name)
-            sink.write("' given more than once; the last one wins")
+            sink.write("' given more than once")
         }
     }
 }
@@ -113,16 +111,17 @@ public protocol CommandLineHandler {
 }
 
 public enum CommandLineParser {
-    /// Parses `line` against `options`. Words are separated by spaces or tabs; when
-    /// `skipFirstWord` is set the first word is the boot loader's image path, not an option.
+    /// Parses `line` against `options`. Words are separated by spaces or tabs; with
+    /// `.imagePathFirst` the first word is the boot loader's image path, not an option
+    /// (kernel/Lib/BootLoader.swift says which loader does what).
     public static func parse<H: CommandLineHandler>(
-        _ line: ByteString, options: UnsafeBufferPointer<OptionSpec>, skipFirstWord: Bool, handler: inout H
+        _ line: ByteString, options: UnsafeBufferPointer<OptionSpec>, layout: CommandLineLayout, handler: inout H
     ) {
         // A bitmap of options already seen, for duplicate detection without allocating.
         var seen: (UInt64, UInt64) = (0, 0)
         var first = true
         forEachWord(line) { word in
-            if first && skipFirstWord {
+            if first && layout == .imagePathFirst {
                 first = false
                 return
             }

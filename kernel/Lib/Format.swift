@@ -15,8 +15,24 @@ extension TextSink {
         text.withUTF8Buffer { for byte in $0 { write(byte) } }
     }
 
+    /// Writes text the kernel did not write itself (the command line and names from it) so
+    /// that it cannot drive the terminal: printable ASCII as it is, a backslash doubled, and
+    /// every other byte - control bytes such as ESC, DEL, anything above 0x7f - as `\xNN`.
+    /// `ESC[2J` on the command line is echoed as `\x1b[2J` instead of clearing the screen.
     public mutating func write(_ text: ByteString) {
-        for index in 0..<text.count { write(text[index]) }
+        for index in 0..<text.count {
+            let byte = text[index]
+            if byte == UInt8(ascii: "\\") {
+                write(byte)
+                write(byte)
+            } else if byte >= 0x20 && byte < 0x7f {
+                write(byte)
+            } else {
+                write(UInt8(ascii: "\\"))
+                write(UInt8(ascii: "x"))
+                Format.hex(UInt64(byte), digits: 2, prefix: false, into: &self)
+            }
+        }
     }
 
     public mutating func write(repeating byte: UInt8, count: Int) {

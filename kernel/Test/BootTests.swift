@@ -54,7 +54,7 @@ enum BootTests {
         let table = KernelOption.allCases.map { $0.spec }
         table.withUnsafeBufferPointer { options in
             CommandLineParser.parse(ByteString(base: line.utf8Start, count: line.utf8CodeUnitCount),
-                                    options: options, skipFirstWord: true, handler: &handler)
+                                    options: options, layout: .imagePathFirst, handler: &handler)
         }
         Test.expectEqual(handler.accepted, 2, "accepted options (loglevel, help)")
         Test.expectEqual(handler.rejected, 3, "rejected options (seed, test, nosuch)")

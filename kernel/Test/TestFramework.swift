@@ -3,7 +3,8 @@
 // A suite is a named list of cases plus what the host runner needs to boot it (memory sizes,
 // extra command-line options, a swap disk). Suites are registered in one place,
 // kernel/Test/TestRegistry.swift, and run when `test=` selects them. Results go to the
-// console in KTAP version 1 (each suite is a subtest, indented four spaces) followed by the
+// console in KTAP version 1 (each suite is a subtest, indented two spaces as the KTAP
+// specification has it: Linux Documentation/dev-tools/ktap.rst) followed by the
 // plain line "N passed, N failed"; QEMU then exits with success or test-failure status.
 //
 // A case may declare that it must panic (and what the panic must say). Such a case only runs
@@ -101,12 +102,12 @@ enum Test {
 
     static func fail(_ message: LogMessage, file: StaticString = #fileID, line: UInt = #line) {
         failures += 1
-        Console.printLine("    # FAIL \(file):\(line): \(message: message)")
+        Console.printLine("  # FAIL \(file):\(line): \(message: message)")
     }
 
     /// A diagnostic line inside the current suite's KTAP block.
     static func diagnostic(_ message: LogMessage) {
-        Console.printLine("    # \(message: message)")
+        Console.printLine("  # \(message: message)")
     }
 }
 
@@ -142,17 +143,18 @@ enum TestRunner {
             }
         }
         Console.printLine("KTAP version 1")
-        Console.printLine("# seed: \(KernelOptions.seed)")
         if !unknown.isEmpty {
             Console.printLine("1..1")
             for name in unknown {
                 Console.printLine("# no suite or case named '\(name)'; test=list shows them")
             }
-            Console.printLine("not ok 1 selection # unknown test names")
+            Console.printLine("not ok 1 selection # ERROR unknown test names")
             Console.printLine("0 passed, 1 failed")
             QEMU.exit(.testFailure)
         }
+        // The plan follows the version line directly (ktap.rst); the seed is a diagnostic after it.
         Console.printLine("1..\(chosen.count)")
+        Console.printLine("# seed: \(KernelOptions.seed)")
         for selection in chosen {
             runSuite(suites[selection.suite], only: selection.caseIndex)
         }
@@ -172,17 +174,17 @@ enum TestRunner {
     static func runSuite(_ suite: TestSuite, only: Int?) {
         suiteNumber += 1
         suiteFailed = false
-        Console.printLine("    KTAP version 1")
-        Console.printLine("    # Subtest: \(suite.name)")
+        Console.printLine("  KTAP version 1")
+        Console.printLine("  # Subtest: \(suite.name)")
         let indices = only.map { [$0] } ?? Array(suite.cases.indices)
-        Console.printLine("    1..\(indices.count)")
+        Console.printLine("  1..\(indices.count)")
         var number = 0
         for index in indices {
             number += 1
             let testCase = suite.cases[index]
             if testCase.expectedPanic != nil && only == nil {
                 skipped += 1
-                Console.printLine("    ok \(number) \(testCase.name) # SKIP expects a panic; runs alone as test=\(suite.name).\(testCase.name)")
+                Console.printLine("  ok \(number) \(testCase.name) # SKIP expects a panic; runs alone as test=\(suite.name).\(testCase.name)")
                 continue
             }
             runCase(testCase, number: number, seedOffset: UInt64(index), in: suite)
@@ -206,9 +208,9 @@ enum TestRunner {
         Test.random = SeededRandom(seed: KernelOptions.seed &+ seedOffset &* 0x1_0000_0001)
         watchForPanic(testCase, number: number, in: suite)
         if let expectation = testCase.expectedPanic {
-            Console.printLine("    # expect-panic: \(expectation.message)")
+            Console.printLine("  # expect-panic: \(expectation.message)")
             if expectation.frame.utf8CodeUnitCount > 0 {
-                Console.printLine("    # expect-frame: \(expectation.frame)")
+                Console.printLine("  # expect-frame: \(expectation.frame)")
             }
         }
         if exclusive && Scheduler.started { Preemption.disable() }
@@ -220,11 +222,11 @@ enum TestRunner {
         }
         if Test.failures == 0 {
             passed += 1
-            Console.printLine("    ok \(number) \(testCase.name)")
+            Console.printLine("  ok \(number) \(testCase.name)")
         } else {
             failed += 1
             suiteFailed = true
-            Console.printLine("    not ok \(number) \(testCase.name)")
+            Console.printLine("  not ok \(number) \(testCase.name)")
         }
     }
 
@@ -245,12 +247,12 @@ enum TestRunner {
         PanicWatch.begin(expecting: testCase.expectedPanic?.message, statusIfExpected: .success,
                          statusIfNot: testCase.expectedPanic != nil ? .testFailure : nil)
         if let expectation = testCase.expectedPanic {
-            PanicWatch.sayIfExpected("    ok \(number) \(testCase.name) # panicked as expected")
+            PanicWatch.sayIfExpected("  ok \(number) \(testCase.name) # panicked as expected")
             PanicWatch.sayIfExpected("ok \(suiteNumber) \(suite.name)")
             PanicWatch.sayIfExpected("\(passed + 1) passed, \(failed) failed")
-            PanicWatch.sayIfNot("    # the panic message does not contain '\(expectation.message)'")
+            PanicWatch.sayIfNot("  # the panic message does not contain '\(expectation.message)'")
         }
-        PanicWatch.sayIfNot("    not ok \(number) \(testCase.name) # panic")
+        PanicWatch.sayIfNot("  not ok \(number) \(testCase.name) # ERROR panic")
         PanicWatch.sayIfNot("not ok \(suiteNumber) \(suite.name)")
         PanicWatch.sayIfNot("\(passed) passed, \(failed + 1) failed")
     }

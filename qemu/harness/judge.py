@@ -18,6 +18,7 @@ def judge_suite(result, suite, elf):
         problems.append("kernel outcome: %s" % status_name(result.status))
     if not report.seen_header:
         problems.append("no KTAP report in the log")
+    problems.extend(report.errors)
     if report.summary is None:
         problems.append("no 'N passed, N failed' summary line: the run did not finish")
     for case in report.failed_cases:
@@ -42,6 +43,7 @@ def judge_expected_panic(result, suite, case, elf):
     symbolized = symbolize_panic(elf, result.output)
     if not panic_lines(result.output):
         problems.append("no panic report in the log")
+    problems.extend(report.errors)
     if result.status != EXIT_SUCCESS or report.summary != (1, 0):
         problems.append("kernel outcome: %s, summary %s" % (status_name(result.status), report.summary))
         for failed in report.failed_cases:

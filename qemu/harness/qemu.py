@@ -21,14 +21,17 @@ EXIT_DEADLOCK = 41
 # Not a QEMU status: the runner did not start QEMU, because the machine's memory cannot hold
 # the boot stub (harness/image.py).
 NOT_STARTED = -1
+# Not a QEMU status either: a boot through GRUB whose ISO could not be built (harness/grub.py).
+ISO_NOT_BUILT = -2
 
 STATUS_NAMES = {
     EXIT_SUCCESS: "success",
     EXIT_TEST_FAILURE: "test failure",
     EXIT_PANIC: "panic",
-    EXIT_BOOT_FAILURE: "boot stub failure",
+    EXIT_BOOT_FAILURE: "boot failure (boot stub, or command-line errors)",
     EXIT_DEADLOCK: "deadlock watchdog",
     NOT_STARTED: "not started: the machine's memory cannot hold the kernel image",
+    ISO_NOT_BUILT: "not started: the GRUB ISO could not be built",
     0: "QEMU exited without a status from the kernel (triple fault?)",
 }
 
@@ -49,6 +52,9 @@ class Boot:
     disk_mib: int = 0
     icount: bool = False
     extra_qemu: list = field(default_factory=list)
+    # A GRUB ISO to boot instead of QEMU's -kernel loader; its menu holds the command line
+    # (`arguments` is then only what the ISO was built with, for the record).
+    iso: str = ""
 
 
 @dataclass
@@ -65,8 +71,11 @@ def qemu_command(image, boot, disk_path=None, gdb_port=None, halted=False):
         "qemu-system-x86_64", "-accel", "tcg", "-cpu", "qemu64", "-m", boot.memory,
         "-display", "none", "-no-reboot", "-serial", "stdio", "-monitor", "none",
         "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
-        "-kernel", image, "-append", boot.arguments,
     ]
+    if boot.iso:
+        command += ["-cdrom", boot.iso, "-boot", "d"]
+    else:
+        command += ["-kernel", image, "-append", boot.arguments]
     if boot.icount:
         command += ["-icount", "shift=0,sleep=off"]
     if disk_path:

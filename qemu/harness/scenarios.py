@@ -5,6 +5,7 @@ the command line in the boot log, and how malformed command lines are reported.
 """
 import re
 
+from . import ktap
 from .qemu import Boot, EXIT_BOOT_FAILURE, EXIT_SUCCESS, EXIT_TEST_FAILURE, NOT_STARTED, status_name
 
 
@@ -14,6 +15,11 @@ def expect_lines(output, patterns):
         if not re.search(pattern, output, re.MULTILINE):
             problems.append("log has no line matching /%s/" % pattern)
     return problems
+
+
+def expect_no_lines(output, patterns):
+    return ["log has a line matching /%s/, which it must not" % pattern
+            for pattern in patterns if re.search(pattern, output, re.MULTILINE)]
 
 
 def expect_status(result, wanted):
@@ -27,25 +33,65 @@ def check_boot_log(result):
         r"^I boot: swift-kernel \S+: an x86-64 kernel in Embedded Swift$",
         r"^I boot: multiboot memory map \(\d+ entries\):$",
         r"^I boot:   0x0000000000100000 - 0x\w+ usable",
+        r"^I boot: boot loader: 'qemu'$",
         r"^I cmdline: command line: '\S*kernel\.mb seed=4242 loglevel=debug'$",
         r"^I boot: initialisation complete \(seed 4242\)$",
     ])
 
 
 def check_malformed_options(result):
-    return expect_status(result, EXIT_SUCCESS) + expect_lines(result.output, [
-        r"^E cmdline: unknown option 'bogus' ignored; the option 'help' lists the known ones$",
-        r"^E cmdline: seed=abc: expected an unsigned number \(decimal, or hexadecimal with 0x\); keeping the default '1'$",
-        r"^E cmdline: loglevel=loud: expected one of error\|warn\|info\|debug; keeping the default 'info'$",
-        r"^E cmdline: test=: expected a comma-separated list of non-empty names; keeping the default ''$",
+    """Every problem is named, then the boot stops: a typo must not pass as a run of the defaults."""
+    return expect_status(result, EXIT_BOOT_FAILURE) + expect_lines(result.output, [
+        r"^E cmdline: unknown option 'bogus'; the option 'help' lists the known ones$",
+        r"^E cmdline: seed=abc: expected an unsigned number \(decimal, or hexadecimal with 0x\)$",
+        r"^E cmdline: loglevel=loud: expected one of error\|warn\|info\|debug$",
+        r"^E cmdline: test=: expected a comma-separated list of non-empty names$",
         r"^E cmdline: option 'seed' needs a value: seed=<number>$",
-        r"^I boot: initialisation complete \(seed 1\)$",
+        r"^E cmdline: option 'seed' given more than once$",
+        r"^E cmdline: option 'test' given more than once$",
+        r"^E cmdline: 7 problem\(s\) on the command line: the boot stops here",
+    ]) + expect_no_lines(result.output, [r"^I boot: initialisation complete", r"^KTAP version"])
+
+
+def check_one_bad_value(result):
+    """One bad value alone is enough to stop the boot, before any test runs."""
+    return expect_status(result, EXIT_BOOT_FAILURE) + expect_lines(result.output, [
+        r"^E cmdline: seed=abc: expected an unsigned number",
+        r"^E cmdline: 1 problem\(s\) on the command line: the boot stops here",
+    ]) + expect_no_lines(result.output, [r"^KTAP version"])
+
+
+def check_help_with_errors(result):
+    """`help` still lists every option when the boot stops for a bad one."""
+    import os
+    source = os.path.join(os.path.dirname(__file__), "..", "..", "kernel", "Kern", "KernelOptions.swift")
+    with open(source) as text:
+        names = re.findall(r'return OptionSpec\("(\w+)"', text.read())
+    problems = expect_status(result, EXIT_BOOT_FAILURE) + expect_lines(result.output, [
+        r"^E cmdline: unknown option 'bogus'",
+        r"^E cmdline: 1 problem\(s\) on the command line: the boot stops here",
     ])
+    if len(names) < 10:
+        problems.append("found only %d options in KernelOptions.swift" % len(names))
+    problems += expect_lines(result.output, [r"^I cmdline:   %s[=  ]" % name for name in names])
+    return problems
+
+
+def check_control_bytes_escaped(result):
+    """Control bytes on the command line are echoed escaped, never raw to the terminal."""
+    problems = expect_status(result, EXIT_BOOT_FAILURE) + expect_lines(result.output, [
+        r"^I cmdline: command line: '\S*kernel\.mb \\x1b\[2J=1 test=x\\x07'$",
+        r"^E cmdline: unknown option '\\x1b\[2J'",
+    ])
+    if "\x1b" in result.output or "\x07" in result.output:
+        problems.append("the log has a raw control byte")
+    return problems
 
 
 def check_unknown_suite(result):
-    return expect_status(result, EXIT_TEST_FAILURE) + expect_lines(result.output, [
+    return expect_status(result, EXIT_TEST_FAILURE) + ktap.parse(result.output).errors + expect_lines(result.output, [
         r"^# no suite or case named 'nosuchsuite'; test=list shows them$",
+        r"^not ok 1 selection # ERROR unknown test names$",
         r"^0 passed, 1 failed$",
     ])
 
@@ -96,7 +142,10 @@ SCENARIOS = [
     (Boot("scenario.too-little-memory", "test=boot", memory="3M"), check_too_little_memory),
     (Boot("scenario.smallest-machine", "test=boot", memory="4M"), check_smallest_machine_boots),
     (Boot("scenario.boot-log", "seed=4242 loglevel=debug"), check_boot_log),
-    (Boot("scenario.malformed-options", "bogus=1 seed=abc loglevel=loud test= seed"), check_malformed_options),
+    (Boot("scenario.malformed-options", "test=boot bogus=1 seed=abc loglevel=loud test= seed"), check_malformed_options),
+    (Boot("scenario.one-bad-value", "test=boot seed=abc"), check_one_bad_value),
+    (Boot("scenario.help-with-errors", "help bogus"), check_help_with_errors),
+    (Boot("scenario.control-bytes", "\x1b[2J=1 test=x\x07"), check_control_bytes_escaped),
     (Boot("scenario.unknown-suite", "test=nosuchsuite"), check_unknown_suite),
     (Boot("scenario.help", "help"), check_help),
     (Boot("scenario.reserve-document", ""), check_reserve_document),

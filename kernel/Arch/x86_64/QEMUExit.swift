@@ -12,7 +12,8 @@ enum ExitStatus: UInt8 {
     case testFailure = 0x11
     /// The kernel panicked. QEMU exits with 37.
     case panic = 0x12
-    /// The boot stub failed (boot/multiboot.S). QEMU exits with 39.
+    /// The boot could not go on: the boot stub failed (boot/multiboot.S: bad magic, no long
+    /// mode, too little memory) or the command line had errors (KernelOptions). QEMU exits with 39.
     case bootFailure = 0x13
     /// The deadlock watchdog fired. QEMU exits with 41.
     case deadlock = 0x14
