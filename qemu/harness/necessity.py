@@ -15,25 +15,26 @@ FAMILY = "necessity"
 PROTECTIONS = ("zones", "pages", "nowait")
 COLUMNS = ("none", "nowait", "zones", "pages", "zones+pages")
 REPORT = re.compile(r"^P watchdog: chain: (?P<text>.*)$", re.MULTILINE)
-CASE = re.compile(r"^ +(?P<ok>ok|not ok) \d+ (?P<name>\S+)", re.MULTILINE)
+CASE = re.compile(r"^ +(?P<ok>ok|not ok) \d+ (?P<name>\S+)(?P<panic> # panic)?", re.MULTILINE)
 
 
 def is_necessity(name):
     return name == FAMILY or name.startswith(FAMILY + "-")
 
 
-def removed(suite):
-    """The protections the suite's `reserves=` leaves out, written as the matrix's column."""
-    match = re.search(r"reserves=(\S+)", suite.arguments)
-    kept = set(PROTECTIONS) if not match or match.group(1) == "on" else \
-        set() if match.group(1) == "off" else set(match.group(1).split(","))
+def removed(arguments):
+    """The protections a boot's command line leaves out (its last `reserves=` counts, as in
+    the kernel), written as the matrix's column."""
+    values = re.findall(r"reserves=(\S+)", arguments)
+    value = values[-1] if values else "on"
+    kept = set(PROTECTIONS) if value == "on" else set() if value == "off" else set(value.split(","))
     gone = [name for name in PROTECTIONS if name not in kept]
     return "+".join(gone) if gone else "none"
 
 
 def cells(planned, result, problems):
     """(size, workload, column, outcome, verdict, report) for each case one boot ran."""
-    column = removed(planned.suite)
+    column = removed(planned.boot.arguments)
     size = planned.boot.memory
     report = REPORT.search(result.output) if result is not None else None
     line = report.group("text") if report else ""
@@ -41,13 +42,21 @@ def cells(planned, result, problems):
     if planned.kind == "panic":
         outcome = "deadlock" if report else "no deadlock"
         return [(size, planned.case, column, outcome, verdict, line)]
-    seen = {match.group("name"): match.group("ok") == "ok" for match in CASE.finditer(result.output if result else "")}
+    # A suite boot runs its cases in turn: each passed or failed, the one the watchdog stopped
+    # says "not ok N name # panic", and those after it never ran.
+    seen = {}
+    for match in CASE.finditer(result.output if result else ""):
+        if match.group("ok") == "ok":
+            seen[match.group("name")] = "passes"
+        else:
+            seen[match.group("name")] = "deadlock" if report and match.group("panic") else "fails"
     found = []
     for case in planned.suite.cases:
         if case in planned.suite.panic_cases:
             continue
-        outcome = "deadlock" if report else ("passes" if seen.get(case) else "fails")
-        found.append((size, case, column, outcome, verdict, line))
+        outcome = seen.get(case, "not run")
+        found.append((size, case, column, outcome, verdict if outcome != "passes" else "as expected",
+                      line if outcome == "deadlock" else ""))
     return found
 
 
