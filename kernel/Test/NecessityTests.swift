@@ -3,20 +3,22 @@
 // on (issue 15, "A necessity suite"; docs/reserves.md, "Necessity").
 //
 // Every workload builds one situation by hand, deterministically, with preemption held off,
-// then lets the pageout thread loose on it while one thread waits in vm_wait for a page:
+// then lets the pageout thread loose on it while one thread waits in vm_wait for 16 pages:
 //   - pageable pages the pageout thread can clean: *new* pages (dirty, never on swap, each in
 //     its own 16-page chunk, so cleaning one needs a new swblock) and *clean* pages (read back
 //     from swap, unchanged: cleaning one allocates nothing);
 //   - free pages taken away - by ordinary and system requests (down to free_min), and for two
 //     workloads below free_min too, with pageout-class requests: Dillon's situation, where
-//     in-flight work or other privileged draws already hold the pages below free_min;
+//     in-flight work or other privileged draws already hold the pages below free_min (in this
+//     kernel only the pageout path itself could, so the test stands in for them);
 //   - the swblock zone drawn down by page-outs while those free pages stay taken (so its
 //     refills fail): to its reserve (the zone looks empty to everyone but the pageout path) or
 //     through it (empty for everyone).
 // Then, with all protections on, the pageout thread must free enough pages for the waiter and
 // each case checks that the situation it is about was really reached (the reserve drawn, a
 // step failed and another succeeded, pages taken below free_min). With its protection off,
-// the pageout thread can never free a page and the watchdog must report the deadlock.
+// the pageout thread frees nothing - it waits in vm_wait (nowait off) or fails every step -
+// and the watchdog must report the deadlock.
 //
 //   workload                           free pages taken   swblock zone   queue          deadlocks without
 //   pageoutSkipsAStepItCannotFeed      all                through        new, clean...  nowait
