@@ -21,7 +21,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import gdbcheck, grub, judge, plan, scenarios  # noqa: E402
+from harness import gdbcheck, grub, judge, necessity, plan, scenarios  # noqa: E402
 from harness.qemu import Boot, EXIT_SUCCESS, require_qemu, run_boot, status_name  # noqa: E402
 
 
@@ -79,22 +79,24 @@ def main():
             judge_it = (lambda p: lambda result: judge.judge_suite(result, p.suite, options.elf))(planned)
         else:
             judge_it = (lambda p: lambda result: judge.judge_expected_panic(result, p.suite, p.case, options.elf))(planned)
-        jobs.append((planned.boot.name, lambda p=planned: run_boot(options.image, p.boot, options.logs, options.gdb_port), judge_it))
+        jobs.append((planned.boot.name, lambda p=planned: run_boot(options.image, p.boot, options.logs, options.gdb_port), judge_it, planned))
     # One suite boots through GRUB too (with --only, when that suite is selected).
     if not options.no_scenarios and (not only or grub.SUITE in only):
         jobs.append(grub.job(options.image, options.elf, options.logs, options.seed, suites[grub.SUITE]))
     if not options.no_scenarios and not only:
         for boot, check in scenarios.SCENARIOS:
-            jobs.append((boot.name, lambda b=boot: run_boot(options.image, b, options.logs), check))
+            jobs.append((boot.name, lambda b=boot: run_boot(options.image, b, options.logs), check, None))
         for name, check in gdbcheck.CHECKS:
-            jobs.append((name, lambda c=check: c(options.image, options.elf, options.logs), None))
+            jobs.append((name, lambda c=check: c(options.image, options.elf, options.logs), None, None))
 
     failures = 0
+    matrix = []         # the necessity suites' cells, printed as one table at the end
     started = time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(max_workers=options.jobs) as pool:
-        futures = {pool.submit(job): (name, judge_it) for name, job, judge_it in jobs}
+        futures = {pool.submit(job): (name, judge_it, planned) for name, job, judge_it, planned in jobs}
         for future in concurrent.futures.as_completed(futures):
-            name, judge_it = futures[future]
+            name, judge_it, planned = futures[future]
+            outcome = None
             try:
                 outcome = future.result()
                 if judge_it is None:
@@ -103,6 +105,8 @@ def main():
                     problems, seconds, log = judge_it(outcome), outcome.seconds, outcome.log_path
             except Exception as error:  # a harness bug must fail loudly, not pass
                 problems, seconds, log = ["harness error: %r" % error], None, ""
+            if planned is not None and necessity.is_necessity(planned.suite.name):
+                matrix.extend(necessity.cells(planned, outcome, problems))
             timing = "%6.1fs" % seconds if seconds is not None else "       "
             if problems:
                 failures += 1
@@ -117,6 +121,7 @@ def main():
             else:
                 print("pass  %-60s %s" % (name, timing))
             sys.stdout.flush()
+    necessity.print_matrix(matrix)
     total = len(jobs)
     print("kernel tests: %d of %d boots passed, %d failed (%.0fs)" % (total - failures, total, failures, time.monotonic() - started))
     return 1 if failures else 0

@@ -27,6 +27,6 @@ enum TestRegistry {
             DeadlockTests.faultSuite,
             ReserveBoundTests.suite,
             DebugHelperTests.suite,
-        ]
+        ] + NecessityTests.suites
     }
 }

@@ -28,7 +28,7 @@ def build_iso(image, arguments, iso):
 
 
 def job(image, elf, logs, seed, suite):
-    """(name, run, judge) for the runner: boots `suite` through GRUB at 128M, as `make run-iso` does."""
+    """(name, run, judge, planned boot) for the runner (no planned boot: it is not a necessity cell): boots `suite` through GRUB at 128M, as `make run-iso` does."""
     memory = "128M"
     arguments = "test=%s seed=%d" % (suite.name, seed)
     boot = Boot("grub.%s@%s" % (suite.name, memory), arguments, memory=memory, timeout=suite.timeout,
@@ -53,4 +53,4 @@ def job(image, elf, logs, seed, suite):
             r"^I cmdline: command line: '%s'$" % arguments,
         ])
 
-    return boot.name, run, check
+    return boot.name, run, check, None

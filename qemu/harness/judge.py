@@ -2,7 +2,7 @@
 
 Each judge returns a list of problems (strings); an empty list is a pass.
 """
-from . import ktap, memcheck, zonecheck
+from . import ktap, memcheck, necessity, zonecheck
 from .qemu import EXIT_SUCCESS, status_name
 from .symbolize import symbolize_panic
 
@@ -30,7 +30,10 @@ def judge_suite(result, suite, elf):
         problems.append("cases never reported: " + ", ".join(missing))
     if report.summary is not None:
         problems.extend(memcheck.check(result.output, result.boot.memory))
-        problems.extend(zonecheck.check(result.output))
+        # The necessity workloads build, on purpose, states the bound derivation assumes away
+        # (the pages below free_min taken, the swblock reserve spent): their draws are shown
+        # in the matrix, not held to the bounds (docs/reserves.md, "Necessity").
+        problems.extend(zonecheck.check(result.output, check_bounds=not necessity.is_necessity(suite.name)))
     if panic_lines(result.output):
         problems.extend(symbolize_panic(elf, result.output))
     return problems
