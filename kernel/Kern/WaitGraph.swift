@@ -267,11 +267,15 @@ enum WaitGraph {
             chains += 1
             out("P watchdog: wait-for cycle: \(member.pointee.id) \(member.pointee.name)")
             var current = member
+            var throughVMWait = false
             repeat {
                 printEdgeLabel(from: current)
-                current = edge(from: current)!.owner
+                let edge = edge(from: current)!
+                if edge.strength == .served { throughVMWait = true }
+                current = edge.owner
                 out("\(current.pointee.id) \(current.pointee.name)")
             } while current != member
+            if throughVMWait { out(": through vm_wait, a deadlock only while memory stays short and the pageout thread frees nothing") }
             endLine()
         }
         if chains == 0 { out("P watchdog: wait-for graph: no thread waits on one that owns what it waits for"); endLine() }

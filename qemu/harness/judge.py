@@ -2,7 +2,7 @@
 
 Each judge returns a list of problems (strings); an empty list is a pass.
 """
-from . import ktap, memcheck, zonecheck
+from . import ktap, memcheck, waitgraph, zonecheck
 from .qemu import EXIT_SUCCESS, status_name
 from .symbolize import symbolize_panic
 
@@ -30,6 +30,7 @@ def judge_suite(result, suite, elf):
     if report.summary is not None:
         problems.extend(memcheck.check(result.output, result.boot.memory))
         problems.extend(zonecheck.check(result.output))
+    problems.extend(waitgraph.check(result.output))
     if panic_lines(result.output):
         problems.extend(symbolize_panic(elf, result.output))
     return problems
@@ -50,6 +51,8 @@ def judge_expected_panic(result, suite, case, elf):
     for frame in report.expect_frames:
         if frame not in text:
             problems.append("the symbolised panic report does not mention '%s'" % frame)
+    # A watchdog panic's wait-for graph must be the one its threads' edges make.
+    problems.extend(waitgraph.check(result.output))
     if problems:
         problems.extend(symbolized)
     return problems
