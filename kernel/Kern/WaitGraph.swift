@@ -169,64 +169,83 @@ enum WaitGraph {
     }
 
     // MARK: - The report
-
-    /// Writes raw text to the console, with no length limit (a LogMessage holds 240 bytes).
-    private static func out(_ message: LogMessage) {
-        var sink = Console.Sink()
-        message.write(into: &sink)
-    }
-
-    private static func endLine() {
-        var sink = Console.Sink()
-        sink.write(UInt8(ascii: "\n"))
-    }
+    //
+    // Written straight to the console, a piece at a time, never through a LogMessage: the
+    // report runs in the timer interrupt on whatever stack it interrupted - the idle thread's
+    // is 2 pages - and a LogMessage is 240 bytes of stack each, which inlined printing code
+    // multiplies (a chain ending at a sleeper overflowed the idle stack that way).
 
     /// One line per thread: its state and, when asleep, what it waits for and who owns that.
     /// The text up to "since N ms" is what the watchdog always printed (tests and docs read it).
     static func printThreads() {
+        var out = Console.Sink()
         Threads.forEach { thread in
-            let t = thread.pointee
-            out("P watchdog: thread \(t.id) \(t.name): \(t.state.name)")
-            if t.state == .sleeping {
-                out(" in \(t.wait.reason)")
-                if let requester = t.wait.requester {
-                    out(" for \(t.wait.pagesWanted) \(requester.name)-class page(s) (the class stops at \(PhysicalMemory.thresholds.floor(for: requester)) free)")
+            out.write("P watchdog: thread ")
+            out.thread(thread)
+            out.write(": ")
+            out.write(thread.pointee.state.name)
+            if thread.pointee.state == .sleeping {
+                let wait = thread.pointee.wait
+                out.write(" in ")
+                out.write(wait.reason)
+                if let requester = wait.requester {
+                    out.write(" for ")
+                    out.decimal(wait.pagesWanted)
+                    out.write(" ")
+                    out.write(requester.name)
+                    out.write("-class page(s) (the class stops at ")
+                    out.decimal(PhysicalMemory.thresholds.floor(for: requester))
+                    out.write(" free)")
                 }
-                if let zone = t.wait.zone { out(" while growing zone \(zone)") }
-                out(" since \(Timer.milliseconds(Timer.ticks - t.wait.sinceTick)) ms; waits for ")
-                printTarget(of: thread)
+                if let zone = wait.zone {
+                    out.write(" while growing zone ")
+                    out.write(zone)
+                }
+                out.write(" since ")
+                out.decimal(Timer.milliseconds(Timer.ticks - wait.sinceTick))
+                out.write(" ms; waits for ")
+                printTarget(of: thread, &out)
             }
-            endLine()
+            out.write(UInt8(ascii: "\n"))
         }
     }
 
     /// What a sleeping thread waits on, with its owner: "mutex ata held by thread 4 worker".
-    private static func printTarget(of thread: ThreadRef) {
+    private static func printTarget(of thread: ThreadRef, _ out: inout Console.Sink) {
         let wait = thread.pointee.wait
         let owner = edge(from: thread)?.owner
         switch wait.kind {
         case .mutex:
-            let mutex = wait.channel!.assumingMemoryBound(to: Mutex.self)
-            out("mutex \(mutex.pointee.name)")
+            out.write("mutex ")
+            out.write(wait.channel!.assumingMemoryBound(to: Mutex.self).pointee.name)
         case .busyPage:
             let page = wait.channel!.assumingMemoryBound(to: VMPage.self)
-            out("busy page \(hex: pageAddress(page))")
-            if owner == nil { out(" (busy owner id \(page.pointee.busyOwner), no such thread)") }
+            out.write("busy page ")
+            out.hex(pageAddress(page))
+            if owner == nil {
+                out.write(" (busy owner id ")
+                out.decimal(UInt64(page.pointee.busyOwner))
+                out.write(", no such thread)")
+            }
         case .thread:
-            out("the end of")
+            out.write("the end of")
         case .pages:
-            out("pages, freed by")
+            out.write("pages, freed by")
         case .time:
-            out("the timer")
+            out.write("the timer")
         case .channel, .none:
-            out("a wakeup on channel \(hex: UInt64(UInt(bitPattern: wait.channel))), no owner recorded")
+            out.write("a wakeup on channel ")
+            out.hex(UInt64(UInt(bitPattern: wait.channel)))
+            out.write(", no owner recorded")
         }
         if let owner = owner {
-            out(wait.kind == .thread || wait.kind == .pages ? " " : " held by ")
-            out("thread \(owner.pointee.id) \(owner.pointee.name)")
+            out.write(wait.kind == .thread || wait.kind == .pages ? " thread " : " held by thread ")
+            out.thread(owner)
         }
-        if thread.pointee.wakeAtTick > Timer.ticks {
-            out(" (or the timer, in \(Timer.milliseconds(thread.pointee.wakeAtTick - Timer.ticks)) ms)")
+        if wait.kind != .time && thread.pointee.wakeAtTick > Timer.ticks {
+            out.write(" (or the timer, in ")
+            out.decimal(Timer.milliseconds(thread.pointee.wakeAtTick - Timer.ticks))
+            out.write(" ms)")
         }
     }
 
@@ -239,46 +258,49 @@ enum WaitGraph {
     /// The chains: one line from each sleeper nobody waits for, along its edges to the thread
     /// that could make progress or into a cycle, and one line per cycle.
     static func printChains() {
+        var out = Console.Sink()
         var chains = 0
         Threads.forEach { source in
             guard edge(from: source) != nil, !isWaitedFor(source) else { return }
             chains += 1
-            out("P watchdog: wait-for chain: \(source.pointee.id) \(source.pointee.name)")
+            out.write("P watchdog: wait-for chain: ")
+            out.thread(source)
             var current = source
             var length = 1
             while let edge = edge(from: current) {
-                printEdgeLabel(from: current)
-                out("\(edge.owner.pointee.id) \(edge.owner.pointee.name)")
+                printEdgeLabel(from: current, &out)
+                out.thread(edge.owner)
                 if chain(from: source, reaches: edge.owner, within: length) {
-                    out(" again: a cycle")
+                    out.write(" again: a cycle")
                     break
                 }
                 current = edge.owner
                 length += 1
             }
             if edge(from: current) == nil {
-                out(", which ")
-                printProgress(of: current)
+                out.write(", which ")
+                printProgress(of: current, &out)
             }
-            endLine()
+            out.write(UInt8(ascii: "\n"))
         }
         Threads.forEach { member in
             guard isOnCycle(member), lowestID(onCycleThrough: member, .every) == member else { return }
             chains += 1
-            out("P watchdog: wait-for cycle: \(member.pointee.id) \(member.pointee.name)")
+            out.write("P watchdog: wait-for cycle: ")
+            out.thread(member)
             var current = member
             var throughVMWait = false
             repeat {
-                printEdgeLabel(from: current)
+                printEdgeLabel(from: current, &out)
                 let edge = edge(from: current)!
                 if edge.strength == .served { throughVMWait = true }
                 current = edge.owner
-                out("\(current.pointee.id) \(current.pointee.name)")
+                out.thread(current)
             } while current != member
-            if throughVMWait { out(": through vm_wait, a deadlock only while memory stays short and the pageout thread frees nothing") }
-            endLine()
+            if throughVMWait { out.write(": through vm_wait, a deadlock only while memory stays short and the pageout thread frees nothing") }
+            out.write(UInt8(ascii: "\n"))
         }
-        if chains == 0 { out("P watchdog: wait-for graph: no thread waits on one that owns what it waits for"); endLine() }
+        if chains == 0 { out.write("P watchdog: wait-for graph: no thread waits on one that owns what it waits for\n") }
     }
 
     private static func isWaitedFor(_ thread: ThreadRef) -> Bool {
@@ -290,27 +312,38 @@ enum WaitGraph {
     }
 
     /// " -[mutex ata]-> ": the edge's kind and, for a lock or a page, which one.
-    private static func printEdgeLabel(from thread: ThreadRef) {
+    private static func printEdgeLabel(from thread: ThreadRef, _ out: inout Console.Sink) {
         let wait = thread.pointee.wait
         switch wait.kind {
-        case .mutex: out(" -[mutex \(wait.channel!.assumingMemoryBound(to: Mutex.self).pointee.name)]-> ")
-        case .busyPage: out(" -[busy page \(hex: pageAddress(wait.channel!.assumingMemoryBound(to: VMPage.self)))]-> ")
-        case .thread: out(" -[join]-> ")
-        case .pages: out(" -[vm_wait]-> ")
-        case .none, .channel, .time: out(" -> ")
+        case .mutex:
+            out.write(" -[mutex ")
+            out.write(wait.channel!.assumingMemoryBound(to: Mutex.self).pointee.name)
+            out.write("]-> ")
+        case .busyPage:
+            out.write(" -[busy page ")
+            out.hex(pageAddress(wait.channel!.assumingMemoryBound(to: VMPage.self)))
+            out.write("]-> ")
+        case .thread: out.write(" -[join]-> ")
+        case .pages: out.write(" -[vm_wait]-> ")
+        case .none, .channel, .time: out.write(" -> ")
         }
     }
 
     /// What the thread at the end of a chain is doing, and so whether it can move.
-    private static func printProgress(of thread: ThreadRef) {
-        let t = thread.pointee
-        switch t.state {
-        case .running, .ready: out("is \(t.state.name): it can make progress")
-        case .dead: out("is dead: what it holds is never released")
+    private static func printProgress(of thread: ThreadRef, _ out: inout Console.Sink) {
+        switch thread.pointee.state {
+        case .running, .ready:
+            out.write("is ")
+            out.write(thread.pointee.state.name)
+            out.write(": it can make progress")
+        case .dead:
+            out.write("is dead: what it holds is never released")
         case .sleeping:
-            out("sleeps in \(t.wait.reason) waiting for ")
-            printTarget(of: thread)
-            out(": that is what could make progress")
+            out.write("sleeps in ")
+            out.write(thread.pointee.wait.reason)
+            out.write(" waiting for ")
+            printTarget(of: thread, &out)
+            out.write(": that is what could make progress")
         }
     }
 
@@ -326,20 +359,21 @@ enum WaitGraph {
             let wait = current.pointee.wait
             switch wait.kind {
             case .mutex:
-                let held: LogMessage = "waits for mutex \(wait.channel!.assumingMemoryBound(to: Mutex.self).pointee.name) held by \(edge.owner.pointee.name)"
-                held.write(into: &sink)
+                sink.write("waits for mutex ")
+                sink.write(wait.channel!.assumingMemoryBound(to: Mutex.self).pointee.name)
+                sink.write(" held by ")
             case .busyPage:
-                let held: LogMessage = "waits for busy page \(hex: pageAddress(wait.channel!.assumingMemoryBound(to: VMPage.self))) held by \(edge.owner.pointee.name)"
-                held.write(into: &sink)
+                sink.write("waits for busy page ")
+                sink.hex(pageAddress(wait.channel!.assumingMemoryBound(to: VMPage.self)))
+                sink.write(" held by ")
             case .thread:
-                let ends: LogMessage = "waits for \(edge.owner.pointee.name) to end"
-                ends.write(into: &sink)
+                sink.write("waits for the end of ")
             case .pages:
-                let frees: LogMessage = "waits in vm_wait for pages only \(edge.owner.pointee.name) frees"
-                frees.write(into: &sink)
+                sink.write("waits in vm_wait for pages freed by ")
             case .none, .channel, .time:
                 break
             }
+            sink.write(edge.owner.pointee.name)
             if chain(from: start, reaches: edge.owner, within: length) { return }
             current = edge.owner
             length += 1
@@ -348,5 +382,17 @@ enum WaitGraph {
             sink.write(", which is ")
             sink.write(current.pointee.state == .sleeping ? current.pointee.wait.reason : current.pointee.state.name)
         }
+    }
+}
+
+/// The pieces the report is written in, straight into any sink.
+private extension TextSink {
+    mutating func decimal(_ value: UInt64) { Format.decimal(value, into: &self) }
+    mutating func hex(_ value: UInt64) { Format.hex(value, into: &self) }
+    /// "4 lockcycle-a": a thread's id and name.
+    mutating func thread(_ thread: ThreadRef) {
+        decimal(thread.pointee.id)
+        write(" ")
+        write(thread.pointee.name)
     }
 }

@@ -16,21 +16,26 @@ enum WaitGraphTests {
         ])
     }
 
-    /// Two mutexes and the flags the test threads report through, on the kernel heap.
+    /// Three mutexes and the counters the test threads report through, on the kernel heap.
     struct Locks {
         var first: Mutex
         var second: Mutex
+        var third: Mutex
+        /// Threads holding first or second.
         var holding = 0
+        /// Whether a thread holds third.
+        var thirdHeld = false
 
-        init(_ first: StaticString, _ second: StaticString) {
+        init(_ first: StaticString, _ second: StaticString, _ third: StaticString) {
             self.first = Mutex(first)
             self.second = Mutex(second)
+            self.third = Mutex(third)
         }
     }
 
-    static func makeLocks(_ first: StaticString, _ second: StaticString) -> UnsafeMutablePointer<Locks> {
+    static func makeLocks(_ first: StaticString, _ second: StaticString, _ third: StaticString) -> UnsafeMutablePointer<Locks> {
         let locks = UnsafeMutablePointer<Locks>.allocate(capacity: 1)
-        locks.initialize(to: Locks(first, second))
+        locks.initialize(to: Locks(first, second, third))
         return locks
     }
 
@@ -54,7 +59,7 @@ enum WaitGraphTests {
     /// watchdog's stall time: every edge names the right owner, the walk ends at the holder,
     /// there is no cycle, and the watchdog stays quiet the whole time.
     static func aLockChainEndsAtTheThreadThatCanMakeProgress() {
-        let locks = makeLocks("waitgraph.first", "waitgraph.second")
+        let locks = makeLocks("waitgraph.first", "waitgraph.second", "waitgraph.third")
         let first = locks.pointer(to: \.first)!, second = locks.pointer(to: \.second)!
         let holdTicks = (Watchdog.stallSeconds + 1) * Timer.hertz
         let holder = Threads.spawn("waitgraph-holder") {
@@ -140,10 +145,24 @@ enum WaitGraphTests {
     /// lockcycle-a takes first then second, lockcycle-b second then first, each pausing in
     /// between so that both hold one: neither can go on. The main thread joins a (a third,
     /// held edge into the cycle), and the watchdog must report the cycle - both threads, both
-    /// mutexes - and stop the kernel.
+    /// mutexes - and stop the kernel. Beside it, a chain that is no deadlock - lockcycle-waiter
+    /// waits for third, held by lockcycle-sleeper in a long timed sleep - must be printed as
+    /// ending at the sleeper: the report runs on the interrupted stack, often the idle
+    /// thread's 2 pages, and printing a chain's end there once overflowed it.
     static func anABBAMutexDeadlockIsReportedAsACycle() {
-        let locks = makeLocks("lockcycle.first", "lockcycle.second")
-        let first = locks.pointer(to: \.first)!, second = locks.pointer(to: \.second)!
+        let locks = makeLocks("lockcycle.first", "lockcycle.second", "lockcycle.third")
+        let first = locks.pointer(to: \.first)!, second = locks.pointer(to: \.second)!, third = locks.pointer(to: \.third)!
+        Threads.spawn("lockcycle-sleeper", detached: true) {
+            third.lock()
+            withInterruptsDisabled { locks.pointee.thirdHeld = true }
+            Scheduler.sleep(ticks: 60 * Timer.hertz)
+            third.unlock()
+        }
+        while !withInterruptsDisabled({ locks.pointee.thirdHeld }) { Scheduler.sleep(ticks: 1) }
+        Threads.spawn("lockcycle-waiter", detached: true) {
+            third.lock()
+            third.unlock()
+        }
         let a = Threads.spawn("lockcycle-a") {
             first.lock()
             withInterruptsDisabled { locks.pointee.holding += 1 }
