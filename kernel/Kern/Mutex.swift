@@ -2,11 +2,16 @@
 //
 // A thread that finds the mutex taken sleeps on it and is woken when it is released. The
 // owner is recorded, so taking a mutex one already holds is caught, as is releasing one held
-// by someone else. Mutexes live at fixed addresses (inside a structure or a global); code
-// uses them through a pointer.
+// by someone else, and a thread asleep on the mutex (WaitKind.mutex) names its owner in the
+// watchdog's wait-for graph (kernel/Kern/WaitGraph.swift). Mutexes live at fixed addresses
+// (inside a structure or a global); code uses them through a pointer.
+//
+// Locking: one CPU; `owner` and `contended` change only with interrupts off, in lock and
+// unlock, which is also how the watchdog (timer interrupt) reads them.
 
 struct Mutex {
     let name: StaticString
+    /// The thread holding the mutex; nil when it is free. Interrupts off.
     var owner: ThreadRef? = nil
     var contended: UInt64 = 0
 
@@ -20,7 +25,7 @@ extension UnsafeMutablePointer where Pointee == Mutex {
             if pointee.owner == me { panic("mutex \(pointee.name): taken twice by thread \(me.pointee.name)") }
             while pointee.owner != nil {
                 pointee.contended += 1
-                Scheduler.sleep(on: UnsafeRawPointer(self), reason: "mutex")
+                Scheduler.sleep(on: UnsafeRawPointer(self), reason: "mutex", kind: .mutex)
             }
             pointee.owner = me
         }

@@ -10,7 +10,8 @@
 // sleep(on:) and wakeup(_:) work on wait channels (any address). Sleeping must be done with
 // interrupts off, after checking the condition, so that no wakeup can fall between the check
 // and the sleep: `withInterruptsDisabled { while !condition { Scheduler.sleep(on:...) } }`.
-// Every sleeping thread records why (WaitInfo), which is what the deadlock watchdog prints.
+// Every sleeping thread records why (WaitInfo) and what it waits on (WaitKind), from which the
+// deadlock watchdog draws the wait-for graph (kernel/Kern/WaitGraph.swift).
 // Sleepers wait on sleep queues (kernel/Kern/SleepQueues.swift): a wakeup looks only at the
 // chain its channel hashes to, and the tick only at the head of the timeout list.
 //
@@ -104,15 +105,16 @@ enum Scheduler {
     // MARK: - Sleep and wakeup
 
     /// Sleeps on `channel` until a wakeup names it. Interrupts must be off; they are off again
-    /// on return. `reason` and the optional details say what the thread waits for.
-    static func sleep(on channel: UnsafeRawPointer, reason: StaticString, requester: Requester? = nil,
+    /// on return. `reason` and the optional details say what the thread waits for; `kind` says
+    /// what `channel` is, so that the watchdog can find who owns it (WaitKind).
+    static func sleep(on channel: UnsafeRawPointer, reason: StaticString, kind: WaitKind = .channel, requester: Requester? = nil,
                       pagesWanted: UInt64 = 0, untilTick: UInt64 = 0) {
         kassert(!CPU.interruptsEnabled, "sleep with interrupts on: a wakeup could be lost")
         kassert(current != idle, "the idle thread may not sleep")
         kassert(current.pointee.preemptDisableCount == 0, "sleeping with preemption disabled")
         let thread = current
         thread.pointee.state = .sleeping
-        thread.pointee.wait = WaitInfo(channel: channel, reason: reason, requester: requester, pagesWanted: pagesWanted,
+        thread.pointee.wait = WaitInfo(channel: channel, reason: reason, kind: kind, requester: requester, pagesWanted: pagesWanted,
                                        zone: thread.pointee.growingZone, sinceTick: Timer.ticks)
         thread.pointee.wakeAtTick = untilTick
         SleepQueues.insert(thread)
@@ -126,7 +128,7 @@ enum Scheduler {
         withInterruptsDisabled {
             let until = Timer.ticks + max(1, ticks)
             while Timer.ticks < until {
-                sleep(on: UnsafeRawPointer(current), reason: "timed sleep", untilTick: until)
+                sleep(on: UnsafeRawPointer(current), reason: "timed sleep", kind: .time, untilTick: until)
             }
         }
     }

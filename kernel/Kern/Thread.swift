@@ -27,10 +27,46 @@ enum ThreadState: UInt8 {
     }
 }
 
-/// What a sleeping thread waits for: enough to explain a deadlock.
+/// What a sleeping thread waits on, and so how the wait-for graph (kernel/Kern/WaitGraph.swift)
+/// reads `WaitInfo.channel` and where it finds the owner - the thread that could end the wait.
+enum WaitKind: UInt8 {
+    /// Not asleep.
+    case none
+    /// A plain wait channel: whoever calls wakeup on it. No owner is recorded.
+    case channel
+    /// The channel is a Mutex; its owner is Mutex.owner.
+    case mutex
+    /// The channel is a busy page's descriptor (VMPage); its owner is VMPage.busyOwner, the
+    /// thread that set busy.
+    case busyPage
+    /// vm_wait: pages are freed by the pageout thread (Pageout.thread).
+    case pages
+    /// join: the channel is the Thread joined, which ends the wait by ending.
+    case thread
+    /// A timed sleep and nothing else: the timer ends it.
+    case time
+
+    var name: StaticString {
+        switch self {
+        case .none: return "none"
+        case .channel: return "channel"
+        case .mutex: return "mutex"
+        case .busyPage: return "busy page"
+        case .pages: return "pages"
+        case .thread: return "thread"
+        case .time: return "time"
+        }
+    }
+}
+
+/// What a sleeping thread waits for: enough to explain a deadlock. Written by Scheduler.sleep
+/// with interrupts off, on the sleeping thread's own record; read by the watchdog (interrupts
+/// off) and by the gdb helper `kthreads`.
 struct WaitInfo {
     var channel: UnsafeRawPointer? = nil
     var reason: StaticString = ""
+    /// What `channel` is, and so who owns what the thread waits on.
+    var kind: WaitKind = .none
     /// The requester of the page allocation the thread waits in (vm_wait), if any.
     var requester: Requester? = nil
     var pagesWanted: UInt64 = 0
@@ -165,7 +201,7 @@ enum Threads {
     static func join(_ thread: ThreadRef) -> Bool {
         withInterruptsDisabled {
             while thread.pointee.state != .dead {
-                Scheduler.sleep(on: UnsafeRawPointer(thread), reason: "join")
+                Scheduler.sleep(on: UnsafeRawPointer(thread), reason: "join", kind: .thread)
             }
         }
         let killed = thread.pointee.killed

@@ -46,7 +46,7 @@ enum VMWait {
             if PhysicalMemory.thresholds.allows(tier, taking: pages, from: PhysicalMemory.freePages) { return }
             waiters += 1
             waits += 1
-            Scheduler.sleep(on: UnsafeRawPointer(channel), reason: "vm_wait", requester: tier, pagesWanted: pages,
+            Scheduler.sleep(on: UnsafeRawPointer(channel), reason: "vm_wait", kind: .pages, requester: tier, pagesWanted: pages,
                             untilTick: Timer.ticks + Timer.hertz / 10)
             waiters -= 1
         }

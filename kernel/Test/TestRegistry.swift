@@ -16,6 +16,7 @@ enum TestRegistry {
             VMMapTests.suite,
             VMMapTests.checkedSuite,
             ThreadTests.suite,
+            WaitGraphTests.suite,
             AllocationContextTests.suite,
             SwapTests.deviceSuite,
             SwapTests.terabyteSuite,

@@ -293,7 +293,7 @@ enum MemoryObjects {
                     let descriptor = PhysicalMemory.page(page)
                     if descriptor.pointee.flags.contains(.busy) {
                         busyWaits += 1
-                        Scheduler.sleep(on: UnsafeRawPointer(descriptor), reason: "page busy")
+                        Scheduler.sleep(on: UnsafeRawPointer(descriptor), reason: "page busy", kind: .busyPage)
                         continue
                     }
                     kassert(descriptor.pointee.queue != .none, "memory object: resident page \(index) is neither busy nor on a page queue")

@@ -84,7 +84,7 @@ enum PageFault {
             let claimed: Attempt? = withInterruptsDisabled {
                 guard object.pointee.page(at: index) == resident else { return .retry }
                 if descriptor.pointee.flags.contains(.busy) {
-                    Scheduler.sleep(on: UnsafeRawPointer(descriptor), reason: "page busy")
+                    Scheduler.sleep(on: UnsafeRawPointer(descriptor), reason: "page busy", kind: .busyPage)
                     return .retry
                 }
                 PageQueues.claim(resident)
@@ -108,7 +108,7 @@ enum PageFault {
                 return false
             }
             PhysicalMemory.setUse(page, .anonymous)
-            descriptor.pointee.flags.insert(.busy)
+            PageQueues.setBusy(page)
             descriptor.pointee.object = UnsafeMutableRawPointer(object)
             descriptor.pointee.offset = UInt64(index)
             object.pointee.installPage(page, at: index)

@@ -73,7 +73,17 @@ enum PageQueues {
         let descriptor = PhysicalMemory.page(page)
         kassert(!descriptor.pointee.flags.contains(.busy), "page queue: claiming a page someone holds busy")
         remove(page)
+        setBusy(page)
+    }
+
+    /// Marks `page` busy for the running thread, which now owns it (PageDescriptor.swift, rule
+    /// 3): the flag and its owner are written together, interrupts off, so a thread that sleeps
+    /// on the page names who holds it in the watchdog's wait-for graph.
+    static func setBusy(_ page: PageIndex) {
+        kassert(!CPU.interruptsEnabled, "page queue: a page marked busy with interrupts on")
+        let descriptor = PhysicalMemory.page(page)
         descriptor.pointee.flags.insert(.busy)
+        descriptor.pointee.busyOwner = Scheduler.started ? UInt32(truncatingIfNeeded: Scheduler.current.pointee.id) : 0
     }
 
     /// Ends a hold on a busy page: back on `queue` and unbusied in one step - between the two,

@@ -153,7 +153,7 @@ enum Pageout {
                     statistics.reactivated += 1
                     return .some(nil)
                 }
-                PhysicalMemory.page(page).pointee.flags.insert(.busy)     // taken off its queue above
+                PageQueues.setBusy(page)     // taken off its queue above
                 return .some(page)
             }
             guard let taken = candidate else { break }

@@ -2,7 +2,7 @@
 
 Each judge returns a list of problems (strings); an empty list is a pass.
 """
-from . import ktap, memcheck, necessity, zonecheck
+from . import ktap, memcheck, necessity, waitgraph, zonecheck
 from .qemu import EXIT_SUCCESS, status_name
 from .symbolize import symbolize_panic
 
@@ -34,6 +34,7 @@ def judge_suite(result, suite, elf):
         # (the pages below free_min taken, the swblock reserve spent): their draws are shown
         # in the matrix, not held to the bounds (docs/reserves.md, "Necessity").
         problems.extend(zonecheck.check(result.output, check_bounds=not necessity.is_necessity(suite.name)))
+    problems.extend(waitgraph.check(result.output))
     if panic_lines(result.output):
         problems.extend(symbolize_panic(elf, result.output))
     return problems
@@ -55,6 +56,8 @@ def judge_expected_panic(result, suite, case, elf):
     for frame in report.expect_frames:
         if frame not in text:
             problems.append("the symbolised panic report does not mention '%s'" % frame)
+    # A watchdog panic's wait-for graph must be the one its threads' edges make.
+    problems.extend(waitgraph.check(result.output))
     if problems:
         problems.extend(symbolized)
     return problems

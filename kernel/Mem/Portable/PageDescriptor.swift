@@ -167,7 +167,10 @@ public struct VMPage {
     /// Head of the list of mappings of this page.
     public var pvList: UnsafeMutablePointer<PVEntry>? = nil
     public var pvCount: UInt32 = 0
-    public var reserved3: UInt32 = 0
+    /// While the page is busy: the id of the thread that set busy (its owner, rule 3 above),
+    /// truncated to 32 bits; 0 when unknown. Meaningless once busy is cleared. Written with the
+    /// flag, interrupts off (PageQueues.setBusy); read by the watchdog's wait-for graph.
+    public var busyOwner: UInt32 = 0
 
     public init() {}
 
