@@ -7,7 +7,7 @@
 
 enum FreePathCheck {
     static func install() {
-        FreePath.violationHandler = { violation in
+        FreePath.install { violation in
             // Out of the free path first: whatever the panic report does must not report again.
             FreePath.abandon()
             if violation.detail.utf8CodeUnitCount > 0 {

@@ -98,9 +98,14 @@ public enum FreePath {
     public static var threadState: UnsafeMutablePointer<FreePathState>? = nil
     /// Called on a violation. The kernel's panics; a host test's records. Nil only before the
     /// kernel installs its handler (the first thing it does), where a violation still traps.
-    public static var violationHandler: ((FreePathViolation) -> Void)? = nil
-    /// Violations reported so far (on the kernel, at most one: the handler panics).
-    public static var violations: UInt64 = 0
+    static var violationHandler: ((FreePathViolation) -> Void)? = nil
+
+    /// Installs what a violation calls, and starts from depth 0 (the kernel at boot; host
+    /// tests before each case).
+    public static func install(_ handler: @escaping (FreePathViolation) -> Void) {
+        violationHandler = handler
+        bootState = FreePathState()
+    }
 
     /// The current nesting depth of free paths (this thread's, once there are threads).
     public static var currentDepth: Int {
@@ -147,7 +152,6 @@ public enum FreePath {
     }
 
     @inline(never) static func report(_ allocator: AllocatorKind, _ detail: StaticString) {
-        violations &+= 1
         let violation = FreePathViolation(path: currentPath, allocator: allocator, detail: detail)
         guard let handler = violationHandler else { fatalError("allocation inside a free path (no handler installed)") }
         handler(violation)
