@@ -22,7 +22,8 @@
 //   swap metadata free  SwapMetadata.release          kernel/VM/SwapMetadata.swift
 // The allocators that check: the page allocator, zone allocate (and so kmalloc's size
 // classes, PV entries, swblocks, map entries), kmalloc, kmem, map-entry reservations (even
-// one served from a map's stock), memory-object creation and the early heap.
+// one served from a map's stock), memory-object creation, the early heap and the boot page
+// allocator.
 //
 // Per thread - the scheduler points `threadState` at the running thread's record; before
 // there are threads (and on the host) `bootState` is used - we keep the nesting depth and the
@@ -59,7 +60,7 @@ public enum FreePathKind: UInt8 {
 
 /// The allocator entry points that check.
 public enum AllocatorKind: UInt8 {
-    case pageAllocator, zone, kmalloc, kmem, mapEntryReservation, memoryObject, earlyHeap
+    case pageAllocator, zone, kmalloc, kmem, mapEntryReservation, memoryObject, earlyHeap, bootPages
 
     public var name: StaticString {
         switch self {
@@ -70,6 +71,7 @@ public enum AllocatorKind: UInt8 {
         case .mapEntryReservation: return "a map-entry reservation"
         case .memoryObject: return "memory-object creation"
         case .earlyHeap: return "the early heap"
+        case .bootPages: return "the boot page allocator"
         }
     }
 }
