@@ -19,6 +19,7 @@ enum Kernel {
 @_cdecl("kernel_main")
 public func kernelMain(_ magic: UInt32, _ infoAddress: UInt32) -> Never {
     Console.initialize()
+    FreePathCheck.install()   // before anything allocates: no free path may (kernel/Lib/FreePath.swift)
     Log.info(.boot, "\(Kernel.name) \(Kernel.version): an x86-64 kernel in Embedded Swift")
     Interrupts.initialize()
     Log.info(.cpu, "GDT, TSS (double faults on IST \(GDT.doubleFaultIST)) and IDT (\(IDT.vectorCount) vectors) installed")

@@ -25,6 +25,9 @@ enum HostZoneEnvironment: ZoneEnvironment {
     nonisolated(unsafe) static var watchedZone: UnsafeMutablePointer<ZoneState>? = nil
     nonisolated(unsafe) static var freesUnderLock = 0
     nonisolated(unsafe) static var dynamicSlabsAtFree: [Int] = []
+    /// Allocations inside free paths, as FreePath reported them (the kernel would panic; the
+    /// host records, so a test can check what was reported).
+    nonisolated(unsafe) static var freePathViolations: [FreePathViolation] = []
 
     static func reset() {
         canGrowNow = true
@@ -38,6 +41,8 @@ enum HostZoneEnvironment: ZoneEnvironment {
         watchedZone = nil
         freesUnderLock = 0
         dynamicSlabsAtFree = []
+        freePathViolations = []
+        FreePath.install { freePathViolations.append($0) }
     }
 
     static func lock() { lockDepth += 1 }
@@ -384,5 +389,43 @@ func makeZone(objectSize: Int, alignment: Int = 8, slabPages: Int = 1, reserve: 
         #expect(zone.inUse == 0)
         #expect(HostZoneEnvironment.liveSlabs.count == zone.statistics.dynamicSlabs)
         #expect(zone.freeObjects < reserve + zone.state.pointee.objectsPerSlab, "seed \(seed): reclaim keeps no more than the reserve needs")
+    }
+
+    // MARK: - FreePath (in this suite: its state is global, like the environment's)
+    // The zone's free paths name themselves, and an allocation attempt inside any free path is
+    // reported - before the zone tries anything - with the outermost path.
+    @Test func freeAndReclaimAllocateNothing() {
+        let zone = makeZone(objectSize: 128, reserve: 8, keepEmpty: 0)
+        let held = (0..<500).map { _ in zone.allocate(.ordinary)! }
+        for object in held { zone.free(object) }
+        #expect(zone.reclaim() > 0, "reclaim released slabs (it ran its free loop)")
+        #expect(HostZoneEnvironment.freePathViolations.isEmpty)
+        #expect(FreePath.currentDepth == 0 && FreePath.currentPath == .none)
+    }
+
+    @Test func anAllocationInsideAFreePathIsReportedWithTheOutermostPath() {
+        let zone = makeZone(objectSize: 64, reserve: 0)
+        FreePath.enter(.kmemFree)
+        FreePath.enter(.pageFree)
+        #expect(FreePath.currentPath == .kmemFree, "the outermost path is kept")
+        HostZoneEnvironment.exhausted = true   // the attempt fails: it is reported all the same
+        let object = zone.allocate(.ordinaryNoWait)
+        FreePath.leave()
+        #expect(FreePath.currentPath == .kmemFree, "leaving the inner path keeps the outer one")
+        FreePath.leave()
+        #expect(object == nil)
+        #expect(FreePath.currentPath == .none && FreePath.currentDepth == 0)
+        let seen = HostZoneEnvironment.freePathViolations
+        #expect(seen.count == 1)
+        #expect(seen.first?.path == .kmemFree && seen.first?.allocator == .zone)
+        #expect(HostZoneEnvironment.slabRequests.isEmpty == false, "the zone went on to try, after the check")
+    }
+
+    @Test func allocationsOutsideFreePathsAreNotReported() {
+        let zone = makeZone(objectSize: 64, reserve: 0)
+        FreePath.enter(.zoneFree)
+        FreePath.leave()
+        _ = zone.allocate(.ordinary)
+        #expect(HostZoneEnvironment.freePathViolations.isEmpty)
     }
 }

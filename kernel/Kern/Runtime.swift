@@ -13,6 +13,7 @@ enum KernelHeap {
 
     static func allocate(byteCount: Int, alignment: Int) -> UnsafeMutableRawPointer? {
         if Kmalloc.isReady { return Kmalloc.allocate(byteCount, alignment: alignment) }
+        FreePath.checkAllocation(.earlyHeap)
         if early == nil {
             early = EarlyHeap(base: arch_early_heap_start()!, size: Int(arch_early_heap_size()))
         }

@@ -39,7 +39,7 @@ enum Scheduler {
         main.pointee.quantumLeft = quantumTicks
         Threads.register(main)
         current = main
-        FreePath.threadCounter = main.pointer(to: \.freePathDepth)
+        FreePath.threadState = main.pointer(to: \.freePath)
         idle = Threads.spawn("idle", stackPages: 2) { idleLoop() }
         // The idle thread is never on the run queue; it runs only when nothing else can.
         withInterruptsDisabled { _ = dequeue() }
@@ -87,7 +87,7 @@ enum Scheduler {
         switches += 1
         needsReschedule = false
         current = next
-        FreePath.threadCounter = next.pointer(to: \.freePathDepth)
+        FreePath.threadState = next.pointer(to: \.freePath)
         context_switch(&previous.pointee.savedStackPointer, next.pointee.savedStackPointer)
     }
 

@@ -76,9 +76,9 @@ struct WaitInfo {
 }
 
 struct Thread {
-    /// Nesting depth of free paths this thread is in (kernel/Lib/FreePath.swift, which the
-    /// scheduler points at the running thread's counter).
-    var freePathDepth = 0
+    /// The free paths this thread is in: depth and outermost name (kernel/Lib/FreePath.swift;
+    /// the scheduler points FreePath.threadState at the running thread's).
+    var freePath = FreePathState()
     /// Zones this thread is growing right now, nested (kernel/Mem/Portable/ZoneAllocator.swift).
     var zoneGrowthDepth = 0
 
@@ -188,7 +188,7 @@ enum Threads {
     static func exit() -> Never {
         CPU.disableInterrupts()
         let thread = Scheduler.current
-        kassert(thread.pointee.freePathDepth == 0, "thread \(thread.pointee.name) exits inside a free path")
+        kassert(thread.pointee.freePath.depth == 0, "thread \(thread.pointee.name) exits inside a free path (\(thread.pointee.freePath.outermost.name))")
         thread.pointee.state = .dead
         thread.pointee.body = nil
         _ = Scheduler.wakeup(UnsafeRawPointer(thread))

@@ -22,6 +22,7 @@ enum BootPageAllocator {
 
     /// `count` contiguous zeroed pages from the first range that has room below 4 GiB.
     static func steal(pages count: Int) -> PhysicalAddress {
+        FreePath.checkAllocation(.bootPages)
         kassert(!closed, "boot page allocator used after the page allocator took over")
         let bytes = UInt64(count) * pageSize
         for index in ranges.indices {

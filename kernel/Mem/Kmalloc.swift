@@ -49,6 +49,7 @@ enum Kmalloc {
     static var isReady: Bool { zones != nil }
 
     static func allocate(_ size: Int, alignment: Int = 16, _ context: AllocationContext = .ordinary) -> UnsafeMutableRawPointer? {
+        FreePath.checkAllocation(.kmalloc)
         if alignment <= 16, let index = classIndex(for: max(size, 1)) {
             return zones![index].allocate(context)
         }
@@ -75,7 +76,11 @@ enum Kmalloc {
         return PhysicalMemory.pointer(to: block)
     }
 
+    /// kfree: a free path (kernel/Lib/FreePath.swift) - it frees to a zone, to the page
+    /// allocator or to kmem, and allocates nothing.
     static func free(_ pointer: UnsafeMutableRawPointer) {
+        FreePath.enter(.kfree)
+        defer { FreePath.leave() }
         let address = VirtualAddress(pointer)
         if !KernelLayout.isDirectMapped(address), let size = Kmem.allocationSize(at: address) {
             withInterruptsDisabled { kmemBytesInUse -= size }

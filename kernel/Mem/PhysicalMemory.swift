@@ -92,6 +92,7 @@ enum PhysicalMemory {
     /// Allocates 2^order contiguous pages aligned to their size, under `context`'s rules.
     /// Nil only when `context` may not wait.
     static func allocate(order: Int = 0, _ context: AllocationContext) -> PageIndex? {
+        FreePath.checkAllocation(.pageAllocator)
         let count = UInt64(1) << UInt64(order)
         // Without the page tiers (reserves= without pages) nobody digs below the ordinary floor.
         let requester = Reserves.tier(context.requester)
@@ -135,7 +136,6 @@ enum PhysicalMemory {
     }
 
     private static func noteAllocation(_ requester: Requester) {
-        FreePath.noteAllocation()
         let free = buddy!.pointee.freePages
         statistics[requester].allocations += 1
         if free < lowestFreePages { lowestFreePages = free }
@@ -151,7 +151,7 @@ enum PhysicalMemory {
     /// must have given it back untyped (`clearUse`): its head is .allocated, its other pages
     /// .tail.
     static func free(_ block: PageIndex, order: Int = 0) {
-        FreePath.enter()
+        FreePath.enter(.pageFree)
         withInterruptsDisabled {
             var page = pages![block.int]
             kassert(page.use == .allocated, "freeing page \(hex: physicalAddress(of: block).rawValue) whose use is \(page.use.name), not allocated (a double free, or its owner did not give it back)")

@@ -10,7 +10,7 @@ enum BootTests {
         TestSuite("boot", [
             TestCase("formatterMatchesHostResults", formatterMatchesHostResults),
             TestCase("commandLineParserRejectsMalformedValues", commandLineParserRejectsMalformedValues),
-            TestCase("earlyHeapServesTheSwiftRuntime", earlyHeapServesTheSwiftRuntime),
+            TestCase("earlyHeapServedTheBootThenKmallocTookOver", earlyHeapServedTheBootThenKmallocTookOver),
             TestCase("breakpointExceptionReturns", breakpointExceptionReturns),
             TestCase("seedIsTheOneOnTheCommandLine", seedIsTheOneOnTheCommandLine),
         ])
@@ -60,19 +60,25 @@ enum BootTests {
         Test.expectEqual(handler.rejected, 3, "rejected options (seed, test, nosuch)")
     }
 
-    static func earlyHeapServesTheSwiftRuntime() {
-        let before = KernelHeap.early?.bytesInUse ?? 0
+    /// Tests run long after kmalloc took over the Swift runtime's heap, so what can be checked
+    /// here is the handover: the early heap served the boot's first allocations, its blocks
+    /// still tile its region, and an array the runtime allocates now does not reach it.
+    static func earlyHeapServedTheBootThenKmallocTookOver() {
+        guard let early = KernelHeap.early else { return Test.fail("the early heap served nothing before kmalloc") }
+        Test.expect(early.allocations > 0, "allocations the early heap served during boot")
+        Test.expect(Kmalloc.isReady, "kmalloc serves the runtime by the time tests run")
+        let allocationsBefore = early.allocations
+        let kmallocBefore = Kmalloc.zones![Kmalloc.classIndex(for: 2048)!].statistics.allocations
         var numbers: [UInt64] = []
-        for value in 0..<1000 { numbers.append(UInt64(value) * 3) }
+        numbers.reserveCapacity(200)   // 1,600 bytes and a header: the kmalloc-2048 class
+        for value in 0..<200 { numbers.append(UInt64(value) * 3) }
         var sum: UInt64 = 0
         for value in numbers { sum += value }
-        Test.expectEqual(sum, 3 * 999 * 1000 / 2, "sum of the array")
+        Test.expectEqual(sum, 3 * 199 * 200 / 2, "sum of the array")
+        Test.expectEqual(Kmalloc.zones![Kmalloc.classIndex(for: 2048)!].statistics.allocations, kmallocBefore + 1, "the array came from kmalloc-2048")
         numbers = []
-        let after = KernelHeap.early?.bytesInUse ?? 0
-        if !Kmalloc.isReady {
-            Test.expectEqual(after, before, "early heap bytes in use after the array is released")
-            Test.expect(KernelHeap.early!.isConsistent(), "early heap blocks tile the region")
-        }
+        Test.expectEqual(KernelHeap.early!.allocations, allocationsBefore, "runtime allocations that reached the early heap after the handover")
+        Test.expect(KernelHeap.early!.isConsistent(), "early heap blocks tile the region")
     }
 
     static func breakpointExceptionReturns() {
@@ -82,12 +88,31 @@ enum BootTests {
         Test.expectEqual(Interrupts.breakpointsTaken, before + 2, "breakpoints handled")
     }
 
+    /// What makes a printed seed replay a run: the seed the workloads use is the seed= word of
+    /// the command line (read here from the raw command line, not through KernelOptions), and
+    /// each case's generator is derived from it and the case's position in its suite - so a
+    /// case draws the same numbers whatever ran before it.
     static func seedIsTheOneOnTheCommandLine() {
-        // The runner passes seed=; the framework reseeds each case from it. Two generators with
-        // the same seed agree, which is what makes a printed seed replayable.
-        var a = SeededRandom(seed: KernelOptions.seed)
-        var b = SeededRandom(seed: KernelOptions.seed)
-        for _ in 0..<100 { Test.expect(a.next() == b.next(), "same seed, same sequence") }
-        Test.diagnostic("seed \(KernelOptions.seed)")
+        var onCommandLine: UInt64? = nil
+        BootInfo.commandLine.forEachPiece(separatedBy: UInt8(ascii: " ")) { word in
+            if word.count > 5 && word.slice(0, 5).equals("seed=") { onCommandLine = word.slice(5, word.count).parseUnsigned() }
+        }
+        // Without seed= (the runner's smallest-machine scenario) the option's default, 1, applies.
+        let seed = onCommandLine ?? 1
+        Test.expectEqual(KernelOptions.seed, seed, "the seed the workloads use")
+        let cases = suite.cases
+        var position = 0
+        while position < cases.count {
+            let name = cases[position].name
+            if ByteString(base: name.utf8Start, count: name.utf8CodeUnitCount).equals("seedIsTheOneOnTheCommandLine") { break }
+            position += 1
+        }
+        var expected = SeededRandom(seed: seed &+ UInt64(position) &* 0x1_0000_0001)
+        var differences = 0
+        for _ in 0..<100 {
+            if Test.random.next() != expected.next() { differences += 1 }
+        }
+        Test.expectEqual(differences, 0, "draws of this case's generator that differ from one seeded by (seed, case \(position))")
+        Test.diagnostic("seed \(KernelOptions.seed), case \(position)")
     }
 }

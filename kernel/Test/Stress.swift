@@ -173,8 +173,8 @@ enum Stress {
         }
     }
 
-    /// Frees all of a wired block, or one page of it - the front, the back, or one in the
-    /// middle, which splits its map entry. What stays is checked, and renamed (rewritten
+    /// Frees all of a wired block, or one page of it - the front, the back (kmem_free), or one
+    /// in the middle, which splits its map entry (freePart). What stays is checked, and renamed (rewritten
     /// under a new id) where its page numbering changes.
     static func freeWired(_ worker: UnsafeMutablePointer<Worker>, _ index: Int, whole: Bool) {
         let block = worker.pointee.wired[index]
@@ -194,9 +194,11 @@ enum Stress {
         case 1:     // the back
             Kmem.free(block.address + UInt64(pages - 1) * pageSize, pageSize)
             worker.pointee.wired[index] = Live(address: block.address, pages: block.pages - 1, id: block.id)
-        default:    // a page in the middle: two pieces stay
+        default:    // a page in the middle: two pieces stay (the split's entry reserved first)
             let hole = 1 + worker.pointee.random.next(below: pages - 2)
-            Kmem.free(block.address + UInt64(hole) * pageSize, pageSize)
+            guard Kmem.freePart(block.address + UInt64(hole) * pageSize, pageSize, .ordinary) else {
+                return Test.fail("an ordinary freePart could not reserve its map entry")
+            }
             worker.pointee.wired[index] = Live(address: block.address, pages: UInt32(hole), id: block.id)
             let back = Live(address: block.address + UInt64(hole + 1) * pageSize, pages: UInt32(pages - hole - 1), id: block.id)
             if worker.pointee.wiredCount < 64 {

@@ -8,7 +8,8 @@ enum VMMapTests {
         [
             TestCase("kernelMapWasBuiltFromStaticSlabs", kernelMapWasBuiltFromStaticSlabs),
             TestCase("kmemAllocationsHoldTheirData", kmemAllocationsHoldTheirData),
-            TestCase("removingTheMiddleSplitsTheEntryAndAllocatesNothing", removingTheMiddleSplitsTheEntryAndAllocatesNothing),
+            TestCase("freePartOfTheMiddleSplitsTheEntryWithOneReservedFirst", freePartOfTheMiddleSplitsTheEntryWithOneReservedFirst),
+            TestCase("kmemFreeOfWholeAllocationsAndEdgesReservesNoEntry", kmemFreeOfWholeAllocationsAndEdgesReservesNoEntry),
             TestCase("fullSubmapFailsCleanlyAndNamesItself", fullSubmapFailsCleanlyAndNamesItself),
             TestCase("kernelMapInsertSucceedsFromTheReserveThenRefills", kernelMapInsertSucceedsFromTheReserveThenRefills),
             TestCase("pageableMemoryHasNoPagesUntilTouched", pageableMemoryHasNoPagesUntilTouched),
@@ -16,6 +17,8 @@ enum VMMapTests {
             TestCase("seededKmemWorkloadKeepsTheMapValid", seededKmemWorkloadKeepsTheMapValid),
             TestCase("freeingWhatWasNeverAllocatedIsCaught", expectsPanic: "not all of it is allocated there",
                      inFrame: "VMMapTests.freeingWhatWasNeverAllocatedIsCaught", freeingWhatWasNeverAllocatedIsCaught),
+            TestCase("kmemFreeOfTheMiddleIsRefused", expectsPanic: "would split an allocation in two",
+                     inFrame: "VMMapTests.kmemFreeOfTheMiddleIsRefused", kmemFreeOfTheMiddleIsRefused),
         ]
     }
 
@@ -68,17 +71,16 @@ enum VMMapTests {
         expectValid(KernelMaps.kmem)
     }
 
-    static func removingTheMiddleSplitsTheEntryAndAllocatesNothing() {
+    /// A hole in the middle of an allocation needs a second entry: freePart reserves it
+    /// (an allocation, before the free path), and the free path itself allocates nothing -
+    /// which the FreePath assertion in every allocator would panic on.
+    static func freePartOfTheMiddleSplitsTheEntryWithOneReservedFirst() {
         let map = KernelMaps.kmem
         guard let address = Kmem.allocate(8 * pageSize) else { return Test.fail("kmem_alloc failed") }
         for page in 0..<8 { pointer(at: address + UInt64(page) * pageSize).storeBytes(of: UInt64(page), as: UInt64.self) }
         let entriesBefore = map.pointee.map.count
         let freeBefore = PhysicalMemory.freePages
-        let allocationsBefore = FreePath.allocationsInside
-        let zoneAllocationsBefore = Zones.mapEntry.statistics.allocations
-        Kmem.free(address + 3 * pageSize, 2 * pageSize)
-        Test.expectEqual(FreePath.allocationsInside, allocationsBefore, "allocations inside the free path")
-        Test.expectEqual(Zones.mapEntry.statistics.allocations, zoneAllocationsBefore, "map entries allocated from the zone (the spare came from the stock)")
+        Test.expect(Kmem.freePart(address + 3 * pageSize, 2 * pageSize, .ordinary), "an ordinary freePart got its entry")
         Test.expectEqual(map.pointee.map.count, entriesBefore + 1, "entries after splitting one")
         Test.expectEqual(PhysicalMemory.freePages - freeBefore, UInt64(2), "pages freed")
         Test.expect(Pmap.extract(address + 3 * pageSize) == nil && Pmap.extract(address + 4 * pageSize) == nil, "the middle is unmapped")
@@ -89,6 +91,35 @@ enum VMMapTests {
         Kmem.free(address + 5 * pageSize, 3 * pageSize)
         Test.expectEqual(map.pointee.map.count, entriesBefore - 1, "entries after freeing both pieces")
         expectValid(map)
+    }
+
+    /// kmem_free of whole allocations, fronts and backs: no entry is reserved, not even from the
+    /// map's stock (emptied here, so a reservation would have to reach the zone), and the
+    /// map_entry zone sees no allocation.
+    static func kmemFreeOfWholeAllocationsAndEdgesReservesNoEntry() {
+        let map = KernelMaps.kmem
+        guard let first = Kmem.allocate(4 * pageSize), let second = Kmem.allocate(4 * pageSize) else {
+            return Test.fail("kmem_alloc failed")
+        }
+        VMMaps.flushStock(map)
+        let entriesBefore = map.pointee.map.count
+        let zoneAllocationsBefore = Zones.mapEntry.statistics.allocations
+        Kmem.free(first, pageSize)                        // the front
+        Kmem.free(first + 3 * pageSize, pageSize)         // the back
+        Kmem.free(first + pageSize, 2 * pageSize)         // what is left: all of it
+        Kmem.free(second, 4 * pageSize)                   // a whole allocation
+        Test.expectEqual(Zones.mapEntry.statistics.allocations, zoneAllocationsBefore, "map entries allocated by kmem_free")
+        Test.expectEqual(map.pointee.stock.count, min(2, map.pointee.stockTarget), "the removed entries refilled the stock")
+        Test.expectEqual(map.pointee.map.count, entriesBefore - 2, "entries after freeing both allocations")
+        expectValid(map)
+    }
+
+    /// A kmem_free strictly inside an allocation would need a map entry: it panics instead.
+    @inline(never)
+    static func kmemFreeOfTheMiddleIsRefused() {
+        guard let address = Kmem.allocate(4 * pageSize) else { return Test.fail("kmem_alloc failed") }
+        Kmem.free(address + pageSize, pageSize)
+        Test.fail("a kmem_free that splits an allocation was not refused")
     }
 
     static func fullSubmapFailsCleanlyAndNamesItself() {
@@ -154,7 +185,7 @@ enum VMMapTests {
         Test.expect(Pmap.extract(address) == nil && Pmap.extract(address + (1 << 20) - pageSize) == nil, "nothing mapped")
         Test.expectEqual(MemoryObjects.live, liveBefore + 1, "objects alive")
         // A partial free splits the entry; both pieces share the object until both are gone.
-        Kmem.freePageable(address + 64 * pageSize, 64 * pageSize)
+        Test.expect(Kmem.freePart(address + 64 * pageSize, 64 * pageSize, in: KernelMaps.pageable, .ordinary), "freePart got its entry")
         Test.expectEqual(MemoryObjects.live, liveBefore + 1, "the object outlives a partial free")
         Kmem.freePageable(address, 64 * pageSize)
         Kmem.freePageable(address + 128 * pageSize, 128 * pageSize)
@@ -204,7 +235,9 @@ enum VMMapTests {
                 // Free a random piece: the front, the back or the middle (a split).
                 let first = UInt64(Test.random.next(below: Int(pages)))
                 let count = UInt64(1 + Test.random.next(below: Int(pages - first)))
-                Kmem.free(address + first * pageSize, count * pageSize, in: submap)
+                guard Kmem.freePart(address + first * pageSize, count * pageSize, in: submap, .ordinary) else {
+                    return Test.fail("an ordinary freePart could not reserve its map entry")
+                }
                 live.remove(at: index)
                 if first > 0 { live.append((address, first)) }
                 if first + count < pages { live.append((address + (first + count) * pageSize, pages - first - count)) }

@@ -4,9 +4,16 @@
 // of the submap, then (with the map unlocked) allocates a page for every page of the range and
 // maps it through the pmap. Whatever it cannot get under the caller's rules - a range, a page,
 // a PV entry, a page-table page - makes it undo everything and return nil; a submap that is
-// full is reported by name. kmem_free reserves its spare entry (from the map's stock), then -
-// inside a free path that allocates nothing - removes the range from the map, unmaps it and
-// frees its pages. Freeing part of an allocation is allowed: the map clips the entry.
+// full is reported by name.
+//
+// kmem_free (`free`, `freePageable`) is a free path (kernel/Lib/FreePath.swift): it allocates
+// nothing, not even a map entry from the map's stock, whatever the state of the map_entry
+// zone. That holds because a free never splits an entry: each allocation is an entry of its
+// own (the map never merges neighbours), so freeing all of one removes whole entries, and
+// freeing its front or back only trims one. A free strictly inside an entry would need a new
+// entry for the second piece; kmem_free refuses it with a panic. `freePart` does it: it
+// reserves that entry first, under the caller's AllocationContext - an allocation, made
+// before the free path starts, that can wait or fail like any other.
 //
 // kmem_alloc_pageable inserts an entry backed by a new anonymous memory object and touches no
 // page; pages arrive on first touch (kernel/VM/PageFault.swift).
@@ -18,6 +25,7 @@ enum Kmem {
     /// Wired memory: `bytes` (rounded up to pages) at an address aligned to `alignment`.
     static func allocate(_ bytes: UInt64, in map: MapRef = KernelMaps.kmem, alignment: UInt64 = pageSize,
                          _ context: AllocationContext = .ordinary) -> VirtualAddress? {
+        FreePath.checkAllocation(.kmem)
         let size = roundUp(bytes, to: pageSize)
         guard let start = insertEntry(map, size: size, alignment: alignment, kind: .wired, context) else { return nil }
         var mapped: UInt64 = 0
@@ -44,9 +52,31 @@ enum Kmem {
         return start
     }
 
-    /// Frees [address, address + bytes) of wired memory - all of an allocation or a part.
+    /// kmem_free: frees [address, address + bytes) of wired memory - whole allocations, or the
+    /// front or the back of one. Allocates nothing. A range strictly inside one allocation
+    /// would split its entry: that panics (use `freePart`).
     static func free(_ address: VirtualAddress, _ bytes: UInt64, in map: MapRef = KernelMaps.kmem) {
-        removeRange(map, address, roundUp(bytes, to: pageSize))
+        var noSpare = EntryReservation()
+        removeRange(map, address, roundUp(bytes, to: pageSize), spares: &noSpare, counted: false)
+    }
+
+    /// Frees any part of allocations in `map` (wired or pageable), a hole in the middle of one
+    /// included. The entry a hole needs is reserved first, under `context` (waiting or failing
+    /// as it says); false when it could not be had, and then nothing was freed.
+    static func freePart(_ address: VirtualAddress, _ bytes: UInt64, in map: MapRef = KernelMaps.kmem,
+                         _ context: AllocationContext) -> Bool {
+        let size = roundUp(bytes, to: pageSize)
+        // The caller owns the range, so whether it splits an entry cannot change meanwhile.
+        map.pointee.lock.lock()
+        let splits = map.pointee.map.removalSplitsAnEntry(address, address + size)
+        map.pointee.lock.unlock()
+        guard splits else {
+            free(address, size, in: map)
+            return true
+        }
+        guard var spares = VMMaps.reserve(map, 1, context) else { return false }
+        removeRange(map, address, size, spares: &spares, counted: true)
+        return true
     }
 
     /// The size of the wired allocation that starts exactly at `address` in `map`, or nil when
@@ -60,6 +90,7 @@ enum Kmem {
 
     /// Pageable memory: an address range backed by a new anonymous object, no pages yet.
     static func allocatePageable(_ bytes: UInt64, owner: UInt64 = 0, _ context: AllocationContext = .ordinary) -> VirtualAddress? {
+        FreePath.checkAllocation(.kmem)
         let size = roundUp(bytes, to: pageSize)
         guard let object = MemoryObjects.create(pages: Int(size / pageSize)) else { return nil }
         object.pointee.owner = owner
@@ -82,8 +113,9 @@ enum Kmem {
         return body(raw.assumingMemoryBound(to: MemoryObject.self), Int((address - entry.pointee.start + entry.pointee.offset) / pageSize))
     }
 
+    /// kmem_free for pageable memory: the same rules as `free`.
     static func freePageable(_ address: VirtualAddress, _ bytes: UInt64) {
-        removeRange(KernelMaps.pageable, address, roundUp(bytes, to: pageSize))
+        free(address, bytes, in: KernelMaps.pageable)
     }
 
     /// Address space only: an entry with nothing behind it (pager windows). Free with `free`.
@@ -131,31 +163,24 @@ enum Kmem {
     private static func undo(_ map: MapRef, _ start: VirtualAddress, _ size: UInt64, _ mapped: UInt64, _ why: StaticString) -> VirtualAddress? {
         countEvent(&failures)
         Log.debug(.vm, "kmem: allocation of \(bytes: size) in \(map.pointee.map.name) undone: \(why) after \(mapped / pageSize) pages")
-        removeRange(map, start, size)
+        var noSpare = EntryReservation()
+        removeRange(map, start, size, spares: &noSpare, counted: false)   // all of it: no split
         return nil
     }
 
-    /// Removes [start, start + size) from `map` and releases what was behind it. A spare
-    /// entry is reserved first only when the range splits an entry (from the map's stock,
-    /// which allocating paths keep full); from there on nothing allocates.
-    static func removeRange(_ map: MapRef, _ start: VirtualAddress, _ size: UInt64) {
-        var spares = EntryReservation()
-        var reserved = false
-        while true {
-            map.pointee.lock.lock()
-            if !map.pointee.map.covers(start, start + size) {
-                panic("kmem_free of \(address: start) - \(address: start + size) in \(map.pointee.map.name): not all of it is allocated there")
-            }
-            let splits = map.pointee.map.removalSplitsAnEntry(start, start + size)
-            if !splits || spares.count >= 1 { break }
-            map.pointee.lock.unlock()
-            guard let taken = VMMaps.reserve(map, 1, .system, topUpStock: false) else {
-                panic("kmem_free: no spare map entry to split an entry of \(map.pointee.map.name) at \(address: start): the map_entry reserve is empty")
-            }
-            spares = taken
-            reserved = true
+    /// Removes [start, start + size) from `map` and releases what was behind it: the kmem free
+    /// path, which allocates nothing. `spares` holds the entry a split needs (reserved by
+    /// `freePart`, `counted` as a reservation) or nothing, and then the range must not split.
+    private static func removeRange(_ map: MapRef, _ start: VirtualAddress, _ size: UInt64,
+                                    spares: inout EntryReservation, counted: Bool) {
+        map.pointee.lock.lock()
+        if !map.pointee.map.covers(start, start + size) {
+            panic("kmem_free of \(address: start) - \(address: start + size) in \(map.pointee.map.name): not all of it is allocated there")
         }
-        FreePath.enter()
+        if map.pointee.map.removalSplitsAnEntry(start, start + size) && spares.count == 0 {
+            panic("kmem_free of \(address: start) - \(address: start + size) in \(map.pointee.map.name) would split an allocation in two: a free path takes no map entry (free whole allocations, or use Kmem.freePart)")
+        }
+        FreePath.enter(.kmemFree)
         var removed = RemovedRange()
         map.pointee.map.removeRange(start, start + size, using: &spares, removed: &removed)
         // Unmapped before the lock is dropped: once it is, the addresses can be handed out
@@ -171,7 +196,7 @@ enum Kmem {
             }
         }
         removed.recycleEntries(into: &spares)
-        VMMaps.release(map, &spares, counted: reserved)
+        VMMaps.release(map, &spares, counted: counted)
         FreePath.leave()
         VMMaps.finish(map, "kmem remove")
     }

@@ -186,6 +186,7 @@ enum MemoryObjects {
     private(set) static var all: ObjectRef? = nil
 
     static func create(pages: Int) -> ObjectRef? {
+        FreePath.checkAllocation(.memoryObject)
         guard let slotMemory = Kmalloc.allocate(max(1, pages) * MemoryLayout<PageIndex>.stride) else { return nil }
         let slots = slotMemory.bindMemory(to: PageIndex.self, capacity: pages)
         slots.initialize(repeating: .none, count: pages)
@@ -284,7 +285,7 @@ enum MemoryObjects {
     /// writing is waited for. Allocates nothing.
     static func releasePages(_ object: ObjectRef, first: Int, count: Int) {
         check(object)
-        FreePath.enter()
+        FreePath.enter(.objectPageRelease)
         for index in first..<(first + count) {
             withInterruptsDisabled {
                 while true {
@@ -325,7 +326,7 @@ enum MemoryObjects {
         withInterruptsDisabled {
             while object.pointee.pins > 0 { Scheduler.sleep(on: UnsafeRawPointer(object), reason: "object pinned") }
         }
-        FreePath.enter()
+        FreePath.enter(.objectTeardown)
         releasePages(object, first: 0, count: object.pointee.pageCount)
         object.pointee.invalidate()
         withInterruptsDisabled {

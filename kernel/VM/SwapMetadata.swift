@@ -101,7 +101,7 @@ enum SwapMetadata {
     /// swap, so freeing a large object that was barely paged out does not look up every chunk.
     static func release(_ object: ObjectRef, first firstPageToFree: Int, count: Int) {
         guard table != nil, object.pointee.swappedPages > 0 else { return }
-        FreePath.enter()
+        FreePath.enter(.swapMetadataFree)
         let key = UnsafeMutableRawPointer(object)
         var page = firstPageToFree
         while page < firstPageToFree + count && object.pointee.swappedPages > 0 {

@@ -6,8 +6,10 @@
 // They come first from the map's own stock, then from the map_entry zone under the caller's
 // AllocationContext - from its reserve for VM internals and the pageout path. After the operation the
 // unused ones, and the entries removed from the map, top the stock back up to its target and
-// the rest go back to the zone. Allocating paths fill the stock, so that a later unmap - a
-// free path - finds its spare entry there and calls no allocator at all.
+// the rest go back to the zone. Free paths reserve nothing, not even from the stock: kmem_free
+// never splits an entry (kernel/VM/Kmem.swift) and destroying a submap removes one whole entry;
+// a reservation inside a free path panics (kernel/Lib/FreePath.swift). The stock serves the
+// allocating operations (inserts, protects, kmem's freePart), so that they seldom reach the zone.
 //
 // With `mapcheck=on`, every operation ends with the full validator (kernel/VM/Portable/VMMapCheck.swift)
 // plus the checks that need the kernel: submap bounds and balanced reservations.
@@ -19,7 +21,7 @@ extension LogTag {
 struct MapControl {
     var map: VMMapState
     var lock: SpinLock
-    /// Spare entries kept for free paths.
+    /// Spare entries kept for the next operations (not for free paths: they need none).
     var stock = EntryReservation()
     var stockTarget: Int
     /// The submap this map is inside of, for bounds checks (nil for kernel_map).
@@ -65,18 +67,22 @@ enum VMMaps {
         return submap
     }
 
-    /// Removes an empty submap from its parent and frees it (test submaps).
+    /// Removes an empty submap from its parent and frees it (test submaps). A free path: the
+    /// submap's entry covers exactly the submap, so removing it splits nothing and needs no
+    /// spare entry; nothing is reserved or allocated.
     static func destroySubmap(_ submap: MapRef) {
         kassert(submap.pointee.map.count == 0, "destroying submap \(submap.pointee.map.name) with \(submap.pointee.map.count) entries")
         let parent = submap.pointee.parent!
-        guard var spares = reserve(parent, 1, .system) else { panic("no entry to destroy a submap") }
-        FreePath.enter()
+        FreePath.enter(.submapDestroy)
+        var spares = EntryReservation()
         parent.pointee.lock.lock()
+        kassert(!parent.pointee.map.removalSplitsAnEntry(submap.pointee.map.start, submap.pointee.map.end),
+                "submap \(submap.pointee.map.name) is not exactly one entry of \(parent.pointee.map.name)")
         var removed = RemovedRange()
         parent.pointee.map.removeRange(submap.pointee.map.start, submap.pointee.map.end, using: &spares, removed: &removed)
         removed.recycleEntries(into: &spares)
         parent.pointee.lock.unlock()
-        release(parent, &spares)
+        release(parent, &spares, counted: false)
         FreePath.leave()
         flushStock(submap)
         submap.deallocate()
@@ -88,6 +94,9 @@ enum VMMaps {
     /// map's stock first, then from the map_entry zone under `context`'s rules. Also tops the
     /// stock up when the caller is allowed to allocate. Nil when entries cannot be had.
     static func reserve(_ map: MapRef, _ count: Int, _ context: AllocationContext, topUpStock: Bool = true) -> EntryReservation? {
+        // A reservation is an allocation even when the stock serves it: a free path that took
+        // from the stock would leave the next free path without its entry.
+        FreePath.checkAllocation(.mapEntryReservation)
         var spares = EntryReservation()
         while spares.count < count {
             if let entry = withInterruptsDisabled({ map.pointee.stock.takeAny() }) {
@@ -99,7 +108,7 @@ enum VMMaps {
                 return nil
             }
         }
-        if topUpStock && !FreePath.isInside {
+        if topUpStock {
             // Allocating paths keep the stock full for the free paths that follow.
             while map.pointee.stock.count < map.pointee.stockTarget, let memory = Zones.mapEntry.allocate(context.withoutWaiting) {
                 withInterruptsDisabled { map.pointee.stock.add(memory.bindMemory(to: MapEntry.self, capacity: 1)) }

@@ -268,7 +268,7 @@ enum Pmap {
     /// Unmaps `count` pages from `address` on. Frees the PV entries and any table page left
     /// empty; allocates nothing.
     static func remove(_ address: VirtualAddress, pages count: Int) {
-        FreePath.enter()
+        FreePath.enter(.pmapRemove)
         var current = address
         let end = address + UInt64(count) * pageSize
         while current < end {

@@ -36,7 +36,7 @@ public struct ZoneRef<Environment: ZoneEnvironment> {
     // MARK: - Allocation
 
     public func allocate(_ context: AllocationContext) -> UnsafeMutableRawPointer? {
-        FreePath.noteAllocation()
+        FreePath.checkAllocation(.zone, name)
         let mayUseReserve = context.mayUseZoneReserves && Environment.reservesEnabled
         var token = Environment.lock()
         while true {
@@ -161,7 +161,7 @@ public struct ZoneRef<Environment: ZoneEnvironment> {
     // MARK: - Freeing
 
     public func free(_ object: UnsafeMutableRawPointer) {
-        FreePath.enter()
+        FreePath.enter(.zoneFree)
         let token = Environment.lock()
         let slab = slabOf(object)
         let index = objectIndex(object, in: slab)

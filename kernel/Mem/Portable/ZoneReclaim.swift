@@ -50,7 +50,7 @@ extension ZoneRef {
     /// Returns the number of slabs released. Allocates nothing.
     @discardableResult
     public func reclaim(keepEmpty: Int? = nil) -> Int {
-        FreePath.enter()
+        FreePath.enter(.zoneReclaim)
         let keep = keepEmpty ?? state.pointee.keepEmptySlabs
         // Constant for the zone's life: read here so that loop 2 needs nothing from the zone.
         let slabBytes = state.pointee.slabBytes
