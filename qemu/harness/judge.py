@@ -29,7 +29,7 @@ def judge_suite(result, suite, elf):
         problems.append("cases never reported: " + ", ".join(missing))
     if report.summary is not None:
         problems.extend(memcheck.check(result.output, result.boot.memory))
-        problems.extend(zonecheck.check(result.output))
+        problems.extend(zonecheck.check(result.output, elf, result.log_path))
     if panic_lines(result.output):
         problems.extend(symbolize_panic(elf, result.output))
     return problems
