@@ -83,6 +83,7 @@ enum KernelZoneEnvironment: ZoneEnvironment {
 
     static func log(_ message: LogMessage) { Log.info(.zone, message) }
     static func fail(_ message: LogMessage) -> Never { panic(message) }
+    static func callChain() -> DrawChain { Backtrace.callChain() }
 }
 
 typealias KernelZone = ZoneRef<KernelZoneEnvironment>
@@ -127,6 +128,11 @@ enum Zones {
                           reserve: ReserveBounds.mapEntryReserve, staticSlabs: 2, source: .directMap)
         swapBlock = create("swblock", objectSize: MemoryLayout<SwapBlock>.stride, slabPages: 4,
                            reserve: ReserveBounds.swapBlockReserve, staticSlabs: 0, source: .kernelMemory)
+        // From here on a draw deeper than its derived bound panics (ReserveDraw.swift).
+        let bound = ReserveBounds.bound
+        pvEntry.state.pointee.reserveBound = bound.pvEntries
+        mapEntry.state.pointee.reserveBound = bound.mapEntries
+        swapBlock.state.pointee.reserveBound = bound.swapBlocks
         Log.info(.zone, "zones bootstrapped from \(bytes: staticPoolNext - arch_static_slab_pool_start()) of static slabs; debug checks: \(message: debugDescription)")
     }
 
@@ -234,6 +240,25 @@ enum Zones {
             let lowest = t.lowestFree == Int.max ? 0 : t.lowestFree
             Log.info(.zone, "zones:  \(zone.name)\(padding: zone.name, 13) \(s.objectSize, width: 5) \(s.slabBytes / 1024, width: 3)K/\(s.objectsPerSlab, width: 3) \(s.inUse, width: 7) \(s.freeObjects, width: 7) \(t.staticSlabs, width: 4)+\(t.dynamicSlabs, width: 4) \(s.reserveTarget, width: 8) \(lowest, width: 6) \(t.deepestReserveUse, width: 7) \(t.refills, width: 8) \(t.failedRefills, width: 6) \(t.allocations, width: 11) \(t.frees, width: 11) \(t.slabsReleased, width: 8) \(s.wastePerMille / 10, width: 3).\(s.wastePerMille % 10)%")
         }
+        // The deepest draw on each reserve with a derived bound, and the chain that made it
+        // (qemu/harness/zonecheck.py symbolises it).
+        forEach { zone in
+            let s = zone.state.pointee
+            guard s.reserveBound != Int.max else { return }
+            printDeepestDraw(zone.name, s.statistics.deepestReserveUse, bound: s.reserveBound, s.statistics.deepestReserveChain)
+        }
+        printDeepestDraw("pages", Int(PhysicalMemory.statistics.pageout.deepestReserveUse), bound: PhysicalMemory.pageoutDrawBound,
+                         PhysicalMemory.deepestPageoutChain)
+    }
+
+    private static func printDeepestDraw(_ reserve: StaticString, _ depth: Int, bound: Int, _ chain: DrawChain) {
+        var sink = LogMessage.Appender(message: LogMessage())
+        for index in 0..<DrawChain.depth where chain[index] != 0 {
+            sink.write(UInt8(ascii: " "))
+            Format.hex(chain[index], digits: 16, into: &sink)
+        }
+        let message = sink.message
+        Log.info(.zone, "deepest draw: \(reserve) \(depth) of bound \(bound); chain\(message: message)")
     }
 }
 

@@ -37,6 +37,11 @@ enum PhysicalMemory {
     static let maximumInjectedRetries = 8
     static var statistics = PerRequester<RequesterStatistics>(RequesterStatistics())
     static var lowestFreePages: UInt64 = UInt64.max
+    /// The deepest draw below free_min the derivation allows the pageout requester
+    /// (ReserveBounds.bound.pages; a deeper one panics at once), and the chain of the deepest
+    /// draw so far. Int.max until bootstrap.
+    static var pageoutDrawBound = Int.max
+    static var deepestPageoutChain = DrawChain()
 
     static var freePages: UInt64 { buddy?.pointee.freePages ?? 0 }
 
@@ -73,6 +78,9 @@ enum PhysicalMemory {
         thresholds = FreePageThresholds.derive(totalPages: managedPages, pageoutFloor: pageoutFloor)
         statistics = PerRequester(RequesterStatistics())
         lowestFreePages = freePages
+        // The derivation holds with the zone reserves on; without them the pageout path grows
+        // the entry zones itself (the chain at depth 2), which has its own bound.
+        pageoutDrawBound = Reserves.protections.contains(.zones) ? ReserveBounds.bound.pages : ReserveBounds.boundWithoutZoneReserves.pages
 
         let descriptorSize = UInt64(MemoryLayout<VMPage>.stride)
         Log.info(.pmm, "page descriptors: \(descriptorSize) bytes each, \(pageCount) pages, \(bytes: UInt64(descriptorPages) * pageSize) in total = \(percent: descriptorSize, of: pageSize) of RAM")
@@ -142,8 +150,19 @@ enum PhysicalMemory {
         // How deep below the floor of the requester before it this one went.
         guard let before = Requester(rawValue: requester.rawValue - 1) else { return }
         let floorAbove = thresholds.floor(for: before)
-        if free < floorAbove {
+        guard free < floorAbove else { return }
+        if requester != .pageout {
             statistics[requester].deepestReserveUse = max(statistics[requester].deepestReserveUse, floorAbove - free)
+            return
+        }
+        // Below free_min: the pageout requester's reserve, checked against its derived bound.
+        let depth = Int(floorAbove - free)
+        var deepest = Int(statistics.pageout.deepestReserveUse)
+        let withinBound = ReserveDraws.note(depth, bound: pageoutDrawBound, deepest: &deepest, chain: &deepestPageoutChain,
+                                            caller: { Backtrace.callChain() })
+        statistics.pageout.deepestReserveUse = UInt64(deepest)
+        if !withinBound {
+            panic("page allocator: pageout draw \(depth) pages below free_min is beyond its derived bound \(pageoutDrawBound) (ReserveBounds.bound.pages, docs/reserves.md): a chain the derivation misses - the backtrace below")
         }
     }
 

@@ -138,7 +138,8 @@ enum AllocationContextTests {
         }
         let taken = PageBitmap(pages: PhysicalMemory.pageCount)
         Preemption.disable()
-        _ = PhysicalMemoryTests.drain(.pageout, into: taken)
+        // Setup, not a path's need: deliberate draws (kernel/Mem/Portable/ReserveDraw.swift).
+        _ = ReserveDraws.deliberately { PhysicalMemoryTests.drain(.pageout, into: taken) }
         giveBack(Int(PhysicalMemory.thresholds.freeMin / 2), of: taken)      // below free_min, above zero
         Preemption.enable()
         withInterruptsDisabled {

@@ -1,71 +1,347 @@
-// ReserveBoundTests.swift - the tight reserve bounds, shown tight.
+// ReserveBoundTests.swift - every chain of ReserveBounds driven to its bound, and one below.
 //
-// One pageout step that does not have to grow a zone takes exactly one swblock, one map
-// entry (the pager window) and one PV entry (the window's mapping) from the reserves, and no
-// page (the pager's page tables are pinned at boot). Each case prepares a dirty page the way
-// the pageout thread takes one, drains every free page so that no zone can grow, leaves each
-// zone exactly N free objects, and runs the page-out: at the bound it must write the page;
-// with one zone one below, it must fail with that zone's shortage - the failure the reserve
-// protects against (with nothing else able to free memory, that is the deadlock).
+// Each case builds one situation of docs/reserves.md section 3 with the kernel's real paths:
+// dirty pages taken the way the pageout thread takes them and written with
+// SwapPager.pageOut, the zones and free_min set so that the reserve under test is the only
+// thing between the step and failure. A reserve at its bound carries the chains through, and
+// its deepest draw - recorded and checked at run time - is exactly the bound; one below, the
+// step fails with that reserve's shortage. The map_entry reserve is the exception: its last
+// draws only top the map stocks up, and a stock one short fails nothing (the entry a window
+// gives back fills it again), so there "one below" is shown by the run-time check: set to
+// bound - 1, the same chains panic. Every number comes from ReserveBounds.
+//
+// What a case sets up is no path's need and is done inside ReserveDraws.deliberately: the
+// reserve line of each zone (its reserveTarget) is moved to the level under test, the objects
+// above it are held by ordinary allocations, free_min is moved and the pages above it held.
+// The map stocks are flushed (empty: the worst case, which page-ins that take stocked entries
+// can leave). The next kmem slab is placed where its page directory and page table are both
+// missing, so a growth needs the two table pages the derivation counts. The entry zones'
+// refills are held off where a case says so - as failed refills would be - by marking them
+// running. Everything is put back afterwards; the deepest draws keep their maxima.
 
 enum ReserveBoundTests {
     static var suite: TestSuite {
         TestSuite("reservebound", diskMiB: 8, [
-            TestCase("pageOutSucceedsWithEveryReserveAtItsBound", { expect(swapBlocks: 1, mapEntries: 1, pvEntries: 1, result: .written) }),
-            TestCase("pageOutFailsWithTheSwblockReserveOneBelow", { expect(swapBlocks: 0, mapEntries: 1, pvEntries: 1, result: .noMetadata) }),
-            TestCase("pageOutFailsWithTheMapEntryReserveOneBelow", { expect(swapBlocks: 1, mapEntries: 0, pvEntries: 1, result: .noWindow) }),
-            TestCase("pageOutFailsWithThePVEntryReserveOneBelow", { expect(swapBlocks: 1, mapEntries: 1, pvEntries: 0, result: .noWindow) }),
+            TestCase("swblockBoundCarriesPageoutToTheStepThatGrowsTheZone", { stepsBeforeGrowth(swapBlocks: ReserveBounds.bound.swapBlocks) }),
+            TestCase("swblockBoundLessOneStopsTheStepThatMustGrow", { stepsBeforeGrowth(swapBlocks: ReserveBounds.bound.swapBlocks - 1) }),
+            TestCase("pageBoundGrowsTheSwblockZoneInsideAStep", { growthInAStep(pages: ReserveBounds.bound.pages) }),
+            TestCase("pageBoundLessOneCannotGrowIt", { growthInAStep(pages: ReserveBounds.bound.pages - 1) }),
+            TestCase("entryBoundsCarryTheStepTheGrowthAndARefillAtOnce", {
+                everyChainAtOnce(pvEntries: ReserveBounds.bound.pvEntries, mapEntries: ReserveBounds.bound.mapEntries)
+            }),
+            TestCase("pvEntryBoundLessOneLeavesTheWindowUnmapped", {
+                everyChainAtOnce(pvEntries: ReserveBounds.bound.pvEntries - 1, mapEntries: ReserveBounds.bound.mapEntries)
+            }),
+            // The map_entry bound's last draws only top the map stocks up, which give way
+            // without failing anything: one below, it is the run-time check that fails.
+            TestCase("mapEntryBoundLessOneIsExceededByEveryChainAtOnce", expectsPanic: "zone map_entry: reserve draw", inFrame: "noteReserveDraw", {
+                Zones.mapEntry.state.pointee.reserveBound = ReserveBounds.bound.mapEntries - 1
+                everyChainAtOnce(pvEntries: ReserveBounds.bound.pvEntries, mapEntries: ReserveBounds.bound.mapEntries)
+                Test.fail("the draws stayed within the bound less one")
+            }),
+            TestCase("zoneGrowthAtDepthTwoTakesEverySlabFromThePageoutTier", { growthAtDepthTwo(pages: ReserveBounds.boundWithoutZoneReserves.pages) }),
+            TestCase("zoneGrowthAtDepthTwoWithOnePageLessFails", { growthAtDepthTwo(pages: ReserveBounds.boundWithoutZoneReserves.pages - 1) }),
+            TestCase("aZoneDrawOneBeyondItsBoundPanics", expectsPanic: "reserve draw", inFrame: "noteReserveDraw", zoneDrawBeyondTheBound),
+            TestCase("aPageDrawOneBeyondItsBoundPanics", expectsPanic: "below free_min is beyond its derived bound", inFrame: "PhysicalMemory.noteAllocation",
+                     pageDrawBeyondTheBound),
         ])
     }
 
-    static func expect(swapBlocks: Int, mapEntries: Int, pvEntries: Int, result expected: PageOutResult) {
-        // A dirty page of a fresh object, taken off its queue and marked busy as the pageout
-        // thread does before it writes a page.
-        guard let address = Kmem.allocatePageable(pageSize) else { return Test.fail("kmem_alloc_pageable failed") }
-        pointer(at: address).storeBytes(of: 0x5EED_0000 | KernelOptions.seed, as: UInt64.self)
-        let page = PhysicalMemory.index(of: Pmap.extract(address)!)!
-        let descriptor = PhysicalMemory.page(page)
-        let object = descriptor.pointee.object!.assumingMemoryBound(to: MemoryObject.self)
-        withInterruptsDisabled {
-            PageQueues.claim(page)
-            Pmap.removeAll(page)
-        }
-        // The pager map's spare entries would hide the map_entry reserve: none for now.
-        let pager = KernelMaps.pager
-        let stockTarget = pager.pointee.stockTarget
-        pager.pointee.stockTarget = 0
-        VMMaps.flushStock(pager)
+    static var zones: [KernelZone] { [Zones.swapBlock, Zones.mapEntry, Zones.pvEntry] }
 
-        // Enough free objects in each zone first (growing while pages exist), then no pages.
-        var heldObjects: [(KernelZone, UnsafeMutableRawPointer)] = []
-        heldObjects.reserveCapacity(1024)
-        var heldPages: [PageIndex] = []
-        heldPages.reserveCapacity(Int(PhysicalMemory.managedPages))
-        let zones: [(KernelZone, Int)] = [(Zones.swapBlock, swapBlocks), (Zones.mapEntry, mapEntries), (Zones.pvEntry, pvEntries)]
-        for (zone, wanted) in zones where zone.freeObjects < wanted {
-            let object = zone.allocate(.ordinary)!
-            zone.free(object)
+    // MARK: - The cases
+
+    /// The pageout thread with no free page at all: it takes steps that need no page, each
+    /// keeping a swblock and freeing its page, until it has the pages to grow the swblock zone.
+    /// free_min sits at the page bound (its floor), so the growth draws exactly that many pages
+    /// below it.
+    static func stepsBeforeGrowth(swapBlocks: Int) {
+        let bound = ReserveBounds.bound
+        let steps = ReserveBounds.stepsWithoutPages + 1
+        let expectedWritten = swapBlocks >= ReserveBounds.stepsWithoutPages ? steps : swapBlocks
+        let scene = Scene(pages: steps)
+        scene.set(freeMin: bound.pages, pagesFree: 0,
+                  zones: [swapBlocks, bound.mapEntries, bound.pvEntries])
+        var written = 0
+        var last = PageOutResult.written
+        for number in 0..<steps {
+            last = scene.pageOut(number)
+            guard last == .written else { break }
+            written += 1
         }
-        while let taken = PhysicalMemory.allocate(order: 0, .pageout) { heldPages.append(taken) }
-        // Emptying the reserves down to `wanted` is this test's setup, not a path's need: the
-        // deepest-draw statistics (checked against the bounds by qemu/harness/zonecheck.py)
-        // are put back afterwards.
-        let deepestBefore = zones.map { $0.0.statistics.deepestReserveUse }
-        for (zone, wanted) in zones {
-            while zone.freeObjects > wanted, let object = zone.allocate(.system) { heldObjects.append((zone, object)) }
-            Test.expectEqual(zone.freeObjects, wanted, "free objects left in \(zone.name)")
+        let drawn = scene.finish()
+        Test.expectEqual(written, expectedWritten, "steps written with \(swapBlocks) swblocks in reserve (the last ended '\(last.name)')")
+        if expectedWritten == steps {
+            Test.expectEqual(drawn.swapBlocks, swapBlocks, "deepest swblock draw")
+            Test.expectEqual(drawn.pages, bound.pages, "deepest draw below free_min (the growth)")
+        } else {
+            Test.expect(last == .noMetadata, "the step that must grow ended '\(last.name)', expected '\(PageOutResult.noMetadata.name)'")
+        }
+    }
+
+    /// One step whose swblock zone is empty: it grows the zone from `pages` pages below
+    /// free_min (free_min at `pages`, every page above it held).
+    static func growthInAStep(pages: Int) {
+        let bound = ReserveBounds.bound
+        let scene = Scene(pages: 1)
+        scene.set(freeMin: pages, pagesFree: pages, zones: [0, bound.mapEntries, bound.pvEntries])
+        let result = scene.pageOut(0)
+        let drawn = scene.finish()
+        if pages >= ReserveBounds.pageoutZoneGrowth.pages {
+            Test.expect(result == .written, "the step ended '\(result.name)' with \(pages) pages below free_min")
+            Test.expectEqual(drawn.pages, pages, "deepest draw below free_min")
+            Test.expectEqual(drawn.mapEntries, ReserveBounds.pageoutStep.mapEntries + ReserveBounds.pageoutZoneGrowth.mapEntries + ReserveBounds.stockedEntries,
+                             "map entries: the window, the slab, both stocks")
+            Test.expectEqual(drawn.pvEntries, ReserveBounds.pageoutStep.pvEntries + ReserveBounds.pageoutZoneGrowth.pvEntries, "PV entries: the window, the slab's pages")
+        } else {
+            Test.expect(result == .noMetadata, "the step ended '\(result.name)' with \(pages) pages below free_min, expected '\(PageOutResult.noMetadata.name)'")
+        }
+    }
+
+    /// The step grows the swblock zone (pageout tier), which leaves it below its reserve, so a
+    /// refill follows (system tier, free_min at 0 so that it finds the pages the growth left);
+    /// then the window. The entry zones' own refills fail (held off), so every draw stays
+    /// drawn: the map_entry and pv_entry reserves reach their bounds.
+    static func everyChainAtOnce(pvEntries: Int, mapEntries: Int) {
+        let bound = ReserveBounds.bound
+        let scene = Scene(pages: 1)
+        let pages = ReserveBounds.pageoutZoneGrowth.pages + ReserveBounds.swapBlockSlabPages
+        // A reserve one slab deep: the growth's slab, less the object it hands out, leaves the
+        // zone below it, and one refill slab fills it.
+        let slab = Zones.swapBlock.state.pointee.objectsPerSlab
+        scene.set(freeMin: 0, pagesFree: pages, zones: [0, mapEntries, pvEntries], swapBlockLine: slab, entryRefills: .failing)
+        let result = scene.pageOut(0)
+        let stock = KernelMaps.pager.pointee.stock.count
+        let drawn = scene.finish()
+        Test.expect(Zones.swapBlock.statistics.refills > scene.swapBlockRefillsBefore, "the growth was followed by a refill")
+        if pvEntries < bound.pvEntries {
+            Test.expect(result == .noWindow, "the step ended '\(result.name)' with \(pvEntries) PV entries, expected '\(PageOutResult.noWindow.name)'")
+            Test.expectEqual(drawn.pvEntries, pvEntries, "every PV entry drawn")
+            return
+        }
+        Test.expect(result == .written, "the step ended '\(result.name)'")
+        Test.expectEqual(drawn.pvEntries, bound.pvEntries, "deepest pv_entry draw")
+        Test.expectEqual(stock, KernelMaps.pager.pointee.stockTarget, "the pager map's stock full")
+        Test.expectEqual(drawn.mapEntries, bound.mapEntries, "deepest map_entry draw")
+    }
+
+    /// The zone reserves emptied (as with reserves= without zones): the swblock zone's growth
+    /// finds the map_entry and pv_entry zones empty too and grows them inside itself - depth 2
+    /// - every slab from the pageout tier.
+    static func growthAtDepthTwo(pages: Int) {
+        let scene = Scene(pages: 1)
+        scene.set(freeMin: pages, pagesFree: pages, zones: [0, 0, 0])
+        let pageBound = PhysicalMemory.pageoutDrawBound
+        PhysicalMemory.pageoutDrawBound = ReserveBounds.boundWithoutZoneReserves.pages
+        let chainBefore = ZoneGrowth.deepestChain
+        ZoneGrowth.deepestChain = 0
+        let result = scene.pageOut(0)
+        let chain = ZoneGrowth.deepestChain
+        ZoneGrowth.deepestChain = max(chainBefore, chain)
+        PhysicalMemory.pageoutDrawBound = pageBound
+        let drawn = scene.finish()
+        // These page draws were checked against the bound without zone reserves; the record
+        // the boot's other draws are checked against keeps its own maximum.
+        PhysicalMemory.statistics.pageout.deepestReserveUse = scene.savedPageDeepest
+        if pages >= ReserveBounds.boundWithoutZoneReserves.pages {
+            Test.expect(result == .written, "the step ended '\(result.name)' with \(pages) pages below free_min")
+            Test.expectEqual(chain, ReserveBounds.zoneGrowthChain, "zone growth chain")
+            Test.expectEqual(drawn.pages, pages, "deepest draw below free_min")
+        } else {
+            Test.expect(result == .noMetadata, "the step ended '\(result.name)' with \(pages) pages below free_min, expected '\(PageOutResult.noMetadata.name)'")
+        }
+    }
+
+    /// The map_entry zone at its reserve line, then one privileged draw more than its bound.
+    static func zoneDrawBeyondTheBound() {
+        let zone = Zones.mapEntry
+        var held: UnsafeMutableRawPointer? = nil
+        while zone.freeObjects > zone.state.pointee.reserveTarget, let object = zone.allocate(.ordinaryNoWait) { push(object, onto: &held) }
+        // Its refills fail (as when no page is above free_min): marked running, none starts.
+        zone.state.pointee.refilling = true
+        for _ in 0..<zone.state.pointee.reserveBound { push(zone.allocate(.system)!, onto: &held) }
+        Test.diagnostic("drew \(zone.state.pointee.reserveBound) map entries, the bound; one more must panic")
+        push(zone.allocate(.system)!, onto: &held)
+        Test.fail("a draw beyond the bound did not panic")
+    }
+
+    /// Every page above free_min held, then pageout-tier pages one more than the bound.
+    static func pageDrawBeyondTheBound() {
+        let held = PhysicalMemoryTests.PageBitmap(pages: PhysicalMemory.pageCount)
+        _ = PhysicalMemoryTests.drain(.system, into: held)
+        for _ in 0..<PhysicalMemory.pageoutDrawBound { _ = held.insert(PhysicalMemory.allocate(order: 0, .pageout)!) }
+        Test.diagnostic("drew \(PhysicalMemory.pageoutDrawBound) pages below free_min, the bound; one more must panic")
+        _ = held.insert(PhysicalMemory.allocate(order: 0, .pageout)!)
+        Test.fail("a draw beyond the bound did not panic")
+    }
+
+    // MARK: - The scene
+
+    static func push(_ object: UnsafeMutableRawPointer, onto list: inout UnsafeMutableRawPointer?) {
+        object.storeBytes(of: list, as: UnsafeMutableRawPointer?.self)
+        list = object
+    }
+
+    enum EntryRefills {
+        case asUsual
+        /// Held off by marking them running, as if their pages had failed.
+        case failing
+    }
+
+    /// Dirty pages ready to be written, and everything a case changes, to be put back.
+    final class Scene {
+        struct Dirty {
+            let address: VirtualAddress
+            let page: PageIndex
+            let object: ObjectRef
         }
 
-        let result = SwapPager.pageOut(page, object, 0)
-        Test.expect(result == expected, "the page-out ended '\(result.name)', expected '\(expected.name)'")
+        var dirty: [Dirty] = []
+        let heldPages: PhysicalMemoryTests.PageBitmap
+        var heldObjects: [UnsafeMutableRawPointer?] = [nil, nil, nil]
+        var fillers: [(VirtualAddress, UInt64)] = []
+        var savedLines: [Int] = []
+        var savedDeepest: [Int] = []
+        var savedThresholds = PhysicalMemory.thresholds
+        var savedPageDeepest: UInt64 = 0
+        var entryRefills = EntryRefills.asUsual
+        var swapBlockRefillsBefore: UInt64 = 0
 
-        // Put everything back.
-        for (zone, object) in heldObjects { zone.free(object) }
-        for (index, (zone, _)) in zones.enumerated() { zone.state.pointee.statistics.deepestReserveUse = deepestBefore[index] }
-        for taken in heldPages { PhysicalMemory.free(taken) }
-        pager.pointee.stockTarget = stockTarget
-        PageQueues.release(page, to: .active)
-        Kmem.freePageable(address, pageSize)
-        Zones.refillAll()
+        /// `pages` dirty pages, each of its own object (so each needs its own swblock), taken
+        /// off their queues and unmapped as the pageout thread does before it writes a page.
+        init(pages: Int) {
+            heldPages = PhysicalMemoryTests.PageBitmap(pages: PhysicalMemory.pageCount)
+            dirty.reserveCapacity(pages)
+            fillers.reserveCapacity(64)
+            for number in 0..<pages {
+                guard let address = Kmem.allocatePageable(pageSize) else {
+                    Test.fail("kmem_alloc_pageable failed")
+                    break
+                }
+                pointer(at: address).storeBytes(of: 0x5EED_0000 | KernelOptions.seed &+ UInt64(number), as: UInt64.self)
+                let page = PhysicalMemory.index(of: Pmap.extract(address)!)!
+                let object = PhysicalMemory.page(page).pointee.object!.assumingMemoryBound(to: MemoryObject.self)
+                withInterruptsDisabled {
+                    PageQueues.claim(page)
+                    Pmap.removeAll(page)
+                }
+                dirty.append(Dirty(address: address, page: page, object: object))
+            }
+        }
+
+        /// free_min at `freeMin`, `pagesFree` pages free (every other page held), each zone's
+        /// reserve line at `zones[i]` (swblock, map_entry, pv_entry) with exactly that many
+        /// objects free - except the swblock zone's line, which may sit higher
+        /// (`swapBlockLine`) than its free objects.
+        func set(freeMin: Int, pagesFree: Int, zones levels: [Int], swapBlockLine: Int? = nil,
+                 entryRefills: EntryRefills = .asUsual) {
+            // The fillers' reservations top the kmem stock up: flushed after them.
+            placeNextSlabWhereTablesAreMissing()
+            VMMaps.flushStock(KernelMaps.pager)
+            VMMaps.flushStock(KernelMaps.kmem)
+            let zones = ReserveBoundTests.zones
+            // Enough free objects in each zone first (growing while pages exist).
+            for (zone, wanted) in zip(zones, levels) {
+                var grown: UnsafeMutableRawPointer? = nil
+                while zone.freeObjects < wanted, let object = zone.allocate(.ordinary) { push(object, onto: &grown) }
+                while let object = grown {
+                    grown = object.load(as: UnsafeMutableRawPointer?.self)
+                    zone.free(object)
+                }
+            }
+            ReserveDraws.deliberately {
+                savedThresholds = PhysicalMemory.thresholds
+                PhysicalMemory.thresholds.freeMin = UInt64(freeMin)
+                while PhysicalMemory.freePages > UInt64(pagesFree), let page = PhysicalMemory.allocate(order: 0, .pageout) {
+                    _ = heldPages.insert(page)
+                }
+                for (index, (zone, wanted)) in zip(zones, levels).enumerated() {
+                    savedLines.append(zone.state.pointee.reserveTarget)
+                    zone.state.pointee.reserveTarget = wanted
+                    while zone.freeObjects > wanted, let object = zone.allocate(.ordinaryNoWait) { push(object, onto: &heldObjects[index]) }
+                    Test.expectEqual(zone.freeObjects, wanted, "free objects left in \(zone.name)")
+                }
+            }
+            Test.expectEqual(PhysicalMemory.freePages, UInt64(pagesFree), "free pages")
+            if let line = swapBlockLine { Zones.swapBlock.state.pointee.reserveTarget = line }
+            self.entryRefills = entryRefills
+            if entryRefills == .failing {
+                Zones.mapEntry.state.pointee.refilling = true
+                Zones.pvEntry.state.pointee.refilling = true
+            }
+            // The draws of this case alone: the maxima so far are put back in `finish`.
+            for zone in zones {
+                savedDeepest.append(zone.statistics.deepestReserveUse)
+                zone.state.pointee.statistics.deepestReserveUse = 0
+            }
+            savedPageDeepest = PhysicalMemory.statistics.pageout.deepestReserveUse
+            PhysicalMemory.statistics.pageout.deepestReserveUse = 0
+            swapBlockRefillsBefore = Zones.swapBlock.statistics.refills
+        }
+
+        /// Writes dirty page `number` as the pageout thread does and, once written, frees it.
+        func pageOut(_ number: Int) -> PageOutResult {
+            let page = dirty[number]
+            let result = SwapPager.pageOut(page.page, page.object, 0)
+            if result == .written {
+                withInterruptsDisabled { MemoryObjects.takeOut(page.page, from: page.object, at: 0) }
+                PhysicalMemory.free(page.page)
+            }
+            return result
+        }
+
+        /// Puts everything back and returns the deepest draws the case made.
+        func finish() -> ReserveNeeds {
+            let zones = ReserveBoundTests.zones
+            let drawn = ReserveNeeds(swapBlocks: zones[0].statistics.deepestReserveUse, mapEntries: zones[1].statistics.deepestReserveUse,
+                                     pvEntries: zones[2].statistics.deepestReserveUse, pages: Int(PhysicalMemory.statistics.pageout.deepestReserveUse))
+            if entryRefills == .failing {
+                Zones.mapEntry.state.pointee.refilling = false
+                Zones.pvEntry.state.pointee.refilling = false
+            }
+            for (index, zone) in zones.enumerated() {
+                zone.state.pointee.statistics.deepestReserveUse = max(savedDeepest[index], zone.statistics.deepestReserveUse)
+                zone.state.pointee.reserveTarget = savedLines[index]
+                while let object = heldObjects[index] {
+                    heldObjects[index] = object.load(as: UnsafeMutableRawPointer?.self)
+                    zone.free(object)
+                }
+            }
+            PhysicalMemory.statistics.pageout.deepestReserveUse = max(savedPageDeepest, PhysicalMemory.statistics.pageout.deepestReserveUse)
+            PhysicalMemory.thresholds = savedThresholds
+            heldPages.forEach { PhysicalMemory.free($0) }
+            heldPages.release()
+            for page in dirty {
+                let resident = withInterruptsDisabled { page.object.pointee.page(at: 0) == page.page }
+                if resident { PageQueues.release(page.page, to: .active) }
+                Kmem.freePageable(page.address, pageSize)
+            }
+            for (filler, size) in fillers { Kmem.free(filler, size, in: KernelMaps.kmem) }
+            Zones.refillAll()
+            return drawn
+        }
+
+        /// Reserves ranges of the kmem submap (address space only) until the next slab-sized,
+        /// slab-aligned free range starts where neither its page directory nor its page table
+        /// exists: a growth then needs ReserveBounds.tablePagesPerMapping table pages.
+        func placeNextSlabWhereTablesAreMissing() {
+            let map = KernelMaps.kmem
+            let slabBytes = UInt64(Zones.swapBlock.state.pointee.slabBytes)
+            let directory: UInt64 = 1 << 30
+            for _ in 0..<64 {
+                map.pointee.lock.lock()
+                let spot = map.pointee.map.findSpace(size: slabBytes, alignment: slabBytes)
+                let holeEnd = spot.flatMap { map.pointee.map.firstEntry(atOrAfter: $0)?.pointee.start } ?? map.pointee.map.end
+                map.pointee.lock.unlock()
+                guard let start = spot else { return Test.fail("kmem has no room for a slab") }
+                if 4 - withInterruptsDisabled({ Pmap.walk(start).depth }) == ReserveBounds.tablePagesPerMapping { return }
+                let nextDirectory = (start.rawValue / directory + 1) * directory
+                let end = min(holeEnd.rawValue, nextDirectory)
+                let size = end - start.rawValue
+                guard let filler = Kmem.reserveRange(map, size, .ordinaryNoWait) else { return Test.fail("no filler range in kmem") }
+                fillers.append((filler, size))
+            }
+            Test.fail("could not place the next kmem slab where its tables are missing")
+        }
     }
 }

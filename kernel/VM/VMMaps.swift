@@ -36,7 +36,7 @@ typealias MapRef = UnsafeMutablePointer<MapControl>
 
 enum VMMaps {
     static var validateAfterEveryOperation = false
-    static let defaultStockTarget = 2
+    static let defaultStockTarget = ReserveBounds.mapStockTarget
 
     static func create(_ name: StaticString, start: VirtualAddress, end: VirtualAddress, parent: MapRef? = nil) -> MapRef {
         let control = MapRef.allocate(capacity: 1)

@@ -33,7 +33,7 @@ def judge_suite(result, suite, elf):
         # The necessity workloads build, on purpose, states the bound derivation assumes away
         # (the pages below free_min taken, the swblock reserve spent): their draws are shown
         # in the matrix, not held to the bounds (docs/reserves.md, "Necessity").
-        problems.extend(zonecheck.check(result.output, check_bounds=not necessity.is_necessity(suite.name)))
+        problems.extend(zonecheck.check(result.output, elf, result.log_path, check_bounds=not necessity.is_necessity(suite.name)))
     problems.extend(waitgraph.check(result.output))
     if panic_lines(result.output):
         problems.extend(symbolize_panic(elf, result.output))

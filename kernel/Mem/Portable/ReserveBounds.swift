@@ -1,14 +1,16 @@
 // ReserveBounds.swift - how much of each reserve the paths that must make progress can need:
-// the one source of truth. docs/reserves.md derives every number here from the worst-case
-// chain of allocations of each path; the kernel sizes its reserves from these constants; the
-// tests check that the deepest reserve use ever observed stays within the bounds, and that a
-// reserve one below a tight bound makes the path fail.
+// the one source of truth. Every path that may draw on a reserve is written below as a chain
+// of steps - where the draw happens and what it takes - and the bounds are computed from
+// those chains, not written down. docs/reserves.md shows the same chains as tables; the
+// kernel sizes its reserves from these constants, panics the moment a draw goes deeper than
+// its bound (ZoneAllocator.swift, PhysicalMemory.swift), and `reservebound` drives each chain
+// to its bound and one below.
 //
 // Who may take reserves (AllocationContext.mayUseZoneReserves): the pageout thread, one step
 // at a time, under the pageout context (zone reserves and the pages below free_min), and the
 // refill of the kmem-backed swblock zone, under the system context (zone reserves, no page
 // below free_min), which runs at most once at a time (a zone is never refilled inside its own
-// refill) and takes map and PV entries for its slab.
+// refill). Both also top up the spare-entry stock of the map they reserve in (VMMaps.reserve).
 
 public struct ReserveNeeds: Equatable {
     public var swapBlocks: Int
@@ -17,7 +19,7 @@ public struct ReserveNeeds: Equatable {
     /// Pages below free_min (the pageout requester only).
     public var pages: Int
 
-    public init(swapBlocks: Int, mapEntries: Int, pvEntries: Int, pages: Int) {
+    public init(swapBlocks: Int = 0, mapEntries: Int = 0, pvEntries: Int = 0, pages: Int = 0) {
         self.swapBlocks = swapBlocks
         self.mapEntries = mapEntries
         self.pvEntries = pvEntries
@@ -28,6 +30,69 @@ public struct ReserveNeeds: Equatable {
         ReserveNeeds(swapBlocks: a.swapBlocks + b.swapBlocks, mapEntries: a.mapEntries + b.mapEntries,
                      pvEntries: a.pvEntries + b.pvEntries, pages: a.pages + b.pages)
     }
+
+    public static func * (a: ReserveNeeds, factor: Int) -> ReserveNeeds {
+        ReserveNeeds(swapBlocks: a.swapBlocks * factor, mapEntries: a.mapEntries * factor,
+                     pvEntries: a.pvEntries * factor, pages: a.pages * factor)
+    }
+}
+
+/// The maps whose spare-entry stock a privileged caller tops up from the map_entry reserve.
+public enum StockedMap: CaseIterable {
+    /// The pager submap: the pageout step's window.
+    case pager
+    /// The kmem submap: a swblock slab's range.
+    case kmem
+}
+
+/// How long a step's draw stays drawn.
+public enum DrawHeld {
+    /// Given back before the chain ends (the pager window's entry and PV entry).
+    case untilTheChainEnds
+    /// Kept after the chain: a swblock stays with the page on swap; a slab keeps its map
+    /// entry, PV entries and pages until a reclaim pass frees the slab.
+    case afterTheChain
+    /// Kept in a map's spare-entry stock, which never holds more than `mapStockTarget`
+    /// however many chains top it up: the bound counts each stocked map once.
+    case inTheStockOf(StockedMap)
+}
+
+/// One allocation of a chain: where it is made and what it takes from the reserves.
+public struct ChainStep {
+    public let call: StaticString
+    public let draws: ReserveNeeds
+    public let held: DrawHeld
+
+    public init(_ call: StaticString, _ draws: ReserveNeeds, _ held: DrawHeld) {
+        self.call = call
+        self.draws = draws
+        self.held = held
+    }
+}
+
+/// A path that draws on the reserves, as the allocations it makes in order.
+public struct ReserveChain {
+    public let name: StaticString
+    public let requester: Requester
+    public let steps: [ChainStep]
+
+    /// What the chain takes itself, stock top-ups left out (counted once per map in `bound`).
+    public var needs: ReserveNeeds {
+        var total = ReserveNeeds()
+        for step in steps {
+            if case .inTheStockOf = step.held { continue }
+            total = total + step.draws
+        }
+        return total
+    }
+
+    /// The maps whose stock this chain tops up.
+    public func topsUpStock(of map: StockedMap) -> Bool {
+        steps.contains { step in
+            if case .inTheStockOf(let stocked) = step.held { return stocked == map }
+            return false
+        }
+    }
 }
 
 public enum ReserveBounds {
@@ -36,43 +101,94 @@ public enum ReserveBounds {
     /// Page-table pages one new kmem mapping can need: a PD and a PT (kernel_map's PDPT is
     /// allocated at boot and never freed).
     public static let tablePagesPerMapping = 2
+    /// Spare entries a map keeps for its free paths (VMMaps.defaultStockTarget): a privileged
+    /// reservation tops the stock up to this many from the map_entry zone, under its own
+    /// context - so from the reserve (issue 15 (a)).
+    public static let mapStockTarget = 2
+
+    // MARK: - The chains
 
     /// One pageout step that does not grow a zone: cleaning one dirty page whose block has no
-    /// swblock yet. The pager window's page tables are allocated at boot and never freed, so
-    /// it takes no page; the window's map entry and PV entry are back in their zones when the
-    /// step ends. These needs are tight (ReserveBoundTests shows one fewer fails).
-    public static let pageoutStep = ReserveNeeds(swapBlocks: 1, mapEntries: 1, pvEntries: 1, pages: 0)
+    /// swblock yet (Pageout.clean -> SwapPager.pageOut, pageout context).
+    public static let pageoutStepChain = ReserveChain(name: "pageout step", requester: .pageout, steps: [
+        ChainStep("SwapMetadata.assign: the block's swblock", ReserveNeeds(swapBlocks: 1), .afterTheChain),
+        ChainStep("SwapPager.withWindow -> Kmem.reserveRange -> VMMaps.reserve(pager, 1)", ReserveNeeds(mapEntries: 1), .untilTheChainEnds),
+        ChainStep("VMMaps.reserve: the pager map's stock topped up", ReserveNeeds(mapEntries: mapStockTarget), .inTheStockOf(.pager)),
+        ChainStep("SwapPager.withWindow -> Pmap.enter (tables pinned at boot)", ReserveNeeds(pvEntries: 1), .untilTheChainEnds),
+    ])
 
     /// The pageout thread growing the swblock zone itself (its reserve is empty and refills
-    /// failed): a 16 KiB slab in kmem - its map entry, a PV entry per page, its pages and up to
-    /// two page-table pages, all from the reserves and the pageout tier.
-    public static let pageoutZoneGrowth = ReserveNeeds(swapBlocks: 0, mapEntries: 1, pvEntries: swapBlockSlabPages,
-                                                       pages: swapBlockSlabPages + tablePagesPerMapping)
+    /// failed): ZoneRef.grow -> KernelZoneEnvironment.allocateSlab -> Kmem.allocate(16 KiB),
+    /// pageout context - every draw from the reserves and the pageout tier.
+    public static let pageoutZoneGrowthChain = ReserveChain(name: "pageout zone growth", requester: .pageout, steps: [
+        ChainStep("Kmem.allocate -> VMMaps.reserve(kmem, 1): the slab's entry", ReserveNeeds(mapEntries: 1), .afterTheChain),
+        ChainStep("VMMaps.reserve: the kmem map's stock topped up", ReserveNeeds(mapEntries: mapStockTarget), .inTheStockOf(.kmem)),
+        ChainStep("Kmem.allocate -> PhysicalMemory.allocate(pageout): the slab's pages", ReserveNeeds(pages: swapBlockSlabPages), .afterTheChain),
+        ChainStep("Kmem.allocate -> Pmap.enter: a PV entry per page", ReserveNeeds(pvEntries: swapBlockSlabPages), .afterTheChain),
+        ChainStep("Pmap.enter -> PhysicalMemory.allocate(pageout tier): PD and PT", ReserveNeeds(pages: tablePagesPerMapping), .afterTheChain),
+    ])
 
-    /// One refill of the swblock zone (system context, so no page below free_min): the slab's
-    /// kmem entry and one PV entry per slab page.
-    public static let swapBlockRefill = ReserveNeeds(swapBlocks: 0, mapEntries: 1, pvEntries: swapBlockSlabPages, pages: 0)
+    /// One refill of the swblock zone (ZoneRef.refill -> grow(.system) -> Kmem.allocate): the
+    /// slab's kmem entry, the kmem stock, a PV entry per slab page. Its pages and page tables
+    /// come from the system tier (AllocationContext.forPageTables keeps a system request's
+    /// tables above free_min), so it takes no page below free_min.
+    public static let swapBlockRefillChain = ReserveChain(name: "swblock refill", requester: .system, steps: [
+        ChainStep("Kmem.allocate -> VMMaps.reserve(kmem, 1): the slab's entry", ReserveNeeds(mapEntries: 1), .afterTheChain),
+        ChainStep("VMMaps.reserve: the kmem map's stock topped up", ReserveNeeds(mapEntries: mapStockTarget), .inTheStockOf(.kmem)),
+        ChainStep("Kmem.allocate -> Pmap.enter: a PV entry per page", ReserveNeeds(pvEntries: swapBlockSlabPages), .afterTheChain),
+    ])
 
-    /// A kernel_map insert by VM internals (a submap, a pager window): one map entry. The
-    /// map_entry zone grows from the direct map, so it never needs an entry to grow.
-    public static let kernelMapInsert = ReserveNeeds(swapBlocks: 0, mapEntries: 1, pvEntries: 0, pages: 0)
+    /// The growth above one level deeper (ZoneGrowth depth 2): the kmem slab's map entry or
+    /// PV entries find their zone empty, and the zone grows by a direct-map slab of one page
+    /// from the pageout tier. With the zone reserves on this cannot happen within the bounds
+    /// (each reserve is `margin` times its bound); with them off (reserves= without zones) it
+    /// is the pageout path's way through, and `boundWithoutZoneReserves` counts it.
+    public static let pageoutNestedGrowthChain = ReserveChain(name: "pageout zone growth at depth 2", requester: .pageout, steps: [
+        ChainStep("Kmem.allocate -> VMMaps.reserve -> ZoneRef.grow(map_entry): a direct-map slab", ReserveNeeds(pages: 1), .afterTheChain),
+        ChainStep("Pmap.enter -> PVEntries.allocate -> ZoneRef.grow(pv_entry): a direct-map slab", ReserveNeeds(pages: 1), .afterTheChain),
+    ])
+
+    /// The chains that can hold draws at once: the pageout thread's step (and, when its
+    /// swblock zone is empty, the growth it makes inside the step) and one swblock refill.
+    public static var chains: [ReserveChain] { [pageoutStepChain, pageoutZoneGrowthChain, swapBlockRefillChain] }
+
+    /// What each chain takes itself (the docs and the model read these).
+    public static var pageoutStep: ReserveNeeds { pageoutStepChain.needs }
+    public static var pageoutZoneGrowth: ReserveNeeds { pageoutZoneGrowthChain.needs }
+    public static var swapBlockRefill: ReserveNeeds { swapBlockRefillChain.needs }
 
     /// Steps the pageout thread may have to take with no free page at all before it can grow a
-    /// zone: each frees one page, and growing takes pageoutZoneGrowth.pages of them.
+    /// zone: each frees one page, and growing takes pageoutZoneGrowth.pages of them. Each of
+    /// them keeps its swblock.
     public static var stepsWithoutPages: Int { pageoutZoneGrowth.pages }
 
-    /// The most each reserve can be drawn down: the pageout thread carried through
-    /// stepsWithoutPages steps (each taking a swblock for good, and a window's entries for the
-    /// step), then growing the swblock zone, while one swblock refill holds entries too.
-    public static var bound: ReserveNeeds {
-        ReserveNeeds(swapBlocks: pageoutStep.swapBlocks * stepsWithoutPages,
-                     mapEntries: pageoutStep.mapEntries + pageoutZoneGrowth.mapEntries + swapBlockRefill.mapEntries,
-                     pvEntries: pageoutStep.pvEntries + pageoutZoneGrowth.pvEntries + swapBlockRefill.pvEntries,
-                     pages: pageoutZoneGrowth.pages)
+    /// The stocks privileged chains top up, each at most `mapStockTarget` entries.
+    public static var stockedEntries: Int {
+        var maps = 0
+        for map in StockedMap.allCases where chains.contains(where: { $0.topsUpStock(of: map) }) { maps += 1 }
+        return maps * mapStockTarget
     }
 
-    /// Reserves are twice what the analysis says can be used, so that a use beyond the
-    /// analysis is observed (and fails the bound test) instead of being absorbed.
+    /// The most each reserve can be drawn down: the pageout thread carried through
+    /// stepsWithoutPages steps (each keeping its swblock), then growing the swblock zone
+    /// inside a step, while one swblock refill holds its entries, and every stocked map's
+    /// stock full of entries from the reserve. A refill takes no page below free_min.
+    public static var bound: ReserveNeeds {
+        let step = pageoutStep, growth = pageoutZoneGrowth, refill = swapBlockRefill
+        return ReserveNeeds(swapBlocks: step.swapBlocks * stepsWithoutPages + growth.swapBlocks + refill.swapBlocks,
+                            mapEntries: step.mapEntries + growth.mapEntries + refill.mapEntries + stockedEntries,
+                            pvEntries: step.pvEntries + growth.pvEntries + refill.pvEntries,
+                            pages: step.pages + growth.pages + refill.pages)
+    }
+
+    /// Pages below free_min when the zone reserves are off: the swblock growth with both
+    /// entry zones growing inside it. Only the page reserve is left to check then.
+    public static var boundWithoutZoneReserves: ReserveNeeds {
+        ReserveNeeds(pages: pageoutZoneGrowth.pages + pageoutNestedGrowthChain.needs.pages)
+    }
+
+    /// Reserves are twice what the analysis says can be used, so that a draw beyond the
+    /// analysis reaches the run-time check (which panics) instead of an empty zone.
     public static let margin = 2
     public static var swapBlockReserve: Int { bound.swapBlocks * margin }
     public static var mapEntryReserve: Int { bound.mapEntries * margin }

@@ -88,8 +88,9 @@ public struct ZoneStatistics {
     public var slabsReleased: UInt64 = 0
     /// The fewest free objects the zone ever had right after an allocation.
     public var lowestFree = Int.max
-    /// The most objects ever taken below reserveTarget.
+    /// The most objects ever taken below reserveTarget, and the call chain that took them.
     public var deepestReserveUse = 0
+    public var deepestReserveChain = DrawChain()
     /// Allocations served before the first dynamic slab (from static slabs).
     public var allocationsBeforeDynamicSlabs: UInt64 = 0
     /// Allocations served while the zone could not grow (before the page allocator existed).
@@ -157,6 +158,10 @@ public struct ZoneState {
     public let debug: ZoneDebug
     /// Free objects that only reserve-using contexts (system, pageout) may take.
     public var reserveTarget: Int
+    /// The deepest draw below reserveTarget the derivation allows (ReserveBounds.bound); a
+    /// deeper one panics at once (ReserveDraw.swift). Int.max: not checked (zones without a
+    /// derived bound, and the host's test zones).
+    public var reserveBound = Int.max
     /// Empty slabs a reclaim pass keeps.
     public var keepEmptySlabs: Int
 
@@ -264,6 +269,13 @@ public protocol ZoneEnvironment {
     static func log(_ message: LogMessage)
     /// Stops everything: a zone found itself corrupted or misused.
     static func fail(_ message: LogMessage) -> Never
+    /// A few return addresses of the running call chain (for the deepest reserve draw).
+    static func callChain() -> DrawChain
+}
+
+extension ZoneEnvironment {
+    /// Environments without a frame-pointer walk (the host's) record no chain.
+    public static func callChain() -> DrawChain { DrawChain() }
 }
 
 /// The deepest chain of zone growths ever seen: zone A growing needed zone B to grow, and so

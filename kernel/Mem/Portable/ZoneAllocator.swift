@@ -85,7 +85,19 @@ public struct ZoneRef<Environment: ZoneEnvironment> {
         if free < reserve {
             let depth = reserve - free
             if context.mayUseZoneReserves { state.pointee.statistics.reserveAllocations &+= 1 }
-            if depth > state.pointee.statistics.deepestReserveUse { state.pointee.statistics.deepestReserveUse = depth }
+            noteReserveDraw(depth)
+        }
+    }
+
+    /// Records a draw `depth` below the reserve line (and its chain, if the deepest yet) and
+    /// panics when it is beyond the derived bound: the analysis in docs/reserves.md missed a
+    /// chain. The zone lock is held; the panic's backtrace is the chain that drew.
+    @inline(never)
+    private func noteReserveDraw(_ depth: Int) {
+        let bound = state.pointee.reserveBound
+        guard ReserveDraws.note(depth, bound: bound, deepest: &state.pointee.statistics.deepestReserveUse,
+                                chain: &state.pointee.statistics.deepestReserveChain, caller: { Environment.callChain() }) else {
+            Environment.fail("zone \(name): reserve draw \(depth) is beyond its derived bound \(bound) (ReserveBounds.bound, docs/reserves.md): a chain the derivation misses - the backtrace below")
         }
     }
 
