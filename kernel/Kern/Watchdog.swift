@@ -111,8 +111,15 @@ enum Watchdog {
                 line.write("; the pageout thread ")
                 WaitGraph.describeChain(from: pageout, into: &line)
             } else {
-                line.write("; the pageout thread is ")
-                line.write(pageout.pointee.state == .sleeping ? wait.reason : pageout.pointee.state.name)
+                // Asleep on something nobody owns (a timed sleep between failed steps), or
+                // running: either way it frees nothing.
+                if pageout.pointee.state == .sleeping {
+                    line.write("; the pageout thread sleeps in ")
+                    line.write(wait.reason)
+                } else {
+                    line.write("; the pageout thread is ")
+                    line.write(pageout.pointee.state.name)
+                }
                 line.write(" and frees nothing")
             }
             return line.message
