@@ -49,6 +49,7 @@ func startThreadsAndPaging() {
     Timer.start()
     CPU.enableInterrupts()
     Pageout.start()
+    Trace.start()
     DebugTable.fill()
 }
 
