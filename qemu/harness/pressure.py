@@ -17,6 +17,7 @@ with matplotlib (imported only there, so that parsing and checking need nothing 
 standard library).
 """
 import re
+import textwrap
 from dataclasses import dataclass, field
 
 HEADER = re.compile(r"^I trace: header (?P<pairs>.*)$")
@@ -183,12 +184,13 @@ def chart(trace, path, title):
     out, back = rates(trace, window)
     rate_axes.plot(seconds, out, linewidth=0.8, label="paged out")
     rate_axes.plot(seconds, back, linewidth=0.8, label="paged in")
+    rate_axes.set_ylim(bottom=0)
     rate_axes.set_ylabel("pages / s\n(over 0.1 s)")
     rate_axes.legend(loc="upper right", fontsize=7)
 
     swap_axes.plot(seconds, [s.swap for s in trace.samples], color="tab:purple", linewidth=0.8, label="swap blocks in use")
-    swap_axes.set_ylabel("swap blocks in use\n(of %d)" % h["swap_blocks"])
-    swap_axes.set_ylim(0, h["swap_blocks"])
+    swap_axes.set_ylabel("swap blocks in use\n(of %d)" % h["swap_blocks"] if h["swap_blocks"] else "no swap disk")
+    swap_axes.set_ylim(0, max(1, h["swap_blocks"]))
     waiting_axes = swap_axes.twinx()
     waiting_axes.step(seconds, [s.waiting for s in trace.samples], color="tab:red", linewidth=0.8, where="post",
                       label="threads in vm_wait")
@@ -204,9 +206,10 @@ def chart(trace, path, title):
     if ending:
         for axes in (free_axes, zone_axes, rate_axes, swap_axes):
             axes.axvline(seconds[-1], color="red", linewidth=1.2)
-        words = ending if len(ending) <= 110 else ending[:107] + "..."
-        free_axes.annotate(("watchdog: " if trace.deadlock else "panic: ") + words, xy=(seconds[-1], top * 0.92),
-                           xytext=(-6, 0), textcoords="offset points", ha="right", fontsize=7, color="darkred")
+        words = textwrap.fill(("watchdog: " if trace.deadlock else "panic: ") + ending, 70)
+        free_axes.annotate(words, xy=(seconds[-1], top * 0.45), xytext=(-6, 0), textcoords="offset points",
+                           ha="right", va="center", fontsize=7, color="darkred",
+                           bbox={"facecolor": "white", "edgecolor": "darkred", "linewidth": 0.5})
     figure.tight_layout()
     figure.savefig(path, dpi=80)
     plt.close(figure)
