@@ -4,13 +4,13 @@
 usage: qemu/trace.py run [--arguments "stress=objects"] [--memory 32M] [--seed N] [--out build/trace/trace.png]
        qemu/trace.py chart LOG OUT.png|OUT.svg [--title TEXT]
 
-`run` boots the kernel under QEMU with -icount (guest time is instructions, so the same seed
-draws the same picture) and a fresh swap disk, keeps the serial log beside the chart
-(OUT with .log) and then does what `chart` does: reads the samples (qemu/harness/pressure.py),
-checks them - in order, equally spaced in guest time, free pages within 0..managed - and
-writes the chart. Exits non-zero when the samples fail the check or there are none; a
-workload that ends in the deadlock watchdog (reserves=off) is drawn like any other, its end
-marked. `make trace` runs `run` (docs/trace.md).
+`run` boots the kernel under QEMU with -icount (guest time is instructions: the same seed
+draws the same picture up to the first swap I/O, docs/trace.md) and a fresh swap disk, keeps
+the serial log beside the chart (OUT with .log) and then does what `chart` does: reads the
+samples (qemu/harness/pressure.py), checks them - in order, equally spaced in guest time, free
+pages within 0..managed - and writes the chart. Exits non-zero when the samples fail the check
+or there are none; a workload that ends in the deadlock watchdog (reserves=off) is drawn like
+any other, its end marked. `make trace` runs `run` (docs/trace.md).
 """
 import argparse
 import os

@@ -12,13 +12,15 @@
 //
 // Why the timer tick and not a sampler thread: a thread would compete with the pageout thread
 // and the workload for the CPU and change the very schedule it is meant to show. The tick
-// runs anyway; sampling adds a few hundred instructions to it and no scheduling decision.
+// runs anyway; sampling adds nine numbers formatted and some 50 bytes of polled UART output
+// to it, and no scheduling decision.
 // Every number is a counter the kernel already keeps, read in the interrupt handler with
 // interrupts off (one CPU), so no count changes half-way through a line, and the zone
 // counts are whole (a zone's lock is interrupts off). Nothing allocates: the line is a
 // LogMessage on the stack. Under QEMU's -icount the tick lands on the same instruction every
-// run, so the same seed draws the same picture. With trace=off (the default) nothing at all
-// is printed and the tick pays one test of a Bool.
+// run, so the same seed draws the same picture until the first swap I/O (QEMU's disk then
+// completes in host time: docs/trace.md). With trace=off (the default) nothing at all is
+// printed and the tick pays one test of a Bool.
 
 extension LogTag {
     static let trace = LogTag("trace")
