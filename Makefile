@@ -10,6 +10,7 @@
 #   make attach [GDB_PORT=]  attach gdb to a QEMU already listening (a hanging test: docs/debugging.md)
 #   make kernel              just build build/kernel.elf (symbols, for gdb) and build/kernel.mb (for QEMU)
 #   make bench               benchmarks in the kernel and on the host; report in build/bench/report.md
+#   make trace [ARGS=...]    a pressure workload with trace=on, charted: build/trace/trace.png (docs/trace.md)
 #   make soak                every suite at random memory sizes and seeds (SOAK_SIZES, SEED); replayable
 #   make soak-seeds          many more seeds of the stress and deadlock suites, longer (SOAK_SCALE, SOAK_ROUNDS)
 #
@@ -42,7 +43,7 @@ SWIFT_FLAGS := -target x86_64-unknown-none-elf -enable-experimental-feature Embe
 ASM_FLAGS   := -target x86_64-unknown-none-elf -g -c
 LD_FLAGS    := -T linker.ld -nostdlib -static -z max-page-size=4096 --no-pie
 
-.PHONY: all kernel run iso run-iso grub test test-host test-model test-kernel verify spin debug attach qemu bench soak soak-seeds clean
+.PHONY: all kernel run iso run-iso grub trace trace-tools test test-host test-model test-kernel verify spin debug attach qemu bench soak soak-seeds clean
 
 all: kernel
 
@@ -107,6 +108,20 @@ attach:
 	gdb -q -ex "file $(BUILD)/kernel.elf" -x qemu/gdb/attach.gdb -ex "target remote 127.0.0.1:$(GDB_PORT)" \
 	    -ex "echo stopped; kthreads, kzones, klog and bt show where it is\n"
 
+# Pictures of memory pressure (docs/trace.md): ARGS is the workload's command line (default the
+# objects stress workload), TRACE_MEMORY the machine, SEED the seed (a new one each run unless
+# given; printed with the command that replays it). The chart is drawn with matplotlib from
+# Debian (python3-matplotlib), so by the Debian python3 whatever python3 is first on PATH.
+TRACE_PYTHON ?= /usr/bin/python3
+TRACE_MEMORY ?= 32M
+trace-tools:
+	@sh qemu/ensure-packages.sh $(TRACE_PYTHON):python3 /usr/lib/python3/dist-packages/matplotlib/__init__.py:python3-matplotlib
+
+trace: kernel qemu trace-tools
+	@seed=$${SEED:-$$(date +%s)}; \
+	$(TRACE_PYTHON) qemu/trace.py run --image $(BUILD)/kernel.mb --memory $(TRACE_MEMORY) --seed $$seed \
+	    --arguments "$(if $(ARGS),$(ARGS),stress=objects)" --out $(BUILD)/trace/trace.png
+
 # Each stage runs even when one before it failed, its output shown and kept in
 # build/test-results/; qemu/summary.py then ends with the plain line `N passed, N failed`
 # (host tests, model rows and kernel boots together) and fails if anything did.
@@ -118,10 +133,11 @@ test:
 	done; \
 	$(PYTHON) qemu/summary.py $(patsubst %,$(BUILD)/test-results/%.log,$(TEST_STAGES))
 
-# The host unit tests of the kernel's portable code, and of the test harness's KTAP parser.
-test-host:
+# The host unit tests of the kernel's portable code, and of the test harness: the KTAP parser,
+# and the trace reader, whose chart test draws with TRACE_PYTHON's matplotlib.
+test-host: trace-tools
 	swift test
-	cd qemu && $(PYTHON) -m unittest discover -s harness -t . -p 'test_*.py'
+	cd qemu && TRACE_PYTHON=$(TRACE_PYTHON) $(PYTHON) -m unittest discover -s harness -t . -p 'test_*.py'
 
 # The reserve protocol as a PROMELA model (verify/reserves.pml), checked with SPIN. Its constants
 # are printed by a host program compiled with the kernel's own ReserveBounds.swift and the files

@@ -50,6 +50,7 @@ func startThreadsAndPaging() {
     Timer.start()
     CPU.enableInterrupts()
     Pageout.start()
+    Trace.start()
     DebugTable.fill()
 }
 

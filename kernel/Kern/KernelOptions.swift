@@ -19,6 +19,7 @@ enum KernelOption: Int, CaseIterable {
     case stress
     case stressrounds
     case bench
+    case trace
     case help
 
     var spec: OptionSpec {
@@ -43,6 +44,8 @@ enum KernelOption: Int, CaseIterable {
             return OptionSpec("stressrounds", .unsigned, default: "1500", "rounds per stress thread")
         case .bench:
             return OptionSpec("bench", .choice("all|cpu|pmm|zones|pmap|vmmap|fault|pageout|overhead"), default: "", "run benchmarks instead of tests, then exit")
+        case .trace:
+            return OptionSpec("trace", .choice("off|on"), default: "off", "print a memory-pressure sample every timer tick for qemu/trace.py (docs/trace.md)")
         case .help:
             return OptionSpec("help", .flag, default: "", "print this table of options")
         }
@@ -92,6 +95,7 @@ enum KernelOptions {
             case .stress: KernelOptions.stressVariant = value.choice
             case .stressrounds: KernelOptions.stressRounds = value.number
             case .bench: KernelOptions.benchSelection = value.text
+            case .trace: Trace.requested = TraceSwitch(rawValue: value.choice)!
             case .help: KernelOptions.help = true
             }
         }

@@ -29,5 +29,6 @@ private func timerInterrupt(_ frame: UnsafeMutablePointer<InterruptFrame>) {
     Timer.ticks &+= 1
     PIC.endOfInterrupt(irq: 0)
     Watchdog.tick()
+    Trace.tick(Timer.ticks)
     Scheduler.timerTick()
 }
