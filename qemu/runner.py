@@ -60,7 +60,10 @@ def main():
         return 1
     suites = plan.parse_list(listing.output)
     only = set(filter(None, options.only.split(",")))
-    unknown = only - set(suites)
+    # --only may name host-side scenarios too (scenario.all-with-disk): those alone boot then.
+    chosen_scenarios = {name for name in only if name.startswith("scenario.")}
+    only -= chosen_scenarios
+    unknown = (only - set(suites)) | (chosen_scenarios - {boot.name for boot, _ in scenarios.SCENARIOS})
     if unknown:
         print("unknown suites: %s (known: %s)" % (", ".join(sorted(unknown)), ", ".join(suites)))
         return 1
@@ -70,6 +73,8 @@ def main():
                                        options.kernel_arguments, options.size_range)
     else:
         boots = plan.plan(suites, options.seed, only, options.seed_scale, options.kernel_arguments, memory)
+    if chosen_scenarios and not only:
+        boots = []
     print("kernel tests: seed %d, %d suites, %d boots, %d parallel jobs; logs in %s"
           % (options.seed, len(suites) if not only else len(only), len(boots), options.jobs, options.logs))
 
@@ -81,9 +86,13 @@ def main():
             judge_it = (lambda p: lambda result: judge.judge_expected_panic(result, p.suite, p.case, options.elf))(planned)
         jobs.append((planned.boot.name, lambda p=planned: run_boot(options.image, p.boot, options.logs, options.gdb_port), judge_it, planned))
     # One suite boots through GRUB too (with --only, when that suite is selected).
-    if not options.no_scenarios and (not only or grub.SUITE in only):
+    if not options.no_scenarios and ((not only and not chosen_scenarios) or grub.SUITE in only):
         jobs.append(grub.job(options.image, options.elf, options.logs, options.seed, suites[grub.SUITE]))
-    if not options.no_scenarios and not only:
+    if chosen_scenarios:
+        for boot, check in scenarios.SCENARIOS:
+            if boot.name in chosen_scenarios:
+                jobs.append((boot.name, lambda b=boot: run_boot(options.image, b, options.logs), check))
+    elif not options.no_scenarios and not only:
         for boot, check in scenarios.SCENARIOS:
             jobs.append((boot.name, lambda b=boot: run_boot(options.image, b, options.logs), check, None))
         for name, check in gdbcheck.CHECKS:

@@ -7,13 +7,17 @@
 // specification has it: Linux Documentation/dev-tools/ktap.rst) followed by the
 // plain line "N passed, N failed"; QEMU then exits with success or test-failure status.
 //
+// Before a suite runs, its declared needs (options, a swap disk) are checked against this
+// boot (kernel/Test/TestPrerequisites.swift); a suite that cannot run here is reported as
+// skipped, with the reason, so that `test=all` runs in one boot on any machine.
+//
 // A case may declare that it must panic (and what the panic must say). Such a case only runs
 // when it is selected alone (`test=suite.case`), because nothing can run after a panic; in a
-// suite run it is reported as skipped, and the host runner boots it on its own. Nothing of
-// this file runs inside a panic: before each case the runner sets a PanicWatch
-// (kernel/Kern/PanicWatch.swift) holding the message an expected panic must contain and the
-// KTAP lines that finish the report either way (the case's result, its suite's, the summary),
-// with the exit status for each; the panic handler matches the message and prints them.
+// suite run it is reported as skipped, and the host runner boots it on its own. From the
+// first suite to the summary a PanicWatch (kernel/Kern/PanicWatch.swift) is in force: it
+// holds the message the running case's expected panic must contain, and `reportPanic`, which
+// the panic handler calls after its report to complete the KTAP plan - the case's result,
+// every case and suite that will not run (`not ok N name # SKIP not run: ...`), the summary.
 
 struct PanicExpectation {
     /// Text the panic message must contain; checked by the kernel.
@@ -56,6 +60,9 @@ struct TestSuite {
     /// The disk is at least this many times the boot's memory size (0: just diskMiB), so that
     /// a workload sized from RAM fits on it at every memory size.
     let diskPerRAM: Int
+    /// The largest disk the suite can run with, in MiB (0: any): a workload that fills swap
+    /// cannot finish on a huge one. Checked by the kernel only (TestPrerequisites.swift).
+    let diskMaxMiB: Int
     /// Whether to run QEMU with -icount (instruction-counted time, for repeatable scheduling).
     let icount: Bool
     /// Seconds after which the runner calls a boot of this suite hung.
@@ -68,12 +75,13 @@ struct TestSuite {
     let cases: [TestCase]
 
     init(_ name: StaticString, memory: StaticString = TestSuite.everySize, arguments: StaticString = "", diskMiB: Int = 0, diskPerRAM: Int = 0,
-         icount: Bool = false, timeout: Int = 120, seeds: Int = 1, exclusive: Bool = true, _ cases: [TestCase]) {
+         diskMaxMiB: Int = 0, icount: Bool = false, timeout: Int = 120, seeds: Int = 1, exclusive: Bool = true, _ cases: [TestCase]) {
         self.name = name
         self.memory = memory
         self.arguments = arguments
         self.diskMiB = diskMiB
         self.diskPerRAM = diskPerRAM
+        self.diskMaxMiB = diskMaxMiB
         self.icount = icount
         self.timeout = timeout
         self.seeds = seeds
@@ -118,20 +126,32 @@ enum TestRunner {
         var caseIndex: Int?
     }
 
+    /// The registry and what `test=` chose from it, kept for the whole run so that a panic
+    /// can name every case that will now never run without building anything (set once,
+    /// before the first suite runs).
+    static var suites: [TestSuite] = []
+    static var chosen: [Selection] = []
+
     static var passed = 0
     static var failed = 0
     static var skipped = 0
+    /// Where the run is. `suiteNumber`: the KTAP number of the latest suite begun (its index
+    /// in `chosen` plus one; 0 before the first). `suiteOpen`: its header is printed and its
+    /// result line not yet. `caseNumber`: the latest case of that suite begun, by its number
+    /// in the suite's plan. `caseRunning`: that case's result line is not printed yet.
     static var suiteNumber = 0
+    static var suiteOpen = false
+    static var caseNumber = 0
+    static var caseRunning = false
     static var suiteFailed = false
 
     /// Runs what `selection` names and exits QEMU; never returns.
     static func run(_ selection: ByteString) -> Never {
-        let suites = TestRegistry.suites
+        suites = TestRegistry.suites
         if selection.equals("list") {
             printList(suites)
             QEMU.exit(.success)
         }
-        var chosen: [Selection] = []
         var unknown: [ByteString] = []
         selection.forEachPiece(separatedBy: UInt8(ascii: ",")) { piece in
             if piece.equals("all") {
@@ -149,14 +169,16 @@ enum TestRunner {
                 Console.printLine("# no suite or case named '\(name)'; test=list shows them")
             }
             Console.printLine("not ok 1 selection # ERROR unknown test names")
-            Console.printLine("0 passed, 1 failed")
+            Console.printLine("0 passed, 1 failed, 0 skipped")
             QEMU.exit(.testFailure)
         }
         // The plan follows the version line directly (ktap.rst); the seed is a diagnostic after it.
         Console.printLine("1..\(chosen.count)")
         Console.printLine("# seed: \(KernelOptions.seed)")
-        for selection in chosen {
-            runSuite(suites[selection.suite], only: selection.caseIndex)
+        // From here to the end of the run a panic completes the plan (reportPanic).
+        watch(expecting: nil)
+        for position in chosen.indices {
+            runSuite(chosen[position])
         }
         finish()
     }
@@ -171,18 +193,40 @@ enum TestRunner {
         return Selection(suite: suite, caseIndex: caseIndex)
     }
 
-    static func runSuite(_ suite: TestSuite, only: Int?) {
+    /// How many cases the suite's plan has: all of them, or the one selected.
+    static func planned(_ selection: Selection) -> Int {
+        selection.caseIndex == nil ? suites[selection.suite].cases.count : 1
+    }
+
+    /// The case at `number` (from 1) in the suite's plan.
+    static func caseIndex(_ selection: Selection, number: Int) -> Int {
+        selection.caseIndex ?? number - 1
+    }
+
+    static func runSuite(_ selection: Selection) {
+        let suite = suites[selection.suite]
         suiteNumber += 1
         suiteFailed = false
+        caseNumber = 0
         Console.printLine("  KTAP version 1")
         Console.printLine("  # Subtest: \(suite.name)")
-        let indices = only.map { [$0] } ?? Array(suite.cases.indices)
-        Console.printLine("  1..\(indices.count)")
-        var number = 0
-        for index in indices {
-            number += 1
+        let count = planned(selection)
+        Console.printLine("  1..\(count)")
+        suiteOpen = true
+        if let reason = suite.missingPrerequisite {
+            for number in 1...count {
+                skipped += 1
+                Console.printLine("  ok \(number) \(suite.cases[caseIndex(selection, number: number)].name) # SKIP \(message: reason)")
+            }
+            suiteOpen = false
+            Console.printLine("ok \(suiteNumber) \(suite.name) # SKIP \(message: reason)")
+            return
+        }
+        for number in 1...count {
+            caseNumber = number
+            let index = caseIndex(selection, number: number)
             let testCase = suite.cases[index]
-            if testCase.expectedPanic != nil && only == nil {
+            if testCase.expectedPanic != nil && selection.caseIndex == nil {
                 skipped += 1
                 Console.printLine("  ok \(number) \(testCase.name) # SKIP expects a panic; runs alone as test=\(suite.name).\(testCase.name)")
                 continue
@@ -191,6 +235,7 @@ enum TestRunner {
         }
         suiteEpilogue()
         let verdict: StaticString = suiteFailed ? "not ok" : "ok"
+        suiteOpen = false
         Console.printLine("\(verdict) \(suiteNumber) \(suite.name)")
     }
 
@@ -206,17 +251,18 @@ enum TestRunner {
         let exclusive = suite.exclusive
         Test.failures = 0
         Test.random = SeededRandom(seed: KernelOptions.seed &+ seedOffset &* 0x1_0000_0001)
-        watchForPanic(testCase, number: number, in: suite)
         if let expectation = testCase.expectedPanic {
             Console.printLine("  # expect-panic: \(expectation.message)")
             if expectation.frame.utf8CodeUnitCount > 0 {
                 Console.printLine("  # expect-frame: \(expectation.frame)")
             }
         }
+        caseRunning = true
+        watch(expecting: testCase.expectedPanic?.message)
         if exclusive && Scheduler.started { Preemption.disable() }
         testCase.body()
         if exclusive && Scheduler.started { Preemption.enable() }
-        PanicWatch.end()
+        watch(expecting: nil)
         if testCase.expectedPanic != nil {
             Test.fail("expected a panic containing '\(testCase.expectedPanic!.message)', but the test returned")
         }
@@ -228,33 +274,100 @@ enum TestRunner {
             suiteFailed = true
             Console.printLine("  not ok \(number) \(testCase.name)")
         }
+        caseRunning = false
     }
 
     static func finish() -> Never {
-        if skipped > 0 {
-            Console.printLine("# \(skipped) skipped: expected-panic cases, which the host runner boots one by one")
-        }
-        Console.printLine("\(passed) passed, \(failed) failed")
+        PanicWatch.end()
+        printSummary()
         QEMU.exit(failed == 0 ? .success : .testFailure)
     }
 
-    /// Tells the panic handler what to do if case `number` of `suite` panics: finish the KTAP
-    /// report - the case's result, the suite's, the summary - and exit with success if the
-    /// case expected that panic, test failure if it expected another, and the panic's own
-    /// status if it expected none. Set before the case runs, from the counts as they are then
-    /// (they change only when a case ends).
-    static func watchForPanic(_ testCase: TestCase, number: Int, in suite: TestSuite) {
-        PanicWatch.begin(expecting: testCase.expectedPanic?.message, statusIfExpected: .success,
-                         statusIfNot: testCase.expectedPanic != nil ? .testFailure : nil)
-        if let expectation = testCase.expectedPanic {
-            PanicWatch.sayIfExpected("  ok \(number) \(testCase.name) # panicked as expected")
-            PanicWatch.sayIfExpected("ok \(suiteNumber) \(suite.name)")
-            PanicWatch.sayIfExpected("\(passed + 1) passed, \(failed) failed")
-            PanicWatch.sayIfNot("  # the panic message does not contain '\(expectation.message)'")
+    /// The plain last line; skipped counts the cases reported `# SKIP`, for any reason.
+    static func printSummary() {
+        Console.printLine("\(passed) passed, \(failed) failed, \(skipped) skipped")
+    }
+
+    /// Tells the panic handler what a panic means from now on: one whose message contains
+    /// `expected` is the running case's expected panic (exit with success); any other panic
+    /// is a failure - of the case, with test-failure status, if it expected another panic;
+    /// otherwise with the panic's own status (.panic, or .deadlock from the watchdog).
+    /// Either way reportPanic completes the KTAP report.
+    static func watch(expecting expected: StaticString?) {
+        PanicWatch.begin(expecting: expected, statusIfExpected: .success,
+                         statusIfNot: expected != nil ? .testFailure : nil, report: reportPanic)
+    }
+
+    /// Where a panic happened, for the reason printed on each result it leaves unrun.
+    enum PanicPlace {
+        case beforeTheFirstSuite
+        case inCase(suite: StaticString, testCase: StaticString)
+        case outsideTheCasesOf(StaticString)
+        case after(StaticString)
+    }
+
+    /// Runs inside a panic (PanicWatch): finishes the KTAP report so that it is a complete
+    /// run - the result of the case that panicked, `not ok ... # SKIP not run` for every case
+    /// and suite after it, the suites' results, and the summary, which counts them. It
+    /// allocates nothing: it reads the registry and the selection kept since the run began.
+    /// It writes each line piece by piece straight to the console (PanicLine), never through
+    /// a LogMessage: the watchdog's panic runs on the idle thread's two-page stack, and a
+    /// frame of 256-byte messages overflowed it.
+    static func reportPanic(_ verdict: PanicVerdict) {
+        var place = PanicPlace.beforeTheFirstSuite
+        if suiteNumber > 0 && suiteOpen {
+            let selection = chosen[suiteNumber - 1]
+            let suite = suites[selection.suite]
+            if caseRunning {
+                let testCase = suite.cases[caseIndex(selection, number: caseNumber)]
+                place = .inCase(suite: suite.name, testCase: testCase.name)
+                if verdict == .expected {
+                    passed += 1
+                    PanicLine.result(depth: 1, ok: true, caseNumber, testCase.name, " # panicked as expected")
+                } else {
+                    if let expectation = testCase.expectedPanic {
+                        PanicLine.text("  # the panic message does not contain '", expectation.message, "'")
+                    }
+                    failed += 1
+                    suiteFailed = true
+                    PanicLine.result(depth: 1, ok: false, caseNumber, testCase.name, " # ERROR panic")
+                }
+            } else {
+                place = .outsideTheCasesOf(suite.name)
+            }
+            var number = caseNumber + 1
+            while number <= planned(selection) {
+                skipped += 1
+                PanicLine.notRun(depth: 1, number, suite.cases[caseIndex(selection, number: number)].name, place)
+                number += 1
+            }
+            if caseRunning {
+                PanicLine.result(depth: 0, ok: !suiteFailed, suiteNumber, suite.name, "")
+            } else {
+                // Between or after its cases (the suite's epilogue): the panic is the suite's failure.
+                failed += 1
+                PanicLine.result(depth: 0, ok: false, suiteNumber, suite.name, " # ERROR panic outside its cases")
+            }
+        } else if suiteNumber > 0 {
+            place = .after(suites[chosen[suiteNumber - 1].suite].name)
+            failed += 1
+            PanicLine.text("# the kernel panicked between suites; the panic counts as one failure", "", "")
         }
-        PanicWatch.sayIfNot("  not ok \(number) \(testCase.name) # ERROR panic")
-        PanicWatch.sayIfNot("not ok \(suiteNumber) \(suite.name)")
-        PanicWatch.sayIfNot("\(passed) passed, \(failed + 1) failed")
+        var position = suiteNumber
+        while position < chosen.count {
+            let selection = chosen[position]
+            let suite = suites[selection.suite]
+            PanicLine.text("  KTAP version 1", "", "")
+            PanicLine.text("  # Subtest: ", suite.name, "")
+            PanicLine.plan(depth: 1, planned(selection))
+            for number in 1...planned(selection) {
+                skipped += 1
+                PanicLine.notRun(depth: 1, number, suite.cases[caseIndex(selection, number: number)].name, place)
+            }
+            PanicLine.notRun(depth: 0, position + 1, suite.name, place)
+            position += 1
+        }
+        PanicLine.summary(passed: passed, failed: failed, skipped: skipped)
     }
 
     /// `test=list`: one line per suite with its boot needs, one per case; the runner plans
@@ -270,5 +383,48 @@ enum TestRunner {
             }
         }
         Console.printLine("# end of test list")
+    }
+}
+
+/// KTAP lines written inside a panic, piece by piece straight to the console: no LogMessage,
+/// no allocation, a few bytes of stack (TestRunner.reportPanic says why).
+enum PanicLine {
+    static func put(_ text: StaticString) { Console.write(text) }
+
+    static func put(_ number: Int) {
+        var sink = Console.Sink()
+        Format.decimal(Int64(number), into: &sink)
+    }
+
+    static func indent(_ depth: Int) { if depth > 0 { put("  ") } }
+    static func end() { Console.write(UInt8(ascii: "\n")) }
+
+    static func text(_ first: StaticString, _ second: StaticString, _ third: StaticString) {
+        put(first); put(second); put(third); end()
+    }
+
+    static func plan(depth: Int, _ count: Int) {
+        indent(depth); put("1.."); put(count); end()
+    }
+
+    /// `ok N name<tail>` or `not ok N name<tail>`.
+    static func result(depth: Int, ok: Bool, _ number: Int, _ name: StaticString, _ tail: StaticString) {
+        indent(depth); put(ok ? "ok " : "not ok "); put(number); put(" "); put(name); put(tail); end()
+    }
+
+    /// `not ok N name # SKIP not run: the kernel panicked in suite.case` (or where it did).
+    static func notRun(depth: Int, _ number: Int, _ name: StaticString, _ place: TestRunner.PanicPlace) {
+        indent(depth); put("not ok "); put(number); put(" "); put(name); put(" # SKIP not run: the kernel panicked ")
+        switch place {
+        case .beforeTheFirstSuite: put("before the first suite")
+        case .inCase(let suite, let testCase): put("in "); put(suite); put("."); put(testCase)
+        case .outsideTheCasesOf(let suite): put("in "); put(suite); put(", outside its cases")
+        case .after(let suite): put("after "); put(suite)
+        }
+        end()
+    }
+
+    static func summary(passed: Int, failed: Int, skipped: Int) {
+        put(passed); put(" passed, "); put(failed); put(" failed, "); put(skipped); put(" skipped"); end()
     }
 }

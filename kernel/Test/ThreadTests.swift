@@ -328,6 +328,10 @@ enum ThreadTests {
         }
         var held: [PageIndex] = []
         held.reserveCapacity(Int(PhysicalMemory.managedPages))
+        // The premise: nothing can free a page while the test holds them all. Suites run
+        // before this one in the same boot (test=all) leave empty zone slabs, which the
+        // pageout thread would reap once memory is short, feeding the waiter; reap them now.
+        Pageout.reapZones()
         Preemption.disable()
         while let page = PhysicalMemory.allocate(order: 0, .ordinaryNoWait) { held.append(page) }
         Preemption.enable()

@@ -2,7 +2,7 @@
 
 Each judge returns a list of problems (strings); an empty list is a pass.
 """
-from . import ktap, memcheck, necessity, waitgraph, zonecheck
+from . import ktap, kunitcheck, memcheck, necessity, waitgraph, zonecheck
 from .qemu import EXIT_SUCCESS, status_name
 from .symbolize import symbolize_panic
 
@@ -19,8 +19,9 @@ def judge_suite(result, suite, elf):
     if not report.seen_header:
         problems.append("no KTAP report in the log")
     problems.extend(report.errors)
+    problems.extend(kunitcheck.check(result.output, report))
     if report.summary is None:
-        problems.append("no 'N passed, N failed' summary line: the run did not finish")
+        problems.append("no 'N passed, N failed, N skipped' summary line: the run did not finish")
     for case in report.failed_cases:
         problems.append("not ok %s.%s%s" % (case.suite, case.name, (" # " + case.directive) if case.directive else ""))
         problems.extend("    " + line for line in case.diagnostics)
@@ -48,6 +49,7 @@ def judge_expected_panic(result, suite, case, elf):
     if not panic_lines(result.output):
         problems.append("no panic report in the log")
     problems.extend(report.errors)
+    problems.extend(kunitcheck.check(result.output, report))
     if result.status != EXIT_SUCCESS or report.summary != (1, 0):
         problems.append("kernel outcome: %s, summary %s" % (status_name(result.status), report.summary))
         for failed in report.failed_cases:

@@ -7,8 +7,8 @@ indented two spaces deeper, closed by the parent's result line. Anything else is
 line" (the kernel's own log lines, `I pmm: ...`), which the spec allows anywhere.
 
 `parse` returns what was reported - the suites (top-level results), their cases (results one
-level down, with the diagnostics printed before each), the kernel's plain `N passed, N failed`
-summary - and `errors`: every place the log breaks the spec. The judge fails a boot on any of
+level down, with the diagnostics printed before each), the kernel's plain
+`N passed, N failed, N skipped` summary - and `errors`: every place the log breaks the spec. The judge fails a boot on any of
 them. What is checked:
 
 - the first version line has no indentation and says `KTAP version 1`, and so does every
@@ -22,7 +22,11 @@ them. What is checked:
   recognise, and any other upper-case keyword are errors, as are TIMEOUT and ERROR on `ok`;
   a description cannot contain `#` except as the ` # ` separator;
 - a parent whose subtest failed (`not ok` without SKIP) is not `ok`, and its result line names
-  the test its `# Subtest:` line announced.
+  the test its `# Subtest:` line announced;
+- the kernel's summary agrees with the results: its counts are those of the leaf results
+  (results without subtests), SKIP counted as skipped whether `ok` or `not ok`, any other
+  `not ok` as failed. A report completed after a panic lists every case that never ran, so
+  this holds for it too.
 """
 import re
 from dataclasses import dataclass, field
@@ -31,7 +35,7 @@ VERSION = re.compile(r"^(?P<indent> *)(?P<text>K?TAP version \S+)$")
 PLAN = re.compile(r"^(?P<indent> *)1\.\.(?P<count>\d+)$")
 RESULT = re.compile(r"^(?P<indent> *)(?P<ok>ok|not ok) (?P<number>\d+)(?P<tail>( .*)?)$")
 DIAGNOSTIC = re.compile(r"^(?P<indent> *)#(?P<text>.*)$")
-SUMMARY = re.compile(r"^(?P<passed>\d+) passed, (?P<failed>\d+) failed$")
+SUMMARY = re.compile(r"^(?P<passed>\d+) passed, (?P<failed>\d+) failed, (?P<skipped>\d+) skipped$")
 SUBTEST = re.compile(r"^# Subtest: (?P<name>\S+)$")
 
 DIRECTIVES = ("SKIP", "XFAIL", "TIMEOUT", "ERROR")
@@ -57,6 +61,8 @@ class Report:
     cases: list = field(default_factory=list)
     suites: dict = field(default_factory=dict)
     summary: tuple = None            # (passed, failed) or None when missing
+    skipped: int = None              # the summary's skipped count
+    leaves: list = field(default_factory=list)        # [passed, failed, skipped] over leaf results
     diagnostics: list = field(default_factory=list)   # top-level "# ..." lines
     expect_frames: list = field(default_factory=list)
     expect_panics: list = field(default_factory=list)
@@ -105,6 +111,8 @@ def _check_directive(ok, rest):
 def parse(output):
     report = Report()
     stack = []                  # open tests, outermost first
+    leaves = [0, 0, 0]          # passed, failed, skipped
+    summary_line = None
     pending = []                # diagnostics for the next case
     errors = report.errors
 
@@ -133,7 +141,11 @@ def parse(output):
         if not found:
             summary = SUMMARY.match(line)
             if summary:
+                if report.summary is not None:
+                    error(number, "a second summary line")
                 report.summary = (int(summary.group("passed")), int(summary.group("failed")))
+                report.skipped = int(summary.group("skipped"))
+                summary_line = number
             continue            # an unknown line: allowed anywhere
         indent = len(found.group("indent"))
         if indent % 2:
@@ -218,6 +230,8 @@ def parse(output):
         skipped = rest.split(" ")[0] == "SKIP"
         if not ok and not skipped:
             current.failed = True
+        if child is None:
+            leaves[2 if skipped else 0 if ok else 1] += 1
         if child is not None:
             if child.failed and ok:
                 error(number, "'%s' is ok although one of its subtests failed" % description)
@@ -236,4 +250,8 @@ def parse(output):
             error(number, "the test opened at line %d never ended (no result line at its parent's indentation)" % test.line)
         if stack:
             close(stack[0], number)
+    report.leaves = leaves
+    if report.summary is not None and report.summary + (report.skipped,) != tuple(leaves):
+        error(summary_line, "the summary says %d passed, %d failed, %d skipped; the results say %d, %d, %d"
+              % (report.summary + (report.skipped,) + tuple(leaves)))
     return report

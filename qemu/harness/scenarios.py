@@ -5,8 +5,8 @@ the command line in the boot log, and how malformed command lines are reported.
 """
 import re
 
-from . import ktap
-from .qemu import Boot, EXIT_BOOT_FAILURE, EXIT_SUCCESS, EXIT_TEST_FAILURE, NOT_STARTED, status_name
+from . import ktap, kunitcheck
+from .qemu import Boot, EXIT_BOOT_FAILURE, EXIT_DEADLOCK, EXIT_SUCCESS, EXIT_TEST_FAILURE, NOT_STARTED, status_name
 
 
 def expect_lines(output, patterns):
@@ -92,7 +92,7 @@ def check_unknown_suite(result):
     return expect_status(result, EXIT_TEST_FAILURE) + ktap.parse(result.output).errors + expect_lines(result.output, [
         r"^# no suite or case named 'nosuchsuite'; test=list shows them$",
         r"^not ok 1 selection # ERROR unknown test names$",
-        r"^0 passed, 1 failed$",
+        r"^0 passed, 1 failed, 0 skipped$",
     ])
 
 
@@ -134,7 +134,89 @@ def check_image_does_not_fit(result):
 
 
 def check_smallest_machine_boots(result):
-    return expect_status(result, EXIT_SUCCESS) + expect_lines(result.output, [r"^\d+ passed, 0 failed$"])
+    return expect_status(result, EXIT_SUCCESS) + expect_lines(result.output, [r"^\d+ passed, 0 failed, 0 skipped$"])
+
+
+def strict_ktap(result):
+    """The report read strictly (harness/ktap.py), complete, with a summary that counts it."""
+    report = ktap.parse(result.output)
+    problems = list(report.errors) + kunitcheck.check(result.output, report)
+    if not report.seen_header:
+        problems.append("no KTAP report in the log")
+    if report.summary is None:
+        problems.append("no 'N passed, N failed, N skipped' summary line")
+    return report, problems
+
+
+def check_all_in_one_boot(disk):
+    """`test=all` in one boot: every suite the machine can run passes, every other is skipped
+    with the reason, and nothing fails; `disk` says which of the swap suites can run."""
+    def check(result):
+        report, problems = strict_ktap(result)
+        problems += expect_status(result, EXIT_SUCCESS)
+        if report.summary is not None and report.summary[1] != 0:
+            problems.append("summary %s: expected no failure" % (report.summary,))
+        for case in report.failed_cases:
+            if not case.skipped:
+                problems.append("not ok %s.%s %s" % (case.suite, case.name, case.directive))
+        # Suites that need an option the command line does not give are skipped, by name.
+        problems += expect_lines(result.output, [
+            r"^ok \d+ pmmfaults # SKIP needs the option pagefail=every:3:ordinary on the command line$",
+            r"^ok \d+ zonedebug # SKIP needs the option zonedebug=all on the command line$",
+            r"^ok \d+ vmmapcheck # SKIP needs the option mapcheck=on on the command line$",
+            r"^ok \d+ deadlock # SKIP needs the option reserves=off on the command line$",
+            r"^ok \d+ (boot|pmm|zones|vmmap|threads|context|gdbhelpers)$",
+        ])
+        if disk:
+            problems += expect_lines(result.output, [
+                r"^ok \d+ (swapdevice|paging|races|stress|reservebound)$",
+                r"^ok \d+ swapterabyte # SKIP needs a swap disk of at least 1048576 MiB; this one has 512 MiB$",
+                r"^ok \d+ swapfull # SKIP needs a swap disk of at most 64 MiB, which its workload can fill; this one has 512 MiB$",
+            ])
+            for suite in ("swapdevice", "paging", "races", "stress", "reservebound"):
+                if report.suites.get(suite) is not True:
+                    problems.append("suite %s did not pass" % suite)
+        else:
+            problems += expect_lines(result.output, [
+                r"^ok \d+ swapdevice # SKIP needs a swap disk of at least 16 MiB; there is none$",
+                r"^  ok 1 diskIsFoundWithItsSize # SKIP needs a swap disk of at least 16 MiB; there is none$",
+                r"^ok \d+ paging # SKIP needs a swap disk of at least \d+ MiB; there is none$",
+            ])
+        problems += expect_no_lines(result.output, [r"Division by zero", r"^P panic: "])
+        return problems
+    return check
+
+
+def check_unexpected_panic_completes_the_plan(result):
+    """A panic nobody expected (the deadlock watchdog, in `stress` with reserves=off) ends
+    the run; the kernel still reports every case and suite that never ran, and counts them."""
+    report, problems = strict_ktap(result)
+    problems += expect_status(result, EXIT_DEADLOCK)
+    problems += expect_lines(result.output, [
+        r"^  not ok 1 objectsWorkloadLosesNothing # ERROR panic$",
+        r"^  not ok 2 kmapWorkloadLosesNothing # SKIP not run: the kernel panicked in stress.objectsWorkloadLosesNothing$",
+        r"^not ok 1 stress$",
+        r"^  not ok 1 formatterMatchesHostResults # SKIP not run: the kernel panicked in stress.objectsWorkloadLosesNothing$",
+        r"^not ok 2 boot # SKIP not run: the kernel panicked in stress.objectsWorkloadLosesNothing$",
+        r"^0 passed, 1 failed, \d+ skipped$",
+    ])
+    if report.summary is not None and report.skipped is not None and report.skipped < 5:
+        problems.append("only %d cases counted as skipped" % report.skipped)
+    return problems
+
+
+def check_expected_panic_completes_the_plan(result):
+    """An expected panic passes its case; the suites after it are reported as not run."""
+    report, problems = strict_ktap(result)
+    problems += expect_status(result, EXIT_SUCCESS)
+    problems += expect_lines(result.output, [
+        r"^  ok 1 pageFaultAtKnownAddress # panicked as expected$",
+        r"^ok 1 panic$",
+        r"^  not ok 1 formatterMatchesHostResults # SKIP not run: the kernel panicked in panic.pageFaultAtKnownAddress$",
+        r"^not ok 2 boot # SKIP not run: the kernel panicked in panic.pageFaultAtKnownAddress$",
+        r"^1 passed, 0 failed, \d+ skipped$",
+    ])
+    return problems
 
 
 SCENARIOS = [
@@ -149,4 +231,15 @@ SCENARIOS = [
     (Boot("scenario.unknown-suite", "test=nosuchsuite"), check_unknown_suite),
     (Boot("scenario.help", "help"), check_help),
     (Boot("scenario.reserve-document", ""), check_reserve_document),
+    # test=all in one boot, at 128M, with a disk that fits every swap suite but the two that
+    # need a huge disk (swapterabyte) or a small one (swapfull), and without a disk.
+    # stressrounds keeps the stress suite, sized for 24M, to minutes at 128M.
+    (Boot("scenario.all-with-disk", "test=all seed=1 stressrounds=300", memory="128M", disk_mib=512, timeout=1800),
+     check_all_in_one_boot(disk=True)),
+    (Boot("scenario.all-without-disk", "test=all seed=1", memory="128M", timeout=1200),
+     check_all_in_one_boot(disk=False)),
+    (Boot("scenario.unexpected-panic", "test=stress,boot reserves=off seed=1", memory="24M", disk_mib=48, icount=True,
+          timeout=600), check_unexpected_panic_completes_the_plan),
+    (Boot("scenario.expected-panic-then-more", "test=panic.pageFaultAtKnownAddress,boot seed=1"),
+     check_expected_panic_completes_the_plan),
 ]

@@ -24,7 +24,7 @@ not ok 1 boot
   1..1
   ok 1 reserves # rcode=0
 ok 2 zones
-1 passed, 1 failed
+2 passed, 1 failed, 1 skipped
 """
 
 
@@ -47,7 +47,8 @@ class StrictKTAPTests(unittest.TestCase):
                           ("zones", "reserves", True)])
         self.assertEqual(report.cases[1].diagnostics, ["# FAIL BootTests.swift:12: expected 1, got 2"])
         self.assertTrue(report.cases[2].skipped)
-        self.assertEqual(report.summary, (1, 1))
+        self.assertEqual(report.summary, (2, 1))
+        self.assertEqual(report.skipped, 1)
 
     def test_four_space_indentation_is_refused(self):
         four = "\n".join(("  " + line) if line.startswith("  ") else line for line in GOOD.splitlines())
@@ -81,7 +82,7 @@ class StrictKTAPTests(unittest.TestCase):
         self.assertTrue(any("'not ok' only" in e
                             for e in errors(replaced("ok 1 reserves # rcode=0", "ok 1 reserves # ERROR disk"))))
         self.assertEqual(errors(replaced("ok 1 reserves # rcode=0", "not ok 1 reserves # ERROR disk").replace(
-            "ok 2 zones", "not ok 2 zones")), [])
+            "ok 2 zones", "not ok 2 zones").replace("2 passed, 1 failed", "1 passed, 2 failed")), [])
         self.assertTrue(any("separator" in e for e in errors(replaced("ok 1 reserves # rcode=0", "ok 1 res#erves"))))
 
     def test_a_parent_fails_with_its_subtest(self):
@@ -97,6 +98,34 @@ class StrictKTAPTests(unittest.TestCase):
 
     def test_unknown_lines_are_allowed_anywhere(self):
         self.assertEqual(errors(replaced("  ok 1 formatter", "I pmm: 3 pages\n    odd text\n  ok 1 formatter")), [])
+
+    def test_the_summary_must_count_the_results(self):
+        self.assertTrue(any("the results say 2, 1, 1" in e
+                            for e in errors(replaced("2 passed, 1 failed, 1 skipped", "2 passed, 1 failed, 0 skipped"))))
+        self.assertTrue(any("the results say 2, 1, 1" in e
+                            for e in errors(replaced("2 passed, 1 failed, 1 skipped", "3 passed, 1 failed, 1 skipped"))))
+        self.assertIsNone(ktap.parse(replaced("2 passed, 1 failed, 1 skipped", "2 passed, 1 failed")).summary)
+
+    def test_a_report_completed_after_a_panic_reads_whole(self):
+        panicked = """KTAP version 1
+1..2
+  KTAP version 1
+  # Subtest: zones
+  1..3
+  ok 1 first
+P panic: ---- kernel panic ----
+  not ok 2 second # ERROR panic
+  not ok 3 third # SKIP not run: the kernel panicked in zones.second
+not ok 1 zones
+  KTAP version 1
+  # Subtest: boot
+  1..1
+  not ok 1 formatter # SKIP not run: the kernel panicked in zones.second
+not ok 2 boot # SKIP not run: the kernel panicked in zones.second
+1 passed, 1 failed, 2 skipped
+"""
+        self.assertEqual(errors(panicked), [])
+        self.assertTrue(errors(panicked.replace("  not ok 3 third # SKIP not run: the kernel panicked in zones.second\n", "")))
 
     def test_a_second_report_is_refused(self):
         self.assertTrue(errors(GOOD + "KTAP version 1\n1..0\n"))
