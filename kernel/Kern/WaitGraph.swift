@@ -379,8 +379,13 @@ enum WaitGraph {
             length += 1
         }
         if current != start {
-            sink.write(", which is ")
-            sink.write(current.pointee.state == .sleeping ? current.pointee.wait.reason : current.pointee.state.name)
+            if current.pointee.state == .sleeping {
+                sink.write(", which sleeps in ")
+                sink.write(current.pointee.wait.reason)
+            } else {
+                sink.write(", which is ")
+                sink.write(current.pointee.state.name)
+            }
         }
     }
 }

@@ -95,7 +95,7 @@ enum WaitGraphTests {
             Test.expect(WaitGraph.stalledCycle(sleepingAtLeast: 0) == nil, "no cycle, however short the stall allowed")
         }
         let text = chainText(from: tail)
-        Test.expect(text.contains("waits for mutex waitgraph.second held by waitgraph-middle, which waits for mutex waitgraph.first held by waitgraph-holder, which is timed sleep"),
+        Test.expect(text.contains("waits for mutex waitgraph.second held by waitgraph-middle, which waits for mutex waitgraph.first held by waitgraph-holder, which sleeps in timed sleep"),
                     "the chain reads: \(message: text)")
         Threads.join(tail)
         Threads.join(middle)

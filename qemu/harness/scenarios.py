@@ -222,7 +222,11 @@ def check_expected_panic_completes_the_plan(result):
 SCENARIOS = [
     (Boot("scenario.image-does-not-fit", "test=boot", memory="1M"), check_image_does_not_fit),
     (Boot("scenario.too-little-memory", "test=boot", memory="3M"), check_too_little_memory),
-    (Boot("scenario.smallest-machine", "test=boot", memory="4M"), check_smallest_machine_boots),
+    # The smallest whole-MiB machine the image fits: from 1 MiB up it needs its image (about
+    # 2.5 MiB with the static slabs and the linked-in tests) and 512 KiB to run on, and QEMU
+    # keeps 128 KiB at the top of a small machine. At 4M that is 72 KiB short since the
+    # issue-15/17 code landed; the boot stub says so (too-little-memory checks the message).
+    (Boot("scenario.smallest-machine", "test=boot", memory="5M"), check_smallest_machine_boots),
     (Boot("scenario.boot-log", "seed=4242 loglevel=debug"), check_boot_log),
     (Boot("scenario.malformed-options", "test=boot bogus=1 seed=abc loglevel=loud test= seed"), check_malformed_options),
     (Boot("scenario.one-bad-value", "test=boot seed=abc"), check_one_bad_value),
