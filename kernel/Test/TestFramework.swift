@@ -5,7 +5,8 @@
 // kernel/Test/TestRegistry.swift, and run when `test=` selects them. Results go to the
 // console in KTAP version 1 (each suite is a subtest, indented two spaces as the KTAP
 // specification has it: Linux Documentation/dev-tools/ktap.rst) followed by the
-// plain line "N passed, N failed"; QEMU then exits with success or test-failure status.
+// plain line "N passed, N failed"; QEMU then exits with success or test-failure status (after
+// the monitor's prompt, with the `monitor` option: kernel/Monitor/Monitor.swift).
 //
 // Before a suite runs, its declared needs (options, a swap disk) are checked against this
 // boot (kernel/Test/TestPrerequisites.swift); a suite that cannot run here is reported as
@@ -280,7 +281,7 @@ enum TestRunner {
     static func finish() -> Never {
         PanicWatch.end()
         printSummary()
-        QEMU.exit(failed == 0 ? .success : .testFailure)
+        kernelRunFinished(failed == 0 ? .success : .testFailure)
     }
 
     /// The plain last line; skipped counts the cases reported `# SKIP`, for any reason.
