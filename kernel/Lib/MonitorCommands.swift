@@ -41,6 +41,18 @@ public enum MonitorVerb: Int, CaseIterable {
     case trace
     case exit
 
+    /// The command called `word`, if any. By raw value rather than through allCases, which
+    /// would build an array: the parser allocates nothing, so a command changes no zone count
+    /// before the table it prints (the monitor scenario compares those counts with gdb's).
+    public static func named(_ word: ByteString) -> MonitorVerb? {
+        var raw = 0
+        while let verb = MonitorVerb(rawValue: raw) {
+            if word.equals(verb.spec.name) { return verb }
+            raw += 1
+        }
+        return nil
+    }
+
     public var spec: MonitorCommandSpec {
         switch self {
         case .help: return MonitorCommandSpec("help", "", "list the commands")
@@ -63,6 +75,16 @@ public enum MonitorMap: Int, CaseIterable {
     case kmem
     case pageable
     case pager
+
+    /// The map called `word`, if any (without allocating, like MonitorVerb.named).
+    public static func named(_ word: ByteString) -> MonitorMap? {
+        var raw = 0
+        while let map = MonitorMap(rawValue: raw) {
+            if word.equals(map.name) { return map }
+            raw += 1
+        }
+        return nil
+    }
 
     public var name: StaticString {
         switch self {
@@ -182,7 +204,7 @@ public enum MonitorCommandParser {
             count += 1
         }
         if count == 0 { return .empty }
-        guard let verb = MonitorVerb.allCases.first(where: { words.0.equals($0.spec.name) }) else {
+        guard let verb = MonitorVerb.named(words.0) else {
             return .error(.unknownCommand(words.0))
         }
         // Every command takes at most one argument.
@@ -198,7 +220,7 @@ public enum MonitorCommandParser {
         case .map:
             guard let word = argument else { return .command(.map(.kernelMap)) }
             // kernel_map is the default, and may be named too.
-            guard let map = MonitorMap.allCases.first(where: { word.equals($0.name) }) else {
+            guard let map = MonitorMap.named(word) else {
                 return .error(.badArgument(.map, word, .notAChoice))
             }
             return .command(.map(map))
@@ -239,7 +261,9 @@ public enum MonitorCommandParser {
     /// then what it does - each line ending in a newline.
     public static func writeHelp<S: TextSink>(into sink: inout S) {
         sink.write("commands:\n")
-        for verb in MonitorVerb.allCases {
+        var raw = 0
+        while let verb = MonitorVerb(rawValue: raw) {
+            raw += 1
             var usage = ColumnCounter()
             writeUsage(verb, into: &usage)
             sink.write("  ")

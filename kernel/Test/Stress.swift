@@ -103,8 +103,9 @@ enum Stress {
         let swapPages = Int(SwapDevice.blocks)
         let target = max(Int(PhysicalMemory.managedPages) * 3 / 2, swapPages * 8 / 10)
         let perThread = min(target, swapPages * 8 / 10) / threads
-        if seconds > 0 { Log.info(.stress, "\(variant.name): for \(seconds) s of the \(rounds) rounds each thread may run") }
-        Log.info(.stress, "\(variant.name): \(threads) threads, \(rounds) rounds each, seed \(seed); filling \(perThread * threads) pages (RAM \(PhysicalMemory.managedPages) pages, swap \(swapPages) blocks)")
+        // With a time limit the rounds are only a ceiling (the monitor gives Int.max): say the time.
+        let length: LogMessage = seconds > 0 ? "for \(seconds) s" : "\(rounds) rounds each"
+        Log.info(.stress, "\(variant.name): \(threads) threads, \(message: length), seed \(seed); filling \(perThread * threads) pages (RAM \(PhysicalMemory.managedPages) pages, swap \(swapPages) blocks)")
         let workers = Kmalloc.allocate(threads * MemoryLayout<Worker>.stride)!.bindMemory(to: Worker.self, capacity: threads)
         var handles: [ThreadRef] = []
         handles.reserveCapacity(threads)

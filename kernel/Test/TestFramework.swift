@@ -171,7 +171,7 @@ enum TestRunner {
             }
             Console.printLine("not ok 1 selection # ERROR unknown test names")
             Console.printLine("0 passed, 1 failed, 0 skipped")
-            QEMU.exit(.testFailure)
+            kernelRunFinished(.testFailure)
         }
         // The plan follows the version line directly (ktap.rst); the seed is a diagnostic after it.
         Console.printLine("1..\(chosen.count)")
