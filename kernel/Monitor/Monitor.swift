@@ -65,6 +65,7 @@ enum Monitor {
         }
         MonitorStress.stopAndWait()
         let final = MonitorStress.failedRuns > 0 && status == .success ? ExitStatus.testFailure : status
+        Log.info(.monitor, "serial input: \(SerialInput.taken) bytes read; the ring was full \(SerialInput.throttles) times (input then waited in the UART)")
         Log.info(.monitor, "exit: status \(final.name)\(MonitorStress.failedRuns > 0 ? " (a stress run lost pages)" : "")")
         QEMU.exit(final)
     }

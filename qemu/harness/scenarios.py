@@ -262,6 +262,12 @@ def monitor_session(session):
     notes["stress 0"] = session.command("stress 0")
     # ^U kills what was typed so far.
     notes["reserves"] = session.command("reserves", keys="garbage\x15reserves\r")
+    notes["too long"] = session.command("a long line", keys="a" * 200 + "\r")
+    # Type-ahead: three lines in one write, each answered in turn.
+    before = session.prompts()
+    session.type("help\rbuddy\rthreads\r")
+    session.wait_until(lambda output: session.prompts(output) >= before + 3, "three prompts after typing ahead")
+    notes["typed ahead"] = session.output().split(session.prompt)[before:before + 3]
     notes["trace on"] = session.command("trace on")
     start = len(session.output())
     session.wait_for(r"^T \d+ \d+ ", start=start, timeout=30)
@@ -269,9 +275,14 @@ def monitor_session(session):
     notes["stress 1"] = session.command("stress 1")
     # The prompt is usable while the workload runs: its threads are there.
     notes["threads during stress"] = session.command("threads")
+    # A burst far bigger than the input ring while the workload competes for the CPU: the
+    # UART and QEMU hold what the ring cannot (flow control), nothing is lost, and the
+    # whole line is refused as too long - not cut into a command.
+    notes["burst"] = session.command("a 3000-byte line", keys="b" * 3000 + "\r", timeout=120)
     session.wait_for(r"^stress finished after ", timeout=120)
     session.type("exit\r")
     session.wait_for(r"^I monitor: exit: status ", timeout=120)
+    notes["typed bytes"] = session.typed
     return notes
 
 
@@ -341,6 +352,19 @@ def check_monitor(result):
             problems.append("'reserves' gives %s a reserve of %s, 'zones' %s" % (row[0], row[1], zones[row[0]][7]))
     if not any(line.startswith("protections: zones, pages, nowait") for line in answer("reserves")):
         problems.append("'reserves' does not name the protections")
+    if answer("too long") != ["error: a line holds at most 128 bytes; nothing was run"] \
+            or notes.get("too long", ("",))[0] != "a" * 128:
+        problems.append("a 200-byte line was not echoed to 128 bytes and refused: %s" % (notes.get("too long"),))
+    typed = notes.get("typed ahead", [])
+    wanted = [("help", "commands:"), ("buddy", "order  0:"), ("threads", "  thread ")]
+    if len(typed) != 3 or any(not part.startswith(command + "\n" + first) for part, (command, first) in zip(typed, wanted)):
+        problems.append("three lines typed ahead were not answered in turn: %r" % [part[:40] for part in typed])
+    if answer("burst") != ["error: a line holds at most 128 bytes; nothing was run"]:
+        problems.append("a 3000-byte burst during the stress run was answered %s" % answer("burst")[:3])
+    read = re.search(r"^I monitor: serial input: (\d+) bytes read; the ring was full (\d+) times", output, re.MULTILINE)
+    if not read or int(read.group(1)) != notes.get("typed bytes"):
+        problems.append("the harness typed %s bytes, the monitor read: %s"
+                        % (notes.get("typed bytes"), read.group(0) if read else "no count"))
     # trace on, samples, trace off, and no sample after it.
     problems += expect_lines(output, [r"^I trace: header interval_ticks=1 hz=100 managed=\d+", r"^T \d+ \d+ ",
                                       r"^I trace: stopped at tick \d+$"])

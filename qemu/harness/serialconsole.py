@@ -41,6 +41,7 @@ class SerialConsole:
         self.deadline = deadline
         self.prompt = prompt
         self.transcript = []        # (what was typed, echo, answer lines), for the log
+        self.typed = 0              # bytes written to the serial line, all told
 
     def output(self):
         """Everything the kernel has written so far, with CR LF as LF (as BootResult has it)."""
@@ -70,7 +71,9 @@ class SerialConsole:
         return (self.output() if output is None else output).count(self.prompt)
 
     def type(self, data):
-        self.process.stdin.write(data.encode("latin-1") if isinstance(data, str) else data)
+        data = data.encode("latin-1") if isinstance(data, str) else data
+        self.typed += len(data)
+        self.process.stdin.write(data)
         self.process.stdin.flush()
 
     def command(self, line, keys=None, timeout=60):
