@@ -54,9 +54,13 @@ enum MonitorStress {
     static func stopAndWait() {
         guard running else { return }
         Console.printLine("exit: stopping the stress run first")
-        Stress.stopNow()
+        // Asked again every tenth of a second: a runner that has not reached Stress.run yet
+        // would set its deadline after a single request and run its whole time.
         withInterruptsDisabled {
-            while running { Scheduler.sleep(on: UnsafeRawPointer(doneChannel!), reason: "stress run to end") }
+            while running {
+                Stress.stopNow()
+                Scheduler.sleep(on: UnsafeRawPointer(doneChannel!), reason: "stress run to end", untilTick: Timer.ticks + Timer.hertz / 10)
+            }
         }
     }
 }
