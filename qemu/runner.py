@@ -91,11 +91,11 @@ def main():
     if chosen_scenarios:
         for boot, check in scenarios.SCENARIOS:
             if boot.name in chosen_scenarios:
-                jobs.append((boot.name, lambda b=boot: run_boot(options.image, b, options.logs), check, None))
+                jobs.append((boot.name, lambda b=boot: run_boot(options.image, b, options.logs, elf=options.elf), check, None))
     elif not options.no_scenarios and not only:
         # Scenarios go first: test=all with a disk is the longest boot of the run, and started
         # last it would run alone at the end while the other job slot idles.
-        jobs[:0] = [(boot.name, lambda b=boot: run_boot(options.image, b, options.logs), check, None)
+        jobs[:0] = [(boot.name, lambda b=boot: run_boot(options.image, b, options.logs, elf=options.elf), check, None)
                     for boot, check in scenarios.SCENARIOS]
         for name, check in gdbcheck.CHECKS:
             jobs.append((name, lambda c=check: c(options.image, options.elf, options.logs), None, None))

@@ -21,6 +21,7 @@ enum KernelOption: Int, CaseIterable {
     case bench
     case trace
     case help
+    case monitor
 
     var spec: OptionSpec {
         switch self {
@@ -48,6 +49,8 @@ enum KernelOption: Int, CaseIterable {
             return OptionSpec("trace", .choice("off|on"), default: "off", "print a memory-pressure sample every timer tick for qemu/trace.py (docs/trace.md)")
         case .help:
             return OptionSpec("help", .flag, default: "", "print this table of options")
+        case .monitor:
+            return OptionSpec("monitor", .flag, default: "", "when the run is over, give a command prompt on the serial console instead of exiting (docs/monitor.md)")
         }
     }
 }
@@ -97,6 +100,7 @@ enum KernelOptions {
             case .bench: KernelOptions.benchSelection = value.text
             case .trace: Trace.requested = TraceSwitch(rawValue: value.choice)!
             case .help: KernelOptions.help = true
+            case .monitor: Monitor.requested = true
             }
         }
 

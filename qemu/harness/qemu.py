@@ -11,7 +11,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 
-from . import image
+from . import image, serialconsole
 
 EXIT_SUCCESS = 33
 EXIT_TEST_FAILURE = 35
@@ -55,6 +55,12 @@ class Boot:
     # A GRUB ISO to boot instead of QEMU's -kernel loader; its menu holds the command line
     # (`arguments` is then only what the ISO was built with, for the record).
     iso: str = ""
+    # An interactive boot: a function called with a SerialConsole (harness/serialconsole.py)
+    # while QEMU runs, which types on the kernel's serial line and reads its answers; it may
+    # return a dict of findings, kept in BootResult.notes for the check.
+    console: object = None
+    # The prompt the console waits for between commands.
+    prompt: str = "monitor> "
 
 
 @dataclass
@@ -64,6 +70,9 @@ class BootResult:
     output: str
     seconds: float
     log_path: str
+    # What an interactive boot's console function found (Boot.console); "problems" holds
+    # what went wrong in the session itself (a timeout, QEMU gone).
+    notes: dict = field(default_factory=dict)
 
 
 def qemu_command(image, boot, disk_path=None, gdb_port=None, halted=False):
@@ -94,11 +103,12 @@ def make_disk(path, mib):
     return path
 
 
-def run_boot(image_path, boot, log_dir, gdb_port=None):
+def run_boot(image_path, boot, log_dir, gdb_port=None, elf=None):
     """Boots once and returns the result; never raises for kernel misbehaviour.
 
     With gdb_port, QEMU also listens for gdb there (the CPU runs; attach whenever) and the
-    timeout is off, so a hang waits for the person debugging it instead of being killed."""
+    timeout is off, so a hang waits for the person debugging it instead of being killed.
+    An interactive boot (boot.console) gets its own gdb port, and `elf` for gdb's symbols."""
     os.makedirs(log_dir, exist_ok=True)
     safe = boot.name.replace("/", "_").replace(" ", "_")
     log_path = os.path.join(log_dir, safe + ".log")
@@ -110,25 +120,50 @@ def run_boot(image_path, boot, log_dir, gdb_port=None):
     disk_path = None
     if boot.disk_mib:
         disk_path = make_disk(os.path.join(log_dir, safe + ".disk"), boot.disk_mib)
+    interactive = boot.console is not None
+    if interactive and gdb_port is None:
+        gdb_port = serialconsole.free_port()
     command = qemu_command(image_path, boot, disk_path, gdb_port=gdb_port)
     started = time.monotonic()
+    notes = {}
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        if gdb_port is not None:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.PIPE if interactive else subprocess.DEVNULL)
+        if gdb_port is not None and not interactive:
             print("      %s: serial in %s; attach with `make attach GDB_PORT=%d`" % (boot.name, log_path, gdb_port),
                   flush=True)
+        if interactive:
+            notes = run_console(boot, process, log_path, elf, gdb_port, started)
         try:
-            status = process.wait(timeout=None if gdb_port is not None else boot.timeout)
+            remaining = max(1.0, boot.timeout - (time.monotonic() - started))
+            status = process.wait(timeout=None if gdb_port is not None and not interactive else remaining)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
             status = None
+        if interactive:
+            process.stdin.close()
     seconds = time.monotonic() - started
     if disk_path:
         os.unlink(disk_path)
     with open(log_path, "rb") as log:
         output = log.read().decode("utf-8", "replace").replace("\r\n", "\n")
-    return BootResult(boot, status, output, seconds, log_path)
+    return BootResult(boot, status, output, seconds, log_path, notes)
+
+
+def run_console(boot, process, log_path, elf, gdb_port, started):
+    """Runs the boot's console function; a session that fails kills QEMU and says why."""
+    session = serialconsole.SerialConsole(process, log_path, elf or "build/kernel.elf", gdb_port,
+                                          started + boot.timeout, boot.prompt)
+    notes = {"problems": []}
+    try:
+        notes.update(boot.console(session) or {})
+    except serialconsole.SessionError as error:
+        notes["problems"].append("console session: %s" % error)
+        process.kill()
+    finally:
+        session.write_transcript(os.path.splitext(log_path)[0] + ".session.log")
+    return notes
 
 
 def require_qemu():
