@@ -134,3 +134,29 @@ def plan(suites, seed, only=None, seed_scale=1, extra_arguments="", memory=None)
                         icount=suite.icount)
             planned.append(PlannedBoot(boot, "panic", suite, case))
     return planned
+
+
+# The swap suites booted again, in a full run, on the disk interfaces and machines other than
+# the default (virtio on pc): two suites per combination, at one size, so that each driver is
+# proved by the device round trip and by paging under pressure without adding much time.
+# `--disk`/`--machine` run any selection on one combination (docs/io.md).
+DEVICE_BOOTS = (
+    ("pc", "ide", ("swapdevice", "128M"), ("paging", "24M")),
+    ("q35", "ahci", ("swapdevice", "128M"), ("paging", "24M")),
+    ("q35", "virtio", ("swapdevice", "128M"), ("races", "24M")),
+)
+
+
+def device_boots(suites, seed, extra_arguments=""):
+    planned = []
+    for machine, disk, *chosen in DEVICE_BOOTS:
+        for name, size in chosen:
+            suite = suites.get(name)
+            if suite is None:
+                continue
+            arguments = ("seed=%d %s %s" % (seed, suite.arguments, extra_arguments)).strip()
+            boot = Boot(name="%s@%s[%s+%s]" % (name, size, machine, disk), arguments="test=%s %s" % (name, arguments),
+                        memory=size, timeout=boot_timeout(suite, size), disk_mib=disk_size(suite, size),
+                        icount=suite.icount, disk=disk, machine=machine)
+            planned.append(PlannedBoot(boot, "suite", suite))
+    return planned
