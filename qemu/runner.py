@@ -39,6 +39,8 @@ def main():
     parser.add_argument("--logs", default="build/test-logs")
     parser.add_argument("--seed-scale", type=int, default=1,
                         help="boot multi-seed suites with this many times their seeds (make soak)")
+    parser.add_argument("--max-seeds", type=int, default=0,
+                        help="boot multi-seed suites with at most this many seeds (a quick sweep of another --disk)")
     parser.add_argument("--kernel-arguments", default="",
                         help="extra kernel command-line options for every suite boot (make soak: stressrounds=)")
     parser.add_argument("--memory", default="",
@@ -82,7 +84,7 @@ def main():
         boots = plan.plan_random_sizes(suites, options.seed, only, options.random_sizes, options.seed_scale,
                                        options.kernel_arguments, options.size_range)
     else:
-        boots = plan.plan(suites, options.seed, only, options.seed_scale, options.kernel_arguments, memory)
+        boots = plan.plan(suites, options.seed, only, options.seed_scale, options.kernel_arguments, memory, options.max_seeds)
     if chosen_scenarios and not only:
         boots = []
     # A full run also boots a few swap suites on the other disks and machines (plan.DEVICE_BOOTS).

@@ -12,7 +12,8 @@
 // Waiting for a DMA transfer (`DiskCompletion`): the thread that issued it sleeps on the
 // request's channel and the device's interrupt wakes it; it sleeps in a loop that re-checks the
 // completion flag, so a wakeup for some other reason sends it back to sleep. A caller that may
-// not sleep (interrupts or preemption off) polls the device instead.
+// not sleep (interrupts or preemption off) polls the device instead. While a thread waits for a
+// transfer the idle thread spins rather than halts (Scheduler.transfersAwaited says why).
 
 extension LogTag {
     static let disk = LogTag("disk")
@@ -180,9 +181,11 @@ extension UnsafeMutablePointer where Pointee == DiskCompletion {
             if sleeping {
                 // Re-validated after every wakeup: a timed sleep's expiry, or a wakeup meant for
                 // the same channel, returns here with the request still in flight.
+                Scheduler.transfersAwaited += 1
                 while !pointee.complete && Timer.ticks < deadline {
                     Scheduler.sleep(on: UnsafeRawPointer(self), reason: reason, untilTick: deadline)
                 }
+                Scheduler.transfersAwaited -= 1
                 if pointee.complete { DiskCompletion.byInterrupt &+= 1 }
                 return pointee.complete
             }

@@ -255,6 +255,17 @@ enum NecessityTests {
         // Let the waiter and the pageout thread run. A deadlock ends here, in the watchdog.
         Preemption.enable()
         Test.expect(!Threads.join(waiter), "the waiting thread was stopped")
+        // The waiter may be through before the pageout thread has written the new pages: on a
+        // DMA disk the pageout thread sleeps through each write and others run meanwhile (with
+        // ATA PIO it kept the CPU, polling). Memory is still held, so it goes on; give it a
+        // bounded while to, before counting what it did.
+        if workload != .nowait {
+            var waited: UInt64 = 0
+            while SwapDevice.pagesWritten - before.written < UInt64(fresh.addresses.count) / 2 && waited < 5 * Timer.hertz {
+                Scheduler.sleep(ticks: 1)
+                waited += 1
+            }
+        }
         let wrote = SwapDevice.pagesWritten - before.written
         let freed = Pageout.statistics.freed - before.freed
         let failedSteps = SwapMetadata.assignFailures - before.assignFailures

@@ -107,15 +107,17 @@ def plan_random_sizes(suites, seed, only, count, seed_scale, extra_arguments, si
     return planned
 
 
-def plan(suites, seed, only=None, seed_scale=1, extra_arguments="", memory=None):
+def plan(suites, seed, only=None, seed_scale=1, extra_arguments="", memory=None, max_seeds=0):
     """Boots for `suites`: each memory size (the suite's own, or `memory` when given), and
-    each of the suite's seeds (times `seed_scale` for soak runs) at its first size, plus
-    each expected-panic case at every size."""
+    each of the suite's seeds (times `seed_scale` for soak runs, at most `max_seeds` when
+    given) at its first size, plus each expected-panic case at every size."""
     planned = []
     for suite in suites.values():
         if only and suite.name not in only:
             continue
         seeds = suite.seeds * seed_scale if suite.seeds > 1 else 1
+        if max_seeds:
+            seeds = min(seeds, max_seeds)
         sizes = memory or suite.memory
         for offset in range(seeds):
             arguments = ("seed=%d %s %s" % (seed + offset, suite.arguments, extra_arguments)).strip()
