@@ -251,6 +251,7 @@ enum AHCIDisk {
 
         let completed = completion.issueAndWait("ahci I/O", submit: {
             seenStatus = 0
+            arch_barrier()      // the FIS, header and PRDT stores above happen before the issue
             portWrite(commandIssue, 1)
         }, poll: { collect() })
         guard completed else {

@@ -183,6 +183,9 @@ enum VirtioBlock {
             // The chain's head goes into the next available slot, then idx moves on: the
             // device reads idx, so the slot must be written first (volatile stores stay in
             // order on x86), and it is told only after both.
+            // The compiler barrier keeps the plain stores of the header and descriptors above
+            // from being moved past the volatile stores and the port write below.
+            arch_barrier()
             let slot = Int(availableIndex) & (layout.size - 1)
             arch_store16(queue.pointer + layout.availableSlotOffset(slot), 0)
             availableIndex &+= 1
