@@ -45,6 +45,7 @@ func startThreadsAndPaging() {
     Scheduler.bootstrap()
     VMWait.enable()
     PageFault.enable()
+    PCI.enumerate()
     SwapDevice.initialize()
     SwapMetadata.initialize(swapBlocks: SwapDevice.blocks)
     Timer.start()

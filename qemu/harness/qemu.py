@@ -13,6 +13,14 @@ from dataclasses import dataclass, field
 
 from . import image, serialconsole
 
+# The swap disk's interface and the machine, for boots that do not choose (the runner's --disk
+# and --machine set these). virtio: a virtio-blk-pci disk (the kernel drives its legacy
+# interface); ide: the primary IDE channel (pc only: q35 has no IDE controller); ahci: a SATA
+# disk on an AHCI controller (q35's own; on pc one is added). docs/io.md.
+DISKS = ("virtio", "ide", "ahci")
+MACHINES = ("pc", "q35")
+DEFAULTS = {"disk": "virtio", "machine": "pc"}
+
 EXIT_SUCCESS = 33
 EXIT_TEST_FAILURE = 35
 EXIT_PANIC = 37
@@ -61,6 +69,35 @@ class Boot:
     console: object = None
     # The prompt the console waits for between commands.
     prompt: str = "monitor> "
+    # The swap disk's interface and the machine type; "" takes DEFAULTS.
+    disk: str = ""
+    machine: str = ""
+
+    @property
+    def disk_interface(self):
+        return self.disk or DEFAULTS["disk"]
+
+    @property
+    def machine_type(self):
+        return self.machine or DEFAULTS["machine"]
+
+
+def disk_options(disk, machine, path):
+    """QEMU options attaching the raw image `path` as the swap disk over `disk` on `machine`,
+    and the kernel option that makes the kernel use exactly that driver (any other would be a
+    boot failure, not a silent fallback)."""
+    drive = "file=%s,format=raw,cache=unsafe" % path
+    if disk == "virtio":
+        return ["-drive", drive + ",if=none,id=swap", "-device", "virtio-blk-pci,drive=swap"], "swapdev=virtio"
+    if disk == "ide":
+        if machine == "q35":
+            raise ValueError("q35 has no IDE controller: its if=ide disks go to AHCI; use --disk ahci")
+        return ["-drive", drive + ",if=ide,index=0,media=disk"], "swapdev=ata"
+    if disk == "ahci":
+        if machine == "q35":
+            return ["-drive", drive + ",if=ide,index=0,media=disk"], "swapdev=ahci"
+        return ["-device", "ahci,id=ahci", "-drive", drive + ",if=none,id=swap", "-device", "ide-hd,drive=swap,bus=ahci.0"], "swapdev=ahci"
+    raise ValueError("unknown disk interface %r (known: %s)" % (disk, ", ".join(DISKS)))
 
 
 @dataclass
@@ -76,19 +113,25 @@ class BootResult:
 
 
 def qemu_command(image, boot, disk_path=None, gdb_port=None, halted=False):
+    machine = boot.machine_type
+    if machine not in MACHINES:
+        raise ValueError("unknown machine %r (known: %s)" % (machine, ", ".join(MACHINES)))
     command = [
-        "qemu-system-x86_64", "-accel", "tcg", "-cpu", "qemu64", "-m", boot.memory,
+        "qemu-system-x86_64", "-machine", machine, "-accel", "tcg", "-cpu", "qemu64", "-m", boot.memory,
         "-display", "none", "-no-reboot", "-serial", "stdio", "-monitor", "none",
         "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
     ]
+    disk, swapdev = disk_options(boot.disk_interface, machine, disk_path) if disk_path else ([], "")
+    arguments = boot.arguments
+    if swapdev and "swapdev=" not in arguments:
+        arguments = (arguments + " " + swapdev).strip()
     if boot.iso:
         command += ["-cdrom", boot.iso, "-boot", "d"]
     else:
-        command += ["-kernel", image, "-append", boot.arguments]
+        command += ["-kernel", image, "-append", arguments]
     if boot.icount:
         command += ["-icount", "shift=0,sleep=off"]
-    if disk_path:
-        command += ["-drive", "file=%s,format=raw,if=ide,index=0,media=disk,cache=unsafe" % disk_path]
+    command += disk
     if gdb_port is not None:
         command += ["-gdb", "tcp:127.0.0.1:%d" % gdb_port]
     if halted:

@@ -165,6 +165,7 @@ def check_all_in_one_boot(disk):
             r"^ok \d+ zonedebug # SKIP needs the option zonedebug=all on the command line$",
             r"^ok \d+ vmmapcheck # SKIP needs the option mapcheck=on on the command line$",
             r"^ok \d+ deadlock # SKIP needs the option reserves=off on the command line$",
+            r"^ok \d+ diskfaults # SKIP needs the option diskfault=write:3,read:10 on the command line$",
             r"^ok \d+ (boot|pmm|zones|vmmap|threads|context|gdbhelpers)$",
         ])
         if disk:
@@ -409,6 +410,24 @@ def check_monitor_after_a_failed_run(result):
     ])
 
 
+def check_absent_swap_device(wanted):
+    """A boot that names a swap driver whose disk is not there stops, saying so: running without
+    swap instead would turn every swap test into a skip and hide the mistake."""
+    def check(result):
+        return expect_status(result, EXIT_BOOT_FAILURE) + expect_lines(result.output, [
+            r"^E swap: swapdev=%s: no such disk on this machine; the boot stops here" % wanted,
+        ]) + expect_no_lines(result.output, [r"^I boot: initialisation complete", r"^KTAP version"])
+    return check
+
+
+def check_swap_device_named(result):
+    """The default (swapdev=auto) with a virtio disk: PCI lists it, swap says which driver took it."""
+    return expect_status(result, EXIT_SUCCESS) + expect_lines(result.output, [
+        r"^I pci: pci 0:\d+\.0 vendor 0x1af4 device 0x1001 class 0x010000 irq \d+ \(virtio-blk, legacy\)$",
+        r"^I swap: virtio-blk 16 MiB \(4096 blocks of 4 KiB\) on virtio-blk \(legacy virtio-pci\)",
+    ])
+
+
 SCENARIOS = [
     (Boot("scenario.image-does-not-fit", "test=boot", memory="1M"), check_image_does_not_fit),
     (Boot("scenario.too-little-memory", "test=boot", memory="3M"), check_too_little_memory),
@@ -447,4 +466,9 @@ SCENARIOS = [
      check_monitor),
     (Boot("scenario.monitor-after-a-failed-run", "test=nosuchsuite monitor", console=exit_only_session),
      check_monitor_after_a_failed_run),
+    # swapdev= names a driver whose disk is absent: an AHCI disk asked for on pc with a virtio
+    # disk, and a virtio disk asked for with no disk at all.
+    (Boot("scenario.swapdev-absent", "test=boot swapdev=ahci", disk_mib=16, disk="virtio"), check_absent_swap_device("ahci")),
+    (Boot("scenario.swapdev-without-disk", "test=boot swapdev=virtio"), check_absent_swap_device("virtio")),
+    (Boot("scenario.swapdev-auto", "test=boot swapdev=auto", disk_mib=16, disk="virtio"), check_swap_device_named),
 ]
