@@ -9,16 +9,16 @@
 import Foundation
 import PackageDescription
 
-// Everything under kernel/ that is not portable: every entry of kernel/ but Lib, Mem and VM,
-// and in Mem and VM everything but their Portable folder. Listed so that SwiftPM knows these
-// files are the kernel's, not this library's.
+// Everything under kernel/ that is not portable: every entry of kernel/ but Lib, Mem, VM and
+// Arch, and in Mem, VM and Arch/x86_64 everything but their Portable folder. Listed so that
+// SwiftPM knows these files are the kernel's, not this library's.
 let kernelOnly: [String] = {
     let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("kernel")
     func entries(_ folder: String) -> [String] {
         (try? FileManager.default.contentsOfDirectory(atPath: root.appendingPathComponent(folder).path)) ?? []
     }
-    let top = entries("").filter { !["Lib", "Mem", "VM"].contains($0) }
-    let besidePortable = ["Mem", "VM"].flatMap { folder in
+    let top = entries("").filter { !["Lib", "Mem", "VM", "Arch"].contains($0) }
+    let besidePortable = ["Mem", "VM", "Arch/x86_64"].flatMap { folder in
         entries(folder).filter { $0 != "Portable" }.map { "\(folder)/\($0)" }
     }
     return top + besidePortable
@@ -35,7 +35,7 @@ let package = Package(
             name: "KernelPortable",
             path: "kernel",
             exclude: kernelOnly,
-            sources: ["Lib", "Mem/Portable", "VM/Portable"],
+            sources: ["Lib", "Mem/Portable", "VM/Portable", "Arch/x86_64/Portable"],
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
         .testTarget(
