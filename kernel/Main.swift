@@ -33,6 +33,8 @@ public func kernelMain(_ magic: UInt32, _ infoAddress: UInt32) -> Never {
     KernelOptions.stopIfAnyWasRejected()
     Log.info(.boot, "kernel image \(address: arch_kernel_start()) - \(address: arch_kernel_end()) (\(bytes: arch_kernel_end() - arch_kernel_start()))")
     BootInfo.logMemoryMap()
+    Machine.discover()          // while the boot identity map reaches the firmware's tables
+    SMP.installTrampoline()     // likewise page 8, which MemoryBootstrap then keeps for it
     MemoryBootstrap.run()
     startThreadsAndPaging()
 
@@ -53,6 +55,7 @@ func startThreadsAndPaging() {
     CPU.enableInterrupts()
     Pageout.start()
     Trace.start()
+    SMP.start()
     DebugTable.fill()
 }
 
