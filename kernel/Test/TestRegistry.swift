@@ -28,6 +28,8 @@ enum TestRegistry {
             DeadlockTests.faultSuite,
             ReserveBoundTests.suite,
             DebugHelperTests.suite,
+            SMPTests.suite,
+            SMPTests.limitedSuite,
         ] + NecessityTests.suites
     }
 }

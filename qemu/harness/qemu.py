@@ -51,6 +51,7 @@ class Boot:
     timeout: float = 120.0
     disk_mib: int = 0
     icount: bool = False
+    cpus: int = 1           # QEMU -smp
     extra_qemu: list = field(default_factory=list)
     # A GRUB ISO to boot instead of QEMU's -kernel loader; its menu holds the command line
     # (`arguments` is then only what the ISO was built with, for the record).
@@ -78,6 +79,8 @@ def qemu_command(image, boot, disk_path=None, gdb_port=None, halted=False):
         command += ["-kernel", image, "-append", boot.arguments]
     if boot.icount:
         command += ["-icount", "shift=0,sleep=off"]
+    if boot.cpus > 1:
+        command += ["-smp", str(boot.cpus)]
     if disk_path:
         command += ["-drive", "file=%s,format=raw,if=ide,index=0,media=disk,cache=unsafe" % disk_path]
     if gdb_port is not None:

@@ -19,9 +19,11 @@
  * at a time, so one set is enough.
  */
     .set AP_TRAMPOLINE_BASE, 0x8000
-    .set TRAMPOLINE_CODE32,  0x08
+    /* The 64-bit code and data selectors are the kernel's (kernel/Arch/x86_64/GDT.swift): CS and SS
+     * keep them when ap_main loads the AP's own GDT, and every interrupt frame pushes them. */
+    .set TRAMPOLINE_CODE64,  0x08
     .set TRAMPOLINE_DATA,    0x10
-    .set TRAMPOLINE_CODE64,  0x18
+    .set TRAMPOLINE_CODE32,  0x18
 
 /* The trampoline's address once copied to AP_TRAMPOLINE_BASE. */
 #define LOW(label) (AP_TRAMPOLINE_BASE + (label - ap_trampoline_start))
@@ -72,9 +74,9 @@ ap_trampoline_64:
     .balign 8
 ap_trampoline_gdt:
     .quad 0
-    .quad 0x00CF9A000000FFFF                /* 0x08: 32-bit code */
+    .quad 0x00AF9A000000FFFF                /* 0x08: 64-bit code */
     .quad 0x00CF92000000FFFF                /* 0x10: data */
-    .quad 0x00AF9A000000FFFF                /* 0x18: 64-bit code */
+    .quad 0x00CF9A000000FFFF                /* 0x18: 32-bit code */
 ap_trampoline_gdt_end:
 ap_trampoline_gdt_descriptor:
     .word ap_trampoline_gdt_end - ap_trampoline_gdt - 1

@@ -55,14 +55,16 @@ enum LocalAPIC {
 
     static var isMapped: Bool { base.rawValue != 0 }
 
+    /// One 32-bit volatile access: a plain Swift load was once narrowed by the optimiser to a
+    /// 1-byte load of the ID register's top byte, which the APIC answers with 0.
     @inline(__always)
     static func read(_ register: Register) -> UInt32 {
-        (base + UInt64(register.rawValue)).pointer.assumingMemoryBound(to: UInt32.self).pointee
+        arch_mmio_read32((base + UInt64(register.rawValue)).rawValue)
     }
 
     @inline(__always)
     static func write(_ register: Register, _ value: UInt32) {
-        (base + UInt64(register.rawValue)).pointer.assumingMemoryBound(to: UInt32.self).pointee = value
+        arch_mmio_write32((base + UInt64(register.rawValue)).rawValue, value)
     }
 
     /// The running CPU's APIC id (bits 24-31 of the ID register).

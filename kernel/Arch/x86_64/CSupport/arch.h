@@ -96,6 +96,11 @@ static inline void arch_atomic_store_release_u32(uint32_t *word, uint32_t value)
 /* A compiler barrier: keeps the optimiser from moving memory accesses across it. */
 static inline void arch_barrier(void) { __asm__ volatile("" : : : "memory"); }
 
+/* Device registers: exactly one 32-bit access each, never merged, narrowed or cached by the
+ * compiler (an APIC register read with a 1-byte load returns nothing useful). */
+static inline uint32_t arch_mmio_read32(uint64_t address) { return *(volatile uint32_t *)address; }
+static inline void arch_mmio_write32(uint64_t address, uint32_t value) { *(volatile uint32_t *)address = value; }
+
 /* Model-specific registers. */
 static inline uint64_t arch_rdmsr(uint32_t msr) {
     uint32_t lo, hi;
