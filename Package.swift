@@ -10,15 +10,15 @@ import Foundation
 import PackageDescription
 
 // Everything under kernel/ that is not portable: every entry of kernel/ but Lib, Mem, VM and
-// Drivers, and in Mem, VM and Drivers everything but their Portable folder. Listed so that SwiftPM knows these
-// files are the kernel's, not this library's.
+// Drivers, Arch, and in Mem, VM, Drivers and Arch/x86_64 everything but their Portable folder.
+// Listed so that SwiftPM knows these files are the kernel's, not this library's.
 let kernelOnly: [String] = {
     let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("kernel")
     func entries(_ folder: String) -> [String] {
         (try? FileManager.default.contentsOfDirectory(atPath: root.appendingPathComponent(folder).path)) ?? []
     }
-    let top = entries("").filter { !["Lib", "Mem", "VM", "Drivers"].contains($0) }
-    let besidePortable = ["Mem", "VM", "Drivers"].flatMap { folder in
+    let top = entries("").filter { !["Lib", "Mem", "VM", "Drivers", "Arch"].contains($0) }
+    let besidePortable = ["Mem", "VM", "Drivers", "Arch/x86_64"].flatMap { folder in
         entries(folder).filter { $0 != "Portable" }.map { "\(folder)/\($0)" }
     }
     return top + besidePortable
@@ -35,7 +35,7 @@ let package = Package(
             name: "KernelPortable",
             path: "kernel",
             exclude: kernelOnly,
-            sources: ["Lib", "Mem/Portable", "VM/Portable", "Drivers/Portable"],
+            sources: ["Lib", "Mem/Portable", "VM/Portable", "Drivers/Portable", "Arch/x86_64/Portable"],
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
         .testTarget(

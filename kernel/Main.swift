@@ -18,6 +18,8 @@ enum Kernel {
 
 @_cdecl("kernel_main")
 public func kernelMain(_ magic: UInt32, _ infoAddress: UInt32) -> Never {
+    // First: the boot CPU's per-CPU area, which the running thread and every lock live in.
+    PerCPU.install(PerCPU.prepare(0, apicID: CPU.initialAPICID))
     Console.initialize()
     FreePathCheck.install()   // before anything allocates: no free path may (kernel/Lib/FreePath.swift)
     Log.info(.boot, "\(Kernel.name) \(Kernel.version): an x86-64 kernel in Embedded Swift")
@@ -31,6 +33,8 @@ public func kernelMain(_ magic: UInt32, _ infoAddress: UInt32) -> Never {
     KernelOptions.stopIfAnyWasRejected()
     Log.info(.boot, "kernel image \(address: arch_kernel_start()) - \(address: arch_kernel_end()) (\(bytes: arch_kernel_end() - arch_kernel_start()))")
     BootInfo.logMemoryMap()
+    Machine.discover()          // while the boot identity map reaches the firmware's tables
+    SMP.installTrampoline()     // likewise page 8, which MemoryBootstrap then keeps for it
     MemoryBootstrap.run()
     startThreadsAndPaging()
 
@@ -52,6 +56,7 @@ func startThreadsAndPaging() {
     CPU.enableInterrupts()
     Pageout.start()
     Trace.start()
+    SMP.start()
     DebugTable.fill()
 }
 

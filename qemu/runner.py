@@ -45,6 +45,8 @@ def main():
                         help="extra kernel command-line options for every suite boot (make soak: stressrounds=)")
     parser.add_argument("--memory", default="",
                         help="comma-separated QEMU memory sizes to boot every suite with instead of its own (16M,3G)")
+    parser.add_argument("--cpus", default="",
+                        help="comma-separated CPU counts (QEMU -smp, 1 to 8) to boot every suite with instead of its own (1,2,4)")
     parser.add_argument("--random-sizes", type=int, default=0,
                         help="boot each selected suite at this many random memory sizes (seeded by --seed) instead of its own")
     parser.add_argument("--size-range", default="16M:16G",
@@ -80,11 +82,16 @@ def main():
         print("unknown suites: %s (known: %s)" % (", ".join(sorted(unknown)), ", ".join(suites)))
         return 1
     memory = list(filter(None, options.memory.split(","))) or None
+    cpus = [int(count) for count in filter(None, options.cpus.split(","))] or None
+    if cpus and not all(1 <= count <= 8 for count in cpus):
+        print("--cpus: each count must be 1 to 8, got %s" % options.cpus)
+        return 1
     if options.random_sizes:
         boots = plan.plan_random_sizes(suites, options.seed, only, options.random_sizes, options.seed_scale,
                                        options.kernel_arguments, options.size_range)
     else:
-        boots = plan.plan(suites, options.seed, only, options.seed_scale, options.kernel_arguments, memory, options.max_seeds)
+        boots = plan.plan(suites, options.seed, only, options.seed_scale, options.kernel_arguments, memory,
+                          options.max_seeds, cpus)
     if chosen_scenarios and not only:
         boots = []
     # A full run also boots a few swap suites on the other disks and machines (plan.DEVICE_BOOTS).

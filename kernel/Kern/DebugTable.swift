@@ -148,7 +148,8 @@ enum DebugTable {
 
     private static func fillThreads() {
         publish("threads.all@", address(&Threads.all))
-        publish("scheduler.current@", address(&Scheduler.current))
+        // The boot CPU's running thread (the only CPU that runs threads in this stage).
+        publish("scheduler.current@", address(&PerCPU.area(0).pointee.currentThread))
         publish("Thread.id", MemoryLayout<Thread>.offset(of: \.id)!)
         publish("Thread.name", MemoryLayout<Thread>.offset(of: \.name)!)
         publish("Thread.state", MemoryLayout<Thread>.offset(of: \.state)!)

@@ -20,6 +20,7 @@ enum KernelOption: Int, CaseIterable {
     case stressrounds
     case bench
     case trace
+    case cpus
     case help
     case monitor
     case swapdev
@@ -49,6 +50,8 @@ enum KernelOption: Int, CaseIterable {
             return OptionSpec("bench", .choice("all|cpu|pmm|zones|pmap|vmmap|fault|pageout|overhead"), default: "", "run benchmarks instead of tests, then exit")
         case .trace:
             return OptionSpec("trace", .choice("off|on"), default: "off", "print a memory-pressure sample every timer tick for qemu/trace.py (docs/trace.md)")
+        case .cpus:
+            return OptionSpec("cpus", .unsigned, default: "all", "use at most this many CPUs, the boot CPU included (1 or more); the others stay parked in the firmware")
         case .help:
             return OptionSpec("help", .flag, default: "", "print this table of options")
         case .monitor:
@@ -105,6 +108,13 @@ enum KernelOptions {
             case .stressrounds: KernelOptions.stressRounds = value.number
             case .bench: KernelOptions.benchSelection = value.text
             case .trace: Trace.requested = TraceSwitch(rawValue: value.choice)!
+            case .cpus:
+                if value.number == 0 || value.number > UInt64(Int32.max) {
+                    KernelOptions.errorCount += 1
+                    Log.error(.cmdline, "cpus=\(value.number): expected 1 or more (the boot CPU always runs)")
+                } else {
+                    Machine.cpuLimit = Int(value.number)
+                }
             case .help: KernelOptions.help = true
             case .monitor: Monitor.requested = true
             case .swapdev: Disk.choice = SwapDeviceChoice(rawValue: value.choice)!

@@ -7,11 +7,19 @@
 // If a watch is in force (kernel/Kern/PanicWatch.swift: the test framework sets one around
 // each test case), it decides what is printed after the report and the exit status.
 // A panic inside a panic (a fault while printing the report) prints one line and exits.
+//
+// Several CPUs: the first CPU to panic claims the report (an atomic exchange); it stops every
+// other online CPU with an NMI (kernel/Arch/x86_64/SMP.swift) before it prints, and its report
+// says which CPU it is. A CPU that panics while another one reports halts quietly and is
+// stopped by that CPU's NMI: one report, never two interleaved.
 
 import ArchSupport
+import Synchronization
 
 enum Panic {
-    static var inProgress = false
+    /// The reporting CPU's index + 1; 0 while no CPU panics.
+    static let owner = Atomic<Int>(0)
+    static var inProgress: Bool { owner.load(ordering: .relaxed) != 0 }
     static let maximumFrames = 32
 }
 
@@ -23,14 +31,22 @@ extension LogTag {
 /// `status` is the exit status unless a watch in force says otherwise (the watchdog uses .deadlock).
 func panic(_ message: LogMessage, frame: UnsafeMutablePointer<InterruptFrame>? = nil, status: ExitStatus = .panic) -> Never {
     CPU.disableInterrupts()
-    if Panic.inProgress {
-        Console.printLine("P panic: nested panic while reporting a panic: \(message: message)")
-        QEMU.exit(.panic)
+    let cpu = PerCPU.this
+    let me = cpu.pointee.index + 1
+    let claim = Panic.owner.compareExchange(expected: 0, desired: me, ordering: .acquiringAndReleasing)
+    if !claim.exchanged {
+        if claim.original == me {
+            Console.printLine("P panic: nested panic while reporting a panic: \(message: message)")
+            QEMU.exit(.panic)
+        }
+        // Another CPU is reporting its panic and stops this one with an NMI: wait for it.
+        CPU.haltForever()
     }
-    Panic.inProgress = true
+    let stopped = SMP.stopOthers()
     kernel_panic_entered()   // a gdb landmark (kernel/Arch/x86_64/Landmarks.S)
     Console.printLine("P panic: ---- kernel panic ----")
     Console.printLine("P panic: \(message: message)")
+    Console.printLine("P panic: on cpu \(cpu.pointee.index) (APIC id \(cpu.pointee.apicID)) of \(SMP.onlineCount) online; \(stopped) other CPU(s) stopped")
     if let frame = frame {
         printRegisters(frame.pointee)
         printBacktrace(rip: frame.pointee.rip, rbp: frame.pointee.rbp)
@@ -101,6 +117,7 @@ enum Backtrace {
     static func isOnKnownStack(_ address: UInt64) -> Bool {
         if address >= arch_boot_stack_bottom() && address + 16 <= arch_boot_stack_top() { return true }
         if address >= arch_double_fault_stack_bottom() && address + 16 <= arch_double_fault_stack_top() { return true }
-        return Scheduler.started && Threads.isOnStack(address)
+        if SMP.isOnProcessorStack(address) { return true }
+        return Scheduler.started && PerCPU.this.pointee.index == 0 && Threads.isOnStack(address)
     }
 }

@@ -16,15 +16,23 @@
 // chain its channel hashes to, and the tick only at the head of the timeout list.
 //
 // Locking: one CPU. The run queue, the sleep queues and every thread's state and links change
-// only with interrupts off.
+// only with interrupts off. Only the boot CPU runs threads (docs/smp.md); it may not switch
+// while it holds a spin lock (PerCPU.preemptionCount).
 
 import ArchSupport
 
 enum Scheduler {
     static let quantumTicks = 2
+    /// The running thread: the running CPU's per-CPU field (kernel/Arch/x86_64/PerCPU.swift).
     /// Set by `bootstrap`; until then the never-mapped placeholder (kernel/Lib/UnsetPlaceholder.swift).
-    static var current = ThreadRef.unsetPlaceholder
-    static var idle = ThreadRef.unsetPlaceholder
+    static var current: ThreadRef {
+        @inline(__always) get { PerCPU.this.pointee.currentThread }
+        @inline(__always) set { PerCPU.this.pointee.currentThread = newValue }
+    }
+    static var idle: ThreadRef {
+        @inline(__always) get { PerCPU.this.pointee.idleThread }
+        @inline(__always) set { PerCPU.this.pointee.idleThread = newValue }
+    }
     static var runHead: ThreadRef? = nil
     static var runTail: ThreadRef? = nil
     static var needsReschedule = false
@@ -82,6 +90,7 @@ enum Scheduler {
     /// queued, sleeping or dead. Returns when the current thread runs again.
     static func switchAway() {
         kassert(!CPU.interruptsEnabled, "switchAway with interrupts on")
+        kassert(PerCPU.this.pointee.preemptionCount == 0, "switching threads on cpu \(PerCPU.this.pointee.index) while it holds \(PerCPU.this.pointee.preemptionCount) spin lock(s)")
         let previous = current
         let next = dequeue() ?? idle
         if next == previous {

@@ -1,28 +1,70 @@
-// SpinLock.swift - a lock for short critical sections that never sleep.
+// SpinLock.swift - a lock for short critical sections that never sleep, correct on many CPUs.
 //
-// On one CPU, excluding everyone else means keeping interrupts (and so preemption) off.
-// The lock also remembers that it is held, so taking it twice - a code path re-entering a
-// data structure it is in the middle of changing - stops the kernel with the lock's name
-// instead of corrupting the structure. Nothing may sleep while holding it.
+// Taking the lock first turns interrupts off on this CPU (an interrupt handler that wanted the
+// same lock would otherwise spin forever on the CPU that holds it), then claims the lock word
+// with an atomic compare-and-exchange (acquire), spinning with `pause` while another CPU holds
+// it. The word holds the holder's CPU index + 1, so a CPU taking a lock it already holds - a
+// code path re-entering a data structure it is in the middle of changing - stops the kernel
+// with the lock's name instead of spinning forever. While it holds any spin lock a CPU's
+// preemptionCount (PerCPU) is not zero and the scheduler refuses to switch threads on it.
+// Nothing may sleep while holding it. Releasing stores 0 with release ordering, so everything
+// written inside the critical section is visible to the next holder, then restores interrupts.
+//
+// Atomics: the lock word is a plain UInt32 driven by three C11 `__atomic` builtins in
+// CSupport/arch.h (`lock cmpxchg`, plain loads and stores). The Synchronization module's
+// `Atomic` works in Embedded Swift here - PerCPU and the smp tests use it - but it is
+// ~Copyable, and a lock inside a structure makes that structure ~Copyable too: MapControl then
+// loses its unset placeholder and the key-path field offsets the gdb helpers read
+// (kernel/Kern/DebugTable.swift). So a lock is a plain struct, and like any lock it must be
+// used in place - through a pointer or as a global, never copied (a copy is another lock).
+
+import ArchSupport
 
 struct SpinLock {
     let name: StaticString
-    private(set) var isHeld = false
+    /// 0 when free, else the holding CPU's index + 1. Only through the atomics below.
+    private var holder: UInt32 = 0
+    /// Whether interrupts were on before the holder took the lock; the holder's alone.
     private var interruptsWereEnabled = false
+    /// Times a CPU found the lock held and had to spin (statistics, updated by the holder).
+    private(set) var contended: UInt64 = 0
 
     init(_ name: StaticString) { self.name = name }
+
+    var isHeld: Bool {
+        mutating get { withUnsafeMutablePointer(to: &holder) { arch_atomic_load_relaxed_u32($0) } != 0 }
+    }
+
+    private enum Acquisition { case atOnce, afterSpinning, alreadyHeldByThisCPU }
 
     mutating func lock() {
         let wasEnabled = CPU.interruptsEnabled
         CPU.disableInterrupts()
-        if isHeld { panic("lock \(name) taken twice: a path re-entered what it holds") }
-        isHeld = true
+        let cpu = PerCPU.this
+        let me = UInt32(cpu.pointee.index + 1)
+        let outcome = withUnsafeMutablePointer(to: &holder) { word -> Acquisition in
+            if arch_atomic_load_relaxed_u32(word) == me { return .alreadyHeldByThisCPU }
+            if arch_atomic_cmpxchg_acquire_u32(word, 0, me) != 0 { return .atOnce }
+            repeat {
+                // Read-only spinning keeps the cache line shared until the holder lets go.
+                while arch_atomic_load_relaxed_u32(word) != 0 { CPU.pause() }
+            } while arch_atomic_cmpxchg_acquire_u32(word, 0, me) == 0
+            return .afterSpinning
+        }
+        if outcome == .alreadyHeldByThisCPU { panic("lock \(name) taken twice: a path re-entered what it holds") }
+        if outcome == .afterSpinning { contended += 1 }
         interruptsWereEnabled = wasEnabled
+        cpu.pointee.preemptionCount += 1
     }
 
     mutating func unlock() {
-        kassert(isHeld, "lock \(name) released while not held")
-        isHeld = false
-        if interruptsWereEnabled { CPU.enableInterrupts() }
+        let cpu = PerCPU.this
+        let restore = interruptsWereEnabled
+        withUnsafeMutablePointer(to: &holder) { word in
+            kassert(arch_atomic_load_relaxed_u32(word) == UInt32(cpu.pointee.index + 1), "lock \(name) released by a CPU that does not hold it")
+            cpu.pointee.preemptionCount -= 1
+            arch_atomic_store_release_u32(word, 0)
+        }
+        if restore { CPU.enableInterrupts() }
     }
 }

@@ -150,19 +150,26 @@ enum Threads {
         return thread
     }
 
-    /// Creates a thread that runs `body` and puts it on the run queue.
-    @discardableResult
-    static func spawn(_ name: StaticString, stackPages: Int = defaultStackPages, detached: Bool = false,
-                      _ body: @escaping () -> Void) -> ThreadRef {
-        let thread = makeRecord(name)
-        let bytes = UInt64(stackPages + 1) * pageSize
-        guard let start = Kmem.allocate(bytes, .ordinary) else { panic("thread \(name): no memory for a stack of \(stackPages) pages") }
+    /// A kernel stack of `pages` pages in the kmem submap with an unmapped guard page below
+    /// it: returns the start (the guard page) and the size, guard included.
+    static func allocateStack(_ name: StaticString, pages: Int) -> (start: VirtualAddress, bytes: UInt64) {
+        let bytes = UInt64(pages + 1) * pageSize
+        guard let start = Kmem.allocate(bytes, .ordinary) else { panic("\(name): no memory for a stack of \(pages) pages") }
         // The lowest page becomes the guard: unmapped, but still inside the stack's map entry.
         if let guardPage = Pmap.extract(start).flatMap({ PhysicalMemory.index(of: $0) }) {
             Pmap.remove(start, pages: 1)
             PhysicalMemory.clearUse(guardPage, .wired)
             PhysicalMemory.free(guardPage)
         }
+        return (start, bytes)
+    }
+
+    /// Creates a thread that runs `body` and puts it on the run queue.
+    @discardableResult
+    static func spawn(_ name: StaticString, stackPages: Int = defaultStackPages, detached: Bool = false,
+                      _ body: @escaping () -> Void) -> ThreadRef {
+        let thread = makeRecord(name)
+        let (start, bytes) = allocateStack(name, pages: stackPages)
         thread.pointee.stackStart = start
         thread.pointee.stackBytes = bytes
         thread.pointee.body = body

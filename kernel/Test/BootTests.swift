@@ -7,7 +7,7 @@ import ArchSupport
 
 enum BootTests {
     static var suite: TestSuite {
-        TestSuite("boot", [
+        TestSuite("boot", cpus: "1,2", [
             TestCase("formatterMatchesHostResults", formatterMatchesHostResults),
             TestCase("commandLineParserRejectsMalformedValues", commandLineParserRejectsMalformedValues),
             TestCase("earlyHeapServedTheBootThenKmallocTookOver", earlyHeapServedTheBootThenKmallocTookOver),

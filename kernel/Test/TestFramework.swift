@@ -66,6 +66,10 @@ struct TestSuite {
     let diskMaxMiB: Int
     /// Whether to run QEMU with -icount (instruction-counted time, for repeatable scheduling).
     let icount: Bool
+    /// CPU counts (QEMU -smp) the runner boots this suite with, comma-separated: the first with
+    /// every memory size and seed, the others at the first size with the first seed; cases that
+    /// expect a panic boot with the last.
+    let cpus: StaticString
     /// Seconds after which the runner calls a boot of this suite hung.
     let timeout: Int
     /// How many seeds the runner boots this suite with (seed, seed+1, ...).
@@ -76,7 +80,8 @@ struct TestSuite {
     let cases: [TestCase]
 
     init(_ name: StaticString, memory: StaticString = TestSuite.everySize, arguments: StaticString = "", diskMiB: Int = 0, diskPerRAM: Int = 0,
-         diskMaxMiB: Int = 0, icount: Bool = false, timeout: Int = 120, seeds: Int = 1, exclusive: Bool = true, _ cases: [TestCase]) {
+         diskMaxMiB: Int = 0, icount: Bool = false, cpus: StaticString = "1", timeout: Int = 120, seeds: Int = 1, exclusive: Bool = true,
+         _ cases: [TestCase]) {
         self.name = name
         self.memory = memory
         self.arguments = arguments
@@ -84,6 +89,7 @@ struct TestSuite {
         self.diskPerRAM = diskPerRAM
         self.diskMaxMiB = diskMaxMiB
         self.icount = icount
+        self.cpus = cpus
         self.timeout = timeout
         self.seeds = seeds
         self.exclusive = exclusive
@@ -377,7 +383,7 @@ enum TestRunner {
         Console.printLine("# test list")
         for suite in suites {
             let icount: StaticString = suite.icount ? "yes" : "no"
-            Console.printLine("suite \(suite.name) memory=\(suite.memory) disk=\(suite.diskMiB)+\(suite.diskPerRAM)xram icount=\(icount) timeout=\(suite.timeout) seeds=\(suite.seeds) arguments=\(suite.arguments)")
+            Console.printLine("suite \(suite.name) memory=\(suite.memory) disk=\(suite.diskMiB)+\(suite.diskPerRAM)xram icount=\(icount) timeout=\(suite.timeout) seeds=\(suite.seeds) cpus=\(suite.cpus) arguments=\(suite.arguments)")
             for testCase in suite.cases {
                 let marker: StaticString = testCase.expectedPanic != nil ? " expects-panic" : ""
                 Console.printLine("case \(suite.name).\(testCase.name)\(marker)")

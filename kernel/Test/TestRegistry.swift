@@ -29,6 +29,8 @@ enum TestRegistry {
             ReserveBoundTests.suite,
             DebugHelperTests.suite,
             DiskFaultTests.suite,
+            SMPTests.suite,
+            SMPTests.limitedSuite,
         ] + NecessityTests.suites
     }
 }

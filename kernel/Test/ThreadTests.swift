@@ -2,7 +2,7 @@
 
 enum ThreadTests {
     static var suite: TestSuite {
-        TestSuite("threads", exclusive: false, [
+        TestSuite("threads", cpus: "1,2", exclusive: false, [
             TestCase("mutexKeepsASharedCounterExact", mutexKeepsASharedCounterExact),
             TestCase("sleepAndWakeupHappenInOrder", sleepAndWakeupHappenInOrder),
             TestCase("timerPreemptsAThreadThatNeverYields", timerPreemptsAThreadThatNeverYields),

@@ -27,6 +27,9 @@ enum MemoryBootstrap {
             (PhysicalRange(start: PhysicalAddress(0), end: PhysicalAddress(pageSize)), "page 0"),
             (PhysicalRange(start: PhysicalAddress(arch_kernel_start()), end: PhysicalAddress(arch_kernel_end())), "kernel image"),
         ]
+        if let page = SMP.trampolinePage {
+            exclusions.append((PhysicalRange(start: page, end: page + pageSize), "AP start-up trampoline"))
+        }
         for (start, end) in BootInfo.loaderRanges {
             exclusions.append((PhysicalRange(start: PhysicalAddress(start), end: PhysicalAddress(end)), "multiboot structures"))
         }

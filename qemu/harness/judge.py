@@ -2,6 +2,8 @@
 
 Each judge returns a list of problems (strings); an empty list is a pass.
 """
+import re
+
 from . import ktap, kunitcheck, memcheck, waitgraph, zonecheck
 from .qemu import EXIT_SUCCESS, status_name
 from .symbolize import symbolize_panic
@@ -9,6 +11,24 @@ from .symbolize import symbolize_panic
 
 def panic_lines(output):
     return [line for line in output.splitlines() if line.startswith("P panic: ")]
+
+
+PANIC_CPU_LINE = re.compile(r"^P panic: on cpu (?P<cpu>\d+) \(APIC id \d+\) of (?P<online>\d+) online; (?P<stopped>\d+) other CPU\(s\) stopped$")
+
+
+def panic_cpu_problems(output):
+    """A panic report says which CPU panicked and how many of the others it stopped: all of
+    them, or a CPU kept running while the report was printed (kernel/Kern/Panic.swift)."""
+    problems = []
+    lines = panic_lines(output)
+    if lines and not any(PANIC_CPU_LINE.match(line) for line in lines) and any("---- kernel panic ----" in line for line in lines):
+        problems.append("the panic report does not say which CPU panicked ('P panic: on cpu N ...')")
+    for line in lines:
+        match = PANIC_CPU_LINE.match(line)
+        if match and int(match.group("stopped")) != int(match.group("online")) - 1:
+            problems.append("the panic on cpu %s stopped %s of the %d other online CPUs"
+                            % (match.group("cpu"), match.group("stopped"), int(match.group("online")) - 1))
+    return problems
 
 
 def judge_suite(result, suite, elf):
@@ -34,6 +54,7 @@ def judge_suite(result, suite, elf):
         problems.extend(zonecheck.check(result.output, elf, result.log_path))
     problems.extend(waitgraph.check(result.output))
     if panic_lines(result.output):
+        problems.extend(panic_cpu_problems(result.output))
         problems.extend(symbolize_panic(elf, result.output))
     return problems
 
@@ -45,6 +66,7 @@ def judge_expected_panic(result, suite, case, elf):
     symbolized = symbolize_panic(elf, result.output)
     if not panic_lines(result.output):
         problems.append("no panic report in the log")
+    problems.extend(panic_cpu_problems(result.output))
     problems.extend(report.errors)
     problems.extend(kunitcheck.check(result.output, report))
     if result.status != EXIT_SUCCESS or report.summary != (1, 0):

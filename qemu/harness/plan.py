@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from .image import memory_mib
 from .qemu import Boot
 
-SUITE_LINE = re.compile(r"^suite (?P<name>\S+) memory=(?P<memory>\S+) disk=(?P<disk>\d+)\+(?P<perram>\d+)xram icount=(?P<icount>yes|no) timeout=(?P<timeout>\d+) seeds=(?P<seeds>\d+) arguments=(?P<arguments>.*)$")
+SUITE_LINE = re.compile(r"^suite (?P<name>\S+) memory=(?P<memory>\S+) disk=(?P<disk>\d+)\+(?P<perram>\d+)xram icount=(?P<icount>yes|no) timeout=(?P<timeout>\d+) seeds=(?P<seeds>\d+)(?: cpus=(?P<cpus>[\d,]+))? arguments=(?P<arguments>.*)$")
 CASE_LINE = re.compile(r"^case (?P<suite>[^.\s]+)\.(?P<case>\S+)(?P<panic> expects-panic)?$")
 
 
@@ -25,6 +25,7 @@ class SuiteInfo:
     timeout: int
     seeds: int
     arguments: str
+    cpus: list = field(default_factory=lambda: [1])     # QEMU -smp counts, the first one the main one
     cases: list = field(default_factory=list)
     panic_cases: list = field(default_factory=list)
 
@@ -38,7 +39,8 @@ def parse_list(output):
             suites[match.group("name")] = SuiteInfo(
                 match.group("name"), match.group("memory").split(","), int(match.group("disk")), int(match.group("perram")),
                 match.group("icount") == "yes", int(match.group("timeout")), int(match.group("seeds")),
-                match.group("arguments").strip())
+                match.group("arguments").strip(),
+                [int(count) for count in match.group("cpus").split(",")] if match.group("cpus") else [1])
             continue
         match = CASE_LINE.match(line)
         if match and match.group("suite") in suites:
@@ -65,12 +67,13 @@ def disk_size(suite, memory):
     return max(suite.disk_mib, suite.disk_per_ram * memory_mib(memory))
 
 
-def boot_timeout(suite, memory):
+def boot_timeout(suite, memory, cpus=1):
     """The suite's timeout, stretched in proportion when a boot has more memory than the
     largest size the suite declares: pressure workloads grow with RAM (paging writes twice
-    RAM), so a fixed timeout would call a slow boot at an undeclared size hung."""
+    RAM), so a fixed timeout would call a slow boot at an undeclared size hung. Each CPU past
+    the first adds a quarter: TCG runs them on the same few host cores."""
     largest = max(memory_mib(size) for size in suite.memory)
-    return int(suite.timeout * max(1.0, memory_mib(memory) / largest))
+    return int(suite.timeout * max(1.0, memory_mib(memory) / largest) * (1.0 + 0.25 * (cpus - 1)))
 
 
 def plan_random_sizes(suites, seed, only, count, seed_scale, extra_arguments, size_range):
@@ -95,22 +98,31 @@ def plan_random_sizes(suites, seed, only, count, seed_scale, extra_arguments, si
                 size = "%dM" % round(math.exp(generator.uniform(math.log(low), math.log(high))))
                 boot_seed = seed + offset * 1000 + generator.randrange(1000)
                 arguments = ("seed=%d %s %s" % (boot_seed, suite.arguments, extra_arguments)).strip()
-                planned.append(PlannedBoot(Boot(name="%s@%s#%d" % (suite.name, size, boot_seed),
+                count_cpus = suite.cpus[-1]     # the most CPUs the suite asks for
+                planned.append(PlannedBoot(Boot(name=boot_name(suite.name, size, count_cpus, boot_seed),
                                                 arguments="test=%s %s" % (suite.name, arguments), memory=size,
-                                                timeout=boot_timeout(suite, size), disk_mib=disk_size(suite, size),
-                                                icount=suite.icount), "suite", suite))
+                                                timeout=boot_timeout(suite, size, count_cpus), disk_mib=disk_size(suite, size),
+                                                icount=suite.icount, cpus=count_cpus), "suite", suite))
                 for case in suite.panic_cases:
-                    planned.append(PlannedBoot(Boot(name="%s.%s@%s#%d" % (suite.name, case, size, boot_seed),
+                    planned.append(PlannedBoot(Boot(name=boot_name("%s.%s" % (suite.name, case), size, count_cpus, boot_seed),
                                                     arguments="test=%s.%s %s" % (suite.name, case, arguments),
-                                                    memory=size, timeout=boot_timeout(suite, size), disk_mib=disk_size(suite, size),
-                                                    icount=suite.icount), "panic", suite, case))
+                                                    memory=size, timeout=boot_timeout(suite, size, count_cpus), disk_mib=disk_size(suite, size),
+                                                    icount=suite.icount, cpus=count_cpus), "panic", suite, case))
     return planned
 
 
-def plan(suites, seed, only=None, seed_scale=1, extra_arguments="", memory=None, max_seeds=0):
+def boot_name(suite, size, cpus, seed=None):
+    """suite@SIZE, -Ncpu when the boot has more than one CPU, #SEED for multi-seed suites."""
+    return "%s@%s" % (suite, size) + ("-%dcpu" % cpus if cpus > 1 else "") + ("#%d" % seed if seed is not None else "")
+
+
+def plan(suites, seed, only=None, seed_scale=1, extra_arguments="", memory=None, max_seeds=0, cpus=None):
     """Boots for `suites`: each memory size (the suite's own, or `memory` when given), and
     each of the suite's seeds (times `seed_scale` for soak runs, at most `max_seeds` when
-    given) at its first size, plus each expected-panic case at every size."""
+    given) at its first size, plus each expected-panic case at every size. A suite's first CPU
+    count (or each of `cpus`, when given) boots like that; its other CPU counts boot at its
+    first size with the first seed only; expected-panic cases boot with its last CPU count (an
+    AP panic needs APs)."""
     planned = []
     for suite in suites.values():
         if only and suite.name not in only:
@@ -119,21 +131,27 @@ def plan(suites, seed, only=None, seed_scale=1, extra_arguments="", memory=None,
         if max_seeds:
             seeds = min(seeds, max_seeds)
         sizes = memory or suite.memory
+        counts = cpus or suite.cpus
         for offset in range(seeds):
             arguments = ("seed=%d %s %s" % (seed + offset, suite.arguments, extra_arguments)).strip()
             # Every seed at the suite's first size; the other sizes with the first seed only,
             # so that a 20-seed pressure suite adds one boot, not twenty, per extra size.
             for size in sizes if offset == 0 else sizes[:1]:
-                name = "%s@%s" % (suite.name, size) + ("#%d" % (seed + offset) if seeds > 1 else "")
-                boot = Boot(name=name, arguments="test=%s %s" % (suite.name, arguments),
-                            memory=size, timeout=boot_timeout(suite, size), disk_mib=disk_size(suite, size),
-                            icount=suite.icount)
-                planned.append(PlannedBoot(boot, "suite", suite))
+                # Every CPU count with the first seed at the first size (at every size when
+                # --cpus asks for them); otherwise the suite's first count.
+                every_count = offset == 0 and (cpus or size == sizes[0])
+                for count in counts if every_count else counts[:1]:
+                    name = boot_name(suite.name, size, count, seed + offset if seeds > 1 else None)
+                    boot = Boot(name=name, arguments="test=%s %s" % (suite.name, arguments),
+                                memory=size, timeout=boot_timeout(suite, size, count), disk_mib=disk_size(suite, size),
+                                icount=suite.icount, cpus=count)
+                    planned.append(PlannedBoot(boot, "suite", suite))
         arguments = ("seed=%d %s %s" % (seed, suite.arguments, extra_arguments)).strip()
+        count = counts[-1]
         for case, size in ((case, size) for case in suite.panic_cases for size in sizes):
-            boot = Boot(name="%s.%s@%s" % (suite.name, case, size), arguments="test=%s.%s %s" % (suite.name, case, arguments),
-                        memory=size, timeout=boot_timeout(suite, size), disk_mib=disk_size(suite, size),
-                        icount=suite.icount)
+            boot = Boot(name=boot_name("%s.%s" % (suite.name, case), size, count), arguments="test=%s.%s %s" % (suite.name, case, arguments),
+                        memory=size, timeout=boot_timeout(suite, size, count), disk_mib=disk_size(suite, size),
+                        icount=suite.icount, cpus=count)
             planned.append(PlannedBoot(boot, "panic", suite, case))
     return planned
 

@@ -59,6 +59,7 @@ class Boot:
     timeout: float = 120.0
     disk_mib: int = 0
     icount: bool = False
+    cpus: int = 1           # QEMU -smp
     extra_qemu: list = field(default_factory=list)
     # A GRUB ISO to boot instead of QEMU's -kernel loader; its menu holds the command line
     # (`arguments` is then only what the ISO was built with, for the record).
@@ -131,6 +132,8 @@ def qemu_command(image, boot, disk_path=None, gdb_port=None, halted=False):
         command += ["-kernel", image, "-append", arguments]
     if boot.icount:
         command += ["-icount", "shift=0,sleep=off"]
+    if boot.cpus > 1:
+        command += ["-smp", str(boot.cpus)]
     command += disk
     if gdb_port is not None:
         command += ["-gdb", "tcp:127.0.0.1:%d" % gdb_port]

@@ -60,6 +60,9 @@ enum CPU {
         return CPUIDResult(eax: a, ebx: b, ecx: c, edx: d)
     }
 
+    /// The APIC id the processor was given at reset (CPUID leaf 1, EBX bits 31-24).
+    static var initialAPICID: UInt32 { cpuid(1).ebx >> 24 }
+
     /// True when the CPU supports no-execute page protection (EFER.NXE was set at boot).
     static var hasNXBit: Bool { cpuid(0x8000_0001).edx & (1 << 20) != 0 }
 }

@@ -46,7 +46,7 @@ enum Exception: Int {
     }
 
     static func isInStackGuard(_ address: UInt64) -> Bool {
-        isInBootStackGuard(address) || (Scheduler.started && Threads.isInStackGuard(address))
+        isInBootStackGuard(address) || (Scheduler.started && Threads.isInStackGuard(address)) || SMP.isInProcessorStackGuard(address)
     }
 
     /// Panics with a full report of the exception in `frame`.

@@ -8,6 +8,11 @@
 //
 // Selectors: 0x08 kernel code, 0x10 kernel data (the same as the boot GDT, so the segment
 // registers need no reload), 0x18 the TSS (a 16-byte system descriptor).
+//
+// Every CPU has its own GDT and TSS: a TSS descriptor is marked busy when loaded, so two CPUs
+// cannot share one, and each CPU needs its own double-fault stack. The boot CPU uses the
+// tables in StaticStorage.S; an application processor those in its per-CPU slot
+// (kernel/Arch/x86_64/PerCPU.swift), with a double-fault stack allocated when it is started.
 
 import ArchSupport
 
@@ -17,16 +22,21 @@ enum GDT {
     static let taskState: UInt16 = 0x18
     static let doubleFaultIST: UInt8 = 1
 
+    /// The boot CPU's tables.
     static func install() {
-        let gdt = arch_gdt_table()!.assumingMemoryBound(to: UInt64.self)
+        install(table: arch_gdt_table()!, taskState: arch_tss_segment()!, doubleFaultStackTop: arch_double_fault_stack_top())
+    }
+
+    /// Fills and loads a GDT at `table` (40 bytes) and a TSS at `taskState` (104 bytes) whose
+    /// IST 1 is `doubleFaultStackTop`, on the running CPU.
+    static func install(table: UnsafeMutableRawPointer, taskState tss: UnsafeMutableRawPointer, doubleFaultStackTop istTop: UInt64) {
+        let gdt = table.assumingMemoryBound(to: UInt64.self)
         gdt[0] = 0
         gdt[1] = 0x00AF_9A00_0000_FFFF  // present, ring 0, code, long mode
         gdt[2] = 0x00CF_9200_0000_FFFF  // present, ring 0, data, writable
 
-        let tss = arch_tss_segment()!
         let tssLimit: UInt64 = 104 - 1
         // IST1 at byte offset 36 is not 8-byte aligned: store it as two 32-bit halves.
-        let istTop = arch_double_fault_stack_top()
         tss.storeBytes(of: UInt32(truncatingIfNeeded: istTop), toByteOffset: 36, as: UInt32.self)
         tss.storeBytes(of: UInt32(truncatingIfNeeded: istTop >> 32), toByteOffset: 40, as: UInt32.self)
         // No I/O permission bitmap: its offset points past the segment's limit.

@@ -21,6 +21,11 @@ enum IDT {
                 | (gateType << 40) | (((handler >> 16) & 0xFFFF) << 48)
             table[2 * vector + 1] = handler >> 32
         }
-        arch_lidt(table, UInt16(vectorCount * 16 - 1))
+        load()
+    }
+
+    /// Loads the (one, shared) IDT on the running CPU; application processors call this alone.
+    static func load() {
+        arch_lidt(arch_idt_table()!, UInt16(vectorCount * 16 - 1))
     }
 }

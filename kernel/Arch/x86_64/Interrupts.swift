@@ -8,6 +8,7 @@
 // `Interrupts.handlers`.
 
 import ArchSupport
+import Synchronization
 
 /// A handler for a hardware interrupt vector. Runs with interrupts disabled.
 typealias InterruptHandler = (UnsafeMutablePointer<InterruptFrame>) -> Void
@@ -42,6 +43,10 @@ func interruptDispatch(_ rawFrame: UnsafeMutableRawPointer) {
     case Exception.breakpoint.rawValue:
         Interrupts.breakpointsTaken += 1
         Log.debug(.cpu, "breakpoint at \(address: frame.pointee.rip), resuming")
+    case Exception.nmi.rawValue:
+        // A panicking CPU stops the others with an NMI (SMP.stopOthers); any other NMI is fatal.
+        if SMP.stopRequested.load(ordering: .acquiring) { SMP.stopThisCPU() }
+        Exception.fatal(frame, faultAddress: 0)
     case Exception.pageFault.rawValue:
         let faultAddress = CPU.cr2
         // Offered to the VM first once it serves faults (PageFault.swift); it returns true when

@@ -7,6 +7,7 @@
 //   0x0000_4000_0000_0000  the direct map: all usable RAM, physical address + this base
 //   0x0000_6000_0000_0000  kernel_map (512 GiB): kmem, pageable and pager submaps
 //   0x0000_7000_0000_0000  a 1 GiB window the pmap tests map and unmap freely
+//   0x0000_7f00_0000_0000  device registers: the local APIC's page, uncached
 //
 // `PhysicalWindow` is how the kernel reaches physical memory: through the boot identity map
 // until the kernel's own page tables are loaded, through the direct map afterwards.
@@ -21,6 +22,8 @@ enum KernelLayout {
     static let kernelMapSize: UInt64 = 512 << 30
     static let pmapTestWindowBase = VirtualAddress(0x0000_7000_0000_0000)
     static let pmapTestWindowSize: UInt64 = 1 << 30
+    /// Memory-mapped device registers, mapped uncached by Pmap.bootstrap: the local APIC here.
+    static let localAPICWindow = VirtualAddress(0x0000_7F00_0000_0000)
     /// Memory the boot identity map reaches; the boot page allocator stays below it.
     static let bootIdentityLimit = PhysicalAddress(4 << 30)
 

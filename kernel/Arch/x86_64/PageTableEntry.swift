@@ -18,6 +18,9 @@ struct PageTableEntry: RawRepresentable, Equatable {
     static let present: UInt64 = 1 << 0
     static let writable: UInt64 = 1 << 1
     static let user: UInt64 = 1 << 2
+    /// PWT and PCD: write-through and cache-disable, together "uncached" (device registers).
+    static let writeThrough: UInt64 = 1 << 3
+    static let cacheDisabled: UInt64 = 1 << 4
     static let accessed: UInt64 = 1 << 5
     static let dirty: UInt64 = 1 << 6
     static let largePage: UInt64 = 1 << 7

@@ -59,6 +59,7 @@ enum Pmap {
         mapImage(arch_rodata_start(), arch_data_start(), .read)
         mapImage(arch_data_start(), arch_kernel_end(), .readWrite)
         for range in ranges { mapDirect(range) }
+        mapDeviceRegisters()
         CPU.loadCR3(root.rawValue)
         PhysicalWindow.base = KernelLayout.directMapBase
         Log.info(.pmap, "kernel page tables loaded: direct map of \(bytes: statistics.directMapLargePages * largePageSize + statistics.directMapSmallPages * pageSize) at \(address: KernelLayout.directMapBase) (\(statistics.directMapLargePages) 2 MiB pages, \(statistics.directMapSmallPages) 4 KiB pages), \(statistics.bootTablePages) table pages; boot identity map gone, NX \(noExecuteSupported ? "on" as StaticString : "unavailable")")
@@ -71,6 +72,16 @@ enum Pmap {
             bootMap(VirtualAddress(address.rawValue), address, flags: protection.entryFlags, large: false)
             address += pageSize
         }
+    }
+
+    /// The local APIC's registers, uncached (PCD and PWT: every access must reach the device),
+    /// no-execute, at their fixed window (kernel/Arch/x86_64/LocalAPIC.swift).
+    private static func mapDeviceRegisters() {
+        guard Machine.hasLocalAPIC else { return }
+        var flags = PageTableEntry.present | PageTableEntry.writable | PageTableEntry.cacheDisabled | PageTableEntry.writeThrough
+        if noExecuteSupported { flags |= PageTableEntry.noExecute }
+        bootMap(KernelLayout.localAPICWindow, Machine.localAPICAddress, flags: flags, large: false)
+        LocalAPIC.base = KernelLayout.localAPICWindow
     }
 
     private static func mapDirect(_ range: PhysicalRange) {

@@ -70,3 +70,22 @@ kernel_debug_table:
     .balign 8
 kernel_debug_table_capacity:
     .quad DEBUG_TABLE_CAPACITY
+
+/* Per-CPU storage (kernel/Arch/x86_64/PerCPU.swift): one area per CPU, reached through the GS
+ * base, and each application processor's own GDT and TSS (the boot CPU uses gdt_table and
+ * tss_segment above). PER_CPU_CAPACITY bounds how many CPUs the kernel runs. */
+    .section .bss, "aw", @nobits
+    .equ PER_CPU_AREA_SIZE, 512
+    .equ PER_CPU_CAPACITY, 64
+    .balign 4096
+    .global per_cpu_areas, per_cpu_descriptor_tables
+per_cpu_areas:
+    .skip PER_CPU_AREA_SIZE * PER_CPU_CAPACITY
+    .balign 16
+per_cpu_descriptor_tables:
+    .skip 256 * PER_CPU_CAPACITY                /* 64 bytes of GDT, then the TSS, per CPU */
+    .section .rodata
+    .balign 8
+    .global per_cpu_area_size, per_cpu_capacity
+per_cpu_area_size:  .quad PER_CPU_AREA_SIZE
+per_cpu_capacity:   .quad PER_CPU_CAPACITY

@@ -4,6 +4,8 @@
 // Each tick: count it, acknowledge it, let the watchdog look, wake sleepers whose time has
 // come, and preempt the running thread when its quantum is used up (kernel/Kern/Scheduler.swift).
 
+import ArchSupport
+
 enum Timer {
     static let hertz: UInt64 = 100
     static let inputFrequency: UInt64 = 1_193_182
@@ -19,6 +21,12 @@ enum Timer {
         PIC.unmask(irq: 0)
         running = true
         Log.info(.cpu, "timer: PIT channel 0 at \(hertz) Hz (divisor \(divisor)); a thread's quantum is \(Scheduler.quantumTicks) ticks = \(UInt64(Scheduler.quantumTicks) * 1000 / hertz) ms")
+    }
+
+    /// `ticks`, read afresh from memory: for loops that wait for the timer interrupt to change it.
+    static var currentTicks: UInt64 {
+        arch_barrier()
+        return ticks
     }
 
     static func milliseconds(_ ticks: UInt64) -> UInt64 { ticks * 1000 / hertz }

@@ -97,8 +97,38 @@ static inline void arch_invlpg(uint64_t va) { __asm__ volatile("invlpg (%0)" : :
 /* One instruction: on one CPU an interrupt cannot fall between its read and its write. */
 static inline void arch_increment(uint64_t *counter) { __asm__ volatile("incq %0" : "+m"(*counter) : : "memory"); }
 
+/* Atomics on a plain 32-bit word, for locks embedded in ordinary (copyable) structures
+ * (kernel/Kern/SpinLock.swift says why not Synchronization's Atomic there). */
+static inline int arch_atomic_cmpxchg_acquire_u32(uint32_t *word, uint32_t expected, uint32_t desired) {
+    return __atomic_compare_exchange_n(word, &expected, desired, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
+}
+static inline uint32_t arch_atomic_load_relaxed_u32(const uint32_t *word) { return __atomic_load_n(word, __ATOMIC_RELAXED); }
+static inline void arch_atomic_store_release_u32(uint32_t *word, uint32_t value) { __atomic_store_n(word, value, __ATOMIC_RELEASE); }
+
 /* A compiler barrier: keeps the optimiser from moving memory accesses across it. */
 static inline void arch_barrier(void) { __asm__ volatile("" : : : "memory"); }
+
+/* Device registers: exactly one 32-bit access each, never merged, narrowed or cached by the
+ * compiler (an APIC register read with a 1-byte load returns nothing useful). */
+static inline uint32_t arch_mmio_read32(uint64_t address) { return *(volatile uint32_t *)address; }
+static inline void arch_mmio_write32(uint64_t address, uint32_t value) { *(volatile uint32_t *)address = value; }
+
+/* Model-specific registers. */
+static inline uint64_t arch_rdmsr(uint32_t msr) {
+    uint32_t lo, hi;
+    __asm__ volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(msr));
+    return ((uint64_t)hi << 32) | lo;
+}
+static inline void arch_wrmsr(uint32_t msr, uint64_t value) {
+    __asm__ volatile("wrmsr" : : "c"(msr), "a"((uint32_t)value), "d"((uint32_t)(value >> 32)) : "memory");
+}
+
+/* A quadword at `offset` in the GS segment: the running CPU's per-CPU area (kernel/Arch/x86_64/PerCPU.swift). */
+static inline uint64_t arch_read_gs_u64(uint64_t offset) {
+    uint64_t v;
+    __asm__ volatile("movq %%gs:(%1), %0" : "=r"(v) : "r"(offset) : "memory");
+    return v;
+}
 
 static inline uint64_t arch_read_rbp(void) { uint64_t v; __asm__ volatile("mov %%rbp, %0" : "=r"(v)); return v; }
 static inline uint64_t arch_read_rsp(void) { uint64_t v; __asm__ volatile("mov %%rsp, %0" : "=r"(v)); return v; }
@@ -174,6 +204,30 @@ static inline uint64_t arch_thread_trampoline(void) { return (uint64_t)thread_tr
 /* kernel/Arch/x86_64/Landmarks.S: empty functions for gdb breakpoints */
 void kernel_panic_entered(void);
 void kernel_debug_checkpoint(void);
+
+/* kernel/Arch/x86_64/APTrampoline.S and the per-CPU storage in StaticStorage.S */
+extern char ap_trampoline_start[], ap_trampoline_end[];
+extern uint64_t ap_boot_cr3, ap_boot_stack_top, ap_boot_per_cpu;
+extern char per_cpu_areas[], per_cpu_descriptor_tables[];
+extern const uint64_t per_cpu_area_size, per_cpu_capacity, ap_trampoline_base;
+static inline uint64_t arch_ap_trampoline_start(void) { return (uint64_t)ap_trampoline_start; }
+static inline uint64_t arch_ap_trampoline_size(void) { return (uint64_t)(ap_trampoline_end - ap_trampoline_start); }
+static inline uint64_t arch_ap_trampoline_base(void) { return ap_trampoline_base; }
+static inline void arch_set_ap_boot_parameters(uint64_t cr3, uint64_t stack_top, uint64_t per_cpu) {
+    ap_boot_cr3 = cr3;
+    ap_boot_stack_top = stack_top;
+    ap_boot_per_cpu = per_cpu;
+}
+static inline void *arch_per_cpu_areas(void) { return per_cpu_areas; }
+static inline uint64_t arch_per_cpu_area_size(void) { return per_cpu_area_size; }
+static inline uint64_t arch_per_cpu_capacity(void) { return per_cpu_capacity; }
+static inline void *arch_per_cpu_descriptor_tables(void) { return per_cpu_descriptor_tables; }
+/* The boot page tables (boot/multiboot.S): page 0's entry, for the one read of the BIOS data area. */
+extern uint64_t boot_pt0[];
+static inline void arch_boot_map_page_zero(int present) {
+    boot_pt0[0] = present ? 3 : 0;
+    __asm__ volatile("invlpg (%0)" : : "r"(0UL) : "memory");
+}
 
 extern char kernel_debug_table[];
 static inline uint64_t *arch_kernel_debug_table(void) { return (uint64_t *)kernel_debug_table; }

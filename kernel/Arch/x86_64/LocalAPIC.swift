@@ -1,0 +1,135 @@
+// LocalAPIC.swift - each CPU's local APIC, in xAPIC mode: IPIs, end of interrupt, its timer.
+//
+// The registers are 4 KiB of memory-mapped I/O at the address the firmware gives (normally
+// 0xfee00000), the same physical address on every CPU - each CPU sees its own APIC there.
+// Pmap.bootstrap maps that page uncached (PCD|PWT) and no-execute at `KernelLayout.localAPICWindow`.
+// Registers are 32 bits wide, 16-byte aligned, and must be accessed with 32-bit loads and stores.
+//
+// The boot CPU's scheduling tick stays on the PIT in this stage (docs/smp.md says why); the
+// APIC timer is calibrated against the PIT and used for the short delays of the INIT-SIPI-SIPI
+// sequence, in one-shot mode with its interrupt masked.
+
+import ArchSupport
+
+enum LocalAPIC {
+    enum Register: Int {
+        case id = 0x20
+        case version = 0x30
+        case taskPriority = 0x80
+        case endOfInterrupt = 0xB0
+        case spurious = 0xF0
+        case errorStatus = 0x280
+        case commandLow = 0x300
+        case commandHigh = 0x310
+        case timer = 0x320
+        case lint0 = 0x350
+        case lint1 = 0x360
+        case error = 0x370
+        case timerInitialCount = 0x380
+        case timerCurrentCount = 0x390
+        case timerDivide = 0x3E0
+    }
+
+    /// How an IPI is delivered (interrupt command register bits 8-10).
+    enum Delivery: UInt32 {
+        case fixed = 0x000
+        case nmi = 0x400
+        case initialize = 0x500
+        case startup = 0x600
+    }
+
+    /// Which CPU's APIC is being set up: the boot CPU keeps the 8259's interrupts on LINT0.
+    enum Role {
+        case bootProcessor
+        case applicationProcessor
+    }
+
+    static let spuriousVector = 0xFF
+    static let masked: UInt32 = 1 << 16
+    static let timerDivideBy16: UInt32 = 0x3
+
+    /// Set by Pmap.bootstrap when it maps the registers; 0 until then (and without an APIC).
+    static var base = VirtualAddress(0)
+    /// APIC timer counts (divided by 16) per PIT tick; 0 until calibrated.
+    static var countsPerTick: UInt64 = 0
+
+    static var isMapped: Bool { base.rawValue != 0 }
+
+    /// One 32-bit volatile access: a plain Swift load was once narrowed by the optimiser to a
+    /// 1-byte load of the ID register's top byte, which the APIC answers with 0.
+    @inline(__always)
+    static func read(_ register: Register) -> UInt32 {
+        arch_mmio_read32((base + UInt64(register.rawValue)).rawValue)
+    }
+
+    @inline(__always)
+    static func write(_ register: Register, _ value: UInt32) {
+        arch_mmio_write32((base + UInt64(register.rawValue)).rawValue, value)
+    }
+
+    /// The running CPU's APIC id (bits 24-31 of the ID register).
+    static var id: UInt32 { read(.id) >> 24 }
+
+    /// Software-enables the running CPU's APIC with its spurious vector, accepts every priority,
+    /// and sets its local interrupt lines: on the boot CPU LINT0 delivers the 8259's interrupts
+    /// (ExtINT: the PIT tick keeps arriving as before); on the others LINT0 is masked. LINT1 is
+    /// the NMI line everywhere. The timer and error interrupts stay masked.
+    static func enable(_ role: Role) {
+        write(.taskPriority, 0)
+        write(.spurious, 0x100 | UInt32(spuriousVector))
+        write(.lint0, role == .bootProcessor ? 0x700 : masked)
+        write(.lint1, Delivery.nmi.rawValue)
+        write(.error, masked)
+        write(.timer, masked)
+        write(.errorStatus, 0)
+    }
+
+    static func endOfInterrupt() { write(.endOfInterrupt, 0) }
+
+    /// Sends an IPI to the CPU with `apicID` and waits until the APIC has sent it.
+    static func sendIPI(to apicID: UInt32, vector: Int = 0, _ delivery: Delivery) {
+        withInterruptsDisabled {
+            write(.commandHigh, apicID << 24)
+            let levelAssert: UInt32 = 1 << 14
+            write(.commandLow, delivery.rawValue | levelAssert | UInt32(vector & 0xFF))
+            while read(.commandLow) & (1 << 12) != 0 { CPU.pause() }   // delivery status: pending
+        }
+    }
+
+    // MARK: - The timer, for delays
+
+    /// Counts the APIC timer's decrements over `ticks` PIT ticks. The boot CPU, interrupts on,
+    /// the PIT running.
+    static func calibrate(ticks: UInt64 = 5) {
+        kassert(Timer.running && CPU.interruptsEnabled, "APIC timer calibration needs the PIT tick")
+        write(.timerDivide, timerDivideBy16)
+        write(.timer, masked)                       // one-shot, masked
+        let start = waitForTickEdge()
+        write(.timerInitialCount, UInt32.max)
+        while Timer.currentTicks < start + ticks { CPU.pause() }
+        let counted = UInt64(UInt32.max - read(.timerCurrentCount))
+        write(.timerInitialCount, 0)
+        countsPerTick = max(1, counted / ticks)
+        Log.info(.cpu, "APIC timer: \(countsPerTick) counts per PIT tick (\(Timer.milliseconds(1)) ms) with divider 16, calibrated over \(ticks) ticks: bus clock about \(countsPerTick * 16 * Timer.hertz / 1000) kHz")
+    }
+
+    /// Waits for the PIT tick to change and returns the new count, so a measurement starts on a tick.
+    private static func waitForTickEdge() -> UInt64 {
+        let now = Timer.currentTicks
+        while Timer.currentTicks == now { CPU.pause() }
+        return Timer.currentTicks
+    }
+
+    /// Busy-waits at least `microseconds` on the running CPU's APIC timer (calibrated first).
+    static func delay(microseconds: UInt64) {
+        kassert(countsPerTick > 0, "APIC delay before calibration")
+        let tickMicroseconds = 1_000_000 / Timer.hertz
+        var remaining = max(1, countsPerTick * microseconds / tickMicroseconds)
+        while remaining > 0 {
+            let chunk = min(remaining, UInt64(UInt32.max))
+            write(.timerInitialCount, UInt32(chunk))
+            while read(.timerCurrentCount) != 0 { CPU.pause() }
+            remaining -= chunk
+        }
+    }
+}

@@ -1,0 +1,140 @@
+// PerCPU.swift - each CPU's own data, reached through its GS base.
+//
+// Every CPU has one `PerCPU` area in static storage (StaticStorage.S: per_cpu_areas), and its
+// IA32_GS_BASE MSR points at it, so `PerCPU.this` - one `mov %gs:0` - finds the running
+// CPU's area without knowing which CPU it is. The area's first field is its own address;
+// that is what gs:0 reads (checked when the area is installed). The boot CPU installs area 0
+// as the first thing kernel_main does, before anything reads the running thread; an
+// application processor installs its area first thing in ap_main (kernel/Arch/x86_64/SMP.swift).
+//
+// Who writes what:
+//   - index, apicID, the stacks: written once by the boot CPU before the CPU starts; read-only after;
+//   - currentThread, idleThread, preemptionCount: only by the CPU itself, interrupts off
+//     (on the boot CPU these are the scheduler's: Scheduler.current is `PerCPU.this.currentThread`);
+//   - state, the IPI and work counters: atomics, written by either side, as each says.
+// Application processors run no threads in this stage: their currentThread is the never-mapped
+// placeholder, so any use of the scheduler from one faults loudly instead of corrupting it.
+
+import ArchSupport
+import Synchronization
+
+/// Where a CPU is in its life.
+enum CPUState: UInt32 {
+    /// Listed by the firmware (enabled) but not started: `cpus=` left it out, or past capacity.
+    case notStarted = 0
+    /// INIT-SIPI-SIPI sent; the boot CPU waits for it to say it is online.
+    case starting
+    /// Running ap_main's parked loop (or, for the boot CPU, the kernel).
+    case online
+    /// It did not come online within the timeout; the kernel goes on without it.
+    case unresponsive
+    /// Stopped by a panic on another CPU (NMI); halted for good.
+    case stopped
+
+    var name: StaticString {
+        switch self {
+        case .notStarted: return "not started"
+        case .starting: return "starting"
+        case .online: return "online"
+        case .unresponsive: return "unresponsive"
+        case .stopped: return "stopped"
+        }
+    }
+}
+
+/// A function a parked application processor runs when asked (SMP.run(on:...)): a plain C
+/// function pointer, so that handing it over allocates and retains nothing.
+typealias ParkedWork = @convention(c) (UInt64) -> Void
+
+struct PerCPU: ~Copyable {
+    /// This area's own address; what `mov %gs:0` reads. Must stay the first field.
+    let address: UInt64
+    /// 0 for the boot CPU, then in the order the CPUs were started.
+    let index: Int
+    /// The local APIC id: what IPIs are addressed to.
+    let apicID: UInt32
+    /// The thread running on this CPU. The boot CPU's is the scheduler's `current`.
+    var currentThread: ThreadRef = .unsetPlaceholder
+    /// The thread this CPU runs when nothing else can (the boot CPU's idle thread).
+    var idleThread: ThreadRef = .unsetPlaceholder
+    /// Spin locks this CPU holds (kernel/Kern/SpinLock.swift). While it is not zero the CPU
+    /// may not switch threads or sleep: another thread on it could spin forever on the lock.
+    var preemptionCount = 0
+    /// The stack ap_main runs on, and the double-fault stack (IST 1); 0 for the boot CPU, whose
+    /// stacks are in the image. Used by backtraces to know a frame pointer is safe to follow.
+    var stackBottom: UInt64 = 0
+    var stackTop: UInt64 = 0
+    var doubleFaultStackBottom: UInt64 = 0
+    var doubleFaultStackTop: UInt64 = 0
+
+    /// A CPUState raw value. The starting CPU stores .online (release) when it is ready; the
+    /// boot CPU stores the others.
+    let state = Atomic<UInt32>(CPUState.notStarted.rawValue)
+    /// Test IPIs this CPU answered (SMP.pingVector).
+    let pingsAnswered = Atomic<UInt64>(0)
+    /// Work handed to a parked CPU: the boot CPU writes `work` and `workArgument`, then bumps
+    /// `workRequested` (release); the CPU runs it and stores `workDone` = requested (release).
+    var work: ParkedWork? = nil
+    var workArgument: UInt64 = 0
+    let workRequested = Atomic<UInt64>(0)
+    let workDone = Atomic<UInt64>(0)
+
+    init(address: UInt64, index: Int, apicID: UInt32) {
+        self.address = address
+        self.index = index
+        self.apicID = apicID
+    }
+
+    var currentState: CPUState { CPUState(rawValue: state.load(ordering: .acquiring)) ?? .notStarted }
+}
+
+typealias PerCPURef = UnsafeMutablePointer<PerCPU>
+
+extension PerCPU {
+    static let gsBaseMSR: UInt32 = 0xC000_0101
+    /// Bytes of GDT and TSS each CPU has in per_cpu_descriptor_tables.
+    static let descriptorSlotSize = 256
+
+    /// How many CPUs the kernel can run (the static storage's capacity).
+    static var capacity: Int { Int(arch_per_cpu_capacity()) }
+
+    /// The area of CPU `index` (not necessarily initialised).
+    static func area(_ index: Int) -> PerCPURef {
+        precondition(index >= 0 && index < capacity, "PerCPU.area: index out of range")
+        let raw = arch_per_cpu_areas()! + index * Int(arch_per_cpu_area_size())
+        return raw.assumingMemoryBound(to: PerCPU.self)
+    }
+
+    /// The running CPU's area.
+    @inline(__always)
+    static var this: PerCPURef {
+        PerCPURef(bitPattern: UInt(arch_read_gs_u64(0))).unsafelyUnwrapped
+    }
+
+    /// Fills area `index` for the CPU with `apicID`. Called by the boot CPU, for itself and for
+    /// each CPU before starting it.
+    static func prepare(_ index: Int, apicID: UInt32) -> PerCPURef {
+        kassert(MemoryLayout<PerCPU>.size <= Int(arch_per_cpu_area_size()), "PerCPU is \(MemoryLayout<PerCPU>.size) bytes, its slot \(arch_per_cpu_area_size())")
+        let area = area(index)
+        area.initialize(to: PerCPU(address: UInt64(UInt(bitPattern: area)), index: index, apicID: apicID))
+        return area
+    }
+
+    /// Points the running CPU's GS base at `area`, and checks that gs:0 now reads the area's
+    /// own address (the `address` field is first in the layout).
+    static func install(_ area: PerCPURef) {
+        let address = UInt64(UInt(bitPattern: area))
+        arch_wrmsr(gsBaseMSR, address)
+        if arch_read_gs_u64(0) != address {
+            // No panic() yet on the boot CPU: it reads the per-CPU area. Say it and stop.
+            Console.printLine("P panic: per-CPU area at \(address: address) does not start with its own address; PerCPU's layout changed")
+            QEMU.exit(.panic)
+        }
+    }
+
+    /// This CPU's GDT (40 bytes) and TSS (104 bytes) slot; application processors only.
+    static func descriptorTables(_ index: Int) -> (gdt: UnsafeMutableRawPointer, taskState: UnsafeMutableRawPointer) {
+        let slot = arch_per_cpu_descriptor_tables()! + index * descriptorSlotSize
+        return (slot, slot + 64)
+    }
+}
