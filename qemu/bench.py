@@ -5,8 +5,9 @@
      `-icount shift=0,align=off` makes rdtsc count guest instructions, so every figure is the
      instructions one operation executes - the same on every run. bench=zones is booted twice
      and the two must agree (printed as the determinism check). Boots: bench=all (page
-     allocator, zones, kmalloc, pmap, vm_map, zero-fill fault, overhead), bench=swap and
-     bench=pageout (with a swap disk).
+     allocator, zones, kmalloc, pmap, vm_map, zero-fill fault, overhead), bench=swap (ATA
+     disk) and bench=pageout once per swap disk driver: ATA on pc's IDE, AHCI on q35,
+     virtio-blk on both (PAGEOUT_DEVICES).
   2. Plain TCG (secondary): the same bench=all without -icount. Its ticks are host time scaled
      to QEMU's TSC rate: noisy (2x between runs on a shared machine), only for comparing
      operations within one run.
@@ -35,7 +36,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness.qemu import make_disk  # noqa: E402
+from harness.qemu import disk_options, make_disk  # noqa: E402
 
 RESULT = re.compile(r"^B (?P<group>\S+) (?P<name>.+) (?P<value>\d+) (?P<unit>\S+)$")
 ICOUNT = ["-icount", "shift=0,align=off"]
@@ -56,18 +57,25 @@ def kvm_usable():
         return False
 
 
-def qemu(image, memory, arguments, accel="tcg", extra=(), disk=None, timeout=1800):
-    command = ["qemu-system-x86_64", "-accel", accel, *extra, "-cpu", "qemu64", "-m", memory, "-display", "none",
-               "-no-reboot", "-serial", "stdio", "-monitor", "none", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
-               "-kernel", image, "-append", arguments]
+def qemu(image, memory, arguments, accel="tcg", extra=(), disk=None, timeout=1800, machine="pc", interface="ide"):
+    command = ["qemu-system-x86_64", "-machine", machine, "-accel", accel, *extra, "-cpu", "qemu64", "-m", memory,
+               "-display", "none", "-no-reboot", "-serial", "stdio", "-monitor", "none",
+               "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]
     if disk:
-        command += ["-drive", "file=%s,format=raw,if=ide,index=0,media=disk,cache=unsafe" % disk]
+        options, swapdev = disk_options(interface, machine, disk)
+        command += ["-kernel", image, "-append", (arguments + " " + swapdev).strip()] + options
+    else:
+        command += ["-kernel", image, "-append", arguments]
     try:
         output = subprocess.run(command, capture_output=True, text=True, timeout=timeout).stdout
     except subprocess.TimeoutExpired as expired:
         output = expired.stdout.decode() if isinstance(expired.stdout, bytes) else (expired.stdout or "")
-        print("warning: %s timed out after %d s" % (" ".join(command[-2:]), timeout))
+        print("warning: %s timed out after %d s" % (arguments, timeout))
     return output.replace("\r\n", "\n")
+
+
+# The pageout benchmark on each swap disk driver (docs/io.md): machine, disk interface.
+PAGEOUT_DEVICES = (("pc", "ide"), ("pc", "virtio"), ("q35", "ahci"), ("q35", "virtio"))
 
 
 def results(output):
@@ -236,8 +244,13 @@ def main():
     again = results(qemu(options.image, "512M", "bench=zones", extra=ICOUNT))
     disk = make_disk(os.path.join(options.out, "bench-swap.img"), 96)
     table += results(qemu(options.image, "128M", "bench=swap", extra=ICOUNT, disk=disk))
-    table += results(qemu(options.image, "32M", "bench=pageout", extra=ICOUNT, disk=disk))
     os.unlink(disk)
+    for machine, interface in PAGEOUT_DEVICES:
+        disk = make_disk(os.path.join(options.out, "bench-swap.img"), 96)
+        for group, name, value, unit in results(qemu(options.image, "32M", "bench=pageout", extra=ICOUNT, disk=disk,
+                                                      machine=machine, interface=interface)):
+            table.append(("%s %s+%s" % (group, machine, interface), name, value, unit))
+        os.unlink(disk)
     first = [row for row in table if row[0] == "zones"]
     deterministic = bool(first) and first == [row for row in again if row[0] == "zones"]
     say("## In the kernel: guest instructions per operation (TCG, -icount shift=0,align=off)")
