@@ -9,7 +9,7 @@
 #   make debug [ARGS="..."]  boot halted with the gdb stub and attach gdb at the Swift entry
 #   make attach [GDB_PORT=]  attach gdb to a QEMU already listening (a hanging test: docs/debugging.md)
 #   make kernel              just build build/kernel.elf (symbols, for gdb) and build/kernel.mb (for QEMU)
-#   make bench               benchmarks in the kernel and on the host; report in build/bench/report.md
+#   make bench               benchmarks (guest instructions under -icount, host vs malloc); build/bench/report.md, docs/bench-chart.png
 #   make trace [ARGS=...]    a pressure workload with trace=on, charted: build/trace/trace.png (docs/trace.md)
 #   make soak                every suite at random memory sizes and seeds (SOAK_SIZES, SEED); replayable
 #   make soak-seeds          many more seeds of the stress and deadlock suites, longer (SOAK_SCALE, SOAK_ROUNDS)
@@ -172,11 +172,21 @@ test-kernel: kernel qemu
 	-@sh qemu/ensure-packages.sh $(GRUB_PACKAGES)
 	$(PYTHON) qemu/runner.py --elf $(BUILD)/kernel.elf --image $(BUILD)/kernel.mb
 
-# Benchmarks: in the kernel (KVM when it does not trap the fast paths' instructions, else TCG),
-# boot times, and the host comparison with glibc, jemalloc, mimalloc and tcmalloc. Never fails
-# the build; the report is build/bench/report.md (docs/benchmarks.md keeps the latest).
+# Benchmarks (not a test, not part of make test): kernel figures in guest instructions (TCG
+# with -icount), plain-TCG host time as a secondary figure, KVM cycles only where KVM is shown
+# to be hardware virtualisation, boot times, and the host comparison with glibc, jemalloc,
+# mimalloc and tcmalloc (their Debian -dev packages installed as root; a peer that is missing
+# is skipped). Prints each figure's change since docs/bench-baseline.json and flags
+# instruction counts that grew by more than 10%, then saves the figures there and draws
+# docs/bench-chart.png. Never fails the build; the report is build/bench/report.md
+# (docs/benchmarks.md). BENCH_ARGS passes options to qemu/bench.py (--keep-baseline, ...).
+BENCH_PEERS := /usr/lib/x86_64-linux-gnu/libjemalloc.so:libjemalloc-dev \
+               /usr/lib/x86_64-linux-gnu/libmimalloc.so:libmimalloc-dev \
+               /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so:libgoogle-perftools-dev
 bench: kernel qemu
-	$(PYTHON) qemu/bench.py --image $(BUILD)/kernel.mb
+	-@sh qemu/ensure-packages.sh $(BENCH_PEERS)
+	-@sh qemu/ensure-packages.sh /usr/lib/python3/dist-packages/matplotlib/__init__.py:python3-matplotlib
+	/usr/bin/python3 qemu/bench.py --image $(BUILD)/kernel.mb $(BENCH_ARGS)
 
 # Every suite at SOAK_SIZES random memory sizes each (16M-16G, at most twice the largest size
 # the suite declares: 512M for the pressure suites) and

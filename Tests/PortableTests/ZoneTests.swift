@@ -358,22 +358,52 @@ func makeZone(objectSize: Int, alignment: Int = 8, slabPages: Int = 1, reserve: 
 
     @Test func magazineServesPairsAndReclaimEmptiesIt() {
         let zone = makeZone(objectSize: 64, reserve: 0, keepEmpty: 0)
-        #expect(zone.state.pointee.magazine != nil, "no debug checks: the zone has a magazine")
+        #expect(zone.state.pointee.magazineLimit == ZoneState.magazineCapacity, "no debug checks: the zone has a magazine")
         let first = zone.allocate(.ordinary)!
+        #expect(zone.state.pointee.magazineCount == ZoneState.magazineCapacity / 2 - 1, "an empty magazine is filled with half a magazine from the slabs")
         zone.free(first)
-        #expect(zone.state.pointee.magazineCount == 1)
+        #expect(zone.state.pointee.magazineCount == ZoneState.magazineCapacity / 2)
         #expect(zone.allocate(.ordinary) == first, "the pair was served by the magazine")
         zone.free(first)
         #expect(zone.validate() == nil)
         var held: [UnsafeMutableRawPointer] = []
         for _ in 0..<200 { held.append(zone.allocate(.ordinary)!) }
+        #expect(zone.validate() == nil)
+        while zone.state.pointee.magazineCount < ZoneState.magazineCapacity { zone.free(held.removeLast()) }
+        zone.free(held.removeLast())
+        #expect(zone.state.pointee.magazineCount == ZoneState.magazineCapacity / 2 + 1, "a full magazine gives half back to the slabs")
+        #expect(zone.validate() == nil)
         for object in held { zone.free(object) }
-        #expect(zone.state.pointee.magazineCount == ZoneState.magazineCapacity)
         #expect(zone.validate() == nil)
         let released = zone.reclaim()
         #expect(released > 0)
         #expect(zone.state.pointee.magazineCount == 0 && zone.state.pointee.slabCount == 0, "reclaim emptied the magazine and released every slab")
         #expect(HostZoneEnvironment.liveSlabs.isEmpty)
+    }
+
+    @Test func theFastPathTakesNothingBelowTheReserveOrTheLowestLevel() {
+        let zone = makeZone(objectSize: 64, reserve: 10, keepEmpty: 0)
+        #expect(zone.state.pointee.fastPathFloor == Int.max, "no dynamic slab yet: every allocation takes the slow path")
+        let first = zone.allocate(.ordinary)!
+        let floor = zone.state.pointee.fastPathFloor
+        #expect(floor == max(10, zone.statistics.lowestFree), "above the reserve and the lowest level")
+        zone.free(first)
+        // Freeing and taking above the floor goes through the magazine without a new low.
+        let again = zone.allocate(.ordinary)!
+        #expect(zone.statistics.lowestFree == floor, "a fast-path allocation sets no new lowest level")
+        zone.free(again)
+        HostZoneEnvironment.exhausted = true
+        var held: [UnsafeMutableRawPointer] = []
+        while let object = zone.allocate(.ordinaryNoWait) { held.append(object) }
+        #expect(zone.freeObjects == 10 && zone.statistics.reserveAllocations == 0, "ordinary callers stop at the reserve")
+        #expect(zone.statistics.lowestFree == 10, "every new low was recorded (slow path)")
+        zone.state.pointee.setReserveTarget(4)
+        #expect(zone.state.pointee.fastPathFloor == 10, "a lower reserve line: the floor stays at the lowest level")
+        zone.state.pointee.setReserveTarget(20)
+        #expect(zone.state.pointee.fastPathFloor == 20, "a higher reserve line raises the floor at once")
+        zone.state.pointee.setReserveTarget(10)
+        for object in held { zone.free(object) }
+        #expect(zone.validate() == nil)
     }
 
     @Test(arguments: [UInt64(1), 7, 99, 2026, 31337])

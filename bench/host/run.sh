@@ -11,7 +11,7 @@
 # the peers put in front of glibc by LD_PRELOAD. The binary checks which malloc it really got.
 # Prints, per workload and object size, the median ns/op of each contender over the rounds
 # and the ratio zone/peer (below 1.00: the zone is faster), then whether the targets of
-# issue 8 are met. Raw lines: build/bench/host-results.txt; the table: build/bench/host-table.txt.
+# issues 8 and 16 are met. Raw lines: build/bench/host-results.txt; the table: build/bench/host-table.txt.
 # Environment: ROUNDS (5), OPERATIONS (5000000), SEED (host-bench's default), PIN_CPU (the last
 # CPU; "none" to not pin; pinning needs taskset).
 set -eu
@@ -58,13 +58,16 @@ fi
 # --- build ----------------------------------------------------------------------------------
 # The kernel's own flags where they change the zone code's speed (Makefile): -O -wmo with
 # -assert-config Debug, no stack protector, and no dynamic exclusivity checks (Embedded Swift
-# has none; on the host they would cost more than the allocator itself).
+# has none; on the host they would cost more than the allocator itself). No SLP vectoriser:
+# the kernel is built without SSE, and on the host LLVM merged the fast path's adjacent
+# counter updates (freeObjects, inUse) into one 16-byte load-add-store, which is slower than
+# two increments (seen in the disassembly of the pair loop).
 sources=$(ls "$repo"/kernel/Lib/*.swift "$repo"/kernel/Mem/Portable/*.swift "$repo"/kernel/VM/Portable/*.swift "$repo"/bench/host/*.swift)
 if [ ! -x "$binary" ] || [ -n "$(find $sources -newer "$binary" | head -1)" ]; then
     mkdir -p "$out"
     echo "building $binary"
     swiftc -O -wmo -swift-version 5 -assert-config Debug -enforce-exclusivity=unchecked \
-        -Xfrontend -disable-stack-protector -module-name HostBench $sources -o "$binary"
+        -Xfrontend -disable-stack-protector -Xllvm -vectorize-slp=false -module-name HostBench $sources -o "$binary"
 fi
 
 # --- contenders, in launch order ------------------------------------------------------------
@@ -142,15 +145,17 @@ awk -v names="$names" '
                 printf " %9.2f", zone / peer
                 miss = " " part[1] "/" part[2] sprintf("(%.2f)", zone / peer)
                 if (who[i] == "glibc" && zone >= peer) { glibcMet = 0; glibcMisses = glibcMisses miss }
-                if (who[i] == "mimalloc" && zone > 1.10 * peer) { mimallocMet = 0; mimallocMisses = mimallocMisses miss }
+                # Issue 16: at most 1.0x mimalloc on pair and random, 1.2x on batch.
+                limit = part[1] == "batch" ? 1.20 : 1.00
+                if (who[i] == "mimalloc" && zone > limit * peer) { mimallocMet = 0; mimallocMisses = mimallocMisses miss }
             }
             printf "\n"
         }
         printf "\ntarget: zone faster than glibc on every fixed-size workload: %s\n", glibcMet ? "MET" : "NOT MET, slower on" glibcMisses
         if (index(" " names, " mimalloc ")) {
-            printf "target: zone within 10%% of mimalloc or faster: %s\n", mimallocMet ? "MET" : "NOT MET, more than 10% slower on" mimallocMisses
+            printf "target: zone at most 1.0x mimalloc on pair and random, 1.2x on batch: %s\n", mimallocMet ? "MET" : "NOT MET on" mimallocMisses
         } else {
-            printf "target: zone within 10%% of mimalloc or faster: NOT CHECKED (mimalloc not installed)\n"
+            printf "target: zone at most 1.0x mimalloc on pair and random, 1.2x on batch: NOT CHECKED (mimalloc not installed)\n"
         }
     }' "$out/host-medians.txt" | tee -a "$table"
 echo "raw results: $results; table: $table"

@@ -183,12 +183,13 @@ enum Zones {
     /// Unregisters a zone that has nothing allocated and gives its slabs back (test zones).
     static func destroy(_ zone: KernelZone) {
         kassert(zone.inUse == 0, "destroying zone \(zone.name) with \(zone.inUse) objects in use")
-        zone.state.pointee.reserveTarget = 0
+        zone.state.pointee.setReserveTarget(0)
         zone.reclaim(keepEmpty: 0)
         kassert(zone.state.pointee.statistics.staticSlabs == 0, "destroying a zone with static slabs")
         guard let index = (0..<count).first(where: { table![$0] == zone.state }) else { return }
         for later in index..<(count - 1) { table![later] = table![later + 1] }
         count -= 1
+        zone.state.pointee.magazine.deallocate()
         zone.state.deallocate()
     }
 

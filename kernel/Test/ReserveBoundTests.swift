@@ -256,13 +256,13 @@ enum ReserveBoundTests {
                 }
                 for (index, (zone, wanted)) in zip(zones, levels).enumerated() {
                     savedLines.append(zone.state.pointee.reserveTarget)
-                    zone.state.pointee.reserveTarget = wanted
+                    zone.state.pointee.setReserveTarget(wanted)
                     while zone.freeObjects > wanted, let object = zone.allocate(.ordinaryNoWait) { push(object, onto: &heldObjects[index]) }
                     Test.expectEqual(zone.freeObjects, wanted, "free objects left in \(zone.name)")
                 }
             }
             Test.expectEqual(PhysicalMemory.freePages, UInt64(pagesFree), "free pages")
-            if let line = swapBlockLine { Zones.swapBlock.state.pointee.reserveTarget = line }
+            if let line = swapBlockLine { Zones.swapBlock.state.pointee.setReserveTarget(line) }
             self.entryRefills = entryRefills
             if entryRefills == .failing {
                 Zones.mapEntry.state.pointee.refilling = true
@@ -300,7 +300,7 @@ enum ReserveBoundTests {
             }
             for (index, zone) in zones.enumerated() {
                 zone.state.pointee.statistics.deepestReserveUse = max(savedDeepest[index], zone.statistics.deepestReserveUse)
-                zone.state.pointee.reserveTarget = savedLines[index]
+                zone.state.pointee.setReserveTarget(savedLines[index])
                 while let object = heldObjects[index] {
                     heldObjects[index] = object.load(as: UnsafeMutableRawPointer?.self)
                     zone.free(object)

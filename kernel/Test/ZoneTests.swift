@@ -28,7 +28,14 @@ enum ZoneTests {
         ]
     }
 
-    static var suite: TestSuite { TestSuite("zones", cases) }
+    /// Without debug checks a zone validates a freed pointer when it leaves the magazine for its
+    /// slab (ZoneAllocator.free), not on the fast path: this case shows the flush catching it.
+    static var suite: TestSuite {
+        TestSuite("zones", cases + [
+            TestCase("interiorPointerIsCaughtWhenTheMagazineIsFlushed", expectsPanic: "is not the start of an object",
+                     inFrame: "ZoneTests.interiorPointerIsCaughtWhenTheMagazineIsFlushed", interiorPointerIsCaughtWhenTheMagazineIsFlushed),
+        ])
+    }
 
     static var debugSuite: TestSuite {
         TestSuite("zonedebug", arguments: "zonedebug=all", cases + [
@@ -41,6 +48,10 @@ enum ZoneTests {
                      inFrame: "ZoneTests.doubleFreeIsCaught", doubleFreeIsCaught),
             TestCase("corruptFreeListIsCaughtByTheConsistencyCheck", expectsPanic: "zone test-check: consistency check failed",
                      inFrame: "ZoneTests.corruptFreeListIsCaughtByTheConsistencyCheck", corruptFreeListIsCaughtByTheConsistencyCheck),
+            TestCase("foreignPointerFreeIsCaughtAtOnce", expectsPanic: "which is not in one of its slabs",
+                     inFrame: "ZoneTests.foreignPointerFreeIsCaughtAtOnce", foreignPointerFreeIsCaughtAtOnce),
+            TestCase("interiorPointerFreeIsCaughtAtOnce", expectsPanic: "is not the start of an object",
+                     inFrame: "ZoneTests.interiorPointerFreeIsCaughtAtOnce", interiorPointerFreeIsCaughtAtOnce),
         ])
     }
 
@@ -331,5 +342,35 @@ enum ZoneTests {
         bitmap[0] |= 1
         zone.check()
         Test.fail("the inconsistency was not caught")
+    }
+
+    /// zonedebug=check (no magazine): a pointer into another zone's slab is refused by the free itself.
+    @inline(never)
+    static func foreignPointerFreeIsCaughtAtOnce() {
+        let zone = Zones.create("test-foreign", objectSize: 64, slabPages: 1, reserve: 0, debug: [.check])
+        let other = Zones.create("test-other", objectSize: 64, slabPages: 1, reserve: 0, debug: [.check])
+        let object = other.allocate(.ordinary)!
+        zone.free(object)                                                  // the bug: the wrong zone
+        Test.fail("the free of another zone's object was not caught")
+    }
+
+    /// zonedebug=check (no magazine): a pointer into the middle of an object is refused by the free itself.
+    @inline(never)
+    static func interiorPointerFreeIsCaughtAtOnce() {
+        let zone = Zones.create("test-interior", objectSize: 64, slabPages: 1, reserve: 0, debug: [.check])
+        let object = zone.allocate(.ordinary)!
+        zone.free(object + 8)                                              // the bug: not the object's start
+        Test.fail("the free of an interior pointer was not caught")
+    }
+
+    /// No debug checks: the magazine takes the interior pointer unexamined, and the flush (here
+    /// a reclaim pass; also a full magazine) validates it and stops the kernel.
+    @inline(never)
+    static func interiorPointerIsCaughtWhenTheMagazineIsFlushed() {
+        let zone = Zones.create("test-flush", objectSize: 64, slabPages: 1, reserve: 0)
+        let object = zone.allocate(.ordinary)!
+        zone.free(object + 8)                                              // the bug: accepted into the magazine
+        zone.reclaim()
+        Test.fail("the interior pointer was not caught when the magazine was flushed")
     }
 }

@@ -170,8 +170,9 @@ public struct ZoneState {
     public let strideReciprocal: UInt64
     public let source: SlabSource
     public let debug: ZoneDebug
-    /// Free objects that only reserve-using contexts (system, pageout) may take.
-    public var reserveTarget: Int
+    /// Free objects that only reserve-using contexts (system, pageout) may take. Set through
+    /// `setReserveTarget`, which keeps the fast path's floor above it.
+    public private(set) var reserveTarget: Int
     /// The deepest draw below reserveTarget the derivation allows (ReserveBounds.bound); a
     /// deeper one panics at once (ReserveDraw.swift). Int.max: not checked (zones without a
     /// derived bound, and the host's test zones).
@@ -192,10 +193,27 @@ public struct ZoneState {
     public var statistics = ZoneStatistics()
     /// A small stack of free objects in front of the slabs (Bonwick's magazine): an
     /// allocate/free pair touches only this. Counted in freeObjects; their slabs still count
-    /// them in use. Nil (no magazine) when any debug check is on, so every free is seen.
-    public var magazine: UnsafeMutablePointer<UnsafeMutableRawPointer>? = nil
+    /// them in use. Holds at most `magazineLimit` objects: magazineCapacity, or 0 when any
+    /// debug check is on, so that every free is seen by the checks.
+    public let magazine: UnsafeMutablePointer<UnsafeMutableRawPointer>
     public var magazineCount = 0
+    public let magazineLimit: Int
     public static let magazineCapacity = 32
+    /// The fast path of `allocate` may take an object only while freeObjects stays at or above
+    /// this floor: max(reserveTarget, statistics.lowestFree), so that it never draws on the
+    /// reserve nor sets a new lowest level, and Int.max while the zone has no dynamic slab, so
+    /// that allocations from static slabs and before the page allocator are counted (the slow
+    /// path does all three).
+    public private(set) var fastPathFloor = Int.max
+    /// How many magazine objects, counted from the bottom, the fast path must leave:
+    /// max(0, magazineCount - (freeObjects - fastPathFloor)). So the fast path's whole test is
+    /// magazineCount > magazineReserved - one compare for "the magazine is not empty and
+    /// taking one keeps freeObjects at or above the floor". Fast-path allocations and frees
+    /// move magazineCount and freeObjects together, which leaves it unchanged; the slow paths
+    /// recompute it (`updateFastPathFloor`) wherever freeObjects falls or the floor rises
+    /// otherwise. Where freeObjects rises, or the magazine is flushed, a stale value is only
+    /// too cautious (the next slow path recomputes it).
+    public private(set) var magazineReserved = Int.max
 
     public init(name: StaticString, objectSize: Int, alignment: Int, slabPages: Int, reserveTarget: Int,
                 keepEmptySlabs: Int, source: SlabSource, debug: ZoneDebug, pageBytes: Int = 4096) {
@@ -226,9 +244,8 @@ public struct ZoneState {
         bitmapWords = words
         firstObjectOffset = first
         strideReciprocal = (UInt64(1) << 40) / UInt64(stride) + 1
-        if debug.isEmpty {
-            magazine = UnsafeMutablePointer<UnsafeMutableRawPointer>.allocate(capacity: ZoneState.magazineCapacity)
-        }
+        magazine = UnsafeMutablePointer<UnsafeMutableRawPointer>.allocate(capacity: ZoneState.magazineCapacity)
+        magazineLimit = debug.isEmpty ? ZoneState.magazineCapacity : 0
         precondition(objectsPerSlab >= 1, "zone: objects do not fit in a slab")
         precondition(slabBytes <= 1 << 20, "zone: slabs are at most 1 MiB")
     }
@@ -253,6 +270,20 @@ public struct ZoneState {
     }
 
     public var slabCount: Int { empty.count + partial.count + full.count }
+
+    /// Moves the reserve line (the zone lock is held, or the zone is not in use): the fast path
+    /// of `allocate` must never take an object below it.
+    public mutating func setReserveTarget(_ target: Int) {
+        reserveTarget = target
+        updateFastPathFloor()
+    }
+
+    /// Recomputes `fastPathFloor` and `magazineReserved` (the zone lock is held, or the zone
+    /// is not in use yet).
+    public mutating func updateFastPathFloor() {
+        fastPathFloor = statistics.dynamicSlabs == 0 ? Int.max : max(reserveTarget, statistics.lowestFree)
+        magazineReserved = fastPathFloor == Int.max ? Int.max : max(0, magazineCount - (freeObjects - fastPathFloor))
+    }
 
     /// Bytes of slab memory not holding live objects' requested bytes: headers, padding,
     /// red zones and free objects. Reported as a per-mille of slab memory.

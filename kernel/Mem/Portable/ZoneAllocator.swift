@@ -37,8 +37,37 @@ public struct ZoneRef<Environment: ZoneEnvironment> {
 
     // MARK: - Allocation
 
+    /// An object, or nil when none can be had under `context`'s rules.
+    ///
+    /// The fast path - the one a warm allocate/free pair takes - pops the magazine while the
+    /// zone has more than `fastPathFloor` free objects (magazineReserved says how many
+    /// magazine objects that leaves out: ZoneState). Above that line the object is nobody's
+    /// reserve and taking it records nothing but the counts (no reserve draw, no new lowest
+    /// level, no static-slab accounting: ZoneState.fastPathFloor), so any context may take it
+    /// and the context is not even looked at. Everything else - the reserves, growing,
+    /// refilling, the magazine empty - is `allocateSlowly`, outlined so that none of it (nor
+    /// its messages) costs the fast path a register or an instruction. Counters wrap (&+=):
+    /// they are statistics, and an overflow trap on them would be a check that cannot fire.
     public func allocate(_ context: AllocationContext) -> UnsafeMutableRawPointer? {
         FreePath.checkAllocation(.zone, name)
+        let token = Environment.lock()
+        let count = state.pointee.magazineCount
+        if count > state.pointee.magazineReserved {
+            state.pointee.magazineCount = count &- 1
+            let object = state.pointee.magazine[count &- 1]
+            state.pointee.freeObjects &-= 1
+            state.pointee.inUse &+= 1
+            state.pointee.statistics.allocations &+= 1
+            Environment.unlock(token)
+            return object
+        }
+        Environment.unlock(token)
+        return allocateSlowly(context)
+    }
+
+    /// The slow path of `allocate`: the rules of the top of this file, in full.
+    @inline(never)
+    func allocateSlowly(_ context: AllocationContext) -> UnsafeMutableRawPointer? {
         let mayUseReserve = context.mayUseZoneReserves && Environment.reservesEnabled
         var token = Environment.lock()
         // Set once this allocation has tried to grow: a grow-first requester may now draw the
@@ -49,15 +78,17 @@ public struct ZoneRef<Environment: ZoneEnvironment> {
             let free = state.pointee.freeObjects
             if free > reserve || (free > 0 && mayUseReserve && (triedGrowing || !growsBeforeDrawing(context))) {
                 let object: UnsafeMutableRawPointer
+                if state.pointee.magazineCount == 0 { fillMagazine() }
                 if state.pointee.magazineCount > 0 {
                     state.pointee.magazineCount -= 1
-                    object = state.pointee.magazine![state.pointee.magazineCount]
+                    object = state.pointee.magazine[state.pointee.magazineCount]
                     state.pointee.freeObjects -= 1
                     state.pointee.inUse += 1
                 } else {
                     object = takeObject()
                 }
                 noteAllocation(context)
+                state.pointee.updateFastPathFloor()
                 let wantsRefill = state.pointee.freeObjects < reserve && !state.pointee.refilling && Environment.canGrow
                 Environment.unlock(token)
                 if wantsRefill { refill() }
@@ -76,14 +107,33 @@ public struct ZoneRef<Environment: ZoneEnvironment> {
                 state.pointee.statistics.failures += 1
                 let slabs = state.pointee.statistics.staticSlabs
                 Environment.unlock(token)
-                if context.blocking == .wait && !Environment.canGrow {
-                    Environment.fail("zone \(name): its \(slabs) static slabs are exhausted and there is no page allocator yet")
-                }
+                if context.blocking == .wait && !Environment.canGrow { staticSlabsExhausted(slabs) }
                 return nil
             }
             token = Environment.lock()
             addSlab(memory, isStatic: false)
         }
+    }
+
+    @inline(never)
+    private func staticSlabsExhausted(_ slabs: Int) -> Never {
+        Environment.fail("zone \(name): its \(slabs) static slabs are exhausted and there is no page allocator yet")
+    }
+
+    /// Moves up to half a magazine of free objects from the slabs into the empty magazine (the
+    /// lock is held), so that the next allocations take the fast path: a run of allocations
+    /// (a batch) pays the slab path once per half magazine, in this tight loop, instead of
+    /// once per object. Counts do not change: the objects stay free for the zone and become
+    /// in use for their slabs, as every magazine object is. Zones with debug checks have no
+    /// magazine (magazineLimit 0) and take every object from its slab.
+    func fillMagazine() {
+        let wanted = min(state.pointee.magazineLimit / 2, state.pointee.freeObjects)
+        var count = 0
+        while count < wanted {
+            state.pointee.magazine[count] = popFromSlab()
+            count += 1
+        }
+        state.pointee.magazineCount = count
     }
 
     /// Whether `context` tries to grow the zone before it draws the reserve (ReserveOrder).
@@ -191,25 +241,68 @@ public struct ZoneRef<Environment: ZoneEnvironment> {
 
     // MARK: - Freeing
 
+    /// Gives an object back. Never allocates anything.
+    ///
+    /// The fast path pushes it on the magazine, unexamined: a handful of stores with the lock
+    /// held, which calls nothing and so cannot allocate - the free-path bracket
+    /// (FreePath.enter/leave) is on the slow path, where there is code that could. Freed
+    /// pointers are validated (slabOf: a slab of this zone; objectIndex: the start of an
+    /// object) when they leave the magazine for their slab - when it overflows (`freeSlowly`)
+    /// and in every reclaim pass - and at once, on every free, in a zone with debug checks
+    /// (zonedebug=, which gives a zone no magazine). So without debug checks a foreign or
+    /// interior pointer is caught when it is flushed, which may be after it was handed out
+    /// again; docs/debugging.md says so.
     public func free(_ object: UnsafeMutableRawPointer) {
+        let token = Environment.lock()
+        let count = state.pointee.magazineCount
+        if count < state.pointee.magazineLimit {
+            state.pointee.magazine[count] = object
+            state.pointee.magazineCount = count &+ 1
+            state.pointee.freeObjects &+= 1
+            state.pointee.inUse &-= 1
+            state.pointee.statistics.frees &+= 1
+            Environment.unlock(token)
+            return
+        }
+        Environment.unlock(token)
+        freeSlowly(object)
+    }
+
+    /// The slow path of `free`: the magazine is full (half of it goes back to the slabs, each
+    /// object validated on the way, and `object` takes its place) or the zone has none (debug
+    /// checks: `object` is validated and goes straight to its slab).
+    @inline(never)
+    func freeSlowly(_ object: UnsafeMutableRawPointer) {
         FreePath.enter(.zoneFree)
         let token = Environment.lock()
-        let slab = slabOf(object)
-        let index = objectIndex(object, in: slab)
-        if let magazine = state.pointee.magazine, state.pointee.magazineCount < ZoneState.magazineCapacity {
-            magazine[state.pointee.magazineCount] = object
+        if state.pointee.magazineLimit > 0 {
+            flushMagazine(keeping: state.pointee.magazineLimit / 2)
+            state.pointee.magazine[state.pointee.magazineCount] = object
             state.pointee.magazineCount += 1
             state.pointee.freeObjects += 1
             state.pointee.inUse -= 1
-            state.pointee.statistics.frees &+= 1
-            Environment.unlock(token)
-            FreePath.leave()
-            return
+            state.pointee.updateFastPathFloor()
+        } else {
+            let slab = slabOf(object)
+            returnToSlab(object, slab: slab, index: objectIndex(object, in: slab))
         }
-        returnToSlab(object, slab: slab, index: index)
         state.pointee.statistics.frees &+= 1
         Environment.unlock(token)
         FreePath.leave()
+    }
+
+    /// Returns magazine objects to their slabs until `keeping` are left, newest first (the lock
+    /// is held). Each is validated on the way: a pointer that is not an object of this zone
+    /// stops the kernel here. Counts do not change: the objects were free already.
+    func flushMagazine(keeping: Int = 0) {
+        while state.pointee.magazineCount > keeping {
+            state.pointee.magazineCount -= 1
+            let object = state.pointee.magazine[state.pointee.magazineCount]
+            let slab = slabOf(object)
+            state.pointee.freeObjects -= 1
+            state.pointee.inUse += 1
+            returnToSlab(object, slab: slab, index: objectIndex(object, in: slab))
+        }
     }
 
     /// Puts a freed object back on its slab (the lock is held).
@@ -217,9 +310,7 @@ public struct ZoneRef<Environment: ZoneEnvironment> {
     func returnToSlab(_ object: UnsafeMutableRawPointer, slab: UnsafeMutablePointer<SlabHeader>, index: Int) {
         let debug = state.pointee.debug
         if debug.contains(.doubleFree) {
-            if !testBit(slab, index) {
-                Environment.fail("zone \(name): double free of object \(hex: address(object))")
-            }
+            if !testBit(slab, index) { doubleFree(object) }
             clearBit(slab, index)
         }
         if debug.contains(.redZone) { checkRedZone(object) }
@@ -234,6 +325,11 @@ public struct ZoneRef<Environment: ZoneEnvironment> {
         if debug.contains(.check) { checkSlab(slab) }
     }
 
+    @inline(never)
+    func doubleFree(_ object: UnsafeMutableRawPointer) -> Never {
+        Environment.fail("zone \(name): double free of object \(hex: address(object))")
+    }
+
     // MARK: - Slabs and objects (the lock is held)
 
     func address(_ pointer: UnsafeRawPointer) -> UInt64 { UInt64(UInt(bitPattern: pointer)) }
@@ -244,18 +340,26 @@ public struct ZoneRef<Environment: ZoneEnvironment> {
         let start = Int(bitPattern: object) & ~(state.pointee.slabBytes - 1)
         let slab = UnsafeMutablePointer<SlabHeader>(bitPattern: start)!
         if slab.pointee.magic != SlabHeader.magicValue || slab.pointee.zone != UnsafeMutableRawPointer(state) {
-            Environment.fail("zone \(name): free of \(hex: address(object)), which is not in one of its slabs")
+            notInThisZone(object)
         }
         return slab
+    }
+
+    @inline(never)
+    func notInThisZone(_ object: UnsafeMutableRawPointer) -> Never {
+        Environment.fail("zone \(name): free of \(hex: address(object)), which is not in one of its slabs")
     }
 
     /// The index of `object` in its slab; stops the kernel if it is not an object's start.
     @inline(__always)
     func objectIndex(_ object: UnsafeMutableRawPointer, in slab: UnsafeMutablePointer<SlabHeader>) -> Int {
-        guard let index = indexIfObject(object, in: slab) else {
-            Environment.fail("zone \(name): \(hex: address(object)) is not the start of an object")
-        }
+        guard let index = indexIfObject(object, in: slab) else { notAnObjectStart(object) }
         return index
+    }
+
+    @inline(never)
+    func notAnObjectStart(_ object: UnsafeMutableRawPointer) -> Never {
+        Environment.fail("zone \(name): \(hex: address(object)) is not the start of an object")
     }
 
     /// The index of `pointer` in its slab, or nil when it is not the start of an object.
@@ -304,33 +408,49 @@ public struct ZoneRef<Environment: ZoneEnvironment> {
                 }
             }
         }
+        state.pointee.updateFastPathFloor()
     }
 
-    @inline(__always)
+    /// Takes a free object from the slabs (the lock is held; the zone has a free object in a
+    /// slab) and counts it in use.
     func takeObject() -> UnsafeMutableRawPointer {
+        let item = popFromSlab()
+        state.pointee.freeObjects -= 1
+        state.pointee.inUse += 1
+        return item
+    }
+
+    /// Pops the first free object of the first partial (else empty) slab, which counts it in
+    /// use; the zone's own counts are the caller's business (the lock is held).
+    @inline(__always)
+    func popFromSlab() -> UnsafeMutableRawPointer {
         let slab = state.pointee.partial.head ?? state.pointee.empty.head!
         let item = slab.pointee.freeList!
         let next = item.load(as: UnsafeMutableRawPointer?.self)
-        if let next = next, indexIfObject(next, in: slab) == nil {
-            Environment.fail("zone \(name): free list of slab \(hex: address(slab)) is corrupt at object \(hex: address(item)) (next \(hex: address(next))): written after it was freed?")
-        }
+        if let next = next, indexIfObject(next, in: slab) == nil { corruptFreeList(slab, item, next) }
         slab.pointee.freeList = next
         let debug = state.pointee.debug
         if debug.contains(.doubleFree) {
             let index = objectIndex(item, in: slab)
-            if testBit(slab, index) {
-                Environment.fail("zone \(name): free list hands out \(hex: address(item)), which is allocated")
-            }
+            if testBit(slab, index) { handsOutAllocated(item) }
             setBit(slab, index)
         }
         if debug.contains(.poison) { checkPoison(item) }
         slab.pointee.inUse += 1
         if slab.pointee.inUse == UInt32(state.pointee.objectsPerSlab) { move(slab, to: .full) }
         else if slab.pointee.list == .empty { move(slab, to: .partial) }
-        state.pointee.freeObjects -= 1
-        state.pointee.inUse += 1
         if debug.contains(.check) { checkSlab(slab) }
         return item
+    }
+
+    @inline(never)
+    func corruptFreeList(_ slab: UnsafeMutablePointer<SlabHeader>, _ item: UnsafeMutableRawPointer, _ next: UnsafeMutableRawPointer) -> Never {
+        Environment.fail("zone \(name): free list of slab \(hex: address(slab)) is corrupt at object \(hex: address(item)) (next \(hex: address(next))): written after it was freed?")
+    }
+
+    @inline(never)
+    func handsOutAllocated(_ item: UnsafeMutableRawPointer) -> Never {
+        Environment.fail("zone \(name): free list hands out \(hex: address(item)), which is allocated")
     }
 
     // MARK: - Lists

@@ -126,12 +126,20 @@ extension ZoneRef {
         }
         // Objects in the magazine are free for the zone and in use for their slabs.
         let cached = state.pointee.magazineCount
-        guard cached >= 0 && cached <= ZoneState.magazineCapacity else { return "magazine holds \(cached) objects" }
+        guard cached >= 0 && cached <= state.pointee.magazineLimit else { return "magazine holds \(cached) objects" }
         for index in 0..<cached {
-            let object = state.pointee.magazine![index]
+            let object = state.pointee.magazine[index]
             let slab = UnsafeMutablePointer<SlabHeader>(bitPattern: Int(bitPattern: object) & ~(state.pointee.slabBytes - 1))!
             guard slab.pointee.magic == SlabHeader.magicValue, slab.pointee.zone == UnsafeMutableRawPointer(state),
                   indexIfObject(object, in: slab) != nil else { return "magazine holds \(hex: address(object)), not an object of this zone" }
+        }
+        // The fast path's one compare must keep it at or above its floor (ZoneState.magazineReserved).
+        let floor = state.pointee.fastPathFloor
+        if floor != Int.max {
+            let needed = max(0, cached - (state.pointee.freeObjects - floor))
+            guard state.pointee.magazineReserved >= needed else {
+                return "magazineReserved is \(state.pointee.magazineReserved), but the fast path must leave \(needed) magazine objects to stay at its floor \(floor)"
+            }
         }
         guard free + cached == state.pointee.freeObjects else { return "\(free) free objects in slabs and \(cached) in the magazine, zone counts \(state.pointee.freeObjects)" }
         guard used - cached == state.pointee.inUse else { return "\(used) objects in use in slabs less \(cached) in the magazine, zone counts \(state.pointee.inUse)" }

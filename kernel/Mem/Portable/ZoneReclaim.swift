@@ -31,19 +31,6 @@
 // Nothing in either loop allocates.
 
 extension ZoneRef {
-    /// Returns every object in the magazine to its slab (the lock is held). Counts do not
-    /// change: the objects were free already.
-    func flushMagazine() {
-        while state.pointee.magazineCount > 0 {
-            state.pointee.magazineCount -= 1
-            let object = state.pointee.magazine![state.pointee.magazineCount]
-            let slab = slabOf(object)
-            state.pointee.freeObjects -= 1
-            state.pointee.inUse += 1
-            returnToSlab(object, slab: slab, index: objectIndex(object, in: slab))
-        }
-    }
-
     /// Returns empty dynamic slabs to the page allocator, keeping `keepEmpty` empty slabs (the
     /// zone's keepEmptySlabs by default; empty static slabs count among them) and never
     /// leaving fewer free objects than the reserve. Partly used slabs are never touched.
@@ -82,6 +69,7 @@ extension ZoneRef {
             state.pointee.statistics.slabsReleased += 1
             released += 1
         }
+        state.pointee.updateFastPathFloor()
         Environment.unlock(token)
 
         // Loop 2, without the lock: free. The collected slabs are reachable only from here.
