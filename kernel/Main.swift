@@ -45,6 +45,7 @@ func startThreadsAndPaging() {
     Scheduler.bootstrap()
     VMWait.enable()
     PageFault.enable()
+    PCI.enumerate()
     SwapDevice.initialize()
     SwapMetadata.initialize(swapBlocks: SwapDevice.blocks)
     Timer.start()
@@ -71,8 +72,20 @@ func kernelInitComplete() -> Never {
         let report = Stress.run(variant, threads: 3, rounds: rounds, seed: KernelOptions.seed)
         Pageout.logStatistics()
         Zones.printTable()
-        QEMU.exit(report.mismatches == 0 && report.stoppedWorkers == 0 ? .success : .testFailure)
+        kernelRunFinished(report.mismatches == 0 && report.stoppedWorkers == 0 ? .success : .testFailure)
     }
-    Log.info(.boot, "no test= option given, so there is nothing more to do; QEMU exits now")
-    QEMU.exit(.success)
+    if Monitor.requested {
+        Log.info(.boot, "no test= option given: straight to the monitor")
+    } else {
+        Log.info(.boot, "no test= option given, so there is nothing more to do; QEMU exits now")
+    }
+    kernelRunFinished(.success)
+}
+
+/// The end of a run - the tests, a stress= workload, or nothing - with its outcome: QEMU
+/// exits with `status`, unless the `monitor` option asked for a prompt first
+/// (kernel/Monitor/Monitor.swift), whose `exit` then ends the run.
+func kernelRunFinished(_ status: ExitStatus) -> Never {
+    if Monitor.requested { Monitor.run(after: status) }
+    QEMU.exit(status)
 }

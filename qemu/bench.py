@@ -5,7 +5,8 @@
      fast paths use (bench=cpu measures rdtsc and interrupts off+on); otherwise TCG, with the
      warning that TCG cycles are not hardware cycles.
   2. Boots bench=all (page allocator, zones, kmalloc, pmap, vm_map, faults, overhead) and
-     bench=pageout (with a swap disk and little memory, so that pages really go to swap).
+     bench=pageout (with a swap disk and little memory, so that pages really go to swap), once per
+     swap disk driver: ATA on pc's IDE, AHCI on q35, virtio-blk on both (PAGEOUT_DEVICES).
   3. Times boots from QEMU start to the end of initialisation at 128 MiB and 4 GiB.
   4. Runs the host comparison (bench/host/run.sh): the zone code against glibc, jemalloc,
      mimalloc and tcmalloc.
@@ -22,7 +23,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness.qemu import make_disk  # noqa: E402
+from harness.qemu import disk_options, make_disk  # noqa: E402
 
 RESULT = re.compile(r"^B (?P<group>\S+) (?P<name>.+) (?P<value>\d+) (?P<unit>\S+)$")
 TRAP_CYCLES = 1000     # rdtsc or cli/sti dearer than this: the hypervisor is trapping them
@@ -37,14 +38,21 @@ def kvm_usable():
         return False
 
 
-def qemu(image, accelerator, memory, arguments, disk=None, timeout=1800):
-    command = ["qemu-system-x86_64", "-accel", accelerator, "-cpu", "qemu64", "-m", memory, "-display", "none",
-               "-no-reboot", "-serial", "stdio", "-monitor", "none", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
-               "-kernel", image, "-append", arguments]
+def qemu(image, accelerator, memory, arguments, disk=None, timeout=1800, machine="pc", interface="virtio"):
+    command = ["qemu-system-x86_64", "-machine", machine, "-accel", accelerator, "-cpu", "qemu64", "-m", memory,
+               "-display", "none", "-no-reboot", "-serial", "stdio", "-monitor", "none",
+               "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]
     if disk:
-        command += ["-drive", "file=%s,format=raw,if=ide,index=0,media=disk,cache=unsafe" % disk]
+        options, swapdev = disk_options(interface, machine, disk)
+        command += ["-kernel", image, "-append", (arguments + " " + swapdev).strip()] + options
+    else:
+        command += ["-kernel", image, "-append", arguments]
     output = subprocess.run(command, capture_output=True, text=True, timeout=timeout).stdout
     return output.replace("\r\n", "\n")
+
+
+# The pageout benchmark on each swap disk driver (docs/io.md): machine, disk interface.
+PAGEOUT_DEVICES = (("pc", "ide"), ("pc", "virtio"), ("q35", "ahci"), ("q35", "virtio"))
 
 
 def results(output):
@@ -124,9 +132,12 @@ def main():
 
     output = qemu(options.image, accelerator, "512M", "bench=all")
     table = results(output)
-    disk = make_disk(os.path.join(options.out, "bench-swap.img"), 96)
-    table += results(qemu(options.image, accelerator, "32M", "bench=pageout", disk=disk))
-    os.unlink(disk)
+    for machine, interface in PAGEOUT_DEVICES:
+        disk = make_disk(os.path.join(options.out, "bench-swap.img"), 96)
+        for group, name, value, unit in results(qemu(options.image, accelerator, "32M", "bench=pageout", disk=disk,
+                                                      machine=machine, interface=interface)):
+            table.append(("%s %s+%s" % (group, machine, interface), name, value, unit))
+        os.unlink(disk)
     say("## In the kernel (%s)" % accelerator.upper())
     say()
     say("| group | measurement | value | unit |")

@@ -10,15 +10,12 @@ image=$2
 args=$3
 port=${GDB_PORT:-1234}
 memory=${MEMORY:-128M}
-disk=
-if [ -n "$SWAP_IMAGE" ] && [ -f "$SWAP_IMAGE" ]; then
-    disk="-drive file=$SWAP_IMAGE,format=raw,if=ide,index=0,media=disk,cache=unsafe"
-fi
+. "$(dirname "$0")/disk-options.sh"
 serial=build/debug-serial.log
 qemu-system-x86_64 -accel tcg -cpu qemu64 -m "$memory" -display none -no-reboot \
     -serial "file:$serial" -monitor none \
     -device isa-debug-exit,iobase=0xf4,iosize=0x04 \
-    -kernel "$image" -append "$args" $disk -gdb "tcp:127.0.0.1:$port" -S $QEMU_EXTRA &
+    -kernel "$image" -append "$args" $machine_options $disk_options -gdb "tcp:127.0.0.1:$port" -S $QEMU_EXTRA &
 qemu=$!
 trap 'kill $qemu 2>/dev/null' EXIT INT TERM
 sleep 0.3

@@ -16,14 +16,11 @@ case $image in
     *)  python3 "$(dirname "$0")/harness/image.py" "$image" "$memory" || exit 1
         set -- -kernel "$image" -append "$args" ;;
 esac
-disk=
-if [ -n "$SWAP_IMAGE" ] && [ -f "$SWAP_IMAGE" ]; then
-    disk="-drive file=$SWAP_IMAGE,format=raw,if=ide,index=0,media=disk,cache=unsafe"
-fi
+. "$(dirname "$0")/disk-options.sh"
 qemu-system-x86_64 -accel tcg -cpu qemu64 -m "$memory" -display none -no-reboot \
     -serial stdio -monitor none \
     -device isa-debug-exit,iobase=0xf4,iosize=0x04 \
-    "$@" $disk $QEMU_EXTRA
+    "$@" $machine_options $disk_options $QEMU_EXTRA
 status=$?
 case $status in
     33) exit 0 ;;

@@ -3,9 +3,11 @@
 
 usage: qemu/runner.py --elf build/kernel.elf --image build/kernel.mb [--jobs N] [--seed N]
                       [--only suite,suite] [--no-scenarios] [--gdb-port PORT]
+                      [--disk virtio|ide|ahci] [--machine pc|q35]
 
 The plan comes from the kernel itself (test=list): each suite at each of its memory sizes,
-each expected-panic case alone, plus the host-side scenario and gdb checks. Boots run in
+each expected-panic case alone, plus the host-side scenario and gdb checks, plus a few swap
+suites on the other disk interfaces and machines (virtio on pc is the default). Boots run in
 parallel; each has a timeout, so a hang is a failure. Logs are kept in build/test-logs/.
 Exits non-zero on any failure.
 
@@ -22,6 +24,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from harness import gdbcheck, grub, judge, necessity, plan, scenarios  # noqa: E402
+from harness import qemu  # noqa: E402
 from harness.qemu import Boot, EXIT_SUCCESS, require_qemu, run_boot, status_name  # noqa: E402
 
 
@@ -36,6 +39,8 @@ def main():
     parser.add_argument("--logs", default="build/test-logs")
     parser.add_argument("--seed-scale", type=int, default=1,
                         help="boot multi-seed suites with this many times their seeds (make soak)")
+    parser.add_argument("--max-seeds", type=int, default=0,
+                        help="boot multi-seed suites with at most this many seeds (a quick sweep of another --disk)")
     parser.add_argument("--kernel-arguments", default="",
                         help="extra kernel command-line options for every suite boot (make soak: stressrounds=)")
     parser.add_argument("--memory", default="",
@@ -45,12 +50,19 @@ def main():
     parser.add_argument("--size-range", default="16M:16G",
                         help="with --random-sizes: the range, log-uniform (MIN:MAX); a suite never boots above twice "
                              "the largest size it declares")
+    parser.add_argument("--disk", default=qemu.DEFAULTS["disk"], choices=qemu.DISKS,
+                        help="the swap disk's interface for every boot with a disk (docs/io.md)")
+    parser.add_argument("--machine", default=qemu.DEFAULTS["machine"], choices=qemu.MACHINES,
+                        help="the QEMU machine type for every boot")
     parser.add_argument("--gdb-port", type=int, default=None,
                         help="every boot listens for gdb on this port, one at a time, without a timeout")
     options = parser.parse_args()
     if options.gdb_port is not None:
         options.jobs, options.no_scenarios = 1, True
     require_qemu()
+    if options.machine == "q35" and options.disk == "ide":
+        parser.error("q35 has no IDE controller (its if=ide disks go to AHCI): use --disk ahci")
+    qemu.DEFAULTS.update(disk=options.disk, machine=options.machine)
     os.makedirs(options.logs, exist_ok=True)
 
     listing = run_boot(options.image, Boot("list", "test=list", timeout=60), options.logs)
@@ -72,9 +84,12 @@ def main():
         boots = plan.plan_random_sizes(suites, options.seed, only, options.random_sizes, options.seed_scale,
                                        options.kernel_arguments, options.size_range)
     else:
-        boots = plan.plan(suites, options.seed, only, options.seed_scale, options.kernel_arguments, memory)
+        boots = plan.plan(suites, options.seed, only, options.seed_scale, options.kernel_arguments, memory, options.max_seeds)
     if chosen_scenarios and not only:
         boots = []
+    # A full run also boots a few swap suites on the other disks and machines (plan.DEVICE_BOOTS).
+    if not only and not chosen_scenarios and not options.random_sizes:
+        boots += plan.device_boots(suites, options.seed, options.kernel_arguments)
     print("kernel tests: seed %d, %d suites, %d boots, %d parallel jobs; logs in %s"
           % (options.seed, len(suites) if not only else len(only), len(boots), options.jobs, options.logs))
 
@@ -91,11 +106,11 @@ def main():
     if chosen_scenarios:
         for boot, check in scenarios.SCENARIOS:
             if boot.name in chosen_scenarios:
-                jobs.append((boot.name, lambda b=boot: run_boot(options.image, b, options.logs), check, None))
+                jobs.append((boot.name, lambda b=boot: run_boot(options.image, b, options.logs, elf=options.elf), check, None))
     elif not options.no_scenarios and not only:
         # Scenarios go first: test=all with a disk is the longest boot of the run, and started
         # last it would run alone at the end while the other job slot idles.
-        jobs[:0] = [(boot.name, lambda b=boot: run_boot(options.image, b, options.logs), check, None)
+        jobs[:0] = [(boot.name, lambda b=boot: run_boot(options.image, b, options.logs, elf=options.elf), check, None)
                     for boot, check in scenarios.SCENARIOS]
         for name, check in gdbcheck.CHECKS:
             jobs.append((name, lambda c=check: c(options.image, options.elf, options.logs), None, None))

@@ -162,6 +162,42 @@ func makeZone(objectSize: Int, alignment: Int = 8, slabPages: Int = 1, reserve: 
         #expect(!HostZoneEnvironment.slabRequests.isEmpty)
     }
 
+    /// Dillon's situation in miniature: steps that keep what they draw (swblocks) must not
+    /// spend the reserve while growing would have worked; they draw it only while it would not.
+    @Test func growFirstZoneDrawsItsReserveOnlyWhenGrowingFails() {
+        for order in [ReserveOrder.drawFirst, .growFirstForPageout] {
+            HostZoneEnvironment.reset()
+            let zone = makeZone(objectSize: 512, reserve: 6)
+            zone.state.pointee.reserveOrder = order
+            var held: [UnsafeMutableRawPointer] = [zone.allocate(.ordinary)!]
+            while zone.freeObjects > 6 { held.append(zone.allocate(.ordinaryNoWait)!) }
+            #expect(zone.freeObjects == 6)
+            HostZoneEnvironment.slabRequests = []
+            // Memory is there: a grow-first zone grows for the pageout requester and keeps
+            // its reserve whole; a draw-first zone draws.
+            held.append(zone.allocate(.pageout)!)
+            if order == .growFirstForPageout {
+                #expect(zone.statistics.reserveAllocations == 0 && zone.freeObjects >= 6, "grew instead of drawing")
+                #expect(HostZoneEnvironment.slabRequests.first.map { $0.0 == .pageout } == true, "grew under the pageout context")
+            } else {
+                #expect(zone.statistics.reserveAllocations == 1, "drew the reserve first")
+            }
+            // No memory: both draw the reserve, once growing has failed, down to empty.
+            while zone.freeObjects > 6 { held.append(zone.allocate(.ordinaryNoWait)!) }
+            HostZoneEnvironment.exhausted = true
+            let before = zone.statistics.reserveAllocations
+            HostZoneEnvironment.slabRequests = []
+            while let object = zone.allocate(.pageout) { held.append(object) }
+            #expect(zone.freeObjects == 0)
+            #expect(zone.statistics.reserveAllocations - before == 6, "the whole reserve carried the pageout requester")
+            let pageoutGrowths = HostZoneEnvironment.slabRequests.filter { $0.0 == .pageout }.count
+            #expect(pageoutGrowths == (order == .growFirstForPageout ? 7 : 1), "a growth tried before each draw, and at the end")
+            HostZoneEnvironment.exhausted = false
+            for object in held { zone.free(object) }
+            #expect(zone.validate() == nil)
+        }
+    }
+
     @Test func reservesOffMeansNoPrivilege() {
         HostZoneEnvironment.reserves = false
         let zone = makeZone(objectSize: 64, reserve: 10)

@@ -5,16 +5,13 @@
 // Interrupts from the drive are switched off (nIEN): every wait polls the status register,
 // with a timeout, and every failure comes back as an ATAError saying what went wrong - the
 // status and error registers, or which wait timed out. One operation at a time: a mutex
-// serialises the threads that use the disk.
+// serialises the threads that use the disk. The fallback swap disk: kernel/Drivers/Disk.swift
+// prefers virtio-blk and AHCI, which move data by DMA and do not keep the CPU polling.
 
 struct ATAError {
     let what: StaticString
     let status: UInt8
     let error: UInt8
-}
-
-extension LogTag {
-    static let disk = LogTag("disk")
 }
 
 enum ATADisk {

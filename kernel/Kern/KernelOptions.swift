@@ -21,6 +21,9 @@ enum KernelOption: Int, CaseIterable {
     case bench
     case trace
     case help
+    case monitor
+    case swapdev
+    case diskfault
 
     var spec: OptionSpec {
         switch self {
@@ -48,6 +51,12 @@ enum KernelOption: Int, CaseIterable {
             return OptionSpec("trace", .choice("off|on"), default: "off", "print a memory-pressure sample every timer tick for qemu/trace.py (docs/trace.md)")
         case .help:
             return OptionSpec("help", .flag, default: "", "print this table of options")
+        case .monitor:
+            return OptionSpec("monitor", .flag, default: "", "when the run is over, give a command prompt on the serial console instead of exiting (docs/monitor.md)")
+        case .swapdev:
+            return OptionSpec("swapdev", .choice("auto|virtio|ahci|ata"), default: "auto", "the swap disk's driver: auto (the first present of virtio-blk, AHCI, ATA) or one of them, which must be present (docs/io.md)")
+        case .diskfault:
+            return OptionSpec("diskfault", .text, default: "off", "make swap disk operations fail: write:N,read:M fails the N-th write and the M-th read since boot, once each (docs/io.md)")
         }
     }
 }
@@ -97,6 +106,14 @@ enum KernelOptions {
             case .bench: KernelOptions.benchSelection = value.text
             case .trace: Trace.requested = TraceSwitch(rawValue: value.choice)!
             case .help: KernelOptions.help = true
+            case .monitor: Monitor.requested = true
+            case .swapdev: Disk.choice = SwapDeviceChoice(rawValue: value.choice)!
+            case .diskfault:
+                if let plan = DiskFaultPlan.parse(value.text) {
+                    Disk.faults = plan
+                } else {
+                    reject(.badValue(option: KernelOption.diskfault.spec, value: value.text))
+                }
             }
         }
 

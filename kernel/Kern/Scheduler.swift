@@ -30,6 +30,13 @@ enum Scheduler {
     static var needsReschedule = false
     static var switches: UInt64 = 0
     static var started = false
+    /// Threads sleeping until a device finishes a transfer (kernel/Drivers/Disk.swift). While
+    /// there are any, the idle thread waits with `pause` instead of `hlt`: under QEMU's
+    /// `-icount sleep=off` a halted CPU makes guest time jump to the next timer, so that a
+    /// transfer taking a millisecond of host time would seem to take many ticks - enough for
+    /// the deadlock watchdog to see a pageout thread that frees nothing. Spinning keeps guest
+    /// time moving with the instructions run, as it did when the ATA driver polled. Interrupts off.
+    static var transfersAwaited = 0
 
     /// Turns the boot flow into the "main" thread and creates the idle thread.
     static func bootstrap() {
@@ -183,7 +190,12 @@ enum Scheduler {
             Threads.reapDetached()
             CPU.disableInterrupts()
             if runHead == nil {
-                CPU.enableInterruptsAndHalt()
+                if transfersAwaited > 0 {
+                    CPU.enableInterrupts()
+                    CPU.pause()
+                } else {
+                    CPU.enableInterruptsAndHalt()
+                }
                 CPU.disableInterrupts()
             }
             switchAway()

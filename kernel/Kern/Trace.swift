@@ -16,7 +16,8 @@
 // to it, and no scheduling decision.
 // Every number is a counter the kernel already keeps, read in the interrupt handler with
 // interrupts off (one CPU), so no count changes half-way through a line, and the zone
-// counts are whole (a zone's lock is interrupts off). Nothing allocates: the line is a
+// counts are whole (a zone's lock is interrupts off). The monitor's `trace on|off` starts and
+// stops the samples at any time (begin, end). Nothing allocates: the line is a
 // LogMessage on the stack. Under QEMU's -icount the tick lands on the same instruction every
 // run, so the same seed draws the same picture until the first swap I/O (QEMU's disk then
 // completes in host time: docs/trace.md). With trace=off (the default) nothing at all is
@@ -43,12 +44,24 @@ enum Trace {
     /// timer, the zones and the pageout thread exist (their numbers are in the header).
     static func start() {
         guard requested == .on else { return }
+        begin()
+    }
+
+    /// Logs the header and starts sampling, whatever `trace=` said: the monitor's `trace on`.
+    /// A second begin logs the header again, so each stretch of samples has its own.
+    static func begin() {
         let t = PhysicalMemory.thresholds
         Log.info(.trace, "header interval_ticks=\(intervalTicks) hz=\(Timer.hertz) managed=\(PhysicalMemory.managedPages) free_min=\(t.freeMin) free_reserved=\(t.freeReserved) paging_start=\(t.pagingStart) paging_target=\(t.pagingTarget) swap_blocks=\(SwapDevice.blocks)")
         Log.info(.trace, "protections \(protections: Reserves.protections)")
         Log.info(.trace, "zones \(Zones.pvEntry.name):\(Zones.pvEntry.state.pointee.reserveTarget) \(Zones.mapEntry.name):\(Zones.mapEntry.state.pointee.reserveTarget) \(Zones.swapBlock.name):\(Zones.swapBlock.state.pointee.reserveTarget)")
         Log.info(.trace, "fields T tick free out in swap waiting \(Zones.pvEntry.name) \(Zones.mapEntry.name) \(Zones.swapBlock.name)")
         running = true
+    }
+
+    /// Stops sampling (the monitor's `trace off`); `begin` starts it again.
+    static func end() {
+        running = false
+        Log.info(.trace, "stopped at tick \(Timer.ticks)")
     }
 
     /// From the timer interrupt (interrupts off), every tick.

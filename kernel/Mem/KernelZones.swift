@@ -133,6 +133,8 @@ enum Zones {
         pvEntry.state.pointee.reserveBound = bound.pvEntries
         mapEntry.state.pointee.reserveBound = bound.mapEntries
         swapBlock.state.pointee.reserveBound = bound.swapBlocks
+        // A swblock stays with its page on swap: pageout steps' draws add up (Zone.swift).
+        swapBlock.state.pointee.reserveOrder = .growFirstForPageout
         Log.info(.zone, "zones bootstrapped from \(bytes: staticPoolNext - arch_static_slab_pool_start()) of static slabs; debug checks: \(message: debugDescription)")
     }
 

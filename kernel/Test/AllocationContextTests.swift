@@ -13,6 +13,7 @@ enum AllocationContextTests {
             TestCase("pageTablesForASystemMappingStopAtFreeMin", pageTablesForASystemMappingStopAtFreeMin),
             TestCase("swapBlockRefillAtFreeMinFailsInsteadOfDippingBelow", swapBlockRefillAtFreeMinFailsInsteadOfDippingBelow),
             TestCase("ordinaryFaultWaitsAsAnOrdinaryCaller", ordinaryFaultWaitsAsAnOrdinaryCaller),
+            TestCase("anOrdinaryReservationLeavesTheStockToPrivilegedCallers", anOrdinaryReservationLeavesTheStockToPrivilegedCallers),
         ])
     }
 
@@ -94,9 +95,11 @@ enum AllocationContextTests {
         let shortages = Pmap.statistics.enterShortages
         let slabs = zone.statistics.dynamicSlabs
         PhysicalMemory.lowestFreePages = free
-        // Take swblocks as the pageout path does until the zone drops below its reserve: the
-        // allocation that does so starts the refill.
-        while zone.freeObjects >= zone.state.pointee.reserveTarget, let object = zone.allocate(.pageout) {
+        // Take swblocks until the zone drops below its reserve: the allocation that does so
+        // starts the refill. As a system caller, which draws the reserve at once: the pageout
+        // requester would first grow the zone from the pages below free_min
+        // (ReserveOrder.growFirstForPageout), and no refill would be needed.
+        while zone.freeObjects >= zone.state.pointee.reserveTarget, let object = zone.allocate(.system) {
             held.append(object)
         }
         let lowest = PhysicalMemory.lowestFreePages
@@ -168,5 +171,48 @@ enum AllocationContextTests {
         }
         Kmem.freePageable(range, 4 << 20)
         shared.deallocate()
+    }
+
+    /// The pager map's stock, topped up by pageout steps from the map_entry reserve, is not
+    /// for ordinary callers: with the zone at its reserve line an ordinary reservation fails
+    /// (or would wait) instead of taking a stocked entry that the next pageout step would
+    /// have to replace from the reserve (VMMaps.reserve; docs/reserves.md, section 3).
+    static func anOrdinaryReservationLeavesTheStockToPrivilegedCallers() {
+        let map = KernelMaps.pager
+        let zone = Zones.mapEntry
+        Preemption.disable()
+        // The stock full, as a pageout step leaves it.
+        if var spares = VMMaps.reserve(map, 1, .pageout) { VMMaps.release(map, &spares) }
+        let stocked = map.pointee.stock.count
+        // No page for the zone to grow from, and the zone taken down to its reserve line by
+        // ordinary allocations, linked through their first words.
+        let taken = PageBitmap(pages: PhysicalMemory.pageCount)
+        _ = PhysicalMemoryTests.drain(.ordinary, into: taken)
+        var held: UnsafeMutableRawPointer? = nil
+        while let object = zone.allocate(.ordinaryNoWait) {
+            object.storeBytes(of: held, as: UnsafeMutableRawPointer?.self)
+            held = object
+        }
+        let lineReached = zone.freeObjects == zone.state.pointee.reserveTarget
+        let ordinary = VMMaps.reserve(map, 1, .ordinaryNoWait)
+        let stockAfterOrdinary = map.pointee.stock.count
+        if var spares = ordinary { VMMaps.release(map, &spares) }
+        let privileged = VMMaps.reserve(map, 1, .pageout, topUpStock: false)
+        let stockAfterPrivileged = map.pointee.stock.count
+        let freeAfterPrivileged = zone.freeObjects
+        if var spares = privileged { VMMaps.release(map, &spares) }
+        while let object = held {
+            held = object.load(as: UnsafeMutableRawPointer?.self)
+            zone.free(object)
+        }
+        releaseAll(taken)
+        Preemption.enable()
+        Test.expect(stocked == map.pointee.stockTarget && stocked > 0, "the pager map's stock was full (\(stocked) of \(map.pointee.stockTarget))")
+        Test.expect(lineReached, "ordinary allocations took the map_entry zone down to its reserve line")
+        Test.expect(ordinary == nil, "an ordinary reservation took a stocked entry with the zone at its reserve line")
+        Test.expectEqual(stockAfterOrdinary, stocked, "the stock after the ordinary reservation")
+        Test.expect(privileged != nil, "the pageout step's reservation was refused")
+        Test.expectEqual(stockAfterPrivileged, stocked - 1, "the pageout step's entry came from the stock")
+        Test.expectEqual(freeAfterPrivileged, zone.state.pointee.reserveTarget, "and it left the zone's reserve untouched")
     }
 }

@@ -335,6 +335,11 @@ enum RaceTests {
         var rounds = 0
         var mismatches = 0
         var freesWhileSwapped = 0
+        /// Set when the hog has finished: the churn goes on at least until then, so that its
+        /// frees overlap pageout's work whatever the disk's speed (a DMA disk lets the guest
+        /// idle, and under -icount sleep=off idle time passes at once: a fixed number of rounds
+        /// could end before pageout reached any churned page).
+        var hogDone = false
         var finish = Finish()
     }
 
@@ -357,7 +362,9 @@ enum RaceTests {
             }
             Kmem.freePageable(old.address, UInt64(old.pages) * pageSize)
         }
-        for round in 0..<churn.pointee.rounds {
+        var round = 0
+        while round < churn.pointee.rounds || (!withInterruptsDisabled({ churn.pointee.hogDone }) && round < 50 * churn.pointee.rounds) {
+            defer { round += 1 }
             let pages = 1 + random.next(below: 4)
             guard let address = Kmem.allocatePageable(UInt64(pages) * pageSize, owner: 0) else {
                 bad += 1
@@ -398,11 +405,12 @@ enum RaceTests {
         churn.initialize(to: Churn())
         churn.pointee.seed = KernelOptions.seed
         churn.pointee.rounds = 200
-        Test.diagnostic("seed \(KernelOptions.seed): a hog pages \(hogPages) pages while 2 threads free memory pageout is cleaning, \(churn.pointee.rounds) rounds each")
+        Test.diagnostic("seed \(KernelOptions.seed): a hog pages \(hogPages) pages while 2 threads free memory pageout is cleaning, \(churn.pointee.rounds) rounds each at least, until the hog is done")
         let hogThread = Threads.spawn("hog") {
             hog.pointee.address = Kmem.allocatePageable(UInt64(hogPages) * pageSize, owner: 0)!
             SwapTests.exercise(hog)
             SwapTests.exercise(hog)
+            withInterruptsDisabled { churn.pointee.hogDone = true }
         }
         var handles: [ThreadRef] = []
         for number in 0..<2 { handles.append(Threads.spawn("churn") { churnWorker(churn, number) }) }

@@ -13,11 +13,10 @@
 // What a case sets up is no path's need and is done inside ReserveDraws.deliberately: the
 // reserve line of each zone (its reserveTarget) is moved to the level under test, the objects
 // above it are held by ordinary allocations, free_min is moved and the pages above it held.
-// The map stocks are flushed (empty: the worst case, which page-ins that take stocked entries
-// can leave). The next kmem slab is placed where its page directory and page table are both
-// missing, so a growth needs the two table pages the derivation counts. The entry zones'
-// refills are held off where a case says so - as failed refills would be - by marking them
-// running. Everything is put back afterwards; the deepest draws keep their maxima.
+// The map stocks are flushed (empty: the worst case - every top-up then draws). The next
+// kmem slab is placed where its page directory and page table are both missing, so a growth
+// needs the two table pages the derivation counts. The entry zones' refills are held off
+// where a case says so - as failed refills would be - by marking them running. Everything is put back afterwards; the deepest draws keep their maxima.
 
 enum ReserveBoundTests {
     static var suite: TestSuite {

@@ -81,14 +81,31 @@ enum Stress {
 
     // MARK: - Running
 
-    /// Runs `variant` in `threads` threads and returns what happened. `rounds` per thread.
-    static func run(_ variant: StressVariant, threads: Int, rounds: Int, seed: UInt64) -> StressReport {
+    /// The timer tick at which the workers stop filling and churning and give everything back
+    /// (0: no time limit, they run their rounds). Set by `run(seconds:)`; `stopNow` brings it
+    /// forward.
+    static var deadlineTick: UInt64 = 0
+    static var timeIsUp: Bool { deadlineTick != 0 && Timer.ticks >= deadlineTick }
+
+    /// Ends a run with a time limit early (the monitor's `exit`): the workers stop at their
+    /// next object and free what they hold, checking it.
+    static func stopNow() {
+        if deadlineTick != 0 { deadlineTick = max(1, Timer.ticks) }
+    }
+
+    /// Runs `variant` in `threads` threads and returns what happened. `rounds` per thread;
+    /// with `seconds` (the monitor's `stress SECONDS`), the workers stop filling and churning
+    /// when that much time has passed, whatever round they are at, and then free everything.
+    static func run(_ variant: StressVariant, threads: Int, rounds: Int, seed: UInt64, seconds: UInt64 = 0) -> StressReport {
         report = StressReport()
+        deadlineTick = seconds > 0 ? Timer.ticks + seconds * Timer.hertz : 0
         // Fill to 80% of swap (each live page may hold a swap block) but well past RAM.
         let swapPages = Int(SwapDevice.blocks)
         let target = max(Int(PhysicalMemory.managedPages) * 3 / 2, swapPages * 8 / 10)
         let perThread = min(target, swapPages * 8 / 10) / threads
-        Log.info(.stress, "\(variant.name): \(threads) threads, \(rounds) rounds each, seed \(seed); filling \(perThread * threads) pages (RAM \(PhysicalMemory.managedPages) pages, swap \(swapPages) blocks)")
+        // With a time limit the rounds are only a ceiling (the monitor gives Int.max): say the time.
+        let length: LogMessage = seconds > 0 ? "for \(seconds) s" : "\(rounds) rounds each"
+        Log.info(.stress, "\(variant.name): \(threads) threads, \(message: length), seed \(seed); filling \(perThread * threads) pages (RAM \(PhysicalMemory.managedPages) pages, swap \(swapPages) blocks)")
         let workers = Kmalloc.allocate(threads * MemoryLayout<Worker>.stride)!.bindMemory(to: Worker.self, capacity: threads)
         var handles: [ThreadRef] = []
         handles.reserveCapacity(threads)
@@ -108,6 +125,7 @@ enum Stress {
             Kmalloc.free(UnsafeMutableRawPointer(workers[number].wired))
         }
         Kmalloc.free(UnsafeMutableRawPointer(workers))
+        deadlineTick = 0
         let r = report
         Log.info(.stress, "\(variant.name) done: \(r.objectsCreated) objects created, \(r.pagesWritten) written, \(r.pagesVerified) pages verified, \(r.mismatches) lost, \(r.wiredOperations) wired kmem operations, \(r.stoppedWorkers) workers stopped")
         return r
@@ -116,11 +134,12 @@ enum Stress {
     static func work(_ worker: UnsafeMutablePointer<Worker>) {
         let owner = Scheduler.current.pointee.id
         // Fill.
-        while worker.pointee.livePages < worker.pointee.targetPages && worker.pointee.liveCount < worker.pointee.capacity {
+        while worker.pointee.livePages < worker.pointee.targetPages && worker.pointee.liveCount < worker.pointee.capacity && !timeIsUp {
             create(worker, owner)
         }
         // Churn: allocate first, then free - a thread that cannot allocate waits holding all.
         for _ in 0..<worker.pointee.rounds {
+            if timeIsUp { break }
             create(worker, owner)
             if worker.pointee.variant == .kmap { churnWired(worker) }
             let index = worker.pointee.random.next(below: worker.pointee.liveCount)

@@ -70,9 +70,9 @@ enum SwapTests {
     /// that (TestPrerequisites.swift), so the size is checked against what the drive reports.
     static func diskIsFoundWithItsSize() {
         Test.expect(SwapDevice.isPresent, "a swap disk was found")
-        Test.expect(ATADisk.sectors >= 16 * 1024 * 1024 / 512, "the drive reports at least 16 MiB: \(ATADisk.sectors) sectors")
-        let blocks = min(ATADisk.sectors / 8, SwapDevice.maximumBlocks)
-        Test.expectEqual(UInt64(SwapDevice.blocks), blocks, "swap blocks on a disk of \(ATADisk.sectors) sectors")
+        Test.expect(Disk.sectors >= 16 * 1024 * 1024 / 512, "the drive reports at least 16 MiB: \(Disk.sectors) sectors")
+        let blocks = min(Disk.sectors / 8, SwapDevice.maximumBlocks)
+        Test.expectEqual(UInt64(SwapDevice.blocks), blocks, "swap blocks on a disk of \(Disk.sectors) sectors")
     }
 
     static func checksum(_ memory: UnsafeMutableRawPointer) -> UInt64 {
@@ -106,7 +106,7 @@ enum SwapTests {
         Test.expect(!SwapDevice.write(block: SwapDevice.blocks, from: buffer), "writing one block past the end fails")
         Test.expect(!SwapDevice.read(block: UInt32.max - 1, into: buffer), "reading far past the end fails")
         Test.expectEqual(SwapDevice.writeErrors + SwapDevice.readErrors, errors + 2, "errors counted")
-        Test.expect(ATADisk.read(ATADisk.sectors - 1, 2, into: buffer) != nil, "the driver refuses a range across the end")
+        Test.expect(Disk.read(Disk.sectors - 1, 2, into: buffer) != nil, "the driver refuses a range across the end")
         Test.expect(SwapDevice.read(block: 0, into: buffer), "the disk still works afterwards")
         Kmalloc.free(buffer)
     }

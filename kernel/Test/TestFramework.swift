@@ -5,7 +5,8 @@
 // kernel/Test/TestRegistry.swift, and run when `test=` selects them. Results go to the
 // console in KTAP version 1 (each suite is a subtest, indented two spaces as the KTAP
 // specification has it: Linux Documentation/dev-tools/ktap.rst) followed by the
-// plain line "N passed, N failed"; QEMU then exits with success or test-failure status.
+// plain line "N passed, N failed"; QEMU then exits with success or test-failure status (after
+// the monitor's prompt, with the `monitor` option: kernel/Monitor/Monitor.swift).
 //
 // Before a suite runs, its declared needs (options, a swap disk) are checked against this
 // boot (kernel/Test/TestPrerequisites.swift); a suite that cannot run here is reported as
@@ -170,7 +171,7 @@ enum TestRunner {
             }
             Console.printLine("not ok 1 selection # ERROR unknown test names")
             Console.printLine("0 passed, 1 failed, 0 skipped")
-            QEMU.exit(.testFailure)
+            kernelRunFinished(.testFailure)
         }
         // The plan follows the version line directly (ktap.rst); the seed is a diagnostic after it.
         Console.printLine("1..\(chosen.count)")
@@ -281,7 +282,7 @@ enum TestRunner {
     static func finish() -> Never {
         PanicWatch.end()
         printSummary()
-        QEMU.exit(failed == 0 ? .success : .testFailure)
+        kernelRunFinished(failed == 0 ? .success : .testFailure)
     }
 
     /// The plain last line; skipped counts the cases reported `# SKIP`, for any reason.

@@ -33,9 +33,9 @@ extension TestSuite {
         if let missing = missing { return missing }
         let needed = diskNeededMiB
         if needed == 0 { return nil }
-        guard ATADisk.present else { return "needs a swap disk of at least \(needed) MiB; there is none" }
+        guard Disk.isPresent else { return "needs a swap disk of at least \(needed) MiB; there is none" }
         guard SwapDevice.isPresent else { return "needs swap; the disk is not in use as swap (see the boot log)" }
-        let diskMiB = (ATADisk.sectors * UInt64(ATADisk.sectorBytes)) >> 20
+        let diskMiB = (Disk.sectors * UInt64(Disk.sectorBytes)) >> 20
         if diskMiB < needed { return "needs a swap disk of at least \(needed) MiB; this one has \(diskMiB) MiB" }
         if diskMaxMiB > 0 && diskMiB > UInt64(diskMaxMiB) {
             return "needs a swap disk of at most \(diskMaxMiB) MiB, which its workload can fill; this one has \(diskMiB) MiB"

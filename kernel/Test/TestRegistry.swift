@@ -28,6 +28,7 @@ enum TestRegistry {
             DeadlockTests.faultSuite,
             ReserveBoundTests.suite,
             DebugHelperTests.suite,
+            DiskFaultTests.suite,
         ] + NecessityTests.suites
     }
 }

@@ -128,7 +128,14 @@ enum PageFault {
                 abandon(page, object, index)
                 return .waitForMemory
             case .ioError:
-                panic("page fault at \(address: address): swap block \(block) could not be read back; the page's contents are lost")
+                // The disk could not give the page back: its contents are lost, and nothing
+                // else is. The page goes back unfilled, the object is marked dead (no thread
+                // may read what it no longer holds) and the faulting thread stops - its joiner
+                // learns it was killed - as do the object's owner and anyone else who faults
+                // on it. Other objects, and this one's other swap blocks, are untouched.
+                abandon(page, object, index)
+                reportLostPage(address, object, index, block)
+                return .stop
             }
         } else {
             PhysicalMemory.pointer(to: page).initializeMemory(as: UInt8.self, repeating: 0, count: Int(pageSize))
@@ -138,6 +145,33 @@ enum PageFault {
         let mapped = Pmap.enter(address, page: page, protection: .readWrite, context.withoutWaiting)
         PageQueues.release(page, to: .active)      // resident now either way; unmapped, the next attempt maps it
         return mapped ? .mapped : .waitForMemory
+    }
+
+    static var lostPages: UInt64 = 0
+
+    /// A page-in failed: says so, marks `object` dead and its owner and the faulting thread
+    /// killed (with interrupts off, as the out-of-memory policy does: kernel/VM/OutOfMemory.swift).
+    /// Kernel-owned memory (owner 0) has nobody to stop: that is a panic.
+    private static func reportLostPage(_ address: VirtualAddress, _ object: ObjectRef, _ index: Int, _ block: UInt32) {
+        let ownerID = object.pointee.owner
+        guard ownerID != 0 else {
+            panic("page fault at \(address: address): swap block \(block) could not be read back; the kernel's own pageable memory is lost")
+        }
+        countEvent(&lostPages)
+        let me = Scheduler.current
+        let ownerName: StaticString = withInterruptsDisabled {
+            var name: StaticString = "(gone)"
+            Threads.forEach { thread in
+                if thread.pointee.id == ownerID {
+                    thread.pointee.killed = true
+                    name = thread.pointee.name
+                }
+            }
+            me.pointee.killed = true
+            object.pointee.markDead()
+            return name
+        }
+        Log.error(.swap, "page-in of \(address: address) (page \(index) of its object) failed: swap block \(block) could not be read; the page is lost. Stopping thread \(me.pointee.id) \(me.pointee.name), which faulted on it, and the memory's owner, thread \(ownerID) \(ownerName)")
     }
 
     /// Gives up a busy page that was installed but never filled: out of the object and freed,

@@ -249,5 +249,6 @@ enum Pageout {
         Log.info(.pageout, "reaping: \(s.reaps) reaps gave back \(s.reapedPages) pages of empty zone slabs")
         Log.info(.pageout, "swap: \(SwapDevice.pagesWritten) pages out, \(SwapDevice.pagesRead) pages in, \(SwapDevice.usedBlocks) of \(SwapDevice.blocks) blocks in use; faults: \(PageFault.zeroFills) zero-fill, \(PageFault.swapIns) from swap, \(PageFault.remaps) remapped")
         SwapMetadata.logStatistics()
+        Disk.logStatistics()
     }
 }

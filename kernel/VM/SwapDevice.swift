@@ -1,6 +1,7 @@
-// SwapDevice.swift - the swap device: pages of 4 KiB on the ATA disk, and which are in use.
+// SwapDevice.swift - the swap device: pages of 4 KiB on the swap disk, and which are in use.
 //
-// Block n of swap is disk sectors 8n ... 8n+7. A block number outside the device, or a disk
+// Block n of swap is disk sectors 8n ... 8n+7 of whichever disk kernel/Drivers/Disk.swift found
+// (virtio-blk, AHCI or ATA; `swapdev=` chooses). A block number outside the device, or a disk
 // error, comes back as a failure the caller reports; nothing here panics on bad input.
 
 extension LogTag {
@@ -8,7 +9,7 @@ extension LogTag {
 }
 
 enum SwapDevice {
-    static let sectorsPerBlock = Int(pageSize) / ATADisk.sectorBytes
+    static let sectorsPerBlock = Int(pageSize) / Disk.sectorBytes
     static var space: SwapSpace? = nil
     static var pagesWritten: UInt64 = 0
     static var pagesRead: UInt64 = 0
@@ -21,11 +22,17 @@ enum SwapDevice {
     static var blocks: UInt32 { space?.blocks ?? 0 }
 
     static func initialize() {
-        guard ATADisk.probe() else {
-            Log.info(.swap, "no ATA disk on the primary channel: running without swap")
-            return
+        guard Disk.probe() != nil else {
+            if Disk.choice == .auto {
+                Log.info(.swap, "no disk (no virtio-blk, no AHCI disk, no ATA disk on the primary channel): running without swap")
+                return
+            }
+            // A boot that names its swap driver relies on it: running without swap instead
+            // would turn every swap test into a skip and hide the mistake.
+            Log.error(.swap, "swapdev=\(Disk.choice.name): no such disk on this machine; the boot stops here (swapdev=auto takes whichever is present)")
+            QEMU.exit(.bootFailure)
         }
-        let diskBlocks = ATADisk.sectors / UInt64(sectorsPerBlock)
+        let diskBlocks = Disk.sectors / UInt64(sectorsPerBlock)
         // One bit per block: 32 KiB per GiB of swap, from kmem when larger than 4 MiB. A
         // bitmap may take at most a quarter of memory; a disk larger than that covers is used
         // only up to it (and block numbers are 32 bits).
@@ -39,7 +46,7 @@ enum SwapDevice {
         }
         let storage = bitmap.bindMemory(to: UInt64.self, capacity: SwapSpace.wordCount(blocks: blockCount))
         space = SwapSpace(blocks: blockCount, storage: storage)
-        Log.info(.swap, "swap on the primary ATA disk: \(bytes: UInt64(blockCount) * pageSize) (\(blockCount) blocks of 4 KiB, \(ATADisk.supportsLBA48 ? "LBA48" as StaticString : "LBA28"), PIO)")
+        Log.info(.swap, "\(Disk.kind!.name) \(bytes: UInt64(blockCount) * pageSize) (\(blockCount) blocks of 4 KiB) on \(message: Disk.describe())")
     }
 
     static func allocateBlock() -> UInt32? {
@@ -60,9 +67,9 @@ enum SwapDevice {
             countEvent(&writeErrors)
             return false
         }
-        if ATADisk.write(UInt64(block) * UInt64(sectorsPerBlock), sectorsPerBlock, from: memory) != nil {
+        if let failure = Disk.write(UInt64(block) * UInt64(sectorsPerBlock), sectorsPerBlock, from: memory) {
             countEvent(&writeErrors)
-            Log.error(.swap, "writing block \(block) failed")
+            Log.error(.swap, "writing block \(block) failed: \(failure.what) (status \(hex: failure.status))")
             return false
         }
         countEvent(&pagesWritten)
@@ -76,9 +83,9 @@ enum SwapDevice {
             countEvent(&readErrors)
             return false
         }
-        if ATADisk.read(UInt64(block) * UInt64(sectorsPerBlock), sectorsPerBlock, into: memory) != nil {
+        if let failure = Disk.read(UInt64(block) * UInt64(sectorsPerBlock), sectorsPerBlock, into: memory) {
             countEvent(&readErrors)
-            Log.error(.swap, "reading block \(block) failed")
+            Log.error(.swap, "reading block \(block) failed: \(failure.what) (status \(hex: failure.status))")
             return false
         }
         countEvent(&pagesRead)

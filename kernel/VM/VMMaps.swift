@@ -91,15 +91,24 @@ enum VMMaps {
     // MARK: - Reservations
 
     /// `count` spare entries for one operation on `map`, taken before its lock: from the
-    /// map's stock first, then from the map_entry zone under `context`'s rules. Also tops the
-    /// stock up when the caller is allowed to allocate. Nil when entries cannot be had.
+    /// map's stock first (privileged callers only), then from the map_entry zone under
+    /// `context`'s rules. Also tops the stock up when the caller is allowed to allocate. Nil
+    /// when entries cannot be had.
+    ///
+    /// Why an ordinary caller never takes a stocked entry: privileged callers (the pageout
+    /// step, a swblock refill) top the stock up from the map_entry reserve. An ordinary
+    /// caller that took those entries and kept them - a page-in sleeping on its read - would
+    /// let the next privileged top-up draw the reserve again, one entry per such caller, with
+    /// no bound (docs/reserves.md, section 3). Served from the zone, an ordinary caller stops
+    /// at the reserve line like any ordinary allocation.
     static func reserve(_ map: MapRef, _ count: Int, _ context: AllocationContext, topUpStock: Bool = true) -> EntryReservation? {
         // A reservation is an allocation even when the stock serves it: a free path that took
         // from the stock would leave the next free path without its entry.
         FreePath.checkAllocation(.mapEntryReservation)
+        let mayTakeStock = context.mayUseZoneReserves
         var spares = EntryReservation()
         while spares.count < count {
-            if let entry = withInterruptsDisabled({ map.pointee.stock.takeAny() }) {
+            if mayTakeStock, let entry = withInterruptsDisabled({ map.pointee.stock.takeAny() }) {
                 spares.add(entry)
             } else if let memory = Zones.mapEntry.allocate(context) {
                 spares.add(memory.bindMemory(to: MapEntry.self, capacity: 1))

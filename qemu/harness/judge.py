@@ -2,7 +2,7 @@
 
 Each judge returns a list of problems (strings); an empty list is a pass.
 """
-from . import ktap, kunitcheck, memcheck, necessity, waitgraph, zonecheck
+from . import ktap, kunitcheck, memcheck, waitgraph, zonecheck
 from .qemu import EXIT_SUCCESS, status_name
 from .symbolize import symbolize_panic
 
@@ -31,10 +31,7 @@ def judge_suite(result, suite, elf):
         problems.append("cases never reported: " + ", ".join(missing))
     if report.summary is not None:
         problems.extend(memcheck.check(result.output, result.boot.memory))
-        # The necessity workloads build, on purpose, states the bound derivation assumes away
-        # (the pages below free_min taken, the swblock reserve spent): their draws are shown
-        # in the matrix, not held to the bounds (docs/reserves.md, "Necessity").
-        problems.extend(zonecheck.check(result.output, elf, result.log_path, check_bounds=not necessity.is_necessity(suite.name)))
+        problems.extend(zonecheck.check(result.output, elf, result.log_path))
     problems.extend(waitgraph.check(result.output))
     if panic_lines(result.output):
         problems.extend(symbolize_panic(elf, result.output))

@@ -107,15 +107,17 @@ def plan_random_sizes(suites, seed, only, count, seed_scale, extra_arguments, si
     return planned
 
 
-def plan(suites, seed, only=None, seed_scale=1, extra_arguments="", memory=None):
+def plan(suites, seed, only=None, seed_scale=1, extra_arguments="", memory=None, max_seeds=0):
     """Boots for `suites`: each memory size (the suite's own, or `memory` when given), and
-    each of the suite's seeds (times `seed_scale` for soak runs) at its first size, plus
-    each expected-panic case at every size."""
+    each of the suite's seeds (times `seed_scale` for soak runs, at most `max_seeds` when
+    given) at its first size, plus each expected-panic case at every size."""
     planned = []
     for suite in suites.values():
         if only and suite.name not in only:
             continue
         seeds = suite.seeds * seed_scale if suite.seeds > 1 else 1
+        if max_seeds:
+            seeds = min(seeds, max_seeds)
         sizes = memory or suite.memory
         for offset in range(seeds):
             arguments = ("seed=%d %s %s" % (seed + offset, suite.arguments, extra_arguments)).strip()
@@ -133,4 +135,30 @@ def plan(suites, seed, only=None, seed_scale=1, extra_arguments="", memory=None)
                         memory=size, timeout=boot_timeout(suite, size), disk_mib=disk_size(suite, size),
                         icount=suite.icount)
             planned.append(PlannedBoot(boot, "panic", suite, case))
+    return planned
+
+
+# The swap suites booted again, in a full run, on the disk interfaces and machines other than
+# the default (virtio on pc): two suites per combination, at one size, so that each driver is
+# proved by the device round trip and by paging under pressure without adding much time.
+# `--disk`/`--machine` run any selection on one combination (docs/io.md).
+DEVICE_BOOTS = (
+    ("pc", "ide", ("swapdevice", "128M"), ("paging", "24M")),
+    ("q35", "ahci", ("swapdevice", "128M"), ("paging", "24M")),
+    ("q35", "virtio", ("swapdevice", "128M"), ("races", "24M")),
+)
+
+
+def device_boots(suites, seed, extra_arguments=""):
+    planned = []
+    for machine, disk, *chosen in DEVICE_BOOTS:
+        for name, size in chosen:
+            suite = suites.get(name)
+            if suite is None:
+                continue
+            arguments = ("seed=%d %s %s" % (seed, suite.arguments, extra_arguments)).strip()
+            boot = Boot(name="%s@%s[%s+%s]" % (name, size, machine, disk), arguments="test=%s %s" % (name, arguments),
+                        memory=size, timeout=boot_timeout(suite, size), disk_mib=disk_size(suite, size),
+                        icount=suite.icount, disk=disk, machine=machine)
+            planned.append(PlannedBoot(boot, "suite", suite))
     return planned

@@ -67,7 +67,7 @@ def bounds(output):
     return {}
 
 
-def check(output, elf=None, log_path=None, check_bounds=True):
+def check(output, elf=None, log_path=None):
     problems = []
     seen = 0
     derived = bounds(output)
@@ -96,7 +96,7 @@ def check(output, elf=None, log_path=None, check_bounds=True):
         if bound not in allowed:
             problems.append("deepest draws: the kernel checked %s against %d, but logged the derived bound %s"
                             % (name, bound, " or ".join(map(str, allowed))))
-        if check_bounds and depth > bound:
+        if depth > bound:
             problems.append("deepest draws: %s drawn %d deep, beyond its bound %d, and the kernel did not panic" % (name, depth, bound))
     if log_path and found:
         with open(log_path + ".draws", "w") as out:

@@ -33,23 +33,37 @@ public struct DrawChain {
 }
 
 public enum ReserveDraws {
-    /// Nesting count of `deliberately` (one CPU: a test's setup runs in one thread).
+    /// Nesting count of `deliberately` in the thread that owns it (`owner`).
     public static var deliberate = 0
+    /// The thread inside `deliberately`: the address of its free-path record, which the
+    /// scheduler keeps pointing at the running thread (FreePath.threadState; 0 before there are
+    /// threads, and on the host). Only that thread's draws are exempt - the pageout thread,
+    /// running while a test sets a situation up, is checked as always.
+    public static var owner: UInt = 0
+
+    static var runningThread: UInt { UInt(bitPattern: FreePath.threadState) }
 
     /// Runs a test's setup that empties reserves on purpose: its draws are no path's need, so
-    /// they are neither checked against the bounds nor recorded as the deepest.
+    /// they are neither checked against the bounds nor recorded as the deepest. One thread at a
+    /// time: another thread's `deliberately` while one is open is a test bug and stops.
     public static func deliberately<R>(_ body: () -> R) -> R {
+        precondition(deliberate == 0 || owner == runningThread, "ReserveDraws.deliberately: two threads set up reserves on purpose at once")
+        owner = runningThread
         deliberate += 1
         defer { deliberate -= 1 }
         return body()
     }
+
+    /// Whether the running thread's draws are exempt now.
+    @inline(__always)
+    static var exempt: Bool { deliberate > 0 && owner == runningThread }
 
     /// Notes a draw that leaves a reserve `depth` below its line: records it in `deepest` and
     /// `chain` (from `caller()`) if it is the deepest yet. False when `depth` is beyond
     /// `bound`: the caller must panic. Deliberate draws return true and are not recorded.
     @inline(__always)
     public static func note(_ depth: Int, bound: Int, deepest: inout Int, chain: inout DrawChain, caller: () -> DrawChain) -> Bool {
-        guard deliberate == 0 else { return true }
+        guard !exempt else { return true }
         if depth > deepest {
             deepest = depth
             chain = caller()

@@ -34,6 +34,20 @@ public enum SlabSource {
     case kernelMemory
 }
 
+/// What a zone does for the pageout requester when taking an object would draw its reserve.
+public enum ReserveOrder {
+    /// Draw the reserve; grow only when it is empty. Right for objects a pageout step gives
+    /// back before it ends (the pager window's map entry and PV entry): their draws never add
+    /// up across steps.
+    case drawFirst
+    /// Try to grow first (the pageout context never waits), and draw the reserve only when
+    /// growing fails. Right for objects a step keeps after it ends - a swblock stays with its
+    /// page on swap - so draws add up across steps: drawing first would spend the whole reserve
+    /// while the pages the steps free sit unused (Dillon's situation, docs/reserves.md), and the
+    /// depth would be the reserve's size, not ReserveBounds.stepsWithoutPages.
+    case growFirstForPageout
+}
+
 /// Debug checks, chosen with zonedebug= on the kernel command line.
 public struct ZoneDebug: OptionSet {
     public var rawValue: UInt8
@@ -162,6 +176,8 @@ public struct ZoneState {
     /// deeper one panics at once (ReserveDraw.swift). Int.max: not checked (zones without a
     /// derived bound, and the host's test zones).
     public var reserveBound = Int.max
+    /// Whether the pageout requester grows the zone before it draws the reserve.
+    public var reserveOrder = ReserveOrder.drawFirst
     /// Empty slabs a reclaim pass keeps.
     public var keepEmptySlabs: Int
 

@@ -8,7 +8,9 @@
 //
 // Allocation takes the caller's AllocationContext (AllocationContext.swift), in order:
 //   1. take a free object if the caller may: anyone while more than reserveTarget are free,
-//      only callers whose context may use zone reserves (system, pageout) below that;
+//      only callers whose context may use zone reserves (system, pageout) below that - except
+//      that in a zone whose reserveOrder is growFirstForPageout the pageout requester first
+//      tries step 2 and draws the reserve only if growing failed;
 //   2. otherwise grow by one slab and retry, asking for the slab's pages under the caller's
 //      own context: an ordinary caller may wait unless it said noWait, a system caller never
 //      takes a page below free_min, only the pageout path takes the last pages;
@@ -39,9 +41,13 @@ public struct ZoneRef<Environment: ZoneEnvironment> {
         FreePath.checkAllocation(.zone, name)
         let mayUseReserve = context.mayUseZoneReserves && Environment.reservesEnabled
         var token = Environment.lock()
+        // Set once this allocation has tried to grow: a grow-first requester may now draw the
+        // reserve (one attempt per allocation, successful or not - a slab smaller than the
+        // reserve leaves the rest to the refill).
+        var triedGrowing = false
         while true {
             let free = state.pointee.freeObjects
-            if free > 0 && (mayUseReserve || free > reserve) {
+            if free > reserve || (free > 0 && mayUseReserve && (triedGrowing || !growsBeforeDrawing(context))) {
                 let object: UnsafeMutableRawPointer
                 if state.pointee.magazineCount > 0 {
                     state.pointee.magazineCount -= 1
@@ -58,8 +64,15 @@ public struct ZoneRef<Environment: ZoneEnvironment> {
                 return object
             }
             Environment.unlock(token)
-            guard let memory = grow(context) else {
+            // Growing first while the reserve could serve must not wait: the reserve is there
+            // for exactly the case where the pages are not (a pageout requester that may wait
+            // - reserves= without nowait - would otherwise sleep for a page only it can free).
+            let growingContext = free > 0 && mayUseReserve ? context.withoutWaiting : context
+            let memory = grow(growingContext)
+            triedGrowing = true
+            guard let memory = memory else {
                 token = Environment.lock()
+                if mayUseReserve && state.pointee.freeObjects > 0 { continue }
                 state.pointee.statistics.failures += 1
                 let slabs = state.pointee.statistics.staticSlabs
                 Environment.unlock(token)
@@ -71,6 +84,12 @@ public struct ZoneRef<Environment: ZoneEnvironment> {
             token = Environment.lock()
             addSlab(memory, isStatic: false)
         }
+    }
+
+    /// Whether `context` tries to grow the zone before it draws the reserve (ReserveOrder).
+    @inline(__always)
+    private func growsBeforeDrawing(_ context: AllocationContext) -> Bool {
+        context.requester == .pageout && state.pointee.reserveOrder == .growFirstForPageout && Environment.canGrow
     }
 
     @inline(__always)

@@ -46,6 +46,18 @@ static inline void arch_outsw(uint16_t port, const void *buffer, uint64_t count)
     __asm__ volatile("rep outsw" : "+S"(buffer), "+c"(count) : "d"(port) : "memory");
 }
 
+/* ---- Device memory ----------------------------------------------------------------------------- */
+
+/* Volatile loads and stores, for device registers (MMIO) and for memory a device writes behind the
+ * compiler's back (a virtqueue's used ring, a status byte): each access happens, once, in program
+ * order. x86 keeps stores in order and DMA is cache-coherent, so no fence is needed beyond these. */
+static inline uint8_t arch_load8(const volatile void *p) { return *(const volatile uint8_t *)p; }
+static inline uint16_t arch_load16(const volatile void *p) { return *(const volatile uint16_t *)p; }
+static inline uint32_t arch_load32(const volatile void *p) { return *(const volatile uint32_t *)p; }
+static inline void arch_store8(volatile void *p, uint8_t v) { *(volatile uint8_t *)p = v; }
+static inline void arch_store16(volatile void *p, uint16_t v) { *(volatile uint16_t *)p = v; }
+static inline void arch_store32(volatile void *p, uint32_t v) { *(volatile uint32_t *)p = v; }
+
 /* ---- Control registers, MSRs, flags --------------------------------------------------------- */
 
 static inline uint64_t arch_read_cr0(void) { uint64_t v; __asm__ volatile("mov %%cr0, %0" : "=r"(v)); return v; }

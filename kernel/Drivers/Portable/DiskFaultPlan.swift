@@ -1,0 +1,67 @@
+// DiskFaultPlan.swift - which disk operations fail on purpose: the `diskfault=` option.
+//
+// `diskfault=write:N,read:M` makes the N-th write and the M-th read that reach the swap disk
+// (counted from boot, from 1) fail as a device error would: the driver does not touch the
+// device for it, and reports an error the way it reports a real one, so the layers above take
+// their error paths (kernel/Drivers/Disk.swift). Either part may be left out; `off` (the
+// default) injects nothing. Each fails once: a retry of the same page is the next operation.
+// Portable: parsing and the counting decision are host-tested.
+
+public enum DiskOperation: Equatable {
+    case read
+    case write
+
+    public var name: StaticString { self == .read ? "read" : "write" }
+}
+
+public struct DiskFaultPlan: Equatable {
+    /// The operation number that fails, 0 for none.
+    public var failingWrite: UInt64 = 0
+    public var failingRead: UInt64 = 0
+    /// Operations counted so far.
+    public private(set) var writes: UInt64 = 0
+    public private(set) var reads: UInt64 = 0
+
+    public init(failingWrite: UInt64 = 0, failingRead: UInt64 = 0) {
+        self.failingWrite = failingWrite
+        self.failingRead = failingRead
+    }
+
+    public var isActive: Bool { failingWrite != 0 || failingRead != 0 }
+
+    /// Parses `off`, or `write:N`, `read:M` joined by commas (N, M >= 1, each at most once).
+    /// Nil for anything else.
+    public static func parse(_ text: ByteString) -> DiskFaultPlan? {
+        if text.equals("off") { return DiskFaultPlan() }
+        var plan = DiskFaultPlan()
+        var ok = !text.isEmpty
+        text.forEachPiece(separatedBy: UInt8(ascii: ",")) { part in
+            guard ok, let colon = part.firstIndex(of: UInt8(ascii: ":")),
+                  let number = part.slice(colon + 1, part.count).parseUnsigned(), number > 0 else {
+                ok = false
+                return
+            }
+            let name = part.slice(0, colon)
+            if name.equals("write") && plan.failingWrite == 0 {
+                plan.failingWrite = number
+            } else if name.equals("read") && plan.failingRead == 0 {
+                plan.failingRead = number
+            } else {
+                ok = false
+            }
+        }
+        return ok ? plan : nil
+    }
+
+    /// Counts one `operation` and says whether it is the one that must fail.
+    public mutating func shouldFail(_ operation: DiskOperation) -> Bool {
+        switch operation {
+        case .write:
+            writes += 1
+            return writes == failingWrite
+        case .read:
+            reads += 1
+            return reads == failingRead
+        }
+    }
+}
