@@ -302,8 +302,11 @@ enum Benchmarks {
     // MARK: - Overhead
 
     static func overhead() {
-        let descriptor = UInt64(MemoryLayout<VMPage>.stride)
+        // The static part: the mem_desc word and the VMPage (the pages of buddy descriptors
+        // come on top, 24 bytes per block: docs/memory-descriptors.md).
+        let descriptor = UInt64(MemoryLayout<MemDesc>.stride + MemoryLayout<VMPage>.stride)
         report("overhead", "page descriptor per 4 KiB page", descriptor, "bytes")
+        report("overhead", "pages of buddy descriptors now", UInt64(PhysicalMemory.buddy!.pointee.descriptors.dynamicPages), "pages")
         report("overhead", "page descriptors, share of RAM", descriptor * 100_000 / pageSize, "per-100000")
         Zones.forEach { zone in
             let s = zone.state.pointee

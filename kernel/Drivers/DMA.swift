@@ -24,7 +24,7 @@ struct DMARegion {
         var order = 0
         while 1 << order < pages { order += 1 }
         guard let block = PhysicalMemory.allocate(order: order, .system) else { return nil }
-        PhysicalMemory.setUse(block, .wired, order: order)
+        PhysicalMemory.setUse(block, .wired)
         let pointer = PhysicalMemory.pointer(to: block)
         let bytes = Int(pageSize) << order
         pointer.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)

@@ -22,8 +22,8 @@
 //   swap metadata free  SwapMetadata.release          kernel/VM/SwapMetadata.swift
 // The allocators that check: the page allocator, zone allocate (and so kmalloc's size
 // classes, PV entries, swblocks, map entries), kmalloc, kmem, map-entry reservations (even
-// one served from a map's stock), memory-object creation, the early heap and the boot page
-// allocator.
+// one served from a map's stock), memory-object creation, the early heap, the boot page
+// allocator and the buddy-descriptor pool (a split takes descriptors; a merge only gives them back).
 //
 // Per thread - the scheduler points `threadState` at the running thread's record; before
 // there are threads (and on the host) `bootState` is used - we keep the nesting depth and the
@@ -60,7 +60,7 @@ public enum FreePathKind: UInt8 {
 
 /// The allocator entry points that check.
 public enum AllocatorKind: UInt8 {
-    case pageAllocator, zone, kmalloc, kmem, mapEntryReservation, memoryObject, earlyHeap, bootPages
+    case pageAllocator, zone, kmalloc, kmem, mapEntryReservation, memoryObject, earlyHeap, bootPages, buddyDescriptor
 
     public var name: StaticString {
         switch self {
@@ -72,6 +72,7 @@ public enum AllocatorKind: UInt8 {
         case .memoryObject: return "memory-object creation"
         case .earlyHeap: return "the early heap"
         case .bootPages: return "the boot page allocator"
+        case .buddyDescriptor: return "a buddy descriptor"
         }
     }
 }

@@ -48,7 +48,7 @@ enum KernelZoneEnvironment: ZoneEnvironment {
         let order = Zones.order(ofBytes: bytes)
         guard let block = PhysicalMemory.allocate(order: order, context) else { return nil }
         let memory = PhysicalMemory.pointer(to: block)
-        PhysicalMemory.setUse(block, .slab, order: order, everyPage: true)
+        PhysicalMemory.setUse(block, .slab)
         for page in 0..<(1 << order) {
             PhysicalMemory.page(PageIndex(block.int + page)).pointee.object = memory
         }
@@ -62,9 +62,9 @@ enum KernelZoneEnvironment: ZoneEnvironment {
         }
         let block = PhysicalMemory.index(of: PhysicalWindow.physicalAddress(of: memory))!
         let order = Zones.order(ofBytes: bytes)
-        // Every page, not only the head: a stale .slab tail would send a later kfree of
-        // whatever reuses the page to this slab's header.
-        PhysicalMemory.clearUse(block, .slab, order: order, everyPage: true)
+        // Every page's object, not only the first's: a stale slab pointer would send a later
+        // kfree of whatever reuses the page to this slab's header (clearUse untags them all).
+        PhysicalMemory.clearUse(block, .slab)
         for page in 0..<(1 << order) {
             PhysicalMemory.page(PageIndex(block.int + page)).pointee.object = nil
         }

@@ -91,12 +91,12 @@ enum Kmalloc {
             panic("kfree of \(address: address), which kmalloc never handed out")
         }
         let page = PhysicalMemory.page(index)
-        let use = page.pointee.use
+        let use = PhysicalMemory.use(of: index)
         if use == .slab, let header = page.pointee.object {
             let state = header.assumingMemoryBound(to: SlabHeader.self).pointee.zone!.assumingMemoryBound(to: ZoneState.self)
             KernelZone(state).free(pointer)
-        } else if use == .kmallocLarge && address.isPageAligned {
-            let order = Int(page.pointee.order)
+        } else if use == .kmallocLarge && PhysicalMemory.isFirstPage(index) && address.isPageAligned {
+            let order = PhysicalMemory.order(of: index)
             withInterruptsDisabled {
                 PhysicalMemory.clearUse(index, .kmallocLarge)
                 largePagesInUse -= UInt64(1) << UInt64(order)

@@ -1,8 +1,11 @@
 // PhysicalMemory.swift - the page allocator: descriptors, buddy, requester tiers, thresholds.
 //
 // `bootstrap` turns the cleaned memory map into one physical segment per usable range, puts
-// the page-descriptor array in memory taken from the map itself, and releases every page not
-// stolen at boot to the buddy allocator (kernel/Mem/Portable/BuddyAllocator.swift). On top of the
+// the mem_desc array (8 bytes a page, kernel/Mem/Portable/MemDesc.swift) and the VMPage array
+// in memory taken from the map itself, and releases every page not stolen at boot to the buddy
+// allocator (kernel/Mem/Portable/BuddyAllocator.swift), whose blocks are described by buddy
+// descriptors from a static page in the image and then from pages of their own
+// (docs/memory-descriptors.md). On top of the
 // buddy this file adds the policy: each request brings its AllocationContext - who is asking
 // and whether it may wait; the free-page thresholds (kernel/Mem/Portable/PagePolicy.swift) decide how low each requester may
 // take the free count; fault injection fails requests on purpose; statistics record what
@@ -26,10 +29,17 @@ struct RequesterStatistics {
     var deepestReserveUse: UInt64 = 0
 }
 
+import ArchSupport
+
 enum PhysicalMemory {
     /// The buddy allocator, at a fixed address (the gdb helpers read it there).
     static var buddy: UnsafeMutablePointer<BuddyAllocator>? = nil
     static var pages: UnsafeMutablePointer<VMPage>? = nil
+    static var memDescs: UnsafeMutablePointer<MemDesc>? = nil
+    /// Pages stolen at boot for the mem_desc and VMPage arrays (and the buddy's scratch).
+    static var descriptorArrayPages = 0
+    /// Whether the switch from the static descriptor page to dynamic ones has been logged.
+    static var descriptorSwitchLogged = false
     static var pageCount = 0
     static var managedPages: UInt64 = 0
     static var thresholds = FreePageThresholds(freeMin: 1, freeReserved: 2, pagingStart: 3, pagingTarget: 4)
@@ -61,16 +71,25 @@ enum PhysicalMemory {
     // MARK: - Bootstrap
 
     static func bootstrap(_ map: PhysicalMemoryMap, pageoutFloor: UInt64) {
-        // One descriptor per page of every usable range, in one array from the map itself.
+        // One mem_desc word and one VMPage per page of every usable range, in one run of
+        // pages from the map itself.
         let ranges = map.usable
         pageCount = Int(map.usablePages)
-        let descriptorBytes = UInt64(pageCount * MemoryLayout<VMPage>.stride + BuddyAllocator.scratchBytes)
+        let wordBytes = pageCount * MemoryLayout<MemDesc>.stride
+        let descriptorBytes = UInt64(wordBytes + pageCount * MemoryLayout<VMPage>.stride + BuddyAllocator.scratchBytes)
         let descriptorPages = Int(roundUp(descriptorBytes, to: pageSize) / pageSize)
+        descriptorArrayPages = descriptorPages
         let arrayAddress = BootPageAllocator.steal(pages: descriptorPages)
-        let array = PhysicalWindow.pointer(to: arrayAddress).bindMemory(to: VMPage.self, capacity: pageCount)
-        let scratch = PhysicalWindow.pointer(to: arrayAddress) + pageCount * MemoryLayout<VMPage>.stride
-        var allocator = BuddyAllocator(pages: array, pageCount: pageCount, scratch: scratch)
+        let base = PhysicalWindow.pointer(to: arrayAddress)
+        let words = base.bindMemory(to: MemDesc.self, capacity: pageCount)
+        let array = (base + wordBytes).bindMemory(to: VMPage.self, capacity: pageCount)
+        array.initialize(repeating: VMPage(), count: pageCount)
+        let scratch = base + wordBytes + pageCount * MemoryLayout<VMPage>.stride
+        let staticDescriptors = UnsafeMutableRawPointer(bitPattern: UInt(arch_buddy_descriptor_static_page()))!
+        var allocator = BuddyAllocator(memDescs: words, pageCount: pageCount, scratch: scratch,
+                                       window: PhysicalWindow.pointer(to: PhysicalAddress(0)), staticDescriptors: staticDescriptors)
         pages = array
+        memDescs = words
 
         var first = 0
         for (number, range) in ranges.enumerated() {
@@ -83,9 +102,13 @@ enum PhysicalMemory {
             }
             first += count
         }
+        // The pageout path's descriptor reserve (ReserveBounds, docs/memory-descriptors.md).
+        allocator.descriptors.reserveTarget = ReserveBounds.buddyDescriptorReserve
+        allocator.descriptors.reserveDrawBound = ReserveBounds.buddyDescriptorBound
         let stored = UnsafeMutablePointer<BuddyAllocator>.allocate(capacity: 1)
         stored.initialize(to: allocator)
         buddy = stored
+        refillDescriptors(.ordinary)
         BootPageAllocator.closed = true
         managedPages = allocator.freePages
         thresholds = FreePageThresholds.derive(totalPages: managedPages, pageoutFloor: pageoutFloor)
@@ -95,8 +118,11 @@ enum PhysicalMemory {
         // the entry zones itself (the chain at depth 2), which has its own bound.
         pageoutDrawBound = Reserves.protections.contains(.zones) ? ReserveBounds.bound.pages : ReserveBounds.boundWithoutZoneReserves.pages
 
-        let descriptorSize = UInt64(MemoryLayout<VMPage>.stride)
-        Log.info(.pmm, "page descriptors: \(descriptorSize) bytes each, \(pageCount) pages, \(bytes: UInt64(descriptorPages) * pageSize) in total = \(percent: descriptorSize, of: pageSize) of RAM")
+        let descriptorSize = UInt64(MemoryLayout<MemDesc>.stride + MemoryLayout<VMPage>.stride)
+        Log.info(.pmm, "page descriptors: \(descriptorSize) bytes each (\(MemoryLayout<MemDesc>.stride) B mem_desc + \(MemoryLayout<VMPage>.stride) B static VMPage), \(pageCount) pages, \(bytes: UInt64(descriptorPages) * pageSize) in total = \(percent: descriptorSize, of: pageSize) of RAM")
+        logDescriptorSwitch()
+        logDescriptorMemory("at boot")
+        Log.info(.pmm, "buddy descriptor reserve: bound \(ReserveBounds.buddyDescriptorBound), reserve \(ReserveBounds.buddyDescriptorReserve) (docs/reserves.md)")
         Log.info(.pmm, "\(managedPages) pages free (\(bytes: managedPages * pageSize)); \(BootPageAllocator.stolenPages) pages taken at boot for page tables and descriptors")
         Log.info(.pmm, "thresholds: free_min \(thresholds.freeMin), free_reserved \(thresholds.freeReserved), paging_start \(thresholds.pagingStart), paging_target \(thresholds.pagingTarget) pages")
         for order in 0...BuddyAllocator.maxOrder where allocator.freeBlockCount(order: order) > 0 {
@@ -138,12 +164,19 @@ enum PhysicalMemory {
                 continue
             }
             let result: PageIndex? = withInterruptsDisabled {
-                guard thresholds.allows(requester, taking: count, from: buddy!.pointee.freePages),
-                      let block = buddy!.pointee.allocate(order: order) else { return nil }
+                let free = buddy!.pointee.freePages
+                // Descriptors for a split: the pageout path grows the pool like a system
+                // request while that stays above free_min, and below it takes the reserve.
+                let access = descriptorAccess(requester, count: count, free: free)
+                let extra = buddy!.pointee.extraPages(order: order, access)
+                guard thresholds.allows(requester, taking: count + extra, from: free),
+                      let block = buddy!.pointee.allocate(order: order, access) else { return nil }
                 noteAllocation(requester)
+                noteDescriptors(block, requester)
                 return block
             }
             if let block = result {
+                if !descriptorSwitchLogged { logDescriptorSwitch() }
                 if freePages < thresholds.pagingStart { Pageout.wake() }
                 return block
             }
@@ -153,6 +186,44 @@ enum PhysicalMemory {
                 panic("page allocator: a blocking \(requester.name) request for \(count) pages cannot be met: \(freePages) pages free, \(requester.name) requests may not go below \(thresholds.floor(for: requester)) (free_min \(thresholds.freeMin), free_reserved \(thresholds.freeReserved)); no thread can free pages yet")
             }
             VMWait.wait(AllocationContext(requester, .wait), pages: count)
+        }
+    }
+
+    /// Which buddy descriptors a request may take: the reserve is the pageout path's, and only
+    /// once growing the pool would take it below free_min.
+    @inline(__always)
+    private static func descriptorAccess(_ requester: Requester, count: UInt64, free: UInt64) -> DescriptorAccess {
+        guard requester == .pageout else { return .aboveReserve }
+        let extra = buddy!.pointee.extraPages(order: 0, .aboveReserve) + 1
+        return thresholds.allows(.system, taking: count + extra, from: free) ? .aboveReserve : .reserve
+    }
+
+    /// After an allocation: mark a block taken below free_reserved as from the reserves, stop
+    /// at a descriptor draw beyond its bound, and top the descriptor reserve up when an
+    /// allocation that may not take it found it short.
+    @inline(__always)
+    private static func noteDescriptors(_ block: PageIndex, _ requester: Requester) {
+        let allocator = buddy!
+        if requester != .ordinary && allocator.pointee.freePages < thresholds.freeReserved {
+            allocator.pointee.descriptor(of: block)!.pointee.flags.insert(.fromReserve)
+        }
+        let beyond = allocator.pointee.descriptors.drawBeyondBound
+        if beyond != 0 {
+            panic("page allocator: a buddy-descriptor draw \(beyond) below the reserve line is beyond its derived bound \(ReserveBounds.buddyDescriptorBound) (ReserveBounds.buddyDescriptorBound, docs/memory-descriptors.md)")
+        }
+        if allocator.pointee.descriptors.freeCount < allocator.pointee.descriptors.reserveTarget && requester != .pageout {
+            refillDescriptors(requester)
+        }
+    }
+
+    /// Grows the descriptor pool back to its reserve, a page at a time, as far as
+    /// `requester`'s page floor allows. Interrupts off (the caller's, or here).
+    static func refillDescriptors(_ requester: Requester) {
+        withInterruptsDisabled {
+            let allocator = buddy!
+            while allocator.pointee.descriptors.freeCount < allocator.pointee.descriptors.reserveTarget,
+                  thresholds.allows(requester, taking: 1, from: allocator.pointee.freePages),
+                  allocator.pointee.growDescriptors() {}
         }
     }
 
@@ -187,7 +258,8 @@ enum PhysicalMemory {
         FreePath.enter(.pageFree)
         withInterruptsDisabled {
             var page = pages![block.int]
-            kassert(page.use == .allocated, "freeing page \(hex: physicalAddress(of: block).rawValue) whose use is \(page.use.name), not allocated (a double free, or its owner did not give it back)")
+            let use = self.use(of: block)
+            kassert(use == .allocated, "freeing page \(hex: physicalAddress(of: block).rawValue) whose use is \(use.name), not allocated (a double free, or its owner did not give it back)")
             kassert(page.pvList == nil, "freeing page \(hex: physicalAddress(of: block).rawValue) that is still mapped (\(page.pvCount) PV entries)")
             kassert(page.queue == .none, "freeing page \(hex: physicalAddress(of: block).rawValue) that is still on page queue \(page.queue.name)")
             kassert(!page.flags.contains(.busy), "freeing page \(hex: physicalAddress(of: block).rawValue) while it is busy")
@@ -204,32 +276,36 @@ enum PhysicalMemory {
 
     // MARK: - Page use
 
-    /// The owner of a block it just allocated types it: its head goes from .allocated to
-    /// `use` (and, for `everyPage`, each other page of the block from .tail to `use`).
-    static func setUse(_ block: PageIndex, _ use: PageUse, order: Int = 0, everyPage: Bool = false) {
-        let head = page(block)
-        kassert(head.pointee.use == .allocated, "page \(hex: physicalAddress(of: block).rawValue) made \(use.name) while it is \(head.pointee.use.name), not freshly allocated")
-        head.pointee.use = use
-        guard everyPage && order > 0 else { return }
-        for number in 1..<(1 << order) {
-            let tail = page(PageIndex(block.int + number))
-            kassert(tail.pointee.use == .tail, "page \(hex: physicalAddress(of: block).rawValue) + \(number) made \(use.name) while it is \(tail.pointee.use.name), not a tail")
-            tail.pointee.use = use
-        }
+    /// The owner of a block it just allocated types it: every page's mem_desc goes from
+    /// .allocated to `use` (the pointer, the block's buddy descriptor, stays: the owner frees
+    /// the block with it).
+    static func setUse(_ block: PageIndex, _ use: PageUse) {
+        let current = self.use(of: block)
+        kassert(current == .allocated && isFirstPage(block), "page \(hex: physicalAddress(of: block).rawValue) made \(use.name) while it is \(current.name), not a freshly allocated block")
+        buddy!.pointee.setUse(block, use)
     }
 
     /// The owner gives a block back untyped, before freeing it: the reverse of `setUse`, which
     /// must have typed it `use`.
-    static func clearUse(_ block: PageIndex, _ use: PageUse, order: Int = 0, everyPage: Bool = false) {
-        let head = page(block)
-        kassert(head.pointee.use == use, "page \(hex: physicalAddress(of: block).rawValue) given back as \(use.name) while it is \(head.pointee.use.name)")
-        head.pointee.use = .allocated
-        guard everyPage && order > 0 else { return }
-        for number in 1..<(1 << order) {
-            let tail = page(PageIndex(block.int + number))
-            kassert(tail.pointee.use == use, "page \(hex: physicalAddress(of: block).rawValue) + \(number) given back as \(use.name) while it is \(tail.pointee.use.name)")
-            tail.pointee.use = .tail
-        }
+    static func clearUse(_ block: PageIndex, _ use: PageUse) {
+        let current = self.use(of: block)
+        kassert(current == use && isFirstPage(block), "page \(hex: physicalAddress(of: block).rawValue) given back as \(use.name) while it is \(current.name)")
+        buddy!.pointee.setUse(block, .allocated)
+    }
+
+    /// What page `index` is used for (its mem_desc tag).
+    @inline(__always)
+    static func use(of index: PageIndex) -> PageUse { memDescs![index.int].use }
+
+    /// The order of the block page `index` is in (0 for a reserved page).
+    static func order(of index: PageIndex) -> Int {
+        guard let descriptor = memDescs![index.int].buddy else { return 0 }
+        return Int(descriptor.pointee.order)
+    }
+
+    /// Whether page `index` is the first page of its block.
+    static func isFirstPage(_ index: PageIndex) -> Bool {
+        memDescs![index.int].buddy?.pointee.firstPage == index
     }
 
     // MARK: - Descriptors and addresses
@@ -252,8 +328,35 @@ enum PhysicalMemory {
         PhysicalWindow.pointer(to: physicalAddress(of: index))
     }
 
+    /// The switch from the static descriptor page to pages of RAM, once it has happened.
+    static func logDescriptorSwitch() {
+        let pool = buddy!.pointee.descriptors
+        guard pool.isDynamic && !descriptorSwitchLogged else { return }
+        descriptorSwitchLogged = true
+        Log.info(.pmm, "buddy descriptors: the static page is used up after \(pool.takenBeforeSwitch) descriptors; from now on from pages of RAM that describe themselves")
+    }
+
+    /// What describing memory costs now: the mem_desc and VMPage arrays and the pages of buddy
+    /// descriptors, per managed page.
+    static func logDescriptorMemory(_ when: StaticString) {
+        let allocator = buddy!.pointee
+        let pool = allocator.descriptors
+        let dynamicBytes = UInt64(pool.dynamicPages) * pageSize
+        let staticBytes = UInt64(pageCount * (MemoryLayout<MemDesc>.stride + MemoryLayout<VMPage>.stride))
+        Log.info(.pmm, "descriptor memory \(when): mem_desc \(MemoryLayout<MemDesc>.stride) B + VMPage \(MemoryLayout<VMPage>.stride) B per page, and \(pool.dynamicPages) pages of buddy descriptors (\(pool.inUse) in use, \(pool.freeCount) free, reserve \(pool.reserveTarget)) = \(quotient: staticBytes + dynamicBytes, by: UInt64(pageCount)) B per page (\(percent: staticBytes + dynamicBytes, of: UInt64(pageCount) * pageSize) of RAM)")
+    }
+
+    /// The descriptor accounting and what describing memory costs now (after every suite:
+    /// the pool never shrinks, so after a workload this is its peak).
+    static func logDescriptorStatistics() {
+        let allocator = buddy!.pointee
+        Log.info(.pmm, "buddy descriptors: \(allocator.descriptors.inUse) in use = \(allocator.freeBlockTotal) free blocks + \(allocator.allocatedBlocks) allocated; deepest chain \(allocator.deepestChain) (bound \(BuddyAllocator.chainBound)); deepest reserve draw \(allocator.descriptors.deepestReserveDraw) (bound \(ReserveBounds.buddyDescriptorBound))")
+        logDescriptorMemory("now")
+    }
+
     static func logStatistics() {
         Log.info(.pmm, "free pages \(freePages) of \(managedPages), lowest ever \(lowestFreePages)")
+        logDescriptorStatistics()
         for requester in Requester.allCases {
             let s = statistics[requester]
             Log.info(.pmm, "  \(requester.name) requests: \(s.allocations) allocations, \(s.failures) failures (\(s.injectedFailures) injected), deepest reserve use \(s.deepestReserveUse) pages")

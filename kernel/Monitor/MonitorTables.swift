@@ -117,7 +117,20 @@ enum MonitorTables {
             if page.flags.contains(.pinnedTable) { flags = flags.count == 0 ? "pinnedTable" : "\(message: flags) pinnedTable" }
             if flags.count == 0 { flags = "none" }
             Console.printLine("page \(hex: address.rawValue): descriptor \(index.int) at \(hex: UInt64(UInt(bitPattern: descriptor)))")
-            Console.printLine("  use \(page.use.name), flags \(hex: page.flags.rawValue) (\(message: flags)), order \(page.order), queue \(page.queue.name), wire count \(page.wireCount)")
+            // The use from the page's mem_desc word, the order from its block's buddy
+            // descriptor, as gdb's kpage shows them.
+            let use = PhysicalMemory.use(of: index)
+            let block = PhysicalMemory.buddy!.pointee.descriptor(of: index)
+            let order = PhysicalMemory.order(of: index)
+            Console.printLine("  use \(use.name), flags \(hex: page.flags.rawValue) (\(message: flags)), order \(order), queue \(page.queue.name), wire count \(page.wireCount)")
+            if let block {
+                var marks = LogMessage()
+                if block.pointee.flags.contains(.fromReserve) { marks = "fromReserve" }
+                if block.pointee.flags.contains(.descriptorPage) { marks = marks.count == 0 ? "descriptorPage" : "\(message: marks) descriptorPage" }
+                if marks.count == 0 { marks = "none" }
+                let word = PhysicalMemory.memDescs![index.int].rawValue
+                Console.printLine("  mem_desc \(hex: word): buddy descriptor \(hex: UInt64(UInt(bitPattern: block))), block of \(1 << order) pages from descriptor \(block.pointee.firstPage.int), flags \(message: marks)")
+            }
             Console.printLine("  object \(hex: UInt64(UInt(bitPattern: page.object))), offset \(page.offset)")
             Console.printLine("  mapped at \(page.pvCount) addresses:")
             var pv = page.pvList

@@ -46,8 +46,8 @@ enum DebugHelperTests {
             // Three pages of different uses: a page taken and mapped but not typed, a kmem
             // page, a slab page (through the direct map).
             for address in [first, wired, VirtualAddress(objects[0])] {
-                let descriptor = PhysicalMemory.page(PhysicalMemory.index(of: Pmap.extract(address)!)!)
-                Log.info(.test, "view use \(hex: address) \(descriptor.pointee.use.name)")
+                let page = PhysicalMemory.index(of: Pmap.extract(address)!)!
+                Log.info(.test, "view use \(hex: address) \(PhysicalMemory.use(of: page).name)")
             }
             Threads.forEach { thread in
                 Log.info(.test, "view thread \(thread.pointee.id) \(thread.pointee.name) \(thread.pointee.state.name)")

@@ -13,6 +13,7 @@ enum PhysicalMemoryTests {
             TestCase("blockingRequestRetriesThroughInjectedFailures", blockingRequestRetriesThroughInjectedFailures),
             TestCase("blockingRequestIsNotHungByInjectionOfEveryRequest", blockingRequestIsNotHungByInjectionOfEveryRequest),
             TestCase("descriptorsAreSmallAndCoverEveryUsablePage", descriptorsAreSmallAndCoverEveryUsablePage),
+            TestCase("buddyDescriptorPagesDescribeThemselvesAndTheReserveIsKept", buddyDescriptorPagesDescribeThemselvesAndTheReserveIsKept),
             TestCase("blockingRequestWithNoWayToWaitPanics", expectsPanic: "a blocking ordinary request for 1 pages cannot be met",
                      inFrame: "PhysicalMemory.allocate", blockingRequestWithNoWayToWaitPanics),
             TestCase("freeingAPageItsOwnerStillTypesPanics", expectsPanic: "whose use is wired, not allocated",
@@ -61,15 +62,11 @@ enum PhysicalMemoryTests {
         }
     }
 
-    static func freeBlockShape() -> [Int] {
-        (0...BuddyAllocator.maxOrder).map { PhysicalMemory.buddy!.pointee.freeBlockCount(order: $0) }
-    }
-
     static func everyFreePageIsHandedOutOnceAndComesBack() {
         // The bitmap comes from kmalloc: take it before counting.
         let taken = PageBitmap(pages: PhysicalMemory.pageCount)
-        let shape = freeBlockShape()
         let before = PhysicalMemory.freePages
+        let descriptorPagesBefore = PhysicalMemory.buddy!.pointee.descriptors.dynamicPages
         var count: UInt64 = 0
         var duplicates = 0
         // Every page, those below free_min too: deliberate draws (ReserveDraw.swift).
@@ -79,15 +76,23 @@ enum PhysicalMemoryTests {
                 count += 1
             }
         }
-        Test.expectEqual(count, before, "pages handed out")
+        // Every allocated page holds a buddy descriptor, so the pool grew on the way: those
+        // pages (which describe themselves) are the only ones not handed out.
+        let buddy = PhysicalMemory.buddy!
+        let descriptorPages = UInt64(buddy.pointee.descriptors.dynamicPages - descriptorPagesBefore)
+        Test.expect(descriptorPages > 0, "the descriptor pool grew while every page was taken")
+        Test.expectEqual(count + descriptorPages, before, "pages handed out, and pages taken for descriptors")
         Test.expectEqual(duplicates, 0, "pages handed out twice")
         Test.expectEqual(PhysicalMemory.freePages, UInt64(0), "free pages when everything is taken")
+        Test.expectEqual(buddy.pointee.descriptors.inUse, buddy.pointee.freeBlockTotal + buddy.pointee.allocatedBlocks,
+                         "descriptors in use = free blocks + allocated blocks")
+        let inUseBeforeFreeing = buddy.pointee.descriptors.inUse
         taken.forEach { PhysicalMemory.free($0) }
-        Test.expectEqual(PhysicalMemory.freePages, before, "free pages after freeing everything")
-        Test.expect(freeBlockShape() == shape, "the free lists have the shape they had before")
+        Test.expectEqual(PhysicalMemory.freePages, before - descriptorPages, "free pages after freeing everything")
+        Test.expect(buddy.pointee.descriptors.inUse < inUseBeforeFreeing, "freeing gave descriptors back (merges)")
         taken.release()
-        Test.expect(PhysicalMemory.buddy!.pointee.isConsistent(), "buddy invariants hold")
-        Test.diagnostic("\(count) pages allocated and freed")
+        Test.expect(buddy.pointee.isConsistent(), "buddy invariants hold")
+        Test.diagnostic("\(count) pages allocated and freed; \(descriptorPages) pages became buddy descriptors")
     }
 
     static func multiPageBlocksAreAlignedToTheirSize() {
@@ -176,6 +181,45 @@ enum PhysicalMemoryTests {
         // Requests 2, 4, 6, ... fail: the first allocation takes one request, each later one two.
         Test.expectEqual(PhysicalMemory.faultInjector.injected, UInt64(9), "injected failures retried")
         for page in held { PhysicalMemory.free(page) }
+    }
+
+    static func buddyDescriptorPagesDescribeThemselvesAndTheReserveIsKept() {
+        // Enough single pages that the pool must grow - each holds a descriptor while it is
+        // allocated, and at most the free blocks there are now bring their own: more than
+        // free descriptors + free blocks - or as many as an ordinary request may take.
+        let buddy = PhysicalMemory.buddy!
+        let count = buddy.pointee.descriptors.freeCount + buddy.pointee.freeBlockTotal + 1
+        let held = UnsafeMutablePointer<PageIndex>.allocate(capacity: count)
+        defer { held.deallocate() }
+        let pagesBefore = buddy.pointee.descriptors.dynamicPages
+        var taken = 0
+        while taken < count, let page = PhysicalMemory.allocate(order: 0, .ordinaryNoWait) {
+            held[taken] = page
+            taken += 1
+        }
+        let pool = buddy.pointee.descriptors
+        Test.expect(pool.dynamicPages > pagesBefore || taken < count,
+                    "the pool grew: \(pool.dynamicPages) pages, \(pagesBefore) before, \(taken) pages taken")
+        Test.expect(pool.dynamicPages > 0, "the static page was used up (at boot, or here)")
+        Test.expect(pool.freeCount >= pool.reserveTarget, "an ordinary request left the reserve whole: \(pool.freeCount) free, reserve \(pool.reserveTarget)")
+        Test.expectEqual(pool.reserveTarget, ReserveBounds.buddyDescriptorReserve, "the reserve is the derived one")
+        // Every page of descriptors is tagged .slab and its descriptor lives inside it.
+        var descriptorPages = 0
+        for index in 0..<PhysicalMemory.pageCount {
+            let page = PageIndex(index)
+            guard PhysicalMemory.use(of: page) == .slab, let own = buddy.pointee.descriptor(of: page),
+                  own.pointee.flags.contains(.descriptorPage) else { continue }
+            descriptorPages += 1
+            let memory = PhysicalMemory.pointer(to: page)
+            let inside = UnsafeMutableRawPointer(own) > memory && UnsafeMutableRawPointer(own) < memory + Int(pageSize)
+            Test.expect(inside && own.pointee.firstPage == page && own.pointee.order == 0,
+                        "descriptor page \(hex: PhysicalMemory.physicalAddress(of: page).rawValue) describes itself")
+        }
+        Test.expectEqual(descriptorPages, pool.dynamicPages, "pages of descriptors found by their mem_desc")
+        Test.expect(buddy.pointee.deepestChain >= 2 && buddy.pointee.deepestChain <= BuddyAllocator.chainBound,
+                    "deepest chain \(buddy.pointee.deepestChain), bound \(BuddyAllocator.chainBound)")
+        for number in 0..<taken { PhysicalMemory.free(held[number]) }
+        Test.expect(buddy.pointee.isConsistent(), "every page's mem_desc agrees with its block's descriptor")
     }
 
     static func descriptorsAreSmallAndCoverEveryUsablePage() {

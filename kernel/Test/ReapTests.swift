@@ -60,9 +60,10 @@ enum ReapTests {
             let memory = PhysicalMemory.pointer(to: head)
             var slabPages = 0, clearPages = 0
             for number in 0..<pagesPerSlab {
-                let page = PhysicalMemory.page(PageIndex(head.int + number)).pointee
-                if page.use == .slab && page.object == memory { slabPages += 1 }
-                if page.use != .slab && page.object == nil { clearPages += 1 }
+                let index = PageIndex(head.int + number)
+                let page = PhysicalMemory.page(index).pointee, use = PhysicalMemory.use(of: index)
+                if use == .slab && page.object == memory { slabPages += 1 }
+                if use != .slab && page.object == nil { clearPages += 1 }
             }
             if clearPages == pagesPerSlab { releasedSlabs += 1 }
             Test.expect(slabPages == pagesPerSlab || clearPages == pagesPerSlab,

@@ -250,6 +250,7 @@ enum TestRunner {
     static func suiteEpilogue() {
         KernelMaps.logMaps()
         Pageout.logStatistics()
+        PhysicalMemory.logDescriptorStatistics()
         Zones.printTable()
         if Zones.debug.contains(.check) { Zones.checkAll() }
     }

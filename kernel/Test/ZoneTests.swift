@@ -264,16 +264,18 @@ enum ZoneTests {
         let pages = Int(slabBytes / pageSize)
         Test.expectEqual(pages, 4, "pages in the slab")
         for number in 0..<pages {
-            let descriptor = PhysicalMemory.page(PageIndex(head.int + number))
-            Test.expect(descriptor.pointee.use == .slab && descriptor.pointee.object == memory,
-                        "page \(number) of the slab is \(descriptor.pointee.use.name) and names its slab")
+            let page = PageIndex(head.int + number)
+            let descriptor = PhysicalMemory.page(page)
+            Test.expect(PhysicalMemory.use(of: page) == .slab && descriptor.pointee.object == memory,
+                        "page \(number) of the slab is \(PhysicalMemory.use(of: page).name) and names its slab")
         }
         zone.free(object)
         Zones.destroy(zone)
         for number in 0..<pages {
-            let descriptor = PhysicalMemory.page(PageIndex(head.int + number))
-            Test.expect(descriptor.pointee.use != .slab && descriptor.pointee.object != memory,
-                        "page \(number) of the freed slab is \(descriptor.pointee.use.name), no longer the slab's")
+            let page = PageIndex(head.int + number)
+            let descriptor = PhysicalMemory.page(page)
+            Test.expect(PhysicalMemory.use(of: page) != .slab && descriptor.pointee.object != memory,
+                        "page \(number) of the freed slab is \(PhysicalMemory.use(of: page).name), no longer the slab's")
         }
         Test.expect(PhysicalMemory.buddy!.pointee.isConsistent(), "buddy invariants hold")
     }

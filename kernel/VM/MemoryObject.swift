@@ -259,8 +259,8 @@ enum MemoryObjects {
                 }
                 resident += 1
                 let descriptor = PhysicalMemory.page(page)
-                if descriptor.pointee.use != .anonymous {
-                    report("memory object: page \(index) is held in a page whose use is \(descriptor.pointee.use.name)")
+                if PhysicalMemory.use(of: page) != .anonymous {
+                    report("memory object: page \(index) is held in a page whose use is \(PhysicalMemory.use(of: page).name)")
                     continue
                 }
                 if descriptor.pointee.object != UnsafeMutableRawPointer(object) || descriptor.pointee.offset != UInt64(index) {

@@ -30,7 +30,7 @@ enum PageQueues {
     static func insert(_ page: PageIndex, _ queue: PageQueue) {
         withInterruptsDisabled {
             let descriptor = PhysicalMemory.page(page)
-            kassert(descriptor.pointee.use == .anonymous, "page queue: queueing a page whose use is \(descriptor.pointee.use.name)")
+            kassert(PhysicalMemory.use(of: page) == .anonymous, "page queue: queueing a page whose use is \(PhysicalMemory.use(of: page).name)")
             kassert(descriptor.pointee.queue == .none, "page queue: page already on the \(descriptor.pointee.queue.name) queue")
             descriptor.pointee.queue = queue
             descriptor.pointee.next = .none

@@ -233,16 +233,26 @@ class KPage(gdb.Command):
                 index = u32(segment + t["BuddySegment.firstIndex"]) + frame - base
         if index is None:
             raise gdb.GdbError("%#x is not a managed page (no descriptor)" % physical)
-        page = u64(buddy + t["BuddyAllocator.pages"]) + index * t["VMPage.stride"]
+        page = t["vmpages"] + index * t["VMPage.stride"]
+        # The mem_desc word: the block's buddy descriptor, the page's use in the low 3 bits.
+        word = u64(u64(buddy + t["BuddyAllocator.memDescs"]) + index * 8)
         uses = {value: name for name, value in t.names("pageuse.").items()}
         queues = {value: name for name, value in t.names("pagequeue.").items()}
-        use, queue = u8(page + t["VMPage.use"]), u8(page + t["VMPage.queue"])
+        use, block = word & 7, word & ~7
+        queue = u8(page + t["VMPage.queue"])
         flags = u16(page + t["VMPage.flags"])
         names = [name for name, bit in sorted(t.names("pageflag.").items(), key=lambda item: item[1]) if flags & bit]
         print("page %#x: descriptor %d at %#x" % (physical & ~0xFFF, index, page))
+        order = u8(block + t["BuddyDescriptor.order"]) if block else 0
         print("  use %s, flags %#x (%s), order %d, queue %s, wire count %d" % (
-            uses.get(use, "? (%d)" % use), flags, " ".join(names) or "none", u8(page + t["VMPage.order"]),
+            uses.get(use, "? (%d)" % use), flags, " ".join(names) or "none", order,
             queues.get(queue, "? (%d)" % queue), u16(page + t["VMPage.wireCount"])))
+        if block:
+            first = u32(block + t["BuddyDescriptor.firstPage"])
+            bits = u8(block + t["BuddyDescriptor.flags"])
+            marks = [name for name, bit in t.names("buddyflag.").items() if bits & bit]
+            print("  mem_desc %#x: buddy descriptor %#x, block of %d pages from descriptor %d, flags %s" % (
+                word, block, 1 << order, first, " ".join(marks) or "none"))
         print("  object %#x, offset %d" % (u64(page + t["VMPage.object"]), u64(page + t["VMPage.offset"])))
         pv = u64(page + t["VMPage.pvList"])
         print("  mapped at %d addresses:" % u32(page + t["VMPage.pvCount"]))

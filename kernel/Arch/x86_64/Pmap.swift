@@ -177,7 +177,7 @@ enum Pmap {
     private static func adjustEntryCount(_ tableAddress: PhysicalAddress, by delta: Int) -> Int? {
         guard let index = PhysicalMemory.index(of: tableAddress) else { return nil }
         let page = PhysicalMemory.page(index)
-        guard page.pointee.use == .pageTable else { return nil }
+        guard PhysicalMemory.use(of: index) == .pageTable else { return nil }
         let count = Int(page.pointee.wireCount) + delta
         kassert(count >= 0 && count <= 512, "pmap: table page \(hex: tableAddress.rawValue) entry count \(count)")
         page.pointee.wireCount = UInt16(count)
@@ -315,7 +315,7 @@ enum Pmap {
         while number >= 1 {
             let emptyTable = path.table(number)
             guard let index = PhysicalMemory.index(of: emptyTable),
-                  PhysicalMemory.page(index).pointee.use == .pageTable,
+                  PhysicalMemory.use(of: index) == .pageTable,
                   !PhysicalMemory.page(index).pointee.flags.contains(.pinnedTable),
                   PhysicalMemory.page(index).pointee.wireCount == 0 else { return }
             let parent = path.table(number - 1)
@@ -407,7 +407,7 @@ enum Pmap {
                     let next = PageTableEntry(rawValue: slot.pointee).frame
                     if let index = PhysicalMemory.index(of: next) {
                         // A table made here or earlier at run time, or a boot table (reserved).
-                        let use = PhysicalMemory.page(index).pointee.use
+                        let use = PhysicalMemory.use(of: index)
                         kassert(use == .pageTable || use == .reserved, "pmap: pinning table page \(hex: next.rawValue) whose use is \(use.name)")
                         PhysicalMemory.page(index).pointee.flags.insert(.pinnedTable)
                     }

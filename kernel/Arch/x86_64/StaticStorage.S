@@ -57,6 +57,14 @@ static_slab_pool_start:
     .skip 65536
 static_slab_pool_end:
 
+/* The static page of buddy descriptors (kernel/Mem/Portable/BuddyDescriptorPool.swift): the
+ * buddy allocator describes its first free blocks with these, before any page is free. */
+    .section .bss, "aw", @nobits
+    .balign 4096
+    .global buddy_descriptor_static_page
+buddy_descriptor_static_page:
+    .skip 4096
+
 /* The debug table (kernel/Kern/DebugTable.swift): what the gdb helpers in qemu/gdb/ read to
  * find the kernel's data structures and the layout of their fields. Header: magic "KDBG" and
  * the version, then the entry count; entries are (name pointer, name length, value). */

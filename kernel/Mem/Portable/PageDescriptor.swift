@@ -1,39 +1,40 @@
-// PageDescriptor.swift - the per-page descriptor, one for every managed physical page.
+// PageDescriptor.swift - the static per-page record (VMPage) of what a page's owner keeps.
 //
-// The descriptors live in one array, allocated at boot from the memory map itself and sized
-// from it (kernel/Mem/PhysicalMemory.swift). A page is named by its index in that array
-// (PageIndex, 32 bits), which keeps the links small: a descriptor is 48 bytes, 1.17% of the
-// 4 KiB it describes.
+// Every page has two things today: its mem_desc word (MemDesc.swift: 8 bytes, a pointer to
+// its block's buddy descriptor with the page's use in the low bits - the page allocator's
+// whole state) and one VMPage in a static array allocated at boot from the memory map and
+// sized from it (kernel/Mem/PhysicalMemory.swift). The VMPage holds what the owners of
+// allocated pages keep per page; moving these facts into descriptors allocated with the page
+// is the next stage of docs/memory-descriptors.md. A page is named by its index in both
+// arrays (PageIndex, 32 bits), which keeps the links small.
 //
-// `use` says what the page is for - exactly one thing at a time - and so what its other fields
-// mean. The use is kept on the head page of every buddy block; the other pages of a block are
-// `.tail` unless their owner types them too (only slabs do, so that kfree can find the slab
-// from any of its pages).
+// The use (PageUse, in mem_desc) says what the page is for - exactly one thing at a time -
+// and so what the VMPage fields mean:
 //
 //   .reserved      never given to the buddy allocator (taken at boot: boot page tables, the
-//                  descriptor array). Nothing else is meaningful.
-//   .free          head of a free block on a buddy free list: order = block order,
-//                  next/prev = free-list links.
-//   .tail          a page of a block (free or allocated) other than its head: its use is the
-//                  head's. Nothing else is meaningful.
-//   .allocated     head of a block taken from the buddy allocator and not typed by its owner
-//                  (yet): order = block order. Whoever allocated it owns it.
+//                  descriptor arrays). Nothing else is meaningful.
+//   .free          a page of a free block. Nothing else is meaningful.
+//   .allocated     a page of a block taken from the buddy allocator and not typed by its
+//                  owner (yet). Whoever allocated it owns it.
 //   .pageTable     a page table of the kernel pmap (kernel/Arch/x86_64/Pmap.swift):
 //                  wireCount = valid entries in it.
-//   .slab          (every page of) a direct-map zone slab (kernel/Mem/KernelZones.swift):
-//                  object = the slab header.
-//   .kmallocLarge  head of a large kmalloc block (kernel/Mem/Kmalloc.swift): order = its order.
+//   .slab          a page of a direct-map zone slab (kernel/Mem/KernelZones.swift):
+//                  object = the slab header; or a page of buddy descriptors (its descriptor
+//                  has the flag .descriptorPage; nothing in VMPage is meaningful).
+//   .kmallocLarge  a page of a large kmalloc block (kernel/Mem/Kmalloc.swift).
 //   .wired         a page of wired kernel memory (kmem_alloc, kernel/VM/Kmem.swift).
 //   .anonymous     a resident page of an anonymous memory object, pageable: object = the
 //                  memory object, offset = page index in it, next/prev = page-queue links,
 //                  queue = which queue (kernel/VM/PageQueues.swift).
 // Any mapped managed page, whatever its use: pvList/pvCount = the PV entries of its mappings.
+// Every page of a block carries the block's use (the owner tags them all), so a kfree from
+// any page of a slab finds the slab.
 //
-// Owners move a page between `.allocated` and their use (PhysicalMemory.setUse/clearUse assert
-// the page was what they expect); PhysicalMemory.free takes back only `.allocated` pages.
+// Owners move a block between `.allocated` and their use (PhysicalMemory.setUse/clearUse
+// assert the page was what they expect); PhysicalMemory.free takes back only `.allocated`
+// blocks. The block's order is in its buddy descriptor.
 //
-// `flags` holds state that combines with a use (PageFlags below); `segment` is the physical
-// segment the page belongs to, for every page.
+// `flags` holds state that combines with a use (PageFlags below).
 //
 // The rule for `.anonymous` pages (one CPU: "atomically" means with interrupts off):
 //   1. a resident page is at every moment either busy or on a page queue, never neither;
@@ -62,43 +63,6 @@ public struct PageIndex: RawRepresentable, Equatable, Comparable, Hashable {
     /// The "no page" value of every link.
     public static let none = PageIndex(rawValue: UInt32.max)
     public static func < (a: PageIndex, b: PageIndex) -> Bool { a.rawValue < b.rawValue }
-}
-
-/// What a page is used for: exactly one thing at a time (the table at the top of this file
-/// says what the other fields mean for each).
-public enum PageUse: UInt8 {
-    /// Never given to the buddy allocator (taken at boot, or not RAM at all).
-    case reserved
-    /// Head of a free block on a buddy free list.
-    case free
-    /// A page of a block other than its head; the head says what the block is.
-    case tail
-    /// Head of a block taken from the buddy allocator, not (yet) typed by its owner.
-    case allocated
-    /// Holds a page table of the kernel pmap.
-    case pageTable
-    /// Holds (part of) a zone slab.
-    case slab
-    /// The head page of a large kmalloc allocation (order in `order`).
-    case kmallocLarge
-    /// Wired kernel memory (kmem_alloc): never paged.
-    case wired
-    /// Belongs to an anonymous memory object and may be paged out.
-    case anonymous
-
-    public var name: StaticString {
-        switch self {
-        case .reserved: return "reserved"
-        case .free: return "free"
-        case .tail: return "tail"
-        case .allocated: return "allocated"
-        case .pageTable: return "pageTable"
-        case .slab: return "slab"
-        case .kmallocLarge: return "kmallocLarge"
-        case .wired: return "wired"
-        case .anonymous: return "anonymous"
-        }
-    }
 }
 
 /// State that combines with a page's use. Each flag is meaningful only with the uses named.
@@ -150,14 +114,8 @@ public struct VMPage {
     public var prev: PageIndex = .none
     /// State bits that combine with the use.
     public var flags: PageFlags = []
-    /// Buddy order of the block this page heads (free or allocated).
-    public var order: UInt8 = 0
     /// Which page queue the page is on (.anonymous pages only).
     public var queue: PageQueue = .none
-    /// Index of the physical segment the page belongs to.
-    public var segment: UInt8 = 0
-    /// What the page is used for.
-    public var use: PageUse = .reserved
     /// Wire count, or for page-table pages the number of valid entries.
     public var wireCount: UInt16 = 0
     /// The owner: a memory object, a slab, a pmap.

@@ -196,6 +196,15 @@ public enum ReserveBounds {
     /// The floor of free_min: the pages below it are the pageout thread's alone.
     public static var pageoutPages: Int { bound.pages }
 
+    /// Buddy descriptors one page allocation can take: a split of the largest block down to
+    /// order 0 needs one for each half it leaves (BuddyAllocator.swift).
+    public static let buddyDescriptorsPerAllocation = BuddyAllocator.maxOrder
+    /// The deepest draw on the buddy-descriptor reserve: the pageout path takes it only for
+    /// allocations below free_min (above it, it grows the pool like a system request), and
+    /// those are at most `bound.pages` blocks, each splitting at most once.
+    public static var buddyDescriptorBound: Int { bound.pages * buddyDescriptorsPerAllocation }
+    public static var buddyDescriptorReserve: Int { buddyDescriptorBound * margin }
+
     /// The longest chain of zones growing each other: swblock grows through kmem, which needs
     /// a map entry and PV entries, whose zones grow from the direct map and need nothing.
     public static let zoneGrowthChain = 2

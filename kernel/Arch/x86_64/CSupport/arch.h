@@ -237,4 +237,6 @@ static inline uint64_t arch_kernel_debug_table_capacity(void) { return kernel_de
 extern char static_slab_pool_start[], static_slab_pool_end[];
 static inline uint64_t arch_static_slab_pool_start(void) { return (uint64_t)static_slab_pool_start; }
 static inline uint64_t arch_static_slab_pool_end(void) { return (uint64_t)static_slab_pool_end; }
+extern char buddy_descriptor_static_page[];
+static inline uint64_t arch_buddy_descriptor_static_page(void) { return (uint64_t)buddy_descriptor_static_page; }
 #endif

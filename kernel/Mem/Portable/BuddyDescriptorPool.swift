@@ -1,0 +1,171 @@
+// BuddyDescriptorPool.swift - where buddy descriptors come from: the buddy-descriptor zone.
+//
+// Descriptors live in pages of descriptors: a small header at the start of the page, then
+// `descriptorsPerPage` descriptors. The first page is a static slab in the kernel image, so
+// that the buddy allocator can describe its first free blocks before any page is free
+// (problem A of the seeds, again); every later page is a page of RAM the buddy allocator takes
+// for the pool itself (BuddyAllocator.growDescriptors) and which describes itself - one of its
+// own descriptors is the descriptor of the page (flag .descriptorPage) - so that growing the
+// pool never needs a descriptor from the pool. The switch from the static page to dynamic
+// pages is counted here and logged by the kernel (PhysicalMemory).
+//
+// The pool keeps `reserveTarget` descriptors that only the pageout path may take (access
+// `.reserve`): every other request that would leave fewer grows the pool first, taking a page
+// under its own page policy, and fails if it cannot. So the pageout path never needs a page
+// for a descriptor unless it draws more than the reserve, which ReserveBounds sizes from its
+// page draws (docs/memory-descriptors.md, "Reserves"); a draw into the reserve is noted and
+// checked against its bound like the zones' draws (ReserveDraw.swift).
+//
+// Taking a descriptor is an allocation: it checks FreePath first, so a free path that took
+// one would be caught (freeing never allocates). Giving one back is not.
+//
+// No lock of its own: the pool is part of the buddy allocator and shares its exclusion.
+// Descriptor pages are never given back yet (docs/memory-descriptors.md, "What remains").
+
+/// Which descriptors a request may take.
+public enum DescriptorAccess {
+    /// Leave `reserveTarget` in the pool (ordinary and system requests, and boot).
+    case aboveReserve
+    /// Every descriptor (the pageout path).
+    case reserve
+}
+
+/// The header of a page of descriptors.
+public struct DescriptorPageHeader {
+    /// The next page of the pool (a list of every page, static and dynamic).
+    public var nextPage: UnsafeMutablePointer<DescriptorPageHeader>? = nil
+    /// Descriptors of this page not in the pool's free list (a dynamic page's own included).
+    public var inUse: UInt32 = 0
+    public var isStatic = false
+}
+
+public struct BuddyDescriptorPool {
+    /// Every page of descriptors is one 4 KiB page, aligned, so a descriptor's page header is
+    /// found by masking its address.
+    public static let pageBytes = 4096
+    /// The header's room at the start of a page (rounded so descriptors stay 8-aligned).
+    static let headerBytes = (MemoryLayout<DescriptorPageHeader>.stride + 7) & ~7
+    public static var descriptorsPerPage: Int { (pageBytes - headerBytes) / MemoryLayout<BuddyDescriptor>.stride }
+
+    var freeList: UnsafeMutablePointer<BuddyDescriptor>? = nil
+    var pageList: UnsafeMutablePointer<DescriptorPageHeader>? = nil
+    /// Descriptors in the pool, ready to be taken.
+    public private(set) var freeCount = 0
+    /// Descriptors taken and not given back: each describes a free or an allocated block.
+    public private(set) var inUse = 0
+    public private(set) var staticPages = 0
+    public private(set) var dynamicPages = 0
+    /// Descriptors taken before the first dynamic page was added (the static slab's share).
+    public private(set) var takenBeforeSwitch = 0
+    /// Descriptors only `.reserve` access may take.
+    public var reserveTarget = 0
+    /// The deepest a `.reserve` take left the pool below reserveTarget, and the bound the
+    /// kernel checks it against (Int.max: unchecked).
+    public var deepestReserveDraw = 0
+    public var reserveDrawBound = Int.max
+    /// The first draw beyond the bound (0: none), for the kernel to panic about.
+    public private(set) var drawBeyondBound = 0
+    public var deepestDrawChain = DrawChain()
+
+    public init() {}
+
+    /// Whether the first dynamic page has been added.
+    public var isDynamic: Bool { dynamicPages > 0 }
+
+    /// How many descriptors a request with `access` may take now.
+    @inline(__always)
+    public func available(_ access: DescriptorAccess) -> Int {
+        switch access {
+        case .reserve: return freeCount
+        case .aboveReserve: return max(0, freeCount - reserveTarget)
+        }
+    }
+
+    /// Adds a page of descriptors (`memory`: 4 KiB, page-aligned). For a dynamic page the
+    /// first descriptor is kept out of the pool and returned: it is the page's own.
+    public mutating func addPage(_ memory: UnsafeMutableRawPointer, isStatic: Bool) -> UnsafeMutablePointer<BuddyDescriptor>? {
+        precondition(UInt(bitPattern: memory) & UInt(BuddyDescriptorPool.pageBytes - 1) == 0, "buddy descriptors: a descriptor page must be page-aligned")
+        let header = memory.bindMemory(to: DescriptorPageHeader.self, capacity: 1)
+        header.initialize(to: DescriptorPageHeader())
+        header.pointee.isStatic = isStatic
+        header.pointee.nextPage = pageList
+        pageList = header
+        let first = (memory + BuddyDescriptorPool.headerBytes).bindMemory(to: BuddyDescriptor.self, capacity: BuddyDescriptorPool.descriptorsPerPage)
+        first.initialize(repeating: BuddyDescriptor(), count: BuddyDescriptorPool.descriptorsPerPage)
+        // Pushed last to first, so the page's lowest descriptors are taken first.
+        let own = isStatic ? 0 : 1
+        for index in stride(from: BuddyDescriptorPool.descriptorsPerPage - 1, through: own, by: -1) {
+            first[index].next = freeList
+            freeList = first + index
+        }
+        freeCount += BuddyDescriptorPool.descriptorsPerPage - own
+        if isStatic {
+            staticPages += 1
+            return nil
+        }
+        if dynamicPages == 0 { takenBeforeSwitch = inUse }
+        dynamicPages += 1
+        header.pointee.inUse = 1
+        inUse += 1
+        return first
+    }
+
+    /// Takes a descriptor. The caller has made sure one is available to its access (the
+    /// buddy allocator fails the allocation, or grows the pool, before it gets here).
+    @inline(__always)
+    public mutating func take(_ access: DescriptorAccess) -> UnsafeMutablePointer<BuddyDescriptor> {
+        FreePath.checkAllocation(.buddyDescriptor)
+        precondition(available(access) > 0, "buddy descriptors: taken beyond what the access allows")
+        let descriptor = freeList!
+        freeList = descriptor.pointee.next
+        freeCount -= 1
+        inUse += 1
+        BuddyDescriptorPool.header(of: descriptor).pointee.inUse += 1
+        descriptor.pointee = BuddyDescriptor()
+        if access == .reserve && freeCount < reserveTarget { noteReserveDraw(reserveTarget - freeCount) }
+        return descriptor
+    }
+
+    /// Gives a descriptor back (a merge on free released it). Never allocates.
+    @inline(__always)
+    public mutating func give(_ descriptor: UnsafeMutablePointer<BuddyDescriptor>) {
+        descriptor.pointee = BuddyDescriptor()
+        descriptor.pointee.next = freeList
+        freeList = descriptor
+        freeCount += 1
+        inUse -= 1
+        BuddyDescriptorPool.header(of: descriptor).pointee.inUse -= 1
+    }
+
+    @inline(__always)
+    static func header(of descriptor: UnsafeMutablePointer<BuddyDescriptor>) -> UnsafeMutablePointer<DescriptorPageHeader> {
+        UnsafeMutablePointer(bitPattern: UInt(bitPattern: descriptor) & ~UInt(pageBytes - 1))!
+    }
+
+    private mutating func noteReserveDraw(_ depth: Int) {
+        let withinBound = ReserveDraws.note(depth, bound: reserveDrawBound, deepest: &deepestReserveDraw,
+                                            chain: &deepestDrawChain, caller: { DrawChain() })
+        if !withinBound && drawBeyondBound == 0 { drawBeyondBound = depth }
+    }
+
+    /// Walks the pool: every free descriptor unused, the counts add up, every page's inUse
+    /// matches. O(descriptors).
+    public func isConsistent() -> Bool {
+        var free = 0
+        var descriptor = freeList
+        while let current = descriptor {
+            guard current.pointee.state == .unused else { return false }
+            free += 1
+            descriptor = current.pointee.next
+        }
+        var pagesSeen = 0, inUseByPages = 0
+        var page = pageList
+        while let current = page {
+            pagesSeen += 1
+            inUseByPages += Int(current.pointee.inUse)
+            page = current.pointee.nextPage
+        }
+        return free == freeCount && pagesSeen == staticPages + dynamicPages && inUseByPages == inUse
+            && freeCount + inUse == (staticPages + dynamicPages) * BuddyDescriptorPool.descriptorsPerPage
+    }
+}
