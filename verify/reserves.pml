@@ -34,7 +34,8 @@
  *       a page while it waits (PageFault.swift). Their pages are counted together.
  *   Pageout  while free < paging_target and a resident page is not on a full swap: takes
  *       the page (unmapping it returns its PV entry), then one step - a swblock, growing the
- *       swblock zone itself when it has none it may take (through kmem: a map entry, 4 PV
+ *       swblock zone itself before it draws the zone's reserve (ReserveOrder.growFirstForPageout:
+ *       the reserve only when growing fails) or when it has none it may take (through kmem: a map entry, 4 PV
  *       entries, 6 pages, each of the two zones growing from one page when it has nothing
  *       left: the chain of depth 2), the pager window's map entry and PV entry, the write,
  *       the window's entries back, the page freed. A step short of anything gives it all back
@@ -148,6 +149,13 @@ bool freed;                 /* something was freed since the pageout step began 
 
 /* The pager window's PV entry: the pageout thread's context, unless mutated. */
 #define WINDOW_PV_CONTEXT (MUTATION == 2 -> ORDINARY : PAGEOUT_CONTEXT)
+
+/* The swblock zone's objects above its reserve line: anyone may take those. */
+#define ABOVE_LINE(z, n) (obj[z] >= RESERVE(z) + (n))
+/* The pageout requester grows the swblock zone before it draws the reserve (the kernel's
+   ReserveOrder.growFirstForPageout); without nowait the model's pageout thread asks as an
+   ordinary caller, which never draws a reserve anyway. */
+#define GROWS_FIRST     (PAGEOUT_CONTEXT == PAGEOUT)
 
 /* What the pageout thread can clean: a resident page, with room on swap for it. */
 #define CAN_CLEAN       (resident + mapped > 0 && swapped < SWAP)
@@ -263,7 +271,7 @@ proctype Process(byte p) {
 
 /* ---- The pageout thread ---- */
 active proctype Pageout() {
-    bool swblock, window, ok;
+    bool swblock, window, ok, tried;
 end_asleep:
     do
     :: atomic {
@@ -280,15 +288,21 @@ end_asleep:
         refill_swblock(ok);
         refill_direct(MAP);
         refill_direct(PV);
-        /* The swblock (SwapMetadata.assign): from the zone, or the zone grows when there
-           is none the context may take; then the refill if it left the zone short. */
+        /* The swblock (SwapMetadata.assign): from above the zone's reserve line; below it the
+           zone grows first and the reserve is drawn only if that failed; then the refill if
+           it left the zone short. */
         swblock = false;
+        tried = false;
         do
-        :: atomic { AVAILABLE(SW, PAGEOUT_CONTEXT) >= STEP_SWBLOCK -> obj[SW] = obj[SW] - STEP_SWBLOCK; swblock = true; break }
-        :: AVAILABLE(SW, PAGEOUT_CONTEXT) < STEP_SWBLOCK ->
+        :: atomic { AVAILABLE(SW, PAGEOUT_CONTEXT) >= STEP_SWBLOCK && (ABOVE_LINE(SW, STEP_SWBLOCK) || tried || !GROWS_FIRST) ->
+                obj[SW] = obj[SW] - STEP_SWBLOCK; swblock = true; break }
+        :: else ->
+            /* One growth per allocation, as in ZoneRef.allocate: after it, grown or not, the
+               reserve may be drawn. */
             swblock_slab(PAGEOUT_CONTEXT, PAGEOUT_WAITS, GROW_MAP, GROW_PV, GROW_PAGES, ok);
+            tried = true;
             if
-            :: ok
+            :: ok || AVAILABLE(SW, PAGEOUT_CONTEXT) >= STEP_SWBLOCK
             :: else -> break
             fi
         od;
