@@ -188,13 +188,16 @@ enum PhysicalMemoryTests {
         // allocated, and at most the free blocks there are now bring their own: more than
         // free descriptors + free blocks - or as many as an ordinary request may take.
         let buddy = PhysicalMemory.buddy!
+        // The pages taken are linked through their first words: an array of them would be a
+        // kmalloc of up to a megabyte, one contiguous block, which after the earlier cases
+        // (whose descriptor pages now sit all over memory) a 1-4 GiB machine may not have.
         let count = buddy.pointee.descriptors.freeCount + buddy.pointee.freeBlockTotal + 1
-        let held = UnsafeMutablePointer<PageIndex>.allocate(capacity: count)
-        defer { held.deallocate() }
+        var held = PageIndex.none
         let pagesBefore = buddy.pointee.descriptors.dynamicPages
         var taken = 0
         while taken < count, let page = PhysicalMemory.allocate(order: 0, .ordinaryNoWait) {
-            held[taken] = page
+            PhysicalMemory.pointer(to: page).storeBytes(of: held.rawValue, as: UInt32.self)
+            held = page
             taken += 1
         }
         let pool = buddy.pointee.descriptors
@@ -218,7 +221,11 @@ enum PhysicalMemoryTests {
         Test.expectEqual(descriptorPages, pool.dynamicPages, "pages of descriptors found by their mem_desc")
         Test.expect(buddy.pointee.deepestChain >= 2 && buddy.pointee.deepestChain <= BuddyAllocator.chainBound,
                     "deepest chain \(buddy.pointee.deepestChain), bound \(BuddyAllocator.chainBound)")
-        for number in 0..<taken { PhysicalMemory.free(held[number]) }
+        while held != .none {
+            let page = held
+            held = PageIndex(rawValue: PhysicalMemory.pointer(to: page).load(as: UInt32.self))
+            PhysicalMemory.free(page)
+        }
         Test.expect(buddy.pointee.isConsistent(), "every page's mem_desc agrees with its block's descriptor")
     }
 
