@@ -52,8 +52,9 @@ def main():
     parser.add_argument("--size-range", default="16M:16G",
                         help="with --random-sizes: the range, log-uniform (MIN:MAX); a suite never boots above twice "
                              "the largest size it declares")
-    parser.add_argument("--disk", default=qemu.DEFAULTS["disk"], choices=qemu.DISKS,
-                        help="the swap disk's interface for every boot with a disk (docs/io.md)")
+    parser.add_argument("--disk", default=None, choices=qemu.DISKS,
+                        help="the swap disk's interface for every boot with a disk (default: virtio, and "
+                             "ide for the necessity suites; docs/io.md)")
     parser.add_argument("--machine", default=qemu.DEFAULTS["machine"], choices=qemu.MACHINES,
                         help="the QEMU machine type for every boot")
     parser.add_argument("--gdb-port", type=int, default=None,
@@ -64,7 +65,8 @@ def main():
     require_qemu()
     if options.machine == "q35" and options.disk == "ide":
         parser.error("q35 has no IDE controller (its if=ide disks go to AHCI): use --disk ahci")
-    qemu.DEFAULTS.update(disk=options.disk, machine=options.machine)
+    plan.DISK_CHOSEN = options.disk is not None
+    qemu.DEFAULTS.update(disk=options.disk or qemu.DEFAULTS["disk"], machine=options.machine)
     os.makedirs(options.logs, exist_ok=True)
 
     listing = run_boot(options.image, Boot("list", "test=list", timeout=60), options.logs)

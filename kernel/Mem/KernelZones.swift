@@ -132,7 +132,7 @@ enum Zones {
         let bound = ReserveBounds.bound
         pvEntry.state.pointee.reserveBound = bound.pvEntries
         mapEntry.state.pointee.reserveBound = bound.mapEntries
-        swapBlock.state.pointee.reserveBound = bound.swapBlocks
+        swapBlock.state.pointee.reserveBound = Reserves.protections.contains(.pages) ? bound.swapBlocks : ReserveBounds.swapBlocksWithoutPageTier
         // A swblock stays with its page on swap: pageout steps' draws add up (Zone.swift).
         swapBlock.state.pointee.reserveOrder = .growFirstForPageout
         Log.info(.zone, "zones bootstrapped from \(bytes: staticPoolNext - arch_static_slab_pool_start()) of static slabs; debug checks: \(message: debugDescription)")

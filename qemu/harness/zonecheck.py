@@ -29,7 +29,8 @@ def rows(output):
 
 
 BOUNDS = re.compile(r"^I zone: reserve bounds: swblock (?P<swblock>\d+) map_entry (?P<map_entry>\d+) pv_entry (?P<pv_entry>\d+) "
-                    r"pages (?P<pages>\d+) zone chain \d+; without zone reserves pages (?P<pages_without>\d+);")
+                    r"pages (?P<pages>\d+) zone chain \d+; without zone reserves pages (?P<pages_without>\d+); "
+                    r"without the page tier swblock (?P<swblock_without>\d+);")
 DRAW = re.compile(r"^I zone: deepest draw: (?P<name>\S+) (?P<depth>\d+) of bound (?P<bound>\d+); chain(?P<chain>( 0x[0-9a-f]+)*)$")
 
 
@@ -92,7 +93,9 @@ def check(output, elf=None, log_path=None):
             continue
         depth, bound, _ = found[name]
         # The page bound with the zone reserves off is the chain at depth 2 (ReserveBounds).
-        allowed = (derived["pages"], derived["pages_without"]) if name == "pages" else (derived[name],)
+        # and the swblock bound with the page tiers off is the whole reserve.
+        allowed = {"pages": (derived["pages"], derived["pages_without"]),
+                   "swblock": (derived["swblock"], derived["swblock_without"])}.get(name, (derived[name],))
         if bound not in allowed:
             problems.append("deepest draws: the kernel checked %s against %d, but logged the derived bound %s"
                             % (name, bound, " or ".join(map(str, allowed))))

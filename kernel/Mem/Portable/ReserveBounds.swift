@@ -187,6 +187,14 @@ public enum ReserveBounds {
         ReserveNeeds(pages: pageoutZoneGrowth.pages + pageoutNestedGrowthChain.needs.pages)
     }
 
+    /// Swblocks the pageout thread can draw when the page tiers are off (reserves= without
+    /// pages). `stepsWithoutPages` assumes the pages its steps free are kept for it below
+    /// free_min; without the tiers ordinary requesters take them as they come (on a DMA disk
+    /// they run while the pageout thread waits for each write), so nothing but the reserve
+    /// itself bounds the steps before a growth succeeds. When that is spent the pageout path
+    /// stalls - the `pages` column of the necessity matrix (docs/reserves.md).
+    public static var swapBlocksWithoutPageTier: Int { swapBlockReserve }
+
     /// Reserves are twice what the analysis says can be used, so that a draw beyond the
     /// analysis reaches the run-time check (which panics) instead of an empty zone.
     public static let margin = 2
