@@ -147,7 +147,7 @@ test-host: trace-tools
 VERIFY_BUILD   := $(BUILD)/verify
 MODEL_KERNEL_SOURCES := kernel/Lib/ByteString.swift kernel/Lib/Random.swift \
                   kernel/Mem/Portable/AllocationContext.swift kernel/Mem/Portable/PagePolicy.swift \
-                  kernel/Mem/Portable/ReserveBounds.swift
+                  kernel/Mem/Portable/ReserveBounds.swift kernel/Mem/Portable/PageOrder.swift
 
 $(VERIFY_BUILD)/reserve-constants: verify/ReserveConstants.swift $(MODEL_KERNEL_SOURCES) Makefile | check-swiftc
 	@mkdir -p $(dir $@)

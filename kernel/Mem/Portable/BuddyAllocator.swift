@@ -55,7 +55,7 @@ public struct BuddySegment {
 }
 
 public struct BuddyAllocator {
-    public static let maxOrder = 10
+    public static let maxOrder = PageOrder.largest
     public static let orderCount = maxOrder + 1
     public static let maxSegments = 64
     /// The deepest the allocator's own chain can go: an allocation (1) that grows the

@@ -206,7 +206,7 @@ public enum ReserveBounds {
 
     /// Buddy descriptors one page allocation can take: a split of the largest block down to
     /// order 0 needs one for each half it leaves (BuddyAllocator.swift).
-    public static let buddyDescriptorsPerAllocation = BuddyAllocator.maxOrder
+    public static let buddyDescriptorsPerAllocation = PageOrder.largest
     /// The deepest draw on the buddy-descriptor reserve: the pageout path takes it only for
     /// allocations below free_min (above it, it grows the pool like a system request), and
     /// those are at most `bound.pages` blocks, each splitting at most once.
