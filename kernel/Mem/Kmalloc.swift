@@ -7,7 +7,9 @@
 // pointer's page: .slab pages name their slab header (and so their zone), .kmallocLarge
 // pages their order. Requests larger than the largest buddy block (4 MiB) - a bitmap or a
 // slot array sized to RAM or to a disk - come from kmem instead: wired pages, virtually
-// contiguous, found again on free through their kmem map entry. Pointers from the early heap
+// contiguous, found again on free through their kmem map entry. So do multi-page requests
+// that find no free block of their order once kmem exists: in fragmented memory waiting
+// for pageout would never produce one. Pointers from the early heap
 // are recognised by address.
 // Once `bootstrap` has run, the Swift runtime's posix_memalign/free come here.
 
@@ -22,6 +24,8 @@ enum Kmalloc {
     /// Allocations served by kmem (above the largest buddy block), and bytes of them in use.
     static var kmemAllocations: UInt64 = 0
     static var kmemBytesInUse: UInt64 = 0
+    /// Multi-page requests that found no free block of their order and went to kmem.
+    static var fragmentedFallbacks: UInt64 = 0
 
     /// The largest physically contiguous block: above it, kmalloc goes to kmem.
     static var largestContiguous: UInt64 { pageSize << UInt64(BuddyAllocator.maxOrder) }
@@ -55,25 +59,45 @@ enum Kmalloc {
         }
         let bytes = max(UInt64(size), UInt64(alignment))
         if bytes > largestContiguous {
-            let rounded = roundUp(bytes, to: pageSize)
-            guard let start = Kmem.allocate(rounded, alignment: max(pageSize, UInt64(alignment)), context) else {
-                Log.warn(.zone, "kmalloc(\(size)): kmem could not provide \(bytes: rounded)")
-                return nil
-            }
-            withInterruptsDisabled {
-                kmemAllocations += 1
-                kmemBytesInUse += rounded
-            }
-            return pointer(at: start)
+            return allocateFromKmem(size, bytes: bytes, alignment: alignment, context)
         }
         let order = Zones.order(ofBytes: Int(bytes))
-        guard let block = PhysicalMemory.allocate(order: order, context) else { return nil }
+        var block: PageIndex? = nil
+        if order > 0 && KernelMaps.isReady {
+            // Waiting frees pages, not contiguous blocks: once memory is fragmented no amount
+            // of pageout makes a block of this order, and a waiting request would wait for
+            // ever. So a multi-page request takes a free block if there is one and otherwise
+            // kmem's virtually contiguous pages (Linux's kvmalloc), under the caller's rules.
+            block = PhysicalMemory.allocate(order: order, AllocationContext(context.requester, .noWait))
+            if block == nil {
+                withInterruptsDisabled { fragmentedFallbacks += 1 }
+                return allocateFromKmem(size, bytes: bytes, alignment: alignment, context)
+            }
+        } else {
+            block = PhysicalMemory.allocate(order: order, context)
+        }
+        guard let block else { return nil }
         withInterruptsDisabled {
             PhysicalMemory.setUse(block, .kmallocLarge)
             largeAllocations += 1
             largePagesInUse += UInt64(1) << UInt64(order)
         }
         return PhysicalMemory.pointer(to: block)
+    }
+
+    /// Wired pages from kmem for a request the buddy allocator cannot or should not serve
+    /// contiguously; kfree finds them again through their kmem map entry.
+    private static func allocateFromKmem(_ size: Int, bytes: UInt64, alignment: Int, _ context: AllocationContext) -> UnsafeMutableRawPointer? {
+        let rounded = roundUp(bytes, to: pageSize)
+        guard let start = Kmem.allocate(rounded, alignment: max(pageSize, UInt64(alignment)), context) else {
+            Log.warn(.zone, "kmalloc(\(size)): kmem could not provide \(bytes: rounded)")
+            return nil
+        }
+        withInterruptsDisabled {
+            kmemAllocations += 1
+            kmemBytesInUse += rounded
+        }
+        return pointer(at: start)
     }
 
     /// kfree: a free path (kernel/Lib/FreePath.swift) - it frees to a zone, to the page

@@ -24,6 +24,8 @@ struct RequesterStatistics {
     var allocations: UInt64 = 0
     var failures: UInt64 = 0
     var injectedFailures: UInt64 = 0
+    /// Blocking multi-page requests that failed with enough pages free but no block free.
+    var fragmentedFailures: UInt64 = 0
     /// The most pages this requester ever held below the floor of the requester before it
     /// (system: below freeReserved; pageout: below freeMin). 0 for ordinary.
     var deepestReserveUse: UInt64 = 0
@@ -45,6 +47,9 @@ enum PhysicalMemory {
     static var thresholds = FreePageThresholds(freeMin: 1, freeReserved: 2, pagingStart: 3, pagingTarget: 4)
     static var faultInjector = FaultInjector()
     static let maximumInjectedRetries = 8
+    /// How often a blocking multi-page request waits for pageout to complete a block before
+    /// it fails (memory fragmented).
+    static let maximumFragmentedRetries = 8
     static var statistics = PerRequester<RequesterStatistics>(RequesterStatistics())
     static var lowestFreePages: UInt64 = UInt64.max
     /// The deepest draw below free_min the derivation allows the pageout requester
@@ -144,6 +149,7 @@ enum PhysicalMemory {
         // Without the page tiers (reserves= without pages) nobody digs below the ordinary floor.
         let requester = Reserves.tier(context.requester)
         var injectedRetries = 0
+        var fragmentedRetries = 0
         while true {
             // A blocking request treats an injected failure as a transient shortage and retries,
             // but draws at most `maximumInjectedRetries` in a row: pagefail=every:1 must slow
@@ -163,14 +169,18 @@ enum PhysicalMemory {
                 injectedRetries += 1
                 continue
             }
+            var fragmented = false
             let result: PageIndex? = withInterruptsDisabled {
                 let free = buddy!.pointee.freePages
                 // Descriptors for a split: the pageout path grows the pool like a system
                 // request while that stays above free_min, and below it takes the reserve.
                 let access = descriptorAccess(requester, count: count, free: free)
                 let extra = buddy!.pointee.extraPages(order: order, access)
-                guard thresholds.allows(requester, taking: count + extra, from: free),
-                      let block = buddy!.pointee.allocate(order: order, access) else { return nil }
+                guard thresholds.allows(requester, taking: count + extra, from: free) else { return nil }
+                guard let block = buddy!.pointee.allocate(order: order, access) else {
+                    fragmented = order > 0
+                    return nil
+                }
                 noteAllocation(requester)
                 noteDescriptors(block, requester)
                 return block
@@ -184,6 +194,21 @@ enum PhysicalMemory {
             if context.blocking == .noWait { return nil }
             guard VMWait.isAvailable else {
                 panic("page allocator: a blocking \(requester.name) request for \(count) pages cannot be met: \(freePages) pages free, \(requester.name) requests may not go below \(thresholds.floor(for: requester)) (free_min \(thresholds.freeMin), free_reserved \(thresholds.freeReserved)); no thread can free pages yet")
+            }
+            if fragmented {
+                // Enough pages are free but no block of this order: vm_wait would return at
+                // once and the loop would spin for ever. Pageout's frees may complete a
+                // block, so wait for them a few times; then the request fails like a
+                // non-waiting one (a caller that can use scattered pages - kmalloc - does
+                // not come here once kmem exists).
+                if fragmentedRetries == maximumFragmentedRetries {
+                    withInterruptsDisabled { statistics[requester].fragmentedFailures += 1 }
+                    Log.warn(.pmm, "page allocator: no free block of \(count) pages for a request of the \(requester.name) tier after \(fragmentedRetries) waits, though \(freePages) pages are free: memory is fragmented")
+                    return nil
+                }
+                fragmentedRetries += 1
+                VMWait.waitForBlock(AllocationContext(requester, .wait), pages: count)
+                continue
             }
             VMWait.wait(AllocationContext(requester, .wait), pages: count)
         }
@@ -359,7 +384,7 @@ enum PhysicalMemory {
         logDescriptorStatistics()
         for requester in Requester.allCases {
             let s = statistics[requester]
-            Log.info(.pmm, "  \(requester.name) requests: \(s.allocations) allocations, \(s.failures) failures (\(s.injectedFailures) injected), deepest reserve use \(s.deepestReserveUse) pages")
+            Log.info(.pmm, "  \(requester.name) requests: \(s.allocations) allocations, \(s.failures) failures (\(s.injectedFailures) injected, \(s.fragmentedFailures) for fragmentation), deepest reserve use \(s.deepestReserveUse) pages")
         }
         if faultInjector.isActive {
             Log.info(.pmm, "fault injection: \(faultInjector.injected) failures injected in \(faultInjector.requests) requests")

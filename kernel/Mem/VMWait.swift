@@ -52,6 +52,22 @@ enum VMWait {
         }
     }
 
+    /// For a multi-page request that failed although enough pages are free (no free block of
+    /// its order): wakes pageout and sleeps until a page is freed - a free may complete a
+    /// block - or a tenth of a second has passed. The caller bounds how often it comes here.
+    static func waitForBlock(_ context: AllocationContext, pages: UInt64) {
+        kassert(context.blocking == .wait, "vm_wait: a \(context.requester.name) request that may not wait asked to")
+        Pageout.wake()
+        withInterruptsDisabled {
+            if Scheduler.current.pointee.killed { return }
+            waiters += 1
+            waits += 1
+            Scheduler.sleep(on: UnsafeRawPointer(channel), reason: "vm_wait", kind: .pages, requester: Reserves.tier(context.requester),
+                            pagesWanted: pages, untilTick: Timer.ticks + Timer.hertz / 10)
+            waiters -= 1
+        }
+    }
+
     /// Called by the page allocator after every free: wakes the waiters, if any.
     @inline(__always)
     static func pagesFreed() {

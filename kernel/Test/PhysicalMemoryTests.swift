@@ -14,6 +14,8 @@ enum PhysicalMemoryTests {
             TestCase("blockingRequestIsNotHungByInjectionOfEveryRequest", blockingRequestIsNotHungByInjectionOfEveryRequest),
             TestCase("descriptorsAreSmallAndCoverEveryUsablePage", descriptorsAreSmallAndCoverEveryUsablePage),
             TestCase("buddyDescriptorPagesDescribeThemselvesAndTheReserveIsKept", buddyDescriptorPagesDescribeThemselvesAndTheReserveIsKept),
+            TestCase("blockingMultiPageRequestInFragmentedMemoryFailsInsteadOfWaitingForever", blockingMultiPageRequestInFragmentedMemoryFailsInsteadOfWaitingForever),
+            TestCase("kmallocInFragmentedMemoryTakesScatteredPagesFromKmem", kmallocInFragmentedMemoryTakesScatteredPagesFromKmem),
             TestCase("blockingRequestWithNoWayToWaitPanics", expectsPanic: "a blocking ordinary request for 1 pages cannot be met",
                      inFrame: "PhysicalMemory.allocate", blockingRequestWithNoWayToWaitPanics),
             TestCase("freeingAPageItsOwnerStillTypesPanics", expectsPanic: "whose use is wired, not allocated",
@@ -227,6 +229,89 @@ enum PhysicalMemoryTests {
             PhysicalMemory.free(page)
         }
         Test.expect(buddy.pointee.isConsistent(), "every page's mem_desc agrees with its block's descriptor")
+    }
+
+    /// Fragments all of memory: takes every free page, then gives back those at odd indices.
+    /// A page's order-0 buddy is its even/odd neighbour, so no block of two or more pages is
+    /// free afterwards, while half of memory is. Returns the pages still held (the even ones),
+    /// linked through their first words; `unfragment` frees them.
+    static func fragmentAllOfMemory() -> PageIndex {
+        var all = PageIndex.none
+        _ = ReserveDraws.deliberately { () -> Int in
+            for requester in [Requester.ordinary, .system, .pageout] {
+                while let page = PhysicalMemory.allocate(order: 0, AllocationContext(requester, .noWait)) {
+                    PhysicalMemory.pointer(to: page).storeBytes(of: all.rawValue, as: UInt32.self)
+                    all = page
+                }
+            }
+            return 0
+        }
+        var evens = PageIndex.none
+        while all != .none {
+            let page = all
+            all = PageIndex(rawValue: PhysicalMemory.pointer(to: page).load(as: UInt32.self))
+            if page.int % 2 == 1 {
+                PhysicalMemory.free(page)
+            } else {
+                PhysicalMemory.pointer(to: page).storeBytes(of: evens.rawValue, as: UInt32.self)
+                evens = page
+            }
+        }
+        return evens
+    }
+
+    static func unfragment(_ held: PageIndex) {
+        var held = held
+        while held != .none {
+            let page = held
+            held = PageIndex(rawValue: PhysicalMemory.pointer(to: page).load(as: UInt32.self))
+            PhysicalMemory.free(page)
+        }
+        Test.expect(PhysicalMemory.buddy!.pointee.isConsistent(), "buddy invariants hold")
+    }
+
+    /// Waiting frees pages, not blocks: with half of memory free in single pages, a blocking
+    /// request for two contiguous pages used to find "enough pages free" in vm_wait, return at
+    /// once and retry for ever (test=all hung so in its stress suite). It now waits a bounded
+    /// number of times for pageout to complete a block, then fails with a message.
+    static func blockingMultiPageRequestInFragmentedMemoryFailsInsteadOfWaitingForever() {
+        let held = fragmentAllOfMemory()
+        let free = PhysicalMemory.freePages
+        let before = PhysicalMemory.statistics[.ordinary].fragmentedFailures
+        Test.expect(free > PhysicalMemory.thresholds.pagingTarget, "half of memory is free: \(free) pages")
+        // The suite runs with preemption off (exclusive); this request must be able to sleep.
+        Preemption.enable()
+        let block = PhysicalMemory.allocate(order: 1, .ordinary)
+        Preemption.disable()
+        Test.expect(block == nil, "no block of two pages in fragmented memory")
+        Test.expectEqual(PhysicalMemory.statistics[.ordinary].fragmentedFailures, before + 1, "the failure is counted as fragmentation")
+        if let block { PhysicalMemory.free(block, order: 1) }
+        Test.expect(PhysicalMemory.allocate(order: 0, .ordinary).map { page in PhysicalMemory.free(page); return true } ?? false,
+                    "single pages are still had at once")
+        unfragment(held)
+    }
+
+    /// kmalloc of several pages is virtually contiguous when no block is free (kvmalloc):
+    /// the request is met from kmem, the memory is usable, and kfree gives it back.
+    static func kmallocInFragmentedMemoryTakesScatteredPagesFromKmem() {
+        let held = fragmentAllOfMemory()
+        let fallbacks = Kmalloc.fragmentedFallbacks
+        let kmemBytes = Kmalloc.kmemBytesInUse
+        let bytes = 6 * Int(pageSize)
+        let memory = Kmalloc.allocate(bytes)
+        Test.expect(memory != nil, "kmalloc(\(bytes)) is met in fragmented memory")
+        if let memory {
+            Test.expect(!KernelLayout.isDirectMapped(VirtualAddress(memory)), "from kmem, not the direct map")
+            Test.expectEqual(Kmalloc.fragmentedFallbacks, fallbacks + 1, "counted as a fallback")
+            let words = memory.bindMemory(to: UInt64.self, capacity: bytes / 8)
+            for index in 0..<(bytes / 8) { words[index] = UInt64(index) &* 0x9e37_79b9_7f4a_7c15 }
+            var intact = true
+            for index in 0..<(bytes / 8) where words[index] != UInt64(index) &* 0x9e37_79b9_7f4a_7c15 { intact = false }
+            Test.expect(intact, "every word of the \(bytes) bytes holds what was written")
+            Kmalloc.free(memory)
+            Test.expectEqual(Kmalloc.kmemBytesInUse, kmemBytes, "kfree gave the kmem pages back")
+        }
+        unfragment(held)
     }
 
     static func descriptorsAreSmallAndCoverEveryUsablePage() {

@@ -19,6 +19,8 @@ enum KernelMaps {
     static var pager = MapRef.unsetPlaceholder
 
     static let kmemSize: UInt64 = 64 << 30
+    /// Whether kmem_alloc can be called: `bootstrap` has made the submaps.
+    static var isReady: Bool { kmem != MapRef.unsetPlaceholder }
     static let pageableSize: UInt64 = 64 << 30
     static let pagerSize: UInt64 = 64 << 20
 
