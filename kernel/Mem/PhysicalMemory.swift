@@ -63,11 +63,18 @@ enum PhysicalMemory {
     /// `whilePagesBelowFreeMinAreHeld`.
     private(set) static var heldBelowFreeMin = 0
 
-    /// Runs `body` while a test holds `count` pages below free_min (see heldBelowFreeMin).
+    /// Runs `body` while a test holds `count` pages below free_min (see heldBelowFreeMin), and
+    /// whatever buddy descriptors below their reserve line its holding took: each page a test
+    /// holds keeps a descriptor, so taking all of memory draws the descriptor reserve too.
     static func whilePagesBelowFreeMinAreHeld<R>(_ count: Int, _ body: () -> R) -> R {
         kassert(heldBelowFreeMin == 0 && count >= 0 && count <= Int(thresholds.freeMin), "pages held below free_min: \(count) (already \(heldBelowFreeMin))")
+        let pool = withInterruptsDisabled { buddy!.pointee.descriptors }
         heldBelowFreeMin = count
-        defer { heldBelowFreeMin = 0 }
+        buddy!.pointee.descriptors.heldBelowReserveLine = max(0, pool.reserveTarget - pool.freeCount)
+        defer {
+            heldBelowFreeMin = 0
+            buddy!.pointee.descriptors.heldBelowReserveLine = 0
+        }
         return body()
     }
 

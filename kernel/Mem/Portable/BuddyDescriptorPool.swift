@@ -65,6 +65,10 @@ public struct BuddyDescriptorPool {
     public var reserveDrawBound = Int.max
     /// The first draw beyond the bound (0: none), for the kernel to panic about.
     public private(set) var drawBeyondBound = 0
+    /// Descriptors below the reserve line that a test took on purpose before it let the
+    /// pageout path run (PhysicalMemory.whilePagesBelowFreeMinAreHeld): the path's draws are
+    /// counted below them, as its page draws are counted below the pages the test holds.
+    public var heldBelowReserveLine = 0
     public var deepestDrawChain = DrawChain()
 
     public init() {}
@@ -122,7 +126,9 @@ public struct BuddyDescriptorPool {
         inUse += 1
         BuddyDescriptorPool.header(of: descriptor).pointee.inUse += 1
         descriptor.pointee = BuddyDescriptor()
-        if access == .reserve && freeCount < reserveTarget { noteReserveDraw(reserveTarget - freeCount) }
+        if access == .reserve && freeCount + heldBelowReserveLine < reserveTarget {
+            noteReserveDraw(reserveTarget - freeCount - heldBelowReserveLine)
+        }
         return descriptor
     }
 
