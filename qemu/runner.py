@@ -53,8 +53,7 @@ def main():
                         help="with --random-sizes: the range, log-uniform (MIN:MAX); a suite never boots above twice "
                              "the largest size it declares")
     parser.add_argument("--disk", default=None, choices=qemu.DISKS,
-                        help="the swap disk's interface for every boot with a disk (default: virtio, and "
-                             "ide for the necessity suites; docs/io.md)")
+                        help="the swap disk's interface for every boot with a disk (default: virtio; docs/io.md)")
     parser.add_argument("--machine", default=qemu.DEFAULTS["machine"], choices=qemu.MACHINES,
                         help="the QEMU machine type for every boot")
     parser.add_argument("--gdb-port", type=int, default=None,
@@ -65,7 +64,6 @@ def main():
     require_qemu()
     if options.machine == "q35" and options.disk == "ide":
         parser.error("q35 has no IDE controller (its if=ide disks go to AHCI): use --disk ahci")
-    plan.DISK_CHOSEN = options.disk is not None
     qemu.DEFAULTS.update(disk=options.disk or qemu.DEFAULTS["disk"], machine=options.machine)
     os.makedirs(options.logs, exist_ok=True)
 

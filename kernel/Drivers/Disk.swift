@@ -31,6 +31,10 @@ enum DiskKind: Int {
     case ahci
     case ata
 
+    /// Whether a transfer ends in an interrupt while the thread that issued it sleeps (DMA
+    /// drivers), rather than with the issuing thread polling, keeping the CPU (ATA PIO).
+    var completesByInterrupt: Bool { self != .ata }
+
     var name: StaticString {
         switch self {
         case .virtio: return "virtio-blk"

@@ -64,11 +64,20 @@ enum NecessityTests {
                 TestCase("pagesBelowFreeMinCarryPageoutWhenTheZoneReserveIsSpent", { run(.spentReserve) }),
                 TestCase("eitherReserveCarriesPageout", { run(.either) }),
             ]),
+            // Without the page tier the zone reserve alone carries the pageout thread only
+            // while it keeps the CPU from one step to the next (ATA PIO). On a disk that
+            // completes by interrupt it sleeps through each write, and the waiter competes for
+            // every page a finished step frees: when it wins them all, the reserve is spent
+            // with no page left to grow the zone with, and these two deadlock too. Which
+            // happens depends on the interleaving (seen: deadlock at 128M after the other
+            // cases, a pass booted alone), so either outcome is accepted there.
             TestSuite("necessity-pages", memory: memory, arguments: "reserves=zones,nowait", diskMiB: diskMiB, icount: true, timeout: timeout, exclusive: false, [
                 TestCase("pageoutSkipsAStepItCannotFeed", { run(.nowait) }),
-                TestCase("zoneReserveCarriesPageoutWhenThePagesBelowFreeMinAreTaken", { run(.dillon) }),
+                TestCase("zoneReserveCarriesPageoutWhenThePagesBelowFreeMinAreTaken", expectsPanic: deadlock, inFrame: reportFrame,
+                         on: .possibleOnAnInterruptDrivenDisk, { run(.dillon) }),
                 TestCase("pagesBelowFreeMinCarryPageoutWhenTheZoneReserveIsSpent", expectsPanic: deadlock, inFrame: reportFrame, { run(.spentReserve) }),
-                TestCase("eitherReserveCarriesPageout", { run(.either) }),
+                TestCase("eitherReserveCarriesPageout", expectsPanic: deadlock, inFrame: reportFrame,
+                         on: .possibleOnAnInterruptDrivenDisk, { run(.either) }),
             ]),
             TestSuite("necessity-zones+pages", memory: memory, arguments: "reserves=nowait", diskMiB: diskMiB, icount: true, timeout: timeout, exclusive: false, [
                 TestCase("pageoutSkipsAStepItCannotFeed", { run(.nowait) }),
