@@ -126,12 +126,40 @@ public struct ZoneRef<Environment: ZoneEnvironment> {
     /// once per object. Counts do not change: the objects stay free for the zone and become
     /// in use for their slabs, as every magazine object is. Zones with debug checks have no
     /// magazine (magazineLimit 0) and take every object from its slab.
+    ///
+    /// It takes a run of objects from one slab at a time: each object's free-list link is
+    /// still checked (corruption), but the slab's count and lists change once per run, not
+    /// once per object.
     func fillMagazine() {
         let wanted = min(state.pointee.magazineLimit / 2, state.pointee.freeObjects)
+        let perSlab = state.pointee.objectsPerSlab
         var count = 0
+        // Zones with debug checks have no magazine; were one to get here, each object would
+        // go through popFromSlab and its checks.
+        if !state.pointee.debug.isEmpty {
+            while count < wanted {
+                state.pointee.magazine[count] = popFromSlab()
+                count += 1
+            }
+            state.pointee.magazineCount = count
+            return
+        }
         while count < wanted {
-            state.pointee.magazine[count] = popFromSlab()
-            count += 1
+            let slab = state.pointee.partial.head ?? state.pointee.empty.head!
+            let run = min(wanted - count, perSlab - Int(slab.pointee.inUse))
+            var item = slab.pointee.freeList
+            for offset in 0..<run {
+                let object = item!
+                let next = object.load(as: UnsafeMutableRawPointer?.self)
+                if let next = next, indexIfObject(next, in: slab) == nil { corruptFreeList(slab, object, next) }
+                state.pointee.magazine[count &+ offset] = object
+                item = next
+            }
+            slab.pointee.freeList = item
+            slab.pointee.inUse += UInt32(run)
+            count += run
+            if Int(slab.pointee.inUse) == perSlab { move(slab, to: .full) }
+            else if slab.pointee.list == .empty { move(slab, to: .partial) }
         }
         state.pointee.magazineCount = count
     }
@@ -294,15 +322,44 @@ public struct ZoneRef<Environment: ZoneEnvironment> {
     /// Returns magazine objects to their slabs until `keeping` are left, newest first (the lock
     /// is held). Each is validated on the way: a pointer that is not an object of this zone
     /// stops the kernel here. Counts do not change: the objects were free already.
+    ///
+    /// Objects freed together mostly share slabs, so a run of magazine objects of one slab is
+    /// pushed on its free list with the slab's count and lists changed once per run.
     func flushMagazine(keeping: Int = 0) {
-        while state.pointee.magazineCount > keeping {
-            state.pointee.magazineCount -= 1
-            let object = state.pointee.magazine[state.pointee.magazineCount]
-            let slab = slabOf(object)
-            state.pointee.freeObjects -= 1
-            state.pointee.inUse += 1
-            returnToSlab(object, slab: slab, index: objectIndex(object, in: slab))
+        if !state.pointee.debug.isEmpty {
+            // As in fillMagazine: each object through returnToSlab and its checks.
+            while state.pointee.magazineCount > keeping {
+                state.pointee.magazineCount -= 1
+                let object = state.pointee.magazine[state.pointee.magazineCount]
+                let slab = slabOf(object)
+                state.pointee.freeObjects -= 1
+                state.pointee.inUse += 1
+                returnToSlab(object, slab: slab, index: objectIndex(object, in: slab))
+            }
+            return
         }
+        var count = state.pointee.magazineCount
+        while count > keeping {
+            let slab = slabOf(state.pointee.magazine[count &- 1])
+            var freeList = slab.pointee.freeList
+            var run: UInt32 = 0
+            while count > keeping {
+                let object = state.pointee.magazine[count &- 1]
+                // The slab's magic and zone were checked by slabOf for the run's first object;
+                // a later one of another slab ends the run (and is checked as the next's first).
+                if Int(bitPattern: object) & ~(state.pointee.slabBytes - 1) != Int(bitPattern: slab) { break }
+                _ = objectIndex(object, in: slab)
+                object.storeBytes(of: freeList, as: UnsafeMutableRawPointer?.self)
+                freeList = object
+                run &+= 1
+                count &-= 1
+            }
+            slab.pointee.freeList = freeList
+            slab.pointee.inUse -= run
+            // A full slab becomes partial; one that becomes empty stays partial until reclaim.
+            if slab.pointee.list == .full { move(slab, to: .partial) }
+        }
+        state.pointee.magazineCount = count
     }
 
     /// Puts a freed object back on its slab (the lock is held).
