@@ -132,6 +132,7 @@ public struct BuddyAllocator {
     }
 
     /// The mem_desc array index of frame `pfn`, or nil when no segment holds it.
+    @inline(__always)
     public func index(ofFrame pfn: UInt64) -> PageIndex? {
         for number in 0..<segmentCount {
             let segment = segments[number]
@@ -171,6 +172,7 @@ public struct BuddyAllocator {
 
     /// Descriptors an allocation of `order` needs from the pool now: one per half a split
     /// leaves (0 when a block of exactly `order` is free, or none is).
+    @inline(__always)
     public func descriptorsNeeded(order: Int) -> Int {
         guard let found = smallestFreeOrder(atLeast: order) else { return 0 }
         return found - order
@@ -334,6 +336,7 @@ public struct BuddyAllocator {
 
     // MARK: - Internals
 
+    @inline(__always)
     func smallestFreeOrder(atLeast order: Int) -> Int? {
         var found = order
         while found <= BuddyAllocator.maxOrder && freeHeads[found] == nil { found += 1 }
