@@ -134,11 +134,16 @@ public struct BuddyAllocator {
     /// The mem_desc array index of frame `pfn`, or nil when no segment holds it.
     @inline(__always)
     public func index(ofFrame pfn: UInt64) -> PageIndex? {
-        for number in 0..<segmentCount {
-            let segment = segments[number]
-            if pfn >= segment.basePFN && pfn < segment.basePFN + UInt64(segment.pageCount) {
-                return PageIndex(rawValue: segment.firstIndex + UInt32(pfn - segment.basePFN))
+        // A pointer walk with one unsigned compare per segment: kfree and every pmap lookup
+        // come here, and a `for` over the segment numbers cost three times as much.
+        var segment = segments
+        let end = segments + segmentCount
+        while segment < end {
+            let offset = pfn &- segment.pointee.basePFN
+            if offset < UInt64(segment.pointee.pageCount) {
+                return PageIndex(rawValue: segment.pointee.firstIndex &+ UInt32(truncatingIfNeeded: offset))
             }
+            segment += 1
         }
         return nil
     }
