@@ -62,21 +62,17 @@ enum Kmalloc {
             return allocateFromKmem(size, bytes: bytes, alignment: alignment, context)
         }
         let order = Zones.order(ofBytes: Int(bytes))
-        var block: PageIndex? = nil
-        if order > 0 && KernelMaps.isReady {
-            // Waiting frees pages, not contiguous blocks: once memory is fragmented no amount
-            // of pageout makes a block of this order, and a waiting request would wait for
-            // ever. So a multi-page request takes a free block if there is one and otherwise
-            // kmem's virtually contiguous pages (Linux's kvmalloc), under the caller's rules.
-            block = PhysicalMemory.allocate(order: order, AllocationContext(context.requester, .noWait))
-            if block == nil {
-                withInterruptsDisabled { fragmentedFallbacks += 1 }
-                return allocateFromKmem(size, bytes: bytes, alignment: alignment, context)
-            }
-        } else {
-            block = PhysicalMemory.allocate(order: order, context)
+        // Waiting frees pages, not contiguous blocks: once memory is fragmented no amount of
+        // pageout makes a block of this order, and a waiting request would wait for ever. So
+        // a multi-page request takes a free block if there is one and otherwise kmem's
+        // virtually contiguous pages (Linux's kvmalloc), under the caller's rules.
+        let fallsBackToKmem = order > 0 && KernelMaps.isReady
+        let blockContext = fallsBackToKmem ? AllocationContext(context.requester, .noWait) : context
+        guard let block = PhysicalMemory.allocate(order: order, blockContext) else {
+            guard fallsBackToKmem else { return nil }
+            withInterruptsDisabled { fragmentedFallbacks += 1 }
+            return allocateFromKmem(size, bytes: bytes, alignment: alignment, context)
         }
-        guard let block else { return nil }
         withInterruptsDisabled {
             PhysicalMemory.setUse(block, .kmallocLarge)
             largeAllocations += 1

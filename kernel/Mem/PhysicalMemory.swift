@@ -68,9 +68,12 @@ enum PhysicalMemory {
     /// holds keeps a descriptor, so taking all of memory draws the descriptor reserve too.
     static func whilePagesBelowFreeMinAreHeld<R>(_ count: Int, _ body: () -> R) -> R {
         kassert(heldBelowFreeMin == 0 && count >= 0 && count <= Int(thresholds.freeMin), "pages held below free_min: \(count) (already \(heldBelowFreeMin))")
-        let pool = withInterruptsDisabled { buddy!.pointee.descriptors }
         heldBelowFreeMin = count
-        buddy!.pointee.descriptors.heldBelowReserveLine = max(0, pool.reserveTarget - pool.freeCount)
+        withInterruptsDisabled {
+            let allocator = buddy!
+            let below = allocator.pointee.descriptors.reserveTarget - allocator.pointee.descriptors.freeCount
+            allocator.pointee.descriptors.heldBelowReserveLine = max(0, below)
+        }
         defer {
             heldBelowFreeMin = 0
             buddy!.pointee.descriptors.heldBelowReserveLine = 0
@@ -214,7 +217,7 @@ enum PhysicalMemory {
                     return nil
                 }
                 fragmentedRetries += 1
-                VMWait.waitForBlock(AllocationContext(requester, .wait), pages: count)
+                VMWait.wait(AllocationContext(requester, .wait), pages: count, for: .aFreedPage)
                 continue
             }
             VMWait.wait(AllocationContext(requester, .wait), pages: count)

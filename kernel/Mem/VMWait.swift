@@ -33,37 +33,31 @@ enum VMWait {
         isAvailable = true
     }
 
-    /// Sleeps until `pages` pages could be had by `context`'s requester, or a tenth of a
-    /// second has passed; the caller retries either way. A thread that was stopped (OOM)
-    /// returns at once so that it can end.
-    static func wait(_ context: AllocationContext, pages: UInt64) {
+    /// What a waiter sleeps for.
+    enum Goal {
+        /// Until its requester's tier could take the pages it asked for.
+        case pagesForItsTier
+        /// Until any page is freed: for a multi-page request that failed although enough
+        /// pages are free (no free block of its order), since a free may complete a block.
+        /// The page allocator bounds how often it comes here.
+        case aFreedPage
+    }
+
+    /// Wakes pageout and sleeps until `goal` is met, or a tenth of a second has passed; the
+    /// caller retries either way. A thread that was stopped (OOM) returns at once so that it
+    /// can end.
+    static func wait(_ context: AllocationContext, pages: UInt64, for goal: Goal = .pagesForItsTier) {
         kassert(context.blocking == .wait, "vm_wait: a \(context.requester.name) request that may not wait asked to")
         kassert(context.requester != .pageout || !Reserves.pageoutNeverWaits, "vm_wait: the pageout path waits for memory only it can free")
         Pageout.wake()
         withInterruptsDisabled {
             if Scheduler.current.pointee.killed { return }
             let tier = Reserves.tier(context.requester)
-            if PhysicalMemory.thresholds.allows(tier, taking: pages, from: PhysicalMemory.freePages) { return }
+            if goal == .pagesForItsTier && PhysicalMemory.thresholds.allows(tier, taking: pages, from: PhysicalMemory.freePages) { return }
             waiters += 1
             waits += 1
             Scheduler.sleep(on: UnsafeRawPointer(channel), reason: "vm_wait", kind: .pages, requester: tier, pagesWanted: pages,
                             untilTick: Timer.ticks + Timer.hertz / 10)
-            waiters -= 1
-        }
-    }
-
-    /// For a multi-page request that failed although enough pages are free (no free block of
-    /// its order): wakes pageout and sleeps until a page is freed - a free may complete a
-    /// block - or a tenth of a second has passed. The caller bounds how often it comes here.
-    static func waitForBlock(_ context: AllocationContext, pages: UInt64) {
-        kassert(context.blocking == .wait, "vm_wait: a \(context.requester.name) request that may not wait asked to")
-        Pageout.wake()
-        withInterruptsDisabled {
-            if Scheduler.current.pointee.killed { return }
-            waiters += 1
-            waits += 1
-            Scheduler.sleep(on: UnsafeRawPointer(channel), reason: "vm_wait", kind: .pages, requester: Reserves.tier(context.requester),
-                            pagesWanted: pages, untilTick: Timer.ticks + Timer.hertz / 10)
             waiters -= 1
         }
     }

@@ -2,8 +2,7 @@
 // meets memory pressure quickly on a machine of any size.
 //
 // The balloon holds buddy blocks (largest first, so that inflating 8 GiB takes thousands of
-// allocations, not millions), linked through their own first words: it needs no memory of
-// its own. It takes only what an ordinary requester may take without waiting, so it never
+// allocations, not millions) in a PageHold (PageHold.swift): it needs no memory of its own. It takes only what an ordinary requester may take without waiting, so it never
 // digs into the reserves the pageout path relies on. The thresholds (paging_start, free_min,
 // ...) stay those of the whole machine - pageout still scans with the machine's targets - and
 // they grow with RAM (paging_target is about 48 MiB at 3 GiB), so what the balloon leaves is
@@ -12,8 +11,8 @@
 // a deadlock.
 
 struct Balloon {
-    private var head = PageIndex.none
-    private(set) var pages: UInt64 = 0
+    private var hold = PageHold()
+    var pages: UInt64 { UInt64(hold.pages) }
 
     /// Takes free memory until about `pageable` pages are free above paging_target (nothing
     /// when fewer already are).
@@ -28,22 +27,12 @@ struct Balloon {
                 order -= 1
                 continue
             }
-            let link = PhysicalMemory.pointer(to: block)
-            link.storeBytes(of: head.rawValue, as: UInt32.self)
-            link.storeBytes(of: UInt32(order), toByteOffset: 4, as: UInt32.self)
-            head = block
-            pages += UInt64(1) << order
+            hold.keep(block, order: order)
         }
     }
 
     /// Gives everything back.
     mutating func deflate() {
-        while head != .none {
-            let block = head
-            let link = PhysicalMemory.pointer(to: block)
-            head = PageIndex(rawValue: link.load(as: UInt32.self))
-            PhysicalMemory.free(block, order: Int(link.load(fromByteOffset: 4, as: UInt32.self)))
-        }
-        pages = 0
+        hold.release()
     }
 }

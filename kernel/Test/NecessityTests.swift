@@ -124,37 +124,6 @@ enum NecessityTests {
         }
     }
 
-    /// Pages a test holds, linked through their first words (it needs no memory of its own).
-    struct Hold {
-        private var head = PageIndex.none
-        private(set) var pages = 0
-
-        /// Takes single pages under `context` (which must not wait) until the allocator says no.
-        mutating func takeAll(_ context: AllocationContext) {
-            while let page = PhysicalMemory.allocate(context) { keep(page) }
-        }
-
-        /// Takes `count` pages under `context`, which may wait for each.
-        mutating func take(_ count: Int, _ context: AllocationContext) {
-            for _ in 0..<count { keep(PhysicalMemory.allocate(context)!) }
-        }
-
-        private mutating func keep(_ page: PageIndex) {
-            PhysicalMemory.pointer(to: page).storeBytes(of: head.rawValue, as: UInt32.self)
-            head = page
-            pages += 1
-        }
-
-        mutating func release() {
-            while head != .none {
-                let page = head
-                head = PageIndex(rawValue: PhysicalMemory.pointer(to: page).load(as: UInt32.self))
-                PhysicalMemory.free(page)
-            }
-            pages = 0
-        }
-    }
-
     /// One-page pageable objects written with their pattern; `id` numbers them for the pattern.
     struct Pages {
         var addresses: [VirtualAddress] = []
@@ -208,7 +177,7 @@ enum NecessityTests {
             // has freed pages above free_reserved. Several, not one: a page table freed when
             // the pageout thread unmaps a page it then fails to clean is not progress, and
             // must not let the waiter through on its own.
-            var pages = Hold()
+            var pages = PageHold()
             pages.take(waiterPages, .ordinary)
             pages.release()
         }
@@ -229,7 +198,7 @@ enum NecessityTests {
         // Empty slabs go back now, before the drain: a reap during the run would hand the
         // pageout thread pages the workload means it not to have.
         Pageout.reapZones()
-        var hold = Hold()
+        var hold = PageHold()
         ReserveDraws.deliberately {
             hold.takeAll(.ordinaryNoWait)
             hold.takeAll(.system)
@@ -240,7 +209,7 @@ enum NecessityTests {
         // the zone's refills (system requests) find no page and fail. The pages below free_min
         // are taken meanwhile too: a page-out asks to grow the swblock zone before it draws its
         // reserve (ReserveOrder.growFirstForPageout), and must not grow it from them here.
-        var belowFreeMin = Hold()
+        var belowFreeMin = PageHold()
         ReserveDraws.deliberately {
             belowFreeMin.takeAll(.pageout)
             for address in drawn.addresses where swblocks.freeObjects > target {

@@ -190,18 +190,14 @@ enum PhysicalMemoryTests {
         // allocated, and at most the free blocks there are now bring their own: more than
         // free descriptors + free blocks - or as many as an ordinary request may take.
         let buddy = PhysicalMemory.buddy!
-        // The pages taken are linked through their first words: an array of them would be a
-        // kmalloc of up to a megabyte, one contiguous block, which after the earlier cases
-        // (whose descriptor pages now sit all over memory) a 1-4 GiB machine may not have.
+        // The pages are held in a PageHold, not an array: that would be a kmalloc of up to a
+        // megabyte, one contiguous block, which after the earlier cases (whose descriptor
+        // pages now sit all over memory) a 1-4 GiB machine may not have.
         let count = buddy.pointee.descriptors.freeCount + buddy.pointee.freeBlockTotal + 1
-        var held = PageIndex.none
+        var held = PageHold()
         let pagesBefore = buddy.pointee.descriptors.dynamicPages
-        var taken = 0
-        while taken < count, let page = PhysicalMemory.allocate(order: 0, .ordinaryNoWait) {
-            PhysicalMemory.pointer(to: page).storeBytes(of: held.rawValue, as: UInt32.self)
-            held = page
-            taken += 1
-        }
+        while held.pages < count, let page = PhysicalMemory.allocate(order: 0, .ordinaryNoWait) { held.keep(page) }
+        let taken = held.pages
         let pool = buddy.pointee.descriptors
         Test.expect(pool.dynamicPages > pagesBefore || taken < count,
                     "the pool grew: \(pool.dynamicPages) pages, \(pagesBefore) before, \(taken) pages taken")
@@ -223,50 +219,28 @@ enum PhysicalMemoryTests {
         Test.expectEqual(descriptorPages, pool.dynamicPages, "pages of descriptors found by their mem_desc")
         Test.expect(buddy.pointee.deepestChain >= 2 && buddy.pointee.deepestChain <= BuddyAllocator.chainBound,
                     "deepest chain \(buddy.pointee.deepestChain), bound \(BuddyAllocator.chainBound)")
-        while held != .none {
-            let page = held
-            held = PageIndex(rawValue: PhysicalMemory.pointer(to: page).load(as: UInt32.self))
-            PhysicalMemory.free(page)
-        }
+        held.release()
         Test.expect(buddy.pointee.isConsistent(), "every page's mem_desc agrees with its block's descriptor")
     }
 
     /// Fragments all of memory: takes every free page, then gives back those at odd indices.
     /// A page's order-0 buddy is its even/odd neighbour, so no block of two or more pages is
-    /// free afterwards, while half of memory is. Returns the pages still held (the even ones),
-    /// linked through their first words; `unfragment` frees them.
-    static func fragmentAllOfMemory() -> PageIndex {
-        var all = PageIndex.none
+    /// free afterwards, while half of memory is. Returns the pages still held (the even ones).
+    static func fragmentAllOfMemory() -> PageHold {
+        var held = PageHold()
         _ = ReserveDraws.deliberately { () -> Int in
             for requester in [Requester.ordinary, .system, .pageout] {
-                while let page = PhysicalMemory.allocate(order: 0, AllocationContext(requester, .noWait)) {
-                    PhysicalMemory.pointer(to: page).storeBytes(of: all.rawValue, as: UInt32.self)
-                    all = page
-                }
+                held.takeAll(AllocationContext(requester, .noWait))
             }
             return 0
         }
-        var evens = PageIndex.none
-        while all != .none {
-            let page = all
-            all = PageIndex(rawValue: PhysicalMemory.pointer(to: page).load(as: UInt32.self))
-            if page.int % 2 == 1 {
-                PhysicalMemory.free(page)
-            } else {
-                PhysicalMemory.pointer(to: page).storeBytes(of: evens.rawValue, as: UInt32.self)
-                evens = page
-            }
-        }
-        return evens
+        held.release(where: { $0.int % 2 == 1 })
+        return held
     }
 
-    static func unfragment(_ held: PageIndex) {
+    static func unfragment(_ held: PageHold) {
         var held = held
-        while held != .none {
-            let page = held
-            held = PageIndex(rawValue: PhysicalMemory.pointer(to: page).load(as: UInt32.self))
-            PhysicalMemory.free(page)
-        }
+        held.release()
         Test.expect(PhysicalMemory.buddy!.pointee.isConsistent(), "buddy invariants hold")
     }
 

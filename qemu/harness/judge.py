@@ -31,6 +31,15 @@ def panic_cpu_problems(output):
     return problems
 
 
+def failed_case_problems(report):
+    """A problem line per failed case, with its diagnostics indented below it."""
+    problems = []
+    for case in report.failed_cases:
+        problems.append("not ok %s.%s%s" % (case.suite, case.name, (" # " + case.directive) if case.directive else ""))
+        problems.extend("    " + line for line in case.diagnostics)
+    return problems
+
+
 def judge_suite(result, suite, elf):
     problems = []
     report = ktap.parse(result.output)
@@ -42,9 +51,7 @@ def judge_suite(result, suite, elf):
     problems.extend(kunitcheck.check(result.output, report))
     if report.summary is None:
         problems.append("no 'N passed, N failed, N skipped' summary line: the run did not finish")
-    for case in report.failed_cases:
-        problems.append("not ok %s.%s%s" % (case.suite, case.name, (" # " + case.directive) if case.directive else ""))
-        problems.extend("    " + line for line in case.diagnostics)
+    problems.extend(failed_case_problems(report))
     reported = {case.name for case in report.cases if case.suite == suite.name}
     missing = [name for name in suite.cases if name not in reported]
     if missing and report.summary is not None:
@@ -70,9 +77,7 @@ def judge_expected_panic(result, suite, case, elf):
             problems.append("kernel outcome: %s, summary %s" % (status_name(result.status), report.summary))
         problems.extend(report.errors)
         problems.extend(kunitcheck.check(result.output, report))
-        for failed in report.failed_cases:
-            problems.append("not ok %s.%s%s" % (failed.suite, failed.name, (" # " + failed.directive) if failed.directive else ""))
-            problems.extend("    " + line for line in failed.diagnostics)
+        problems.extend(failed_case_problems(report))
         problems.extend(waitgraph.check(result.output))
         return problems
     symbolized = symbolize_panic(elf, result.output)

@@ -134,16 +134,6 @@ public struct ZoneRef<Environment: ZoneEnvironment> {
         let wanted = min(state.pointee.magazineLimit / 2, state.pointee.freeObjects)
         let perSlab = state.pointee.objectsPerSlab
         var count = 0
-        // Zones with debug checks have no magazine; were one to get here, each object would
-        // go through popFromSlab and its checks.
-        if !state.pointee.debug.isEmpty {
-            while count < wanted {
-                state.pointee.magazine[count] = popFromSlab()
-                count += 1
-            }
-            state.pointee.magazineCount = count
-            return
-        }
         while count < wanted {
             let slab = state.pointee.partial.head ?? state.pointee.empty.head!
             let run = min(wanted - count, perSlab - Int(slab.pointee.inUse))
@@ -326,18 +316,6 @@ public struct ZoneRef<Environment: ZoneEnvironment> {
     /// Objects freed together mostly share slabs, so a run of magazine objects of one slab is
     /// pushed on its free list with the slab's count and lists changed once per run.
     func flushMagazine(keeping: Int = 0) {
-        if !state.pointee.debug.isEmpty {
-            // As in fillMagazine: each object through returnToSlab and its checks.
-            while state.pointee.magazineCount > keeping {
-                state.pointee.magazineCount -= 1
-                let object = state.pointee.magazine[state.pointee.magazineCount]
-                let slab = slabOf(object)
-                state.pointee.freeObjects -= 1
-                state.pointee.inUse += 1
-                returnToSlab(object, slab: slab, index: objectIndex(object, in: slab))
-            }
-            return
-        }
         var count = state.pointee.magazineCount
         while count > keeping {
             let slab = slabOf(state.pointee.magazine[count &- 1])
