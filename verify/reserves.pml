@@ -33,7 +33,8 @@
  *       entries), pages on swap (their swblocks), its region (the map entry). It never holds
  *       a page while it waits (PageFault.swift). Their pages are counted together.
  *   Pageout  while free < paging_target and a resident page is not on a full swap: takes
- *       the page (unmapping it returns its PV entry), then one step - a swblock, growing the
+ *       the page, then one step - a swblock (claimed while the page is still mapped; only
+ *       then is the page unmapped, returning its PV entry), growing the
  *       swblock zone itself before it draws the zone's reserve (ReserveOrder.growFirstForPageout:
  *       the reserve only when growing fails) or when it has none it may take (through kmem: a map entry, 4 PV
  *       entries, 6 pages, each of the two zones growing from one page when it has nothing
@@ -271,16 +272,17 @@ proctype Process(byte p) {
 
 /* ---- The pageout thread ---- */
 active proctype Pageout() {
-    bool swblock, window, ok, tried;
+    bool swblock, window, ok, tried, holds_mapping;
 end_asleep:
     do
     :: atomic {
             free < PAGING_TARGET && CAN_CLEAN ->
-            /* Awake. A page off the inactive queue, unmapped everywhere: its PV entry goes back. */
+            /* Awake. A page off the inactive queue, still mapped (Pageout.clean claims its
+               swap slot first and unmaps it only once it has one). */
             freed = false;
             if
-            :: mapped > 0 -> mapped--; obj[PV]++
-            :: resident > 0 -> resident--
+            :: mapped > 0 -> mapped--; holds_mapping = true
+            :: resident > 0 -> resident--; holds_mapping = false
             fi;
             cleaning = true
         }
@@ -307,6 +309,13 @@ end_asleep:
             fi
         od;
         refill_swblock(ok);
+        /* With its slot claimed, the page is unmapped everywhere: its PV entry goes back. */
+        atomic {
+            if
+            :: swblock && holds_mapping -> obj[PV]++; holds_mapping = false
+            :: else
+            fi
+        }
         /* The pager window (SwapPager.withWindow): a map entry, then a PV entry. */
         window = false;
         if
@@ -334,14 +343,19 @@ progress_page_freed:
                 swapped = swapped + STEP_SWBLOCK; free++; cleaning = false
             }
         :: else ->
-            /* Could not: everything back, the page back on its queue, unmapped. Tried
+            /* Could not: everything back, the page back on its queue - still mapped when
+               no slot could be claimed, unmapped when the window failed after it. Tried
                again once something has been freed. */
             atomic {
                 if
                 :: swblock -> obj[SW] = obj[SW] + STEP_SWBLOCK
                 :: else
                 fi;
-                resident++; cleaning = false
+                if
+                :: holds_mapping -> mapped++
+                :: else -> resident++
+                fi;
+                holds_mapping = false; cleaning = false
             }
             freed
         fi

@@ -36,7 +36,8 @@
 
 enum NecessityTests {
     static let memory: StaticString = "24M,128M"
-    static let diskMiB = 32
+    /// Room for the workload up to 4 GiB of RAM (it writes about free_reserved pages).
+    static let diskMiB = 64
     static let timeout = 300
     /// What the watchdog's panic says for a memory deadlock (kernel/Kern/Watchdog.swift).
     static let deadlock: StaticString = "deadlock: memory short"
@@ -168,15 +169,29 @@ enum NecessityTests {
         let swblocks = Zones.swapBlock
         let zoneReserve = Zones.reservesEnabled ? swblocks.state.pointee.reserveTarget : 0
         // Enough for the waiter: the pageout thread must lift the free count past free_reserved
-        // from wherever the drain left it, with pages to spare for growing the swblock zone.
-        let enough = Int(t.freeReserved) + 2 * waiterPages + 16
+        // from wherever the drain left it (0 at worst), with the pages it spends growing the
+        // swblock zone on top - a slab and its page tables for every slab's worth of new
+        // pages, which is more than a fixed margin at large memory (154 pages at 3G).
+        let needed = Int(t.freeReserved) + 2 * waiterPages + 16
+        let growthPages = ReserveBounds.swapBlockSlabPages + ReserveBounds.tablePagesPerMapping
+        let enough = needed + (needed / swblocks.state.pointee.objectsPerSlab + 1) * growthPages
+        // Empty slabs left by the cases before go back first: the swblock zone's free objects
+        // are what the workload must draw down, each with a page-out.
+        Pageout.reapZones()
+        // Every new page goes to swap, and so do the pages that draw the zone down.
+        let swapNeeded = enough + swblocks.freeObjects
+        let swapFree = Int(SwapDevice.blocks) - Int(SwapDevice.usedBlocks)
+        guard swapNeeded <= swapFree else {
+            Test.expect(false, "the swap disk is too small for this memory size: the workload writes \(swapNeeded) pages, \(swapFree) blocks are free (diskMiB \(diskMiB))")
+            return
+        }
         Preemption.disable()
         // Made now, while memory is plentiful; it runs once the situation is built.
         let waiter = Threads.spawn("waiter") {
             // Ordinary requests that may wait: they sleep in vm_wait until the pageout thread
-            // has freed pages above free_reserved. Several, not one: a page table freed when
-            // the pageout thread unmaps a page it then fails to clean is not progress, and
-            // must not let the waiter through on its own.
+            // has freed pages above free_reserved. Several, not one: a page or two freed by
+            // something other than a page-out (a page table emptied by unmapping a page whose
+            // write then fails) is not progress, and must not let the waiter through alone.
             var pages = PageHold()
             pages.take(waiterPages, .ordinary)
             pages.release()

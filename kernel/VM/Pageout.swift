@@ -4,8 +4,10 @@
 // passes (to retry zone refills that failed). Awake, it works without pause until free pages
 // reach paging_target, in passes whose size follows the shortage (`scanPass`):
 //   - clean: a page at the head of the inactive queue that was used goes back to active;
-//     otherwise it is unmapped everywhere (its PV list), written to swap if it changed since
-//     its last copy there, and freed - until the free count reaches paging_target;
+//     otherwise its swap slot is claimed (a block and a swblock if it has none - while it is
+//     still mapped, so a step that cannot be fed changes nothing), it is unmapped everywhere
+//     (its PV list), written to swap if it changed since its last copy there, and freed -
+//     until the free count reaches paging_target;
 //   - deactivate: pages at the head of the active queue whose mappings were not used since
 //     the last look go to the inactive queue, until it holds inactive_target pages; used ones
 //     go round again.
@@ -204,26 +206,49 @@ enum Pageout {
         return freed
     }
 
-    /// Unmaps `page` (taken off its queue and marked busy by the caller), writes it out if
-    /// needed and frees it. False when it could not be written.
+    /// Claims `page`'s swap slot, unmaps it, writes it out if needed and frees it (the page is
+    /// taken off its queue and marked busy by the caller). False when it could not be written:
+    /// the page goes back to the inactive queue.
+    ///
+    /// The slot comes first, while the page is still mapped. A step that cannot be fed (swap
+    /// full, no swblock to be had) then changes nothing: unmapping first would free the page's
+    /// PV entries and perhaps page tables for a page that stays, handing memory to whoever
+    /// waits for it and making the owner fault the mapping back in. Tried again and again on a
+    /// long inactive queue, those frees add up to whole empty slabs that reaping gives back -
+    /// progress that depends on how many pages happen to be mapped, not on the reserves
+    /// (docs/reserves.md, "Necessity"). FreeBSD, too, has swap space assigned in putpages
+    /// before it lets go of anything. The write itself needs the page unmapped, so that it
+    /// cannot change under the I/O and its dirty bit is final.
     private static func clean(_ page: PageIndex) -> Bool {
         let descriptor = PhysicalMemory.page(page)
         let object = descriptor.pointee.object!.assumingMemoryBound(to: MemoryObject.self)
         let index = Int(descriptor.pointee.offset)
         MemoryObjects.check(object)
+        let slot: SwapPager.Slot
+        switch SwapPager.claimSlot(object, index) {
+        case .claimed(let claimed):
+            slot = claimed
+        case .failed(let result):
+            PageQueues.release(page, to: .inactive)
+            if result == .swapFull { noteSwapFull() }
+            return false
+        }
         withInterruptsDisabled {
             if Pmap.isModified(page) { descriptor.pointee.flags.insert(.dirty) }
             Pmap.removeAll(page)
         }
         if descriptor.pointee.flags.contains(.dirty) {
-            let result = SwapPager.pageOut(page, object, index)
+            let result = SwapPager.write(page, object, index, to: slot)
             guard result == .written else {
                 PageQueues.release(page, to: .inactive)
-                if result == .swapFull { noteSwapFull() }
                 return false
             }
             statistics.written += 1
             swapFullReported = false
+        } else {
+            // A page with no copy on swap is dirty from the fault that filled it
+            // (PageFault.swift), so only an existing slot can go unused here.
+            kassert(!slot.isNew, "pageout: page \(index) has no copy on swap and is not dirty")
         }
         withInterruptsDisabled { MemoryObjects.takeOut(page, from: object, at: index) }
         PhysicalMemory.free(page)

@@ -56,30 +56,59 @@ enum SwapPager {
         return result
     }
 
-    /// Writes page `index` of `object` (held in `page`, unmapped and busy) to swap, reusing
-    /// its swap block when it has one.
-    static func pageOut(_ page: PageIndex, _ object: ObjectRef, _ index: Int) -> PageOutResult {
-        let context = pageoutContext
-        var block = SwapMetadata.lookup(object, index)
-        var newBlock = false
-        if block == nil {
-            guard let fresh = SwapDevice.allocateBlock() else { return .swapFull }
-            guard SwapMetadata.assign(object, index, fresh, context) else {
-                SwapDevice.freeBlock(fresh)
-                return .noMetadata
-            }
-            block = fresh
-            newBlock = true
+    /// Where page `index` of `object` goes on swap: the block it has, or a new one whose
+    /// swblock was assigned for it (released again if the write fails).
+    struct Slot {
+        let block: UInt32
+        let isNew: Bool
+    }
+
+    enum SlotClaim {
+        case claimed(Slot)
+        /// `.swapFull` or `.noMetadata`: nothing was taken.
+        case failed(PageOutResult)
+    }
+
+    /// The slot page `index` of `object` will be written to: its swap block when it has one
+    /// (nothing allocated), else a free block and the swblock that records it, under the
+    /// pageout context. The pageout thread claims it before it unmaps the page
+    /// (Pageout.clean), so that a step it cannot feed changes nothing.
+    static func claimSlot(_ object: ObjectRef, _ index: Int) -> SlotClaim {
+        if let block = SwapMetadata.lookup(object, index) { return .claimed(Slot(block: block, isNew: false)) }
+        guard let fresh = SwapDevice.allocateBlock() else { return .failed(.swapFull) }
+        guard SwapMetadata.assign(object, index, fresh, pageoutContext) else {
+            SwapDevice.freeBlock(fresh)
+            return .failed(.noMetadata)
         }
-        guard let written = withWindow(page, context, { SwapDevice.write(block: block!, from: $0) }) else {
-            if newBlock { SwapMetadata.release(object, first: index, count: 1) }
+        return .claimed(Slot(block: fresh, isNew: true))
+    }
+
+    /// Gives back a slot claimed for a page that is not written after all.
+    static func releaseSlot(_ slot: Slot, _ object: ObjectRef, _ index: Int) {
+        if slot.isNew { SwapMetadata.release(object, first: index, count: 1) }
+    }
+
+    /// Writes page `index` of `object` (held in `page`, unmapped and busy) to its claimed
+    /// `slot`; a new slot is released again when the write fails.
+    static func write(_ page: PageIndex, _ object: ObjectRef, _ index: Int, to slot: Slot) -> PageOutResult {
+        guard let written = withWindow(page, pageoutContext, { SwapDevice.write(block: slot.block, from: $0) }) else {
+            releaseSlot(slot, object, index)
             return .noWindow
         }
         if !written {
-            if newBlock { SwapMetadata.release(object, first: index, count: 1) }
+            releaseSlot(slot, object, index)
             return .ioError
         }
         return .written
+    }
+
+    /// Claims the slot and writes the page in one call (the reserve-bound tests drive single
+    /// steps with it; the pageout thread claims first and unmaps in between).
+    static func pageOut(_ page: PageIndex, _ object: ObjectRef, _ index: Int) -> PageOutResult {
+        switch claimSlot(object, index) {
+        case .failed(let result): return result
+        case .claimed(let slot): return write(page, object, index, to: slot)
+        }
     }
 
     /// Reads swap block `block` into `page` (busy, installed by a fault) under the faulting
