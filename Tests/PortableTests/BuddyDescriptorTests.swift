@@ -196,6 +196,56 @@ extension ZoneTests {
         #expect(fixture.buddy.freePages == 2048 - 1 && fixture.accountingHolds && fixture.buddy.isConsistent())
     }
 
+    @Test func movablePagesOfDescriptorsGoBackAndTheirMemoryCanBeReused() {
+        // Every page taken singly: a descriptor each, a dozen pages of them. Freed again, the
+        // blocks merge and those pages describe only themselves; the reclaim gives them back.
+        let fixture = BuddyFixture(segments: [(3, 2048)])
+        let initial = fixture.freeBlocks()
+        var held: [PageIndex] = []
+        while let page = fixture.buddy.allocate(order: 0) { held.append(page) }
+        let peak = fixture.buddy.descriptors.dynamicPages
+        #expect(peak >= 10 && held.count == 2048 - peak)
+        for page in held { fixture.buddy.free(page, order: 0) }
+        #expect(fixture.buddy.descriptors.movablePages == peak)
+        #expect(fixture.buddy.reclaimDescriptorPages(keeping: 100_000) == 0, "a pool that must keep more gives nothing back")
+        let freed = fixture.buddy.reclaimDescriptorPages(keeping: 0)
+        #expect(freed == peak && fixture.buddy.descriptors.dynamicPages == 0 && fixture.buddy.descriptors.pagesGivenBack == peak)
+        #expect(fixture.buddy.freePages == 2048 && fixture.freeBlocks() == initial, "every page is free, in the blocks it started as")
+        #expect(buddyFreePathViolations.isEmpty && fixture.accountingHolds && fixture.buddy.isConsistent())
+        // No descriptor may live in a page that is free now: scribble over every free page,
+        // as its next owner would, and the allocator still works and stays consistent.
+        for index in 0..<fixture.pageCount where fixture.memDescs[index].use == .free {
+            fixture.buddy.pageMemory(PageIndex(index)).initializeMemory(as: UInt8.self, repeating: 0xA5, count: 4096)
+        }
+        #expect(fixture.buddy.isConsistent())
+        let again = (0..<64).map { _ in fixture.buddy.allocate(order: 0)! }
+        for page in again { fixture.buddy.free(page, order: 0) }
+        #expect(fixture.buddy.freePages == 2048 - UInt64(fixture.buddy.descriptors.dynamicPages) && fixture.buddy.isConsistent())
+    }
+
+    @Test func aPageOfDescriptorsStillInUseStaysAndTheKeepIsHonoured() {
+        let fixture = BuddyFixture(segments: [(0, 4096)])
+        var held: [PageIndex] = []
+        while let page = fixture.buddy.allocate(order: 0) { held.append(page) }
+        let peak = fixture.buddy.descriptors.dynamicPages
+        // Keep every 300th page: its descriptor pins the page of descriptors it lives in.
+        var kept: [PageIndex] = []
+        for (number, page) in held.enumerated() {
+            if number % 300 == 0 { kept.append(page) } else { fixture.buddy.free(page, order: 0) }
+        }
+        let movable = fixture.buddy.descriptors.movablePages
+        #expect(movable > 0 && movable < peak)
+        let perPage = BuddyDescriptorPool.descriptorsPerPage
+        let keep = fixture.buddy.descriptors.freeCount - 2 * perPage - 1
+        let freed = fixture.buddy.reclaimDescriptorPages(keeping: keep)
+        #expect(freed == min(movable, 2), "each page costs its free descriptors and one more: two fit above the keep")
+        #expect(fixture.buddy.descriptors.freeCount >= keep && fixture.buddy.isConsistent())
+        #expect(fixture.buddy.reclaimDescriptorPages(keeping: 0) == movable - freed)
+        #expect(fixture.buddy.descriptors.movablePages == 0 && fixture.buddy.isConsistent())
+        for page in kept { fixture.buddy.free(page, order: 0) }
+        #expect(fixture.accountingHolds && fixture.buddy.isConsistent())
+    }
+
     @Test func bootGrowsThePoolWhenTheStaticPageCannotDescribeEveryBlock() {
         // 60 segments of 7 pages at 8k + 1: blocks of 1, 2 and 4 pages in each, 180 free
         // blocks at boot, more than the static page describes.

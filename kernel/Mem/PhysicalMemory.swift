@@ -262,6 +262,22 @@ enum PhysicalMemory {
         }
     }
 
+    /// Gives back pages of buddy descriptors that describe nothing but themselves - what a
+    /// burst of fragmentation leaves once its blocks have merged again - keeping the reserve
+    /// and a page's worth of spare descriptors, so that the next splits do not grow the pool
+    /// at once. The pageout thread's reaping calls it (Pageout.reapZones), never a free path:
+    /// each page needs a descriptor from another page (BuddyAllocator.reclaimDescriptorPages).
+    /// Returns the pages freed.
+    static func reclaimDescriptorPages() -> UInt64 {
+        let freed = withInterruptsDisabled { () -> Int in
+            let allocator = buddy!
+            let keep = allocator.pointee.descriptors.reserveTarget + BuddyDescriptorPool.descriptorsPerPage
+            return allocator.pointee.reclaimDescriptorPages(keeping: keep)
+        }
+        if freed > 0 { VMWait.pagesFreed() }
+        return UInt64(freed)
+    }
+
     private static func noteAllocation(_ requester: Requester) {
         let free = buddy!.pointee.freePages
         statistics[requester].allocations += 1
@@ -378,7 +394,7 @@ enum PhysicalMemory {
         let pool = allocator.descriptors
         let dynamicBytes = UInt64(pool.dynamicPages) * pageSize
         let staticBytes = UInt64(pageCount * (MemoryLayout<MemDesc>.stride + MemoryLayout<VMPage>.stride))
-        Log.info(.pmm, "descriptor memory \(when): mem_desc \(MemoryLayout<MemDesc>.stride) B + VMPage \(MemoryLayout<VMPage>.stride) B per page, and \(pool.dynamicPages) pages of buddy descriptors (\(pool.inUse) in use, \(pool.freeCount) free, reserve \(pool.reserveTarget)) = \(quotient: staticBytes + dynamicBytes, by: UInt64(pageCount)) B per page (\(percent: staticBytes + dynamicBytes, of: UInt64(pageCount) * pageSize) of RAM)")
+        Log.info(.pmm, "descriptor memory \(when): mem_desc \(MemoryLayout<MemDesc>.stride) B + VMPage \(MemoryLayout<VMPage>.stride) B per page, and \(pool.dynamicPages) pages of buddy descriptors (\(pool.inUse) in use, \(pool.freeCount) free, reserve \(pool.reserveTarget); \(pool.pagesGivenBack) pages given back so far) = \(quotient: staticBytes + dynamicBytes, by: UInt64(pageCount)) B per page (\(percent: staticBytes + dynamicBytes, of: UInt64(pageCount) * pageSize) of RAM)")
     }
 
     /// The descriptor accounting and what describing memory costs now (after every suite:

@@ -16,6 +16,7 @@ enum PhysicalMemoryTests {
             TestCase("buddyDescriptorPagesDescribeThemselvesAndTheReserveIsKept", buddyDescriptorPagesDescribeThemselvesAndTheReserveIsKept),
             TestCase("blockingMultiPageRequestInFragmentedMemoryFailsInsteadOfWaitingForever", blockingMultiPageRequestInFragmentedMemoryFailsInsteadOfWaitingForever),
             TestCase("kmallocInFragmentedMemoryTakesScatteredPagesFromKmem", kmallocInFragmentedMemoryTakesScatteredPagesFromKmem),
+            TestCase("descriptorPagesGoBackWhenTheirBlocksMergeAgain", descriptorPagesGoBackWhenTheirBlocksMergeAgain),
             TestCase("blockingRequestWithNoWayToWaitPanics", expectsPanic: "a blocking ordinary request for 1 pages cannot be met",
                      inFrame: "PhysicalMemory.allocate", blockingRequestWithNoWayToWaitPanics),
             TestCase("freeingAPageItsOwnerStillTypesPanics", expectsPanic: "whose use is wired, not allocated",
@@ -286,6 +287,41 @@ enum PhysicalMemoryTests {
             Test.expectEqual(Kmalloc.kmemBytesInUse, kmemBytes, "kfree gave the kmem pages back")
         }
         unfragment(held)
+    }
+
+    /// Fragmenting all of memory describes every page with a descriptor of its own, and the
+    /// pool grows by hundreds of pages spread through memory. Once the blocks merge again
+    /// those pages describe free blocks at most, which can move; the pageout thread's reaping
+    /// moves them and gives the pages back - all but what the pool keeps - and the free lists
+    /// hold large blocks again.
+    static func descriptorPagesGoBackWhenTheirBlocksMergeAgain() {
+        let buddy = PhysicalMemory.buddy!
+        let held = fragmentAllOfMemory()
+        let peak = buddy.pointee.descriptors.dynamicPages
+        Test.expect(peak > 0, "fragmenting memory grew the descriptor pool: \(peak) pages")
+        unfragment(held)
+        let movable = buddy.pointee.descriptors.movablePages
+        Test.expect(movable > 0, "pages of descriptors describe no allocated block once the blocks merged: \(movable) of \(peak)")
+        let givenBackBefore = buddy.pointee.descriptors.pagesGivenBack
+        let freeBefore = PhysicalMemory.freePages
+        let reaped = Pageout.reapZones()
+        let pool = buddy.pointee.descriptors
+        let givenBack = pool.pagesGivenBack - givenBackBefore
+        Test.diagnostic("descriptor pages: \(peak) at the peak, \(movable) movable after the merge, \(givenBack) given back by the reap; \(pool.dynamicPages) left, \(pool.freeCount) descriptors free (reserve \(pool.reserveTarget))")
+        Test.expect(givenBack > 0 && reaped >= UInt64(givenBack), "the reap gave back \(givenBack) descriptor pages and counted \(reaped) pages")
+        Test.expect(PhysicalMemory.freePages >= freeBefore + UInt64(givenBack), "free pages rose by the pages given back")
+        // All that could go went: every page left describes an allocated block, or the pool is
+        // down to what it keeps (its reserve and a page's worth).
+        let keep = pool.reserveTarget + BuddyDescriptorPool.descriptorsPerPage
+        Test.expect(pool.movablePages == 0 || pool.freeCount < keep + BuddyDescriptorPool.descriptorsPerPage,
+                    "\(pool.movablePages) movable pages left with \(pool.freeCount) descriptors free (keeps \(keep))")
+        Test.expect(pool.freeCount >= pool.reserveTarget, "the reserve is whole: \(pool.freeCount) free, reserve \(pool.reserveTarget)")
+        Test.expect(buddy.pointee.isConsistent(), "every page's mem_desc agrees with its block's descriptor")
+        // The descriptor pages had split memory: with them gone, a large block is free again.
+        let order = min(PageOrder.largest, 8)
+        let block = PhysicalMemory.allocate(order: order, .ordinaryNoWait)
+        Test.expect(block != nil, "a block of \(1 << order) pages is free after the reap")
+        if let block { PhysicalMemory.free(block, order: order) }
     }
 
     static func descriptorsAreSmallAndCoverEveryUsablePage() {

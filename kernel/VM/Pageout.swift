@@ -116,12 +116,13 @@ enum Pageout {
     }
 
     /// Asks every zone for its empty slabs (Zones.reclaimAll: each keeps its reserve and its
-    /// keepEmptySlabs) and counts what came back. Returns the pages freed. Allocates nothing,
+    /// keepEmptySlabs), and the page allocator for its idle pages of buddy descriptors
+    /// (PhysicalMemory.reclaimDescriptorPages: it keeps its reserve), and counts what came back. Returns the pages freed. Allocates nothing,
     /// never waits. The pageout thread calls it through `reapIfDue`; a test may call it
     /// directly, with preemption off, when it has made memory short itself.
     @discardableResult
     static func reapZones() -> UInt64 {
-        let pages = Zones.reclaimAll()
+        let pages = Zones.reclaimAll() + PhysicalMemory.reclaimDescriptorPages()
         statistics.reaps += 1
         statistics.reapedPages += pages
         // Pages freed by the pageout thread: progress, as far as the watchdog is concerned.

@@ -20,7 +20,14 @@
 // one would be caught (freeing never allocates). Giving one back is not.
 //
 // No lock of its own: the pool is part of the buddy allocator and shares its exclusion.
-// Descriptor pages are never given back yet (docs/memory-descriptors.md, "What remains").
+//
+// Giving pages back (`detachMovablePages`): a dynamic page none of whose descriptors but its
+// own describes an allocated block. Descriptors of free blocks can move - only the allocator
+// points to them (the blocks' mem_desc words and the free lists) - so the buddy allocator's
+// reclaim moves them to other pages, then frees the page (BuddyAllocator.reclaimDescriptorPages).
+// A reclaim, run by the pageout thread's reaping, never part of a free: it takes descriptors
+// from the rest of the pool, one per block moved and one for the block the page becomes. Without it a burst of fragmentation leaves its
+// descriptor pages scattered through memory for ever, splitting the blocks around them.
 
 /// Which descriptors a request may take.
 public enum DescriptorAccess {
@@ -37,6 +44,8 @@ public struct DescriptorPageHeader {
     /// Descriptors of this page not in the pool's free list (a dynamic page's own included).
     public var inUse: UInt32 = 0
     public var isStatic = false
+    /// Set while the page is being taken out of the pool (detachIdlePages).
+    var detaching = false
 }
 
 public struct BuddyDescriptorPool {
@@ -55,6 +64,8 @@ public struct BuddyDescriptorPool {
     public private(set) var inUse = 0
     public private(set) var staticPages = 0
     public private(set) var dynamicPages = 0
+    /// Dynamic pages taken out of the pool again and given back to the allocator.
+    public private(set) var pagesGivenBack = 0
     /// Descriptors taken before the first dynamic page was added (the static slab's share).
     public private(set) var takenBeforeSwitch = 0
     /// Descriptors only `.reserve` access may take.
@@ -141,6 +152,77 @@ public struct BuddyDescriptorPool {
         freeCount += 1
         inUse -= 1
         BuddyDescriptorPool.header(of: descriptor).pointee.inUse -= 1
+    }
+
+    /// Dynamic pages that describe no allocated block but themselves: what a reclaim can give
+    /// back (`isMovable`).
+    public var movablePages: Int {
+        var count = 0
+        var page = pageList
+        while let current = page {
+            if isMovable(current) { count += 1 }
+            page = current.pointee.nextPage
+        }
+        return count
+    }
+
+    /// Whether a dynamic page can be emptied: besides its own, its descriptors are in the pool
+    /// or describe free blocks - which the allocator can move to another page, since nobody
+    /// but the allocator points to them. An allocated block's descriptor pins its page.
+    func isMovable(_ page: UnsafeMutablePointer<DescriptorPageHeader>) -> Bool {
+        guard !page.pointee.isStatic else { return false }
+        if page.pointee.inUse == 1 { return true }
+        let first = BuddyDescriptorPool.ownDescriptor(of: page)
+        for index in 1..<BuddyDescriptorPool.descriptorsPerPage where first[index].state == .allocated { return false }
+        return true
+    }
+
+    /// Takes up to `limit` movable dynamic pages (`isMovable`) out of the pool: their free
+    /// descriptors leave the free list, the pages leave the page list, and none of their
+    /// descriptors is counted in use any more. Returns them as a list through `nextPage`. The
+    /// caller moves the free blocks they still describe to descriptors taken from the pool,
+    /// describes each page with one more, and frees it. O(pages x descriptorsPerPage + free
+    /// descriptors). Never allocates.
+    public mutating func detachMovablePages(limit: Int) -> UnsafeMutablePointer<DescriptorPageHeader>? {
+        var detached: UnsafeMutablePointer<DescriptorPageHeader>? = nil
+        var count = 0
+        var previous: UnsafeMutablePointer<DescriptorPageHeader>? = nil
+        var page = pageList
+        while count < limit, let current = page {
+            page = current.pointee.nextPage
+            guard isMovable(current) else {
+                previous = current
+                continue
+            }
+            if let previous = previous { previous.pointee.nextPage = page } else { pageList = page }
+            current.pointee.detaching = true
+            current.pointee.nextPage = detached
+            detached = current
+            count += 1
+            freeCount -= BuddyDescriptorPool.descriptorsPerPage - Int(current.pointee.inUse)
+            inUse -= Int(current.pointee.inUse)
+        }
+        guard count > 0 else { return nil }
+        // The free list without the detached pages' descriptors, in the order it had.
+        var kept: UnsafeMutablePointer<BuddyDescriptor>? = nil
+        var last: UnsafeMutablePointer<BuddyDescriptor>? = nil
+        var descriptor = freeList
+        while let current = descriptor {
+            descriptor = current.pointee.next
+            if BuddyDescriptorPool.header(of: current).pointee.detaching { continue }
+            current.pointee.next = nil
+            if let last = last { last.pointee.next = current } else { kept = current }
+            last = current
+        }
+        freeList = kept
+        dynamicPages -= count
+        pagesGivenBack += count
+        return detached
+    }
+
+    /// A detached page's own descriptor (its first).
+    public static func ownDescriptor(of page: UnsafeMutablePointer<DescriptorPageHeader>) -> UnsafeMutablePointer<BuddyDescriptor> {
+        (UnsafeMutableRawPointer(page) + headerBytes).assumingMemoryBound(to: BuddyDescriptor.self)
     }
 
     @inline(__always)
