@@ -40,10 +40,9 @@ enum SerialInput {
     static func start() {
         guard ring == nil else { return }
         ring = UnsafeMutablePointer<UInt8>.allocate(capacity: capacity)
-        Interrupts.register(vector: PIC.vectorBase + irq, serialInterrupt)
         SerialPort.com1.interruptAtEveryReceivedByte()
         SerialPort.com1.setReceiveInterrupt(.on)
-        PIC.unmask(irq: irq)
+        InterruptLines.enable(irq: irq, .isa, serialInterrupt)
     }
 
     /// The next byte typed; sleeps until there is one.
@@ -81,5 +80,5 @@ enum SerialInput {
 
 private func serialInterrupt(_ frame: UnsafeMutablePointer<InterruptFrame>) {
     SerialInput.drain()
-    PIC.endOfInterrupt(irq: SerialInput.irq)
+    InterruptLines.endOfInterrupt(irq: SerialInput.irq)
 }

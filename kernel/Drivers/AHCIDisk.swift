@@ -152,8 +152,7 @@ enum AHCIDisk {
         completion.initialize(to: DiskCompletion())
         portWrite(portInterruptEnable, interruptDeviceToHost | interruptPIOSetup | interruptErrors)
         hostWrite(globalHostControl, hostRead(globalHostControl) | ghcInterruptEnable)
-        Interrupts.register(vector: PIC.vectorBase + irq, ahciInterrupt)
-        PIC.unmask(irq: irq)
+        InterruptLines.enable(irq: irq, .pci, ahciInterrupt)
 
         let (identify, identifyPhysical) = memory.at(identifyOffset)
         if let failure = issue(command: 0xEC, sector: 0, count: 0, write: false, pieces: [(identifyPhysical, Disk.sectorBytes)]) {
@@ -290,5 +289,5 @@ private func ahciInterrupt(_ frame: UnsafeMutablePointer<InterruptFrame>) {
         AHCIDisk.interrupts &+= 1
         AHCIDisk.collect()
     }
-    PIC.endOfInterrupt(irq: AHCIDisk.irq)
+    InterruptLines.endOfInterrupt(irq: AHCIDisk.irq)
 }

@@ -128,8 +128,7 @@ enum VirtioBlock {
         mutex.initialize(to: Mutex("virtio-blk"))
         completion = UnsafeMutablePointer<DiskCompletion>.allocate(capacity: 1)
         completion.initialize(to: DiskCompletion())
-        Interrupts.register(vector: PIC.vectorBase + irq, virtioBlockInterrupt)
-        PIC.unmask(irq: irq)
+        InterruptLines.enable(irq: irq, .pci, virtioBlockInterrupt)
         register(deviceStatus).write8(statusAcknowledge | statusDriver | statusDriverOK)
         return true
     }
@@ -224,5 +223,5 @@ private func virtioBlockInterrupt(_ frame: UnsafeMutablePointer<InterruptFrame>)
         VirtioBlock.interrupts &+= 1
         VirtioBlock.collectCompletions()
     }
-    PIC.endOfInterrupt(irq: VirtioBlock.irq)
+    InterruptLines.endOfInterrupt(irq: VirtioBlock.irq)
 }

@@ -25,6 +25,7 @@ enum KernelOption: Int, CaseIterable {
     case monitor
     case swapdev
     case diskfault
+    case irqchip
 
     var spec: OptionSpec {
         switch self {
@@ -58,6 +59,8 @@ enum KernelOption: Int, CaseIterable {
             return OptionSpec("monitor", .flag, default: "", "when the run is over, give a command prompt on the serial console instead of exiting (docs/monitor.md)")
         case .swapdev:
             return OptionSpec("swapdev", .choice("auto|virtio|ahci|ata"), default: "auto", "the swap disk's driver: auto (the first present of virtio-blk, AHCI, ATA) or one of them, which must be present (docs/io.md)")
+        case .irqchip:
+            return OptionSpec("irqchip", .choice("auto|pic|ioapic"), default: "auto", "which controller delivers device interrupts: auto (the I/O APIC when the firmware lists one), pic (the 8259s), ioapic (docs/smp.md)")
         case .diskfault:
             return OptionSpec("diskfault", .text, default: "off", "make swap disk operations fail: write:N,read:M fails the N-th write and the M-th read since boot, once each (docs/io.md)")
         }
@@ -118,6 +121,7 @@ enum KernelOptions {
             case .help: KernelOptions.help = true
             case .monitor: Monitor.requested = true
             case .swapdev: Disk.choice = SwapDeviceChoice(rawValue: value.choice)!
+            case .irqchip: InterruptLines.choice = InterruptControllerChoice(rawValue: value.choice)!
             case .diskfault:
                 if let plan = DiskFaultPlan.parse(value.text) {
                     Disk.faults = plan

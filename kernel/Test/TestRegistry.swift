@@ -31,6 +31,6 @@ enum TestRegistry {
             DiskFaultTests.suite,
             SMPTests.suite,
             SMPTests.limitedSuite,
-        ] + NecessityTests.suites
+        ] + InterruptTests.suites + NecessityTests.suites
     }
 }

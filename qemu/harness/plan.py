@@ -179,8 +179,8 @@ def plan(suites, seed, only=None, seed_scale=1, extra_arguments="", memory=None,
 # ATA PIO the zone reserve alone carries Dillon's workload (docs/reserves.md, "Necessity").
 # `--disk`/`--machine` run any selection on one combination (docs/io.md).
 DEVICE_BOOTS = (
-    ("pc", "ide", ("swapdevice", "128M"), ("paging", "24M"), ("necessity-pages", "24M")),
-    ("q35", "ahci", ("swapdevice", "128M"), ("paging", "24M")),
+    ("pc", "ide", ("swapdevice", "128M"), ("paging", "24M"), ("necessity-pages", "24M"), ("interrupts", "24M")),
+    ("q35", "ahci", ("swapdevice", "128M"), ("paging", "24M"), ("interrupts", "24M")),
     ("q35", "virtio", ("swapdevice", "128M"), ("races", "24M")),
 )
 

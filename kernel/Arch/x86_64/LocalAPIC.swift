@@ -72,7 +72,8 @@ enum LocalAPIC {
 
     /// Software-enables the running CPU's APIC with its spurious vector, accepts every priority,
     /// and sets its local interrupt lines: on the boot CPU LINT0 delivers the 8259's interrupts
-    /// (ExtINT: the PIT tick keeps arriving as before); on the others LINT0 is masked. LINT1 is
+    /// (ExtINT: the PIT tick keeps arriving as before) until InterruptLines moves the device
+    /// lines to the I/O APIC and closes it; on the others LINT0 is masked. LINT1 is
     /// the NMI line everywhere. The timer and error interrupts stay masked.
     static func enable(_ role: Role) {
         write(.taskPriority, 0)
@@ -85,6 +86,9 @@ enum LocalAPIC {
     }
 
     static func endOfInterrupt() { write(.endOfInterrupt, 0) }
+
+    /// Masks LINT0, the 8259s' way in (ExtINT), once the I/O APIC delivers every device line.
+    static func closeLegacyLine() { write(.lint0, masked) }
 
     /// Sends an IPI to the CPU with `apicID` and waits until the APIC has sent it.
     static func sendIPI(to apicID: UInt32, vector: Int = 0, _ delivery: Delivery) {

@@ -50,6 +50,15 @@ enum PIC {
         }
     }
 
+    /// Masks every line on both PICs: the I/O APIC delivers them now (InterruptLines).
+    static func maskAll() {
+        masterData.write8(0xFF)
+        slaveData.write8(0xFF)
+    }
+
+    /// The interrupt mask registers, master in the low byte (a set bit: masked).
+    static var masks: UInt16 { UInt16(masterData.read8()) | UInt16(slaveData.read8()) << 8 }
+
     static func endOfInterrupt(irq: Int) {
         if irq >= 8 { slaveCommand.write8(0x20) }
         masterCommand.write8(0x20)

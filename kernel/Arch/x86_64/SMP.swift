@@ -79,6 +79,7 @@ enum SMP {
         boot.pointee.state.store(CPUState.online.rawValue, ordering: .releasing)
         LocalAPIC.enable(.bootProcessor)
         kassert(LocalAPIC.id == boot.pointee.apicID, "the boot CPU's APIC id \(LocalAPIC.id) is not CPUID's \(boot.pointee.apicID)")
+        InterruptLines.switchToIOAPIC()
         Interrupts.register(vector: wakeVector, wakeInterrupt)
         Interrupts.register(vector: pingVector, pingInterrupt)
         Interrupts.register(vector: answerVector, answerInterrupt)

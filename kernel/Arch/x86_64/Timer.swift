@@ -1,4 +1,5 @@
-// Timer.swift - the periodic tick: PIT channel 0 on IRQ 0.
+// Timer.swift - the periodic tick: PIT channel 0 on IRQ 0 (through the 8259s, then - on a
+// machine with one - the I/O APIC: InterruptLines).
 //
 // The 8254 PIT divides 1,193,182 Hz; the kernel programs it for `hertz` ticks per second.
 // Each tick: count it, acknowledge it, let the watchdog look, wake sleepers whose time has
@@ -17,8 +18,7 @@ enum Timer {
         IOPort(0x43).write8(0x36)                       // channel 0, lobyte/hibyte, square wave
         IOPort(0x40).write8(UInt8(divisor & 0xFF))
         IOPort(0x40).write8(UInt8(divisor >> 8))
-        Interrupts.register(vector: PIC.vectorBase + 0, timerInterrupt)
-        PIC.unmask(irq: 0)
+        InterruptLines.enable(irq: 0, .isa, timerInterrupt)
         running = true
         Log.info(.cpu, "timer: PIT channel 0 at \(hertz) Hz (divisor \(divisor)); a thread's quantum is \(Scheduler.quantumTicks) ticks = \(UInt64(Scheduler.quantumTicks) * 1000 / hertz) ms")
     }
@@ -35,7 +35,7 @@ enum Timer {
 
 private func timerInterrupt(_ frame: UnsafeMutablePointer<InterruptFrame>) {
     Timer.ticks &+= 1
-    PIC.endOfInterrupt(irq: 0)
+    InterruptLines.endOfInterrupt(irq: 0)
     Watchdog.tick()
     Trace.tick(Timer.ticks)
     Scheduler.timerTick()
