@@ -66,6 +66,7 @@ func startThreadsAndPaging() {
 @inline(never)
 func kernelInitComplete() -> Never {
     Log.info(.boot, "initialisation complete (seed \(KernelOptions.seed))")
+    PhysicalMemory.armFaultInjection()
     if !KernelOptions.testSelection.isEmpty {
         TestRunner.run(KernelOptions.testSelection)
     }

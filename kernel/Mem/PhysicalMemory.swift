@@ -149,6 +149,16 @@ enum PhysicalMemory {
         faultInjector = injector
     }
 
+    /// Whether `pagefail=` may fail requests yet: from the end of the boot on.
+    static var faultInjectionArmed = false
+
+    /// Called once every subsystem is up (kernel_init_complete): the tests and workloads that
+    /// follow meet the injected failures, the boot never does.
+    static func armFaultInjection() {
+        faultInjectionArmed = true
+        if faultInjector.isActive { Log.info(.pmm, "fault injection armed: the boot is over") }
+    }
+
     // MARK: - Allocation
 
     /// Allocates 2^order contiguous pages aligned to their size, under `context`'s rules.
@@ -165,11 +175,12 @@ enum PhysicalMemory {
             // but draws at most `maximumInjectedRetries` in a row: pagefail=every:1 must slow
             // blocking requests down, not hang them. (Decided and counted with interrupts off:
             // the injector's pattern and the statistics are shared by every thread.) Nothing is
-            // injected before vm_wait exists: boot-time allocations (the idle thread's stack, the
-            // swap tables) can neither wait nor fail gracefully, and a seed that lands on one
-            // would only test the boot's panic.
+            // injected before the boot is over (`armFaultInjection`): boot-time allocations (the
+            // idle thread's stack, the swap tables, a disk driver's DMA memory) can neither wait
+            // nor fail gracefully - stressfaults with seed 7 lost its virtio disk to one - and a
+            // seed that lands on one would only test the boot's failure path.
             let injected: Bool = withInterruptsDisabled {
-                guard faultInjector.isActive && VMWait.isAvailable && injectedRetries < maximumInjectedRetries && faultInjector.shouldFail(requester) else { return false }
+                guard faultInjector.isActive && faultInjectionArmed && injectedRetries < maximumInjectedRetries && faultInjector.shouldFail(requester) else { return false }
                 statistics[requester].injectedFailures += 1
                 if context.blocking == .noWait { statistics[requester].failures += 1 }
                 return true
