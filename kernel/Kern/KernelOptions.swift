@@ -26,6 +26,7 @@ enum KernelOption: Int, CaseIterable {
     case swapdev
     case diskfault
     case irqchip
+    case lockorder
 
     var spec: OptionSpec {
         switch self {
@@ -61,6 +62,8 @@ enum KernelOption: Int, CaseIterable {
             return OptionSpec("swapdev", .choice("auto|virtio|ahci|ata"), default: "auto", "the swap disk's driver: auto (the first present of virtio-blk, AHCI, ATA) or one of them, which must be present (docs/io.md)")
         case .irqchip:
             return OptionSpec("irqchip", .choice("auto|pic|ioapic"), default: "auto", "which controller delivers device interrupts: auto (the I/O APIC when the firmware lists one), pic (the 8259s), ioapic (docs/smp.md)")
+        case .lockorder:
+            return OptionSpec("lockorder", .choice("off|on"), default: "off", "check every mutex and spin lock acquisition against the orders seen so far; a reversed order panics naming both locks and sites (docs/debugging.md)")
         case .diskfault:
             return OptionSpec("diskfault", .text, default: "off", "make swap disk operations fail: write:N,read:M fails the N-th write and the M-th read since boot, once each (docs/io.md)")
         }
@@ -121,6 +124,7 @@ enum KernelOptions {
             case .help: KernelOptions.help = true
             case .monitor: Monitor.requested = true
             case .swapdev: Disk.choice = SwapDeviceChoice(rawValue: value.choice)!
+            case .lockorder: if value.choice == 1 { LockOrder.enable() }
             case .irqchip: InterruptLines.choice = InterruptControllerChoice(rawValue: value.choice)!
             case .diskfault:
                 if let plan = DiskFaultPlan.parse(value.text) {

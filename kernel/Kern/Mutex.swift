@@ -19,7 +19,8 @@ struct Mutex {
 }
 
 extension UnsafeMutablePointer where Pointee == Mutex {
-    func lock() {
+    func lock(_ file: StaticString = #fileID, _ line: UInt = #line) {
+        if LockOrder.isEnabled { LockOrder.acquiring(pointee.name, LockSite(file, line)) }
         withInterruptsDisabled {
             let me = Scheduler.current
             if pointee.owner == me { panic("mutex \(pointee.name): taken twice by thread \(me.pointee.name)") }
@@ -37,10 +38,11 @@ extension UnsafeMutablePointer where Pointee == Mutex {
             pointee.owner = nil
             Scheduler.wakeup(UnsafeRawPointer(self))
         }
+        if LockOrder.isEnabled { LockOrder.released(pointee.name) }
     }
 
-    func withLock<R>(_ body: () -> R) -> R {
-        lock()
+    func withLock<R>(_ file: StaticString = #fileID, _ line: UInt = #line, _ body: () -> R) -> R {
+        lock(file, line)
         defer { unlock() }
         return body()
     }

@@ -37,7 +37,8 @@ struct SpinLock {
 
     private enum Acquisition { case atOnce, afterSpinning, alreadyHeldByThisCPU }
 
-    mutating func lock() {
+    mutating func lock(_ file: StaticString = #fileID, _ line: UInt = #line) {
+        if LockOrder.isEnabled { LockOrder.acquiring(name, LockSite(file, line)) }
         let wasEnabled = CPU.interruptsEnabled
         CPU.disableInterrupts()
         let cpu = PerCPU.this
@@ -58,6 +59,7 @@ struct SpinLock {
     }
 
     mutating func unlock() {
+        if LockOrder.isEnabled { LockOrder.released(name) }
         let cpu = PerCPU.this
         let restore = interruptsWereEnabled
         withUnsafeMutablePointer(to: &holder) { word in

@@ -81,6 +81,8 @@ struct Thread {
     var freePath = FreePathState()
     /// Zones this thread is growing right now, nested (kernel/Mem/Portable/ZoneAllocator.swift).
     var zoneGrowthDepth = 0
+    /// The locks this thread holds, for the lock-order checker (lockorder=on: LockOrder.swift).
+    var heldLocks = HeldLocks()
 
     var id: UInt64
     var name: StaticString

@@ -31,6 +31,7 @@ enum TestRegistry {
             DiskFaultTests.suite,
             SMPTests.suite,
             SMPTests.limitedSuite,
+            LockOrderTests.suite,
         ] + InterruptTests.suites + NecessityTests.suites
     }
 }

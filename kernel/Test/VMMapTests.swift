@@ -23,7 +23,7 @@ enum VMMapTests {
     }
 
     static var suite: TestSuite { TestSuite("vmmap", cases) }
-    static var checkedSuite: TestSuite { TestSuite("vmmapcheck", arguments: "mapcheck=on", cases + [
+    static var checkedSuite: TestSuite { TestSuite("vmmapcheck", arguments: "mapcheck=on lockorder=on", cases + [
         TestCase("validatorIsOn", { Test.expect(VMMaps.validateAfterEveryOperation, "mapcheck=on reached the maps") }),
     ]) }
 

@@ -276,5 +276,6 @@ enum Pageout {
         Log.info(.pageout, "swap: \(SwapDevice.pagesWritten) pages out, \(SwapDevice.pagesRead) pages in, \(SwapDevice.usedBlocks) of \(SwapDevice.blocks) blocks in use; faults: \(PageFault.zeroFills) zero-fill, \(PageFault.swapIns) from swap, \(PageFault.remaps) remapped")
         SwapMetadata.logStatistics()
         Disk.logStatistics()
+        LockOrder.logStatistics()
     }
 }
