@@ -120,6 +120,8 @@ enum PhysicalMemory {
         // The pageout path's descriptor reserve (ReserveBounds, docs/memory-descriptors.md).
         allocator.descriptors.reserveTarget = ReserveBounds.buddyDescriptorReserve
         allocator.descriptors.reserveDrawBound = ReserveBounds.buddyDescriptorBound
+        // zonedebug=poison applies to the buddy-descriptor pool as to every zone.
+        if Zones.debug.contains(.poison) { allocator.descriptors.startPoisoning() }
         let stored = UnsafeMutablePointer<BuddyAllocator>.allocate(capacity: 1)
         stored.initialize(to: allocator)
         buddy = stored

@@ -52,7 +52,36 @@ enum ZoneTests {
                      inFrame: "ZoneTests.foreignPointerFreeIsCaughtAtOnce", foreignPointerFreeIsCaughtAtOnce),
             TestCase("interiorPointerFreeIsCaughtAtOnce", expectsPanic: "is not the start of an object",
                      inFrame: "ZoneTests.interiorPointerFreeIsCaughtAtOnce", interiorPointerFreeIsCaughtAtOnce),
+            TestCase("buddyDescriptorWrittenAfterItWasGivenBackIsCaught", expectsPanic: "buddy descriptors: a descriptor was written after it was given back",
+                     buddyDescriptorWrittenAfterItWasGivenBackIsCaught),
+            TestCase("buddyDescriptorGivenBackTwiceIsCaught", expectsPanic: "buddy descriptors: a descriptor given back twice",
+                     buddyDescriptorGivenBackTwiceIsCaught),
         ])
+    }
+
+    /// zonedebug=poison covers the buddy-descriptor pool: a descriptor given back by a merge
+    /// and then written through a stale pointer is caught when the pool hands it out again.
+    @inline(never)
+    static func buddyDescriptorWrittenAfterItWasGivenBackIsCaught() {
+        let buddy = PhysicalMemory.buddy!
+        Test.expect(buddy.pointee.descriptors.poisonsFreeDescriptors, "zonedebug=poison poisons the descriptor pool")
+        withInterruptsDisabled {
+            let stale = buddy.pointee.descriptors.freeList!
+            stale.pointee.order = 3                      // a write through a stale pointer
+            _ = buddy.pointee.descriptors.take(.aboveReserve)
+        }
+        Test.fail("the disturbed poison went unnoticed")
+    }
+
+    /// Giving back a descriptor that is already in the pool stops the kernel (always on).
+    @inline(never)
+    static func buddyDescriptorGivenBackTwiceIsCaught() {
+        let buddy = PhysicalMemory.buddy!
+        withInterruptsDisabled {
+            let pooled = buddy.pointee.descriptors.freeList!
+            buddy.pointee.descriptors.give(pooled)
+        }
+        Test.fail("a descriptor given back twice went unnoticed")
     }
 
     static func seedZonesServedObjectsBeforeThePageAllocator() {

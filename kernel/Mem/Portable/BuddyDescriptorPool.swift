@@ -81,6 +81,13 @@ public struct BuddyDescriptorPool {
     /// counted below them, as its page draws are counted below the pages the test holds.
     public var heldBelowReserveLine = 0
     public var deepestDrawChain = DrawChain()
+    /// zonedebug=poison for descriptors: a descriptor in the pool has its unused fields filled
+    /// with 0x6b, checked when it is taken again - a write after it was given back (through a
+    /// stale pointer to a merged block's descriptor) stops the kernel at the next take.
+    public var poisonsFreeDescriptors = false
+    static let poisonLink = UnsafeMutablePointer<BuddyDescriptor>(bitPattern: UInt(0x6b6b_6b6b_6b6b_6b6b))
+    static let poisonPage = PageIndex(rawValue: 0x6b6b_6b6b)
+    static let poisonOrder: UInt8 = 0x6b
 
     public init() {}
 
@@ -110,6 +117,7 @@ public struct BuddyDescriptorPool {
         // Pushed last to first, so the page's lowest descriptors are taken first.
         let own = isStatic ? 0 : 1
         for index in stride(from: BuddyDescriptorPool.descriptorsPerPage - 1, through: own, by: -1) {
+            poison(first + index)
             first[index].next = freeList
             freeList = first + index
         }
@@ -132,7 +140,15 @@ public struct BuddyDescriptorPool {
         FreePath.checkAllocation(.buddyDescriptor)
         precondition(available(access) > 0, "buddy descriptors: taken beyond what the access allows")
         let descriptor = freeList!
-        freeList = descriptor.pointee.next
+        let found = descriptor.pointee
+        // A descriptor in the pool describes nothing; poisoned, its other fields hold the fill.
+        precondition(found.state == .unused, "buddy descriptors: a descriptor in the pool is in use (a write after it was given back, or a corrupt free list)")
+        if poisonsFreeDescriptors {
+            precondition(found.prev == BuddyDescriptorPool.poisonLink && found.firstPage == BuddyDescriptorPool.poisonPage
+                         && found.order == BuddyDescriptorPool.poisonOrder && found.flags.rawValue == BuddyDescriptorPool.poisonOrder,
+                         "buddy descriptors: a descriptor was written after it was given back (its poison is disturbed)")
+        }
+        freeList = found.next
         freeCount -= 1
         inUse += 1
         BuddyDescriptorPool.header(of: descriptor).pointee.inUse += 1
@@ -146,7 +162,9 @@ public struct BuddyDescriptorPool {
     /// Gives a descriptor back (a merge on free released it). Never allocates.
     @inline(__always)
     public mutating func give(_ descriptor: UnsafeMutablePointer<BuddyDescriptor>) {
+        precondition(descriptor.pointee.state != .unused, "buddy descriptors: a descriptor given back twice")
         descriptor.pointee = BuddyDescriptor()
+        poison(descriptor)
         descriptor.pointee.next = freeList
         freeList = descriptor
         freeCount += 1
@@ -223,6 +241,26 @@ public struct BuddyDescriptorPool {
     /// A detached page's own descriptor (its first).
     public static func ownDescriptor(of page: UnsafeMutablePointer<DescriptorPageHeader>) -> UnsafeMutablePointer<BuddyDescriptor> {
         (UnsafeMutableRawPointer(page) + headerBytes).assumingMemoryBound(to: BuddyDescriptor.self)
+    }
+
+    /// Fills a pooled descriptor's unused fields with the poison (when poisoning is on).
+    @inline(__always)
+    func poison(_ descriptor: UnsafeMutablePointer<BuddyDescriptor>) {
+        guard poisonsFreeDescriptors else { return }
+        descriptor.pointee.prev = BuddyDescriptorPool.poisonLink
+        descriptor.pointee.firstPage = BuddyDescriptorPool.poisonPage
+        descriptor.pointee.order = BuddyDescriptorPool.poisonOrder
+        descriptor.pointee.flags = BuddyFlags(rawValue: BuddyDescriptorPool.poisonOrder)
+    }
+
+    /// Poisons every descriptor now in the pool and those given back from now on.
+    public mutating func startPoisoning() {
+        poisonsFreeDescriptors = true
+        var descriptor = freeList
+        while let current = descriptor {
+            poison(current)
+            descriptor = current.pointee.next
+        }
     }
 
     @inline(__always)
