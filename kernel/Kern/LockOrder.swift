@@ -12,7 +12,7 @@
 
 enum LockOrder {
     static var graph: UnsafeMutablePointer<LockOrderGraph>? = nil
-    /// Acquisitions checked, and violations found (the first panics).
+    /// Acquisitions checked (a violation panics at once).
     static var checked: UInt64 = 0
 
     static var isEnabled: Bool { graph != nil }

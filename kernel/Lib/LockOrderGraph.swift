@@ -53,8 +53,7 @@ public struct HeldLocks {
 
     public subscript(index: Int) -> HeldLock {
         precondition(index >= 0 && index < count, "held locks: index out of range")
-        var copy = storage
-        return withUnsafeBytes(of: &copy) { $0.load(fromByteOffset: index * MemoryLayout<HeldLock>.stride, as: HeldLock.self) }
+        return withUnsafeBytes(of: storage) { $0.load(fromByteOffset: index * MemoryLayout<HeldLock>.stride, as: HeldLock.self) }
     }
 
     public mutating func push(_ lock: HeldLock) {

@@ -120,8 +120,10 @@ enum PhysicalMemory {
         // The pageout path's descriptor reserve (ReserveBounds, docs/memory-descriptors.md).
         allocator.descriptors.reserveTarget = ReserveBounds.buddyDescriptorReserve
         allocator.descriptors.reserveDrawBound = ReserveBounds.buddyDescriptorBound
-        // zonedebug=poison applies to the buddy-descriptor pool as to every zone.
-        if Zones.debug.contains(.poison) { allocator.descriptors.startPoisoning() }
+        // zonedebug's doublefree and poison apply to the buddy-descriptor pool as to every zone.
+        if Zones.debug.contains(.doubleFree) || Zones.debug.contains(.poison) {
+            allocator.descriptors.enableDebugChecks(poison: Zones.debug.contains(.poison))
+        }
         let stored = UnsafeMutablePointer<BuddyAllocator>.allocate(capacity: 1)
         stored.initialize(to: allocator)
         buddy = stored
@@ -275,8 +277,8 @@ enum PhysicalMemory {
         }
     }
 
-    /// Gives back pages of buddy descriptors that describe nothing but themselves - what a
-    /// burst of fragmentation leaves once its blocks have merged again - keeping the reserve
+    /// Gives back pages of buddy descriptors that describe no allocated block - what a burst
+    /// of fragmentation leaves once its blocks have merged again - keeping the reserve
     /// and a page's worth of spare descriptors, so that the next splits do not grow the pool
     /// at once. The pageout thread's reaping calls it (Pageout.reapZones), never a free path:
     /// each page needs a descriptor from another page (BuddyAllocator.reclaimDescriptorPages).

@@ -73,7 +73,8 @@ enum ZoneTests {
         Test.fail("the disturbed poison went unnoticed")
     }
 
-    /// Giving back a descriptor that is already in the pool stops the kernel (always on).
+    /// Giving back a descriptor that is already in the pool stops the kernel (zonedebug's
+    /// doublefree or poison).
     @inline(never)
     static func buddyDescriptorGivenBackTwiceIsCaught() {
         let buddy = PhysicalMemory.buddy!

@@ -116,9 +116,9 @@ enum Pageout {
     }
 
     /// Asks every zone for its empty slabs (Zones.reclaimAll: each keeps its reserve and its
-    /// keepEmptySlabs), and the page allocator for its idle pages of buddy descriptors
-    /// (PhysicalMemory.reclaimDescriptorPages: it keeps its reserve), and counts what came back. Returns the pages freed. Allocates nothing,
-    /// never waits. The pageout thread calls it through `reapIfDue`; a test may call it
+    /// keepEmptySlabs) and the page allocator for the pages of buddy descriptors it can give
+    /// back (PhysicalMemory.reclaimDescriptorPages: it keeps its reserve), and counts what
+    /// came back. Returns the pages freed. Allocates no page, never waits. The pageout thread calls it through `reapIfDue`; a test may call it
     /// directly, with preemption off, when it has made memory short itself.
     @discardableResult
     static func reapZones() -> UInt64 {

@@ -83,8 +83,8 @@ enum SwapPager {
         return .claimed(Slot(block: fresh, isNew: true))
     }
 
-    /// Gives back a slot claimed for a page that is not written after all.
-    static func releaseSlot(_ slot: Slot, _ object: ObjectRef, _ index: Int) {
+    /// Gives back a slot whose write failed.
+    private static func releaseSlot(_ slot: Slot, _ object: ObjectRef, _ index: Int) {
         if slot.isNew { SwapMetadata.release(object, first: index, count: 1) }
     }
 

@@ -30,7 +30,8 @@ enum Polarity {
 struct IOAPICUnit {
     let registers: UnsafeMutableRawPointer
     let interruptBase: UInt32
-    let inputs: UInt32
+    /// Redirection entries (the version register's maximum + 1).
+    var inputs: UInt32
     let id: UInt8
 
     func read(_ register: UInt32) -> UInt32 {
@@ -83,12 +84,12 @@ enum IOAPIC {
             }
             var unit = IOAPICUnit(registers: registers, interruptBase: entry.interruptBase, inputs: 0, id: entry.id)
             let version = unit.read(1)
-            let inputs = ((version >> 16) & 0xFF) + 1
-            guard version != 0xFFFF_FFFF, inputs > 1 else {
+            unit.inputs = ((version >> 16) & 0xFF) + 1
+            guard version != 0xFFFF_FFFF, unit.inputs > 1 else {
                 Log.warn(.cpu, "interrupts: the I/O APIC at \(address: entry.address) does not answer (version register \(hex: version))")
                 return false
             }
-            unit = IOAPICUnit(registers: registers, interruptBase: entry.interruptBase, inputs: inputs, id: entry.id)
+            let inputs = unit.inputs
             for input in 0..<inputs { unit.write(0x10 + 2 * input, maskBit) }
             units.append(unit)
             Log.info(.cpu, "interrupts: I/O APIC id \(entry.id) at \(address: entry.address), version \(hex: version & 0xFF), global interrupts \(entry.interruptBase)-\(entry.interruptBase + inputs - 1), all masked")

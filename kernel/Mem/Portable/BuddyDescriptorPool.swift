@@ -81,10 +81,14 @@ public struct BuddyDescriptorPool {
     /// counted below them, as its page draws are counted below the pages the test holds.
     public var heldBelowReserveLine = 0
     public var deepestDrawChain = DrawChain()
-    /// zonedebug=poison for descriptors: a descriptor in the pool has its unused fields filled
-    /// with 0x6b, checked when it is taken again - a write after it was given back (through a
-    /// stale pointer to a merged block's descriptor) stops the kernel at the next take.
-    public var poisonsFreeDescriptors = false
+    /// zonedebug=doublefree or poison for descriptors (`enableDebugChecks`): a descriptor given
+    /// back must be in use, one taken must describe nothing - and with poison a descriptor in
+    /// the pool has its unused fields filled with 0x6b, checked when it is taken again, so a
+    /// write through a stale pointer to a merged block's descriptor stops the kernel at the
+    /// next take. Off by default, like the zones' checks: take and give are on every split and
+    /// merge, and the checks cost the page pair about 33 guest instructions.
+    public private(set) var debugChecks = false
+    public private(set) var poisonsFreeDescriptors = false
     static let poisonLink = UnsafeMutablePointer<BuddyDescriptor>(bitPattern: UInt(0x6b6b_6b6b_6b6b_6b6b))
     static let poisonPage = PageIndex(rawValue: 0x6b6b_6b6b)
     static let poisonOrder: UInt8 = 0x6b
@@ -117,7 +121,7 @@ public struct BuddyDescriptorPool {
         // Pushed last to first, so the page's lowest descriptors are taken first.
         let own = isStatic ? 0 : 1
         for index in stride(from: BuddyDescriptorPool.descriptorsPerPage - 1, through: own, by: -1) {
-            poison(first + index)
+            if poisonsFreeDescriptors { poison(first + index) }
             first[index].next = freeList
             freeList = first + index
         }
@@ -140,15 +144,8 @@ public struct BuddyDescriptorPool {
         FreePath.checkAllocation(.buddyDescriptor)
         precondition(available(access) > 0, "buddy descriptors: taken beyond what the access allows")
         let descriptor = freeList!
-        let found = descriptor.pointee
-        // A descriptor in the pool describes nothing; poisoned, its other fields hold the fill.
-        precondition(found.state == .unused, "buddy descriptors: a descriptor in the pool is in use (a write after it was given back, or a corrupt free list)")
-        if poisonsFreeDescriptors {
-            precondition(found.prev == BuddyDescriptorPool.poisonLink && found.firstPage == BuddyDescriptorPool.poisonPage
-                         && found.order == BuddyDescriptorPool.poisonOrder && found.flags.rawValue == BuddyDescriptorPool.poisonOrder,
-                         "buddy descriptors: a descriptor was written after it was given back (its poison is disturbed)")
-        }
-        freeList = found.next
+        if debugChecks { checkPooled(descriptor) }
+        freeList = descriptor.pointee.next
         freeCount -= 1
         inUse += 1
         BuddyDescriptorPool.header(of: descriptor).pointee.inUse += 1
@@ -162,9 +159,7 @@ public struct BuddyDescriptorPool {
     /// Gives a descriptor back (a merge on free released it). Never allocates.
     @inline(__always)
     public mutating func give(_ descriptor: UnsafeMutablePointer<BuddyDescriptor>) {
-        precondition(descriptor.pointee.state != .unused, "buddy descriptors: a descriptor given back twice")
-        descriptor.pointee = BuddyDescriptor()
-        poison(descriptor)
+        if debugChecks { resetChecked(descriptor) } else { descriptor.pointee = BuddyDescriptor() }
         descriptor.pointee.next = freeList
         freeList = descriptor
         freeCount += 1
@@ -243,19 +238,42 @@ public struct BuddyDescriptorPool {
         (UnsafeMutableRawPointer(page) + headerBytes).assumingMemoryBound(to: BuddyDescriptor.self)
     }
 
-    /// Fills a pooled descriptor's unused fields with the poison (when poisoning is on).
-    @inline(__always)
+    /// Fills a pooled descriptor's unused fields with the poison (zonedebug=poison only: off the
+    /// allocator's fast path).
+    @inline(never)
     func poison(_ descriptor: UnsafeMutablePointer<BuddyDescriptor>) {
-        guard poisonsFreeDescriptors else { return }
         descriptor.pointee.prev = BuddyDescriptorPool.poisonLink
         descriptor.pointee.firstPage = BuddyDescriptorPool.poisonPage
         descriptor.pointee.order = BuddyDescriptorPool.poisonOrder
         descriptor.pointee.flags = BuddyFlags(rawValue: BuddyDescriptorPool.poisonOrder)
     }
 
-    /// Poisons every descriptor now in the pool and those given back from now on.
-    public mutating func startPoisoning() {
-        poisonsFreeDescriptors = true
+    /// A descriptor about to leave the pool describes nothing; poisoned, its other fields still
+    /// hold the fill.
+    @inline(never)
+    func checkPooled(_ descriptor: UnsafeMutablePointer<BuddyDescriptor>) {
+        let found = descriptor.pointee
+        precondition(found.state == .unused, "buddy descriptors: a descriptor in the pool is in use (a write after it was given back, or a corrupt free list)")
+        guard poisonsFreeDescriptors else { return }
+        precondition(found.prev == BuddyDescriptorPool.poisonLink && found.firstPage == BuddyDescriptorPool.poisonPage
+                     && found.order == BuddyDescriptorPool.poisonOrder && found.flags.rawValue == BuddyDescriptorPool.poisonOrder,
+                     "buddy descriptors: a descriptor was written after it was given back (its poison is disturbed)")
+    }
+
+    /// A descriptor coming back must be in use; it is cleared, and poisoned when that is on.
+    @inline(never)
+    func resetChecked(_ descriptor: UnsafeMutablePointer<BuddyDescriptor>) {
+        precondition(descriptor.pointee.state != .unused, "buddy descriptors: a descriptor given back twice")
+        descriptor.pointee = BuddyDescriptor()
+        if poisonsFreeDescriptors { poison(descriptor) }
+    }
+
+    /// Turns the checks on (`poison`: with the fill); every descriptor now in the pool is
+    /// poisoned at once, so that the first take finds the fill.
+    public mutating func enableDebugChecks(poison poisoning: Bool) {
+        debugChecks = true
+        poisonsFreeDescriptors = poisoning
+        guard poisoning else { return }
         var descriptor = freeList
         while let current = descriptor {
             poison(current)
