@@ -102,6 +102,28 @@ enum Benchmarks {
             }
             report("pmm", name, cycles, "cycles")
         }
+        // The pair above splits the smallest free block down to the order asked for and merges
+        // it back, retagging every page of each half both ways: its cost depends on how deep
+        // that split is in this boot's free lists, which the next line says. The pair below
+        // holds the block's buddy so that the block stays on its own free list: no split, no
+        // merge - the allocator's fixed cost per pair.
+        for (order, name, depthName) in [(0, "order-0 pair without a split (its buddy held)" as StaticString, "order-0 pair: split depth" as StaticString),
+                                         (3, "order-3 pair without a split (its buddy held)", "order-3 pair: split depth")] {
+            var from = order
+            while from <= BuddyAllocator.maxOrder && PhysicalMemory.buddy!.pointee.freeBlockCount(order: from) == 0 { from += 1 }
+            report("pmm", depthName, UInt64(from - order), "orders")
+            let first = PhysicalMemory.allocate(order: order, .ordinaryNoWait)!
+            let buddy = PhysicalMemory.allocate(order: order, .ordinaryNoWait)!
+            PhysicalMemory.free(first, order: order)
+            let cycles = measure(operations: 10_000) {
+                for _ in 0..<10_000 {
+                    let block = PhysicalMemory.allocate(order: order, .ordinaryNoWait)!
+                    PhysicalMemory.free(block, order: order)
+                }
+            }
+            PhysicalMemory.free(buddy, order: order)
+            report("pmm", name, cycles, "cycles")
+        }
     }
 
     // MARK: - Zones
@@ -302,11 +324,13 @@ enum Benchmarks {
     // MARK: - Overhead
 
     static func overhead() {
-        // The static part: the mem_desc word and the VMPage (the pages of buddy descriptors
-        // come on top, 24 bytes per block: docs/memory-descriptors.md).
-        let descriptor = UInt64(MemoryLayout<MemDesc>.stride + MemoryLayout<VMPage>.stride)
+        // The static part: the mem_desc word (buddy descriptors, 24 bytes per block, and
+        // pageable pages' descriptors come on top: docs/memory-descriptors.md).
+        let descriptor = UInt64(MemoryLayout<MemDesc>.stride)
         report("overhead", "page descriptor per 4 KiB page", descriptor, "bytes")
         report("overhead", "pages of buddy descriptors now", UInt64(PhysicalMemory.buddy!.pointee.descriptors.dynamicPages), "pages")
+        report("overhead", "buddy descriptor", UInt64(MemoryLayout<BuddyDescriptor>.stride), "bytes")
+        report("overhead", "pageable page descriptor", UInt64(MemoryLayout<PageablePage>.stride), "bytes")
         report("overhead", "page descriptors, share of RAM", descriptor * 100_000 / pageSize, "per-100000")
         Zones.forEach { zone in
             let s = zone.state.pointee

@@ -36,7 +36,7 @@ enum WaitKind: UInt8 {
     case channel
     /// The channel is a Mutex; its owner is Mutex.owner.
     case mutex
-    /// The channel is a busy page's descriptor (VMPage); its owner is VMPage.busyOwner, the
+    /// The channel is a busy page's descriptor (PageablePage); its owner is PageablePage.busyOwner, the
     /// thread that set busy.
     case busyPage
     /// vm_wait: pages are freed by the pageout thread (Pageout.thread).

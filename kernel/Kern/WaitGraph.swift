@@ -3,7 +3,7 @@
 // Every sleeping thread records what it waits on (Thread.wait: its WaitKind and channel, set
 // by Scheduler.sleep), and what it can wait on records its owner, where it has one:
 //   a mutex      Mutex.owner, the thread holding it          (interrupts off, in lock/unlock)
-//   a busy page  VMPage.busyOwner, the thread that set busy  (interrupts off, with the flag)
+//   a busy page  PageablePage.busyOwner, the thread that set busy  (interrupts off, with the flag)
 //   a join       the thread joined is the channel itself: it ends the wait by ending
 //   vm_wait      the pageout thread (Watchdog.pageoutThread): pages are what it makes
 // A plain channel, a timed sleep or the pageout thread's idle sleep has no owner. So a
@@ -66,7 +66,7 @@ enum WaitGraph {
             guard let owner = channel.assumingMemoryBound(to: Mutex.self).pointee.owner else { return nil }
             return WaitEdge(owner: owner, strength: .held)
         case .busyPage:
-            let page = channel.assumingMemoryBound(to: VMPage.self)
+            let page = channel.assumingMemoryBound(to: PageablePage.self)
             guard page.pointee.flags.contains(.busy), let owner = self.thread(withID: page.pointee.busyOwner) else { return nil }
             return WaitEdge(owner: owner, strength: .held)
         case .thread:
@@ -85,7 +85,7 @@ enum WaitGraph {
         return edge.owner
     }
 
-    /// The live thread whose id truncates to `id` (VMPage.busyOwner); nil for 0 or none.
+    /// The live thread whose id truncates to `id` (PageablePage.busyOwner); nil for 0 or none.
     static func thread(withID id: UInt32) -> ThreadRef? {
         guard id != 0 else { return nil }
         var found: ThreadRef? = nil
@@ -219,7 +219,7 @@ enum WaitGraph {
             out.write("mutex ")
             out.write(wait.channel!.assumingMemoryBound(to: Mutex.self).pointee.name)
         case .busyPage:
-            let page = wait.channel!.assumingMemoryBound(to: VMPage.self)
+            let page = wait.channel!.assumingMemoryBound(to: PageablePage.self)
             out.write("busy page ")
             out.hex(pageAddress(page))
             if owner == nil {
@@ -249,10 +249,10 @@ enum WaitGraph {
         }
     }
 
-    private static func pageAddress(_ descriptor: UnsafePointer<VMPage>) -> UInt64 {
-        guard let pages = PhysicalMemory.pages else { return 0 }
-        let index = PageIndex(UnsafePointer(pages).distance(to: descriptor))
-        return PhysicalMemory.physicalAddress(of: index).rawValue
+    /// The page a busy page's descriptor describes (the sleeper's channel is the descriptor,
+    /// which stays allocated while anyone sleeps on it: MemoryObjects.takeOut wakes them first).
+    private static func pageAddress(_ descriptor: UnsafePointer<PageablePage>) -> UInt64 {
+        PhysicalMemory.physicalAddress(of: descriptor.pointee.page).rawValue
     }
 
     /// The chains: one line from each sleeper nobody waits for, along its edges to the thread
@@ -321,7 +321,7 @@ enum WaitGraph {
             out.write("]-> ")
         case .busyPage:
             out.write(" -[busy page ")
-            out.hex(pageAddress(wait.channel!.assumingMemoryBound(to: VMPage.self)))
+            out.hex(pageAddress(wait.channel!.assumingMemoryBound(to: PageablePage.self)))
             out.write("]-> ")
         case .thread: out.write(" -[join]-> ")
         case .pages: out.write(" -[vm_wait]-> ")
@@ -364,7 +364,7 @@ enum WaitGraph {
                 sink.write(" held by ")
             case .busyPage:
                 sink.write("waits for busy page ")
-                sink.hex(pageAddress(wait.channel!.assumingMemoryBound(to: VMPage.self)))
+                sink.hex(pageAddress(wait.channel!.assumingMemoryBound(to: PageablePage.self)))
                 sink.write(" held by ")
             case .thread:
                 sink.write("waits for the end of ")

@@ -3,13 +3,16 @@
 // `KernelZoneEnvironment` plugs the portable zone code (kernel/Mem/Portable/Zone*.swift) into the
 // kernel: the zone lock is "interrupts off" (one CPU), slabs come from the buddy allocator
 // through the direct map (or from kmem for kmem-backed zones), and a corrupted zone panics.
-// Every page of a direct-map slab has use .slab with `object` = the slab header, which is
-// how kfree finds the zone of any pointer; freeing the slab gives every page back untyped.
+// Every page of a direct-map slab has use .slab and the slab header sits at the start of the
+// block, so the page's buddy descriptor (its first page) leads kfree from any pointer to the
+// zone; freeing the slab gives every page back untyped.
 //
 // The three zones the seeds are about are created here, before the page allocator exists:
 //   pv_entry   - PV entries (kernel/Arch/x86_64/Pmap.swift); 2 static slabs; directMap
 //   map_entry  - vm_map entries (kernel/VM/KernelMap.swift); 2 static slabs; directMap
 //   swblock    - swap metadata (kernel/VM/SwapMetadata.swift); kmem-backed slabs
+// and the zone of pageable pages' descriptors (page_desc, kernel/Mem/Portable/PageDescriptor.swift),
+// which the pageout path never allocates from and so keeps no reserve.
 // Their reserve sizes come from kernel/Mem/Portable/ReserveBounds.swift, where docs/reserves.md's
 // analysis is written down once.
 
@@ -47,12 +50,8 @@ enum KernelZoneEnvironment: ZoneEnvironment {
         }
         let order = Zones.order(ofBytes: bytes)
         guard let block = PhysicalMemory.allocate(order: order, context) else { return nil }
-        let memory = PhysicalMemory.pointer(to: block)
         PhysicalMemory.setUse(block, .slab)
-        for page in 0..<(1 << order) {
-            PhysicalMemory.page(PageIndex(block.int + page)).pointee.object = memory
-        }
-        return memory
+        return PhysicalMemory.pointer(to: block)
     }
 
     static func freeSlab(_ memory: UnsafeMutableRawPointer, bytes: Int, source: SlabSource) {
@@ -62,12 +61,9 @@ enum KernelZoneEnvironment: ZoneEnvironment {
         }
         let block = PhysicalMemory.index(of: PhysicalWindow.physicalAddress(of: memory))!
         let order = Zones.order(ofBytes: bytes)
-        // Every page's object, not only the first's: a stale slab pointer would send a later
-        // kfree of whatever reuses the page to this slab's header (clearUse untags them all).
+        // clearUse untags every page, not only the first: a page still tagged .slab would send a
+        // later kfree of whatever reuses it to this slab's header.
         PhysicalMemory.clearUse(block, .slab)
-        for page in 0..<(1 << order) {
-            PhysicalMemory.page(PageIndex(block.int + page)).pointee.object = nil
-        }
         PhysicalMemory.free(block, order: order)
     }
 
@@ -109,6 +105,7 @@ enum Zones {
     static var pvEntry = KernelZone.unset
     static var mapEntry = KernelZone.unset
     static var swapBlock = KernelZone.unset
+    static var pageDescriptor = KernelZone.unset
 
     static func order(ofBytes bytes: Int) -> Int {
         var order = 0
@@ -128,6 +125,11 @@ enum Zones {
                           reserve: ReserveBounds.mapEntryReserve, staticSlabs: 2, source: .directMap)
         swapBlock = create("swblock", objectSize: MemoryLayout<SwapBlock>.stride, slabPages: 4,
                            reserve: ReserveBounds.swapBlockReserve, staticSlabs: 0, source: .kernelMemory)
+        // Pageable pages' descriptors (PageablePage): taken by the fault path with the page,
+        // never by the pageout path (which only frees pageable pages), so no reserve and no
+        // static slab - nothing needs one before the page allocator runs.
+        pageDescriptor = create("page_desc", objectSize: MemoryLayout<PageablePage>.stride, slabPages: 1,
+                                reserve: 0, staticSlabs: 0, source: .directMap)
         // From here on a draw deeper than its derived bound panics (ReserveDraw.swift).
         let bound = ReserveBounds.bound
         pvEntry.state.pointee.reserveBound = bound.pvEntries

@@ -110,9 +110,8 @@ enum Kmalloc {
         guard KernelLayout.isDirectMapped(address), let index = PhysicalMemory.index(of: PhysicalWindow.physicalAddress(of: pointer)) else {
             panic("kfree of \(address: address), which kmalloc never handed out")
         }
-        let page = PhysicalMemory.page(index)
         let use = PhysicalMemory.use(of: index)
-        if use == .slab, let header = page.pointee.object {
+        if let header = PhysicalMemory.slabHeader(of: index) {
             let state = header.assumingMemoryBound(to: SlabHeader.self).pointee.zone!.assumingMemoryBound(to: ZoneState.self)
             KernelZone(state).free(pointer)
         } else if use == .kmallocLarge && PhysicalMemory.isFirstPage(index) && address.isPageAligned {

@@ -1,8 +1,8 @@
 // PhysicalMemory.swift - the page allocator: descriptors, buddy, requester tiers, thresholds.
 //
 // `bootstrap` turns the cleaned memory map into one physical segment per usable range, puts
-// the mem_desc array (8 bytes a page, kernel/Mem/Portable/MemDesc.swift) and the VMPage array
-// in memory taken from the map itself, and releases every page not stolen at boot to the buddy
+// the mem_desc array (8 bytes a page, kernel/Mem/Portable/MemDesc.swift: the only static
+// per-page memory) in memory taken from the map itself, and releases every page not stolen at boot to the buddy
 // allocator (kernel/Mem/Portable/BuddyAllocator.swift), whose blocks are described by buddy
 // descriptors from a static page in the image and then from pages of their own
 // (docs/memory-descriptors.md). On top of the
@@ -36,12 +36,16 @@ import ArchSupport
 enum PhysicalMemory {
     /// The buddy allocator, at a fixed address (the gdb helpers read it there).
     static var buddy: UnsafeMutablePointer<BuddyAllocator>? = nil
-    static var pages: UnsafeMutablePointer<VMPage>? = nil
     static var memDescs: UnsafeMutablePointer<MemDesc>? = nil
-    /// Pages stolen at boot for the mem_desc and VMPage arrays (and the buddy's scratch).
+    /// Pages stolen at boot for the mem_desc array (and the buddy's scratch).
     static var descriptorArrayPages = 0
     /// Whether the switch from the static descriptor page to dynamic ones has been logged.
     static var descriptorSwitchLogged = false
+    /// Pageable pages with their descriptor attached (makePageable .. releasePageable).
+    static var pageableDescriptors = 0
+    /// The most pages of dynamic descriptors (buddy descriptor pages + page_desc slabs) seen,
+    /// sampled whenever a page is made pageable - which is what fills memory under a workload.
+    static var peakDescriptorPages = 0
     static var pageCount = 0
     static var managedPages: UInt64 = 0
     static var thresholds = FreePageThresholds(freeMin: 1, freeReserved: 2, pagingStart: 3, pagingTarget: 4)
@@ -86,24 +90,21 @@ enum PhysicalMemory {
     // MARK: - Bootstrap
 
     static func bootstrap(_ map: PhysicalMemoryMap, pageoutFloor: UInt64) {
-        // One mem_desc word and one VMPage per page of every usable range, in one run of
-        // pages from the map itself.
+        // One mem_desc word per page of every usable range, in one run of pages from the map
+        // itself. Nothing else about a page is static (docs/memory-descriptors.md).
         let ranges = map.usable
         pageCount = Int(map.usablePages)
         let wordBytes = pageCount * MemoryLayout<MemDesc>.stride
-        let descriptorBytes = UInt64(wordBytes + pageCount * MemoryLayout<VMPage>.stride + BuddyAllocator.scratchBytes)
+        let descriptorBytes = UInt64(wordBytes + BuddyAllocator.scratchBytes)
         let descriptorPages = Int(roundUp(descriptorBytes, to: pageSize) / pageSize)
         descriptorArrayPages = descriptorPages
         let arrayAddress = BootPageAllocator.steal(pages: descriptorPages)
         let base = PhysicalWindow.pointer(to: arrayAddress)
         let words = base.bindMemory(to: MemDesc.self, capacity: pageCount)
-        let array = (base + wordBytes).bindMemory(to: VMPage.self, capacity: pageCount)
-        array.initialize(repeating: VMPage(), count: pageCount)
-        let scratch = base + wordBytes + pageCount * MemoryLayout<VMPage>.stride
+        let scratch = base + wordBytes
         let staticDescriptors = UnsafeMutableRawPointer(bitPattern: UInt(arch_buddy_descriptor_static_page()))!
         var allocator = BuddyAllocator(memDescs: words, pageCount: pageCount, scratch: scratch,
                                        window: PhysicalWindow.pointer(to: PhysicalAddress(0)), staticDescriptors: staticDescriptors)
-        pages = array
         memDescs = words
 
         var first = 0
@@ -137,8 +138,8 @@ enum PhysicalMemory {
         // the entry zones itself (the chain at depth 2), which has its own bound.
         pageoutDrawBound = Reserves.protections.contains(.zones) ? ReserveBounds.bound.pages : ReserveBounds.boundWithoutZoneReserves.pages
 
-        let descriptorSize = UInt64(MemoryLayout<MemDesc>.stride + MemoryLayout<VMPage>.stride)
-        Log.info(.pmm, "page descriptors: \(descriptorSize) bytes each (\(MemoryLayout<MemDesc>.stride) B mem_desc + \(MemoryLayout<VMPage>.stride) B static VMPage), \(pageCount) pages, \(bytes: UInt64(descriptorPages) * pageSize) in total = \(percent: descriptorSize, of: pageSize) of RAM")
+        let descriptorSize = UInt64(MemoryLayout<MemDesc>.stride)
+        Log.info(.pmm, "page descriptors: \(descriptorSize) bytes each (the mem_desc word; everything else is allocated with the memory), \(pageCount) pages, \(bytes: UInt64(descriptorPages) * pageSize) in total with the buddy's scratch = \(percent: descriptorSize, of: pageSize) of RAM")
         logDescriptorSwitch()
         logDescriptorMemory("at boot")
         Log.info(.pmm, "buddy descriptor reserve: bound \(ReserveBounds.buddyDescriptorBound), reserve \(ReserveBounds.buddyDescriptorReserve) (docs/reserves.md)")
@@ -323,17 +324,10 @@ enum PhysicalMemory {
     static func free(_ block: PageIndex, order: Int = 0) {
         FreePath.enter(.pageFree)
         withInterruptsDisabled {
-            var page = pages![block.int]
             let use = self.use(of: block)
             kassert(use == .allocated, "freeing page \(hex: physicalAddress(of: block).rawValue) whose use is \(use.name), not allocated (a double free, or its owner did not give it back)")
-            kassert(page.pvList == nil, "freeing page \(hex: physicalAddress(of: block).rawValue) that is still mapped (\(page.pvCount) PV entries)")
-            kassert(page.queue == .none, "freeing page \(hex: physicalAddress(of: block).rawValue) that is still on page queue \(page.queue.name)")
-            kassert(!page.flags.contains(.busy), "freeing page \(hex: physicalAddress(of: block).rawValue) while it is busy")
-            page.flags = []
-            page.object = nil
-            page.offset = 0
-            page.wireCount = 0
-            pages![block.int] = page
+            let mappings = memDescs![block.int].buddy!.pointee.mappings
+            kassert(mappings.isEmpty, "freeing page \(hex: physicalAddress(of: block).rawValue) that is still mapped (\(mappings.count) PV entries)")
             buddy!.pointee.free(block, order: order)
         }
         VMWait.pagesFreed()
@@ -348,15 +342,119 @@ enum PhysicalMemory {
     static func setUse(_ block: PageIndex, _ use: PageUse) {
         let current = self.use(of: block)
         kassert(current == .allocated && isFirstPage(block), "page \(hex: physicalAddress(of: block).rawValue) made \(use.name) while it is \(current.name), not a freshly allocated block")
+        kassert(memDescs![block.int].buddy!.pointee.mappings.isEmpty, "page \(hex: physicalAddress(of: block).rawValue) made \(use.name) while it is mapped")
         buddy!.pointee.setUse(block, use)
     }
 
     /// The owner gives a block back untyped, before freeing it: the reverse of `setUse`, which
-    /// must have typed it `use`.
+    /// must have typed it `use`. Its owner words must be back at zero: no mappings left, a
+    /// page table with no entries.
     static func clearUse(_ block: PageIndex, _ use: PageUse) {
         let current = self.use(of: block)
         kassert(current == use && isFirstPage(block), "page \(hex: physicalAddress(of: block).rawValue) given back as \(use.name) while it is \(current.name)")
+        let words = memDescs![block.int].buddy!.pointee.ownerWords
+        kassert(words.first == 0, "page \(hex: physicalAddress(of: block).rawValue) given back as \(use.name) while its owner words say it is still mapped or holds entries")
         buddy!.pointee.setUse(block, .allocated)
+    }
+
+    // MARK: - Pageable pages and their descriptors
+
+    /// The descriptor of a pageable page, before the page is made pageable: from the
+    /// page_desc zone under `context` (the fault path: never waiting while it holds a page).
+    /// The pageout path never takes one - it only ever frees pageable pages - which is why the
+    /// zone needs no reserve (docs/memory-descriptors.md); the assertion keeps it that way.
+    static func allocatePageableDescriptor(for page: PageIndex, _ context: AllocationContext) -> UnsafeMutablePointer<PageablePage>? {
+        kassert(context.requester != .pageout, "a pageable page's descriptor asked for on the pageout path, which only frees pageable pages")
+        guard let memory = Zones.pageDescriptor.allocate(context) else { return nil }
+        let descriptor = memory.bindMemory(to: PageablePage.self, capacity: 1)
+        descriptor.initialize(to: PageablePage(buddy: memDescs![page.int].buddy!))
+        return descriptor
+    }
+
+    /// Gives back a descriptor that was never attached (the fault path gave its page up).
+    static func freePageableDescriptor(_ descriptor: UnsafeMutablePointer<PageablePage>) {
+        Zones.pageDescriptor.free(UnsafeMutableRawPointer(descriptor))
+    }
+
+    /// Makes a freshly allocated order-0 page pageable: its mem_desc points to `descriptor`
+    /// (from `allocatePageableDescriptor` for this page), which describes it from now on.
+    static func makePageable(_ page: PageIndex, _ descriptor: UnsafeMutablePointer<PageablePage>) {
+        let current = self.use(of: page)
+        kassert(current == .allocated && isFirstPage(page) && order(of: page) == 0,
+                "page \(hex: physicalAddress(of: page).rawValue) made pageable while it is \(current.name), not a freshly allocated page")
+        kassert(descriptor.pointee.buddy == memDescs![page.int].buddy!, "page \(hex: physicalAddress(of: page).rawValue) made pageable with another page's descriptor")
+        kassert(memDescs![page.int].buddy!.pointee.mappings.isEmpty, "page \(hex: physicalAddress(of: page).rawValue) made pageable while it is mapped")
+        buddy!.pointee.setOwner(page, .anonymous, owner: UnsafeMutableRawPointer(descriptor))
+        pageableDescriptors += 1
+        notePeakDescriptorPages()
+    }
+
+    /// The reverse of `makePageable`, before the page is freed: the word points to the buddy
+    /// descriptor again and the pageable descriptor goes back to its zone (a free: it allocates
+    /// nothing). The page must be off every queue, unmapped and not busy.
+    static func releasePageable(_ page: PageIndex) {
+        let descriptor = pageable(page)
+        let address = physicalAddress(of: page).rawValue
+        kassert(descriptor.pointee.mappings.isEmpty, "page \(hex: address) stops being pageable while it is still mapped (\(descriptor.pointee.mappings.count) PV entries)")
+        kassert(descriptor.pointee.queue == .none, "page \(hex: address) stops being pageable while it is on page queue \(descriptor.pointee.queue.name)")
+        kassert(!descriptor.pointee.flags.contains(.busy), "page \(hex: address) stops being pageable while it is busy")
+        buddy!.pointee.setUse(page, .allocated)
+        pageableDescriptors -= 1
+        descriptor.pointee.object = nil
+        Zones.pageDescriptor.free(UnsafeMutableRawPointer(descriptor))
+    }
+
+    @inline(__always)
+    static func notePeakDescriptorPages() {
+        let pages = buddy!.pointee.descriptors.dynamicPages + Zones.pageDescriptor.state.pointee.statistics.dynamicSlabs
+        if pages > peakDescriptorPages { peakDescriptorPages = pages }
+    }
+
+    /// The descriptor of pageable page `index`; the page must be .anonymous.
+    @inline(__always)
+    static func pageable(_ index: PageIndex) -> UnsafeMutablePointer<PageablePage> {
+        let word = memDescs![index.int]
+        kassert(word.use == .anonymous, "page \(hex: physicalAddress(of: index).rawValue) used as pageable while it is \(word.use.name)")
+        return word.descriptor!.assumingMemoryBound(to: PageablePage.self)
+    }
+
+    // MARK: - Mappings (the pmap's PV lists)
+
+    /// Runs `body` on page `index`'s PV list, wherever its owner keeps it: in the pageable
+    /// descriptor, or in the buddy descriptor's owner words for a page without one. Only pages
+    /// that may be mapped have one; a mapping of any other page is a bug the pmap would
+    /// otherwise write into someone's owner words.
+    @inline(__always)
+    static func withMappings<R>(_ index: PageIndex, _ body: (inout PVList) -> R) -> R {
+        let word = memDescs![index.int]
+        if word.use == .anonymous {
+            return body(&word.descriptor!.assumingMemoryBound(to: PageablePage.self).pointee.mappings)
+        }
+        kassert(word.use.keepsMappings, "pmap: page \(hex: physicalAddress(of: index).rawValue) is \(word.use.name), which is never mapped through a PV list")
+        return body(&word.buddy!.pointee.mappings)
+    }
+
+    /// Page `index`'s PV list as it is now (empty for a page that cannot be mapped).
+    static func mappings(of index: PageIndex) -> PVList {
+        let word = memDescs![index.int]
+        if word.use == .anonymous { return word.descriptor!.assumingMemoryBound(to: PageablePage.self).pointee.mappings }
+        return word.use.keepsMappings ? word.buddy!.pointee.mappings : PVList()
+    }
+
+    /// The buddy descriptor of a page-table page (its entry count and pin live in the owner
+    /// words); nil for a page that is not a runtime page table.
+    @inline(__always)
+    static func tableDescriptor(_ index: PageIndex) -> UnsafeMutablePointer<BuddyDescriptor>? {
+        let word = memDescs![index.int]
+        return word.use == .pageTable ? word.buddy : nil
+    }
+
+    /// The slab header of a direct-map zone slab, which sits at the start of its block; nil
+    /// when page `index` is not a page of one (a page of buddy descriptors is tagged .slab too).
+    static func slabHeader(of index: PageIndex) -> UnsafeMutableRawPointer? {
+        let word = memDescs![index.int]
+        guard word.use == .slab, let block = word.buddy, !block.pointee.flags.contains(.descriptorPage) else { return nil }
+        return pointer(to: block.pointee.firstPage)
     }
 
     /// What page `index` is used for (its mem_desc tag).
@@ -375,11 +473,6 @@ enum PhysicalMemory {
     }
 
     // MARK: - Descriptors and addresses
-
-    @inline(__always)
-    static func page(_ index: PageIndex) -> UnsafeMutablePointer<VMPage> {
-        pages! + index.int
-    }
 
     static func physicalAddress(of index: PageIndex) -> PhysicalAddress {
         PhysicalAddress(frameNumber: buddy!.pointee.frameNumber(of: index))
@@ -402,18 +495,22 @@ enum PhysicalMemory {
         Log.info(.pmm, "buddy descriptors: the static page is used up after \(pool.takenBeforeSwitch) descriptors; from now on from pages of RAM that describe themselves")
     }
 
-    /// What describing memory costs now: the mem_desc and VMPage arrays and the pages of buddy
-    /// descriptors, per managed page.
+    /// What describing memory costs now: the mem_desc array, the pages of buddy descriptors
+    /// and the slabs of the page_desc zone, per managed page.
     static func logDescriptorMemory(_ when: StaticString) {
         let allocator = buddy!.pointee
         let pool = allocator.descriptors
-        let dynamicBytes = UInt64(pool.dynamicPages) * pageSize
-        let staticBytes = UInt64(pageCount * (MemoryLayout<MemDesc>.stride + MemoryLayout<VMPage>.stride))
-        Log.info(.pmm, "descriptor memory \(when): mem_desc \(MemoryLayout<MemDesc>.stride) B + VMPage \(MemoryLayout<VMPage>.stride) B per page, and \(pool.dynamicPages) pages of buddy descriptors (\(pool.inUse) in use, \(pool.freeCount) free, reserve \(pool.reserveTarget); \(pool.pagesGivenBack) pages given back so far) = \(quotient: staticBytes + dynamicBytes, by: UInt64(pageCount)) B per page (\(percent: staticBytes + dynamicBytes, of: UInt64(pageCount) * pageSize) of RAM)")
+        let pageDescriptorSlabs = Zones.pageDescriptor.state.pointee.statistics.dynamicSlabs
+        let dynamicBytes = UInt64(pool.dynamicPages + pageDescriptorSlabs) * pageSize
+        let staticBytes = UInt64(pageCount * MemoryLayout<MemDesc>.stride)
+        notePeakDescriptorPages()
+        let peakBytes = staticBytes + UInt64(peakDescriptorPages) * pageSize
+        defer { Log.info(.pmm, "descriptor memory at the peak so far: \(peakDescriptorPages) pages of dynamic descriptors = \(quotient: peakBytes, by: UInt64(pageCount)) B per page (\(percent: peakBytes, of: UInt64(pageCount) * pageSize) of RAM)") }
+        Log.info(.pmm, "descriptor memory \(when): mem_desc \(MemoryLayout<MemDesc>.stride) B per page, \(pool.dynamicPages) pages of buddy descriptors (\(pool.inUse) in use, \(pool.freeCount) free, reserve \(pool.reserveTarget); \(pool.pagesGivenBack) pages given back so far) and \(pageDescriptorSlabs) pages of pageable-page descriptors (\(pageableDescriptors) in use, \(MemoryLayout<PageablePage>.stride) B each) = \(quotient: staticBytes + dynamicBytes, by: UInt64(pageCount)) B per page (\(percent: staticBytes + dynamicBytes, of: UInt64(pageCount) * pageSize) of RAM)")
     }
 
-    /// The descriptor accounting and what describing memory costs now (after every suite:
-    /// the pool never shrinks, so after a workload this is its peak).
+    /// The descriptor accounting and what describing memory costs now and at its peak (after
+    /// every suite).
     static func logDescriptorStatistics() {
         let allocator = buddy!.pointee
         Log.info(.pmm, "buddy descriptors: \(allocator.descriptors.inUse) in use = \(allocator.freeBlockTotal) free blocks + \(allocator.allocatedBlocks) allocated; deepest chain \(allocator.deepestChain) (bound \(BuddyAllocator.chainBound)); deepest reserve draw \(allocator.descriptors.deepestReserveDraw) (bound \(ReserveBounds.buddyDescriptorBound))")

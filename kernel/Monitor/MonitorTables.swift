@@ -109,31 +109,38 @@ enum MonitorTables {
                 }
                 return
             }
-            let descriptor = PhysicalMemory.page(index)
-            let page = descriptor.pointee
-            var flags = LogMessage()
-            if page.flags.contains(.busy) { flags = "\(message: flags)busy" }
-            if page.flags.contains(.dirty) { flags = flags.count == 0 ? "dirty" : "\(message: flags) dirty" }
-            if page.flags.contains(.pinnedTable) { flags = flags.count == 0 ? "pinnedTable" : "\(message: flags) pinnedTable" }
-            if flags.count == 0 { flags = "none" }
-            Console.printLine("page \(hex: address.rawValue): descriptor \(index.int) at \(hex: UInt64(UInt(bitPattern: descriptor)))")
             // The use from the page's mem_desc word, the order from its block's buddy
-            // descriptor, as gdb's kpage shows them.
-            let use = PhysicalMemory.use(of: index)
-            let block = PhysicalMemory.buddy!.pointee.descriptor(of: index)
+            // descriptor, then what the owner keeps - as gdb's kpage shows them.
+            let word = PhysicalMemory.memDescs![index.int]
+            let use = word.use
             let order = PhysicalMemory.order(of: index)
-            Console.printLine("  use \(use.name), flags \(hex: page.flags.rawValue) (\(message: flags)), order \(order), queue \(page.queue.name), wire count \(page.wireCount)")
-            if let block {
+            Console.printLine("page \(hex: address.rawValue): page \(index.int), mem_desc at \(hex: UInt64(UInt(bitPattern: PhysicalMemory.memDescs! + index.int)))")
+            Console.printLine("  use \(use.name), order \(order)")
+            if let block = word.buddy {
                 var marks = LogMessage()
                 if block.pointee.flags.contains(.fromReserve) { marks = "fromReserve" }
                 if block.pointee.flags.contains(.descriptorPage) { marks = marks.count == 0 ? "descriptorPage" : "\(message: marks) descriptorPage" }
                 if marks.count == 0 { marks = "none" }
-                let word = PhysicalMemory.memDescs![index.int].rawValue
-                Console.printLine("  mem_desc \(hex: word): buddy descriptor \(hex: UInt64(UInt(bitPattern: block))), block of \(1 << order) pages from descriptor \(block.pointee.firstPage.int), flags \(message: marks)")
+                Console.printLine("  mem_desc \(hex: word.rawValue): buddy descriptor \(hex: UInt64(UInt(bitPattern: block))), block of \(1 << order) pages from descriptor \(block.pointee.firstPage.int), flags \(message: marks)")
             }
-            Console.printLine("  object \(hex: UInt64(UInt(bitPattern: page.object))), offset \(page.offset)")
-            Console.printLine("  mapped at \(page.pvCount) addresses:")
-            var pv = page.pvList
+            if use == .anonymous {
+                let page = PhysicalMemory.pageable(index).pointee
+                var flags = LogMessage()
+                if page.flags.contains(.busy) { flags = "busy" }
+                if page.flags.contains(.dirty) { flags = flags.count == 0 ? "dirty" : "\(message: flags) dirty" }
+                if flags.count == 0 { flags = "none" }
+                Console.printLine("  pageable descriptor \(hex: UInt64(UInt(bitPattern: word.descriptor))): flags \(hex: page.flags.rawValue) (\(message: flags)), queue \(page.queue.name), object \(hex: UInt64(UInt(bitPattern: page.object))), offset \(page.offset)")
+            }
+            if use == .pageTable, let table = PhysicalMemory.tableDescriptor(index) {
+                if table.pointee.isPinnedTable {
+                    Console.printLine("  page table: \(table.pointee.tableEntries) valid entries, pinned")
+                } else {
+                    Console.printLine("  page table: \(table.pointee.tableEntries) valid entries")
+                }
+            }
+            let mappings = PhysicalMemory.mappings(of: index)
+            Console.printLine("  mapped at \(mappings.count) addresses:")
+            var pv = mappings.head
             while let entry = pv {
                 Console.printLine("    \(hex: entry.pointee.virtualAddress.rawValue, digits: 16)")
                 pv = entry.pointee.next

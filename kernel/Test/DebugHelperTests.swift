@@ -19,6 +19,9 @@ enum DebugHelperTests {
         var objects: [UnsafeMutableRawPointer] = []
         for _ in 0..<37 { objects.append(zone.allocate(.ordinary)!) }
         let wired = Kmem.allocate(5 * pageSize)!
+        // A pageable page, faulted in: its word points to its own descriptor (PageablePage).
+        let pageable = Kmem.allocatePageable(pageSize)!
+        pointer(at: pageable).storeBytes(of: 0x6764_6221, as: UInt64.self)
         let page = PhysicalMemory.allocate(order: 0, .ordinary)!
         let first = KernelLayout.pmapTestWindowBase + 0x12_3000, second = KernelLayout.pmapTestWindowBase + 0x3567_8000
         _ = Pmap.enter(first, page: page, protection: .readWrite, .system)
@@ -43,11 +46,15 @@ enum DebugHelperTests {
                 Log.info(.test, "view map kmem \(hex: entry.pointee.start) \(hex: entry.pointee.end)")
             }
             Log.info(.test, "view page \(hex: PhysicalMemory.physicalAddress(of: page).rawValue) mapped \(hex: first) \(hex: second)")
-            // Three pages of different uses: a page taken and mapped but not typed, a kmem
-            // page, a slab page (through the direct map).
-            for address in [first, wired, VirtualAddress(objects[0])] {
+            // Four pages of different uses: a page taken and mapped but not typed, a kmem
+            // page, a slab page (through the direct map), a pageable page.
+            for address in [first, wired, VirtualAddress(objects[0]), pageable] {
                 let page = PhysicalMemory.index(of: Pmap.extract(address)!)!
                 Log.info(.test, "view use \(hex: address) \(PhysicalMemory.use(of: page).name)")
+                if PhysicalMemory.use(of: page) == .anonymous {
+                    let descriptor = PhysicalMemory.pageable(page)
+                    Log.info(.test, "view pageable \(hex: address) \(hex: UInt64(UInt(bitPattern: descriptor))) \(descriptor.pointee.queue.name) \(descriptor.pointee.offset)")
+                }
             }
             Threads.forEach { thread in
                 Log.info(.test, "view thread \(thread.pointee.id) \(thread.pointee.name) \(thread.pointee.state.name)")
@@ -64,6 +71,7 @@ enum DebugHelperTests {
         Pmap.removeAll(page)
         PhysicalMemory.free(page)
         Kmem.free(wired, 5 * pageSize)
+        Kmem.freePageable(pageable, pageSize)
         for object in objects { zone.free(object) }
         Zones.destroy(zone)
     }

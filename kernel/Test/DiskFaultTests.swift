@@ -38,7 +38,7 @@ enum DiskFaultTests {
         let kept = object.pointee.page(at: 2)
         Test.expect(kept != .none, "the page whose write failed is still resident")
         if kept != .none {
-            let flags = PhysicalMemory.page(kept).pointee.flags
+            let flags = PhysicalMemory.pageable(kept).pointee.flags
             Test.expect(flags.contains(.dirty), "and still dirty: its only up-to-date copy is in memory")
             Test.expect(!flags.contains(.busy), "and not left busy")
         }

@@ -21,6 +21,14 @@ enum PhysicalMemoryTests {
                      inFrame: "PhysicalMemory.allocate", blockingRequestWithNoWayToWaitPanics),
             TestCase("freeingAPageItsOwnerStillTypesPanics", expectsPanic: "whose use is wired, not allocated",
                      inFrame: "PhysicalMemoryTests.freeingAPageItsOwnerStillTypesPanics", freeingAPageItsOwnerStillTypesPanics),
+            TestCase("pageableDescriptorsComeAndGoWithTheirPages", pageableDescriptorsComeAndGoWithTheirPages),
+            TestCase("theDescriptorCheckCatchesABrokenDescriptor", theDescriptorCheckCatchesABrokenDescriptor),
+            TestCase("thePageoutPathNeverTakesAPageableDescriptor", expectsPanic: "a pageable page's descriptor asked for on the pageout path",
+                     inFrame: "PhysicalMemoryTests.thePageoutPathNeverTakesAPageableDescriptor", thePageoutPathNeverTakesAPageableDescriptor),
+            TestCase("untypingAPageThatIsStillMappedPanics", expectsPanic: "while its owner words say it is still mapped",
+                     inFrame: "PhysicalMemoryTests.untypingAPageThatIsStillMappedPanics", untypingAPageThatIsStillMappedPanics),
+            TestCase("mappingAPageWhoseOwnerWordsMeanSomethingElsePanics", expectsPanic: "which is never mapped through a PV list",
+                     inFrame: "PhysicalMemoryTests.mappingAPageWhoseOwnerWordsMeanSomethingElsePanics", mappingAPageWhoseOwnerWordsMeanSomethingElsePanics),
         ])
     }
 
@@ -325,7 +333,9 @@ enum PhysicalMemoryTests {
     }
 
     static func descriptorsAreSmallAndCoverEveryUsablePage() {
-        Test.expect(MemoryLayout<VMPage>.stride <= 64, "a descriptor is at most 64 bytes")
+        Test.expectEqual(MemoryLayout<MemDesc>.stride, 8, "a page's static descriptor is the 8-byte mem_desc word")
+        Test.expect(MemoryLayout<PageablePage>.stride <= 48 && MemoryLayout<BuddyDescriptor>.stride <= 24,
+                    "a pageable page's descriptor is at most 48 bytes, a buddy descriptor at most 24")
         var pages = 0
         for range in MemoryBootstrap.map!.usable {
             let first = PhysicalMemory.index(of: range.start)
@@ -358,6 +368,84 @@ enum PhysicalMemoryTests {
         PhysicalMemory.setUse(page, .wired)
         PhysicalMemory.free(page)       // kmem would give it back (clearUse) first
         Test.fail("the free of a page still typed wired returned")
+    }
+
+    /// Pageable pages get their descriptor when the fault brings them in and lose it when
+    /// they leave their object: every .anonymous page's word points to a PageablePage that
+    /// names the page, its object and index, and the page_desc zone's objects are exactly the
+    /// pages resident.
+    static func pageableDescriptorsComeAndGoWithTheirPages() {
+        let pages = 64
+        let bytes = UInt64(pages) * pageSize
+        let before = PhysicalMemory.pageableDescriptors
+        let zoneBefore = Zones.pageDescriptor.inUse
+        guard let address = Kmem.allocatePageable(bytes) else { return Test.fail("kmem_alloc_pageable failed") }
+        for number in 0..<pages {
+            pointer(at: address + UInt64(number) * pageSize).storeBytes(of: UInt64(number) &+ KernelOptions.seed, as: UInt64.self)
+        }
+        Test.expectEqual(PhysicalMemory.pageableDescriptors - before, pages, "a descriptor for every page faulted in")
+        Test.expectEqual(Zones.pageDescriptor.inUse - zoneBefore, pages, "each from the page_desc zone")
+        var named = 0
+        withInterruptsDisabled {
+            for number in 0..<pages {
+                guard let frame = Pmap.extract(address + UInt64(number) * pageSize), let page = PhysicalMemory.index(of: frame) else { continue }
+                guard PhysicalMemory.use(of: page) == .anonymous else { continue }
+                let descriptor = PhysicalMemory.pageable(page)
+                let word = PhysicalMemory.memDescs![page.int]
+                if descriptor.pointee.page == page && descriptor.pointee.offset == UInt32(number)
+                    && word.descriptor == UnsafeMutableRawPointer(descriptor) && word.buddy == descriptor.pointee.buddy
+                    && PhysicalMemory.mappings(of: page).count == 1 {
+                    named += 1
+                }
+            }
+        }
+        Test.expectEqual(named, pages, "pages whose word points to a descriptor naming the page, its index and its one mapping")
+        Test.expectEqual(PhysicalMemory.checkDescriptors(), 0, "the descriptor check finds nothing wrong")
+        Kmem.freePageable(address, bytes)
+        Test.expectEqual(PhysicalMemory.pageableDescriptors, before, "every descriptor given back with its page")
+        Test.expectEqual(Zones.pageDescriptor.inUse, zoneBefore, "the page_desc zone holds no more than before")
+        Test.expectEqual(PhysicalMemory.checkDescriptors(), 0, "and the check still passes")
+    }
+
+    /// The validator can fail: a PV count that disagrees with its list, and a pageable
+    /// descriptor count that disagrees with the pages, each found, then put back.
+    static func theDescriptorCheckCatchesABrokenDescriptor() {
+        let page = PhysicalMemory.allocate(order: 0, .ordinary)!
+        let address = KernelLayout.pmapTestWindowBase + 0x40_0000
+        Test.expect(Pmap.enter(address, page: page, protection: .readWrite, .system), "a page mapped")
+        Test.expectEqual(PhysicalMemory.checkDescriptors(), 0, "the check passes before the damage")
+        let block = PhysicalMemory.memDescs![page.int].buddy!
+        withInterruptsDisabled { block.pointee.ownerWords.second += 1 }
+        Test.expect(PhysicalMemory.checkDescriptors() > 0, "a PV count one more than the list is caught")
+        withInterruptsDisabled { block.pointee.ownerWords.second -= 1 }
+        withInterruptsDisabled { PhysicalMemory.pageableDescriptors += 1 }
+        Test.expect(PhysicalMemory.checkDescriptors() > 0, "a descriptor count that is not the pageable pages is caught")
+        withInterruptsDisabled { PhysicalMemory.pageableDescriptors -= 1 }
+        Test.expectEqual(PhysicalMemory.checkDescriptors(), 0, "and with both put back it passes")
+        Pmap.removeAll(page)
+        PhysicalMemory.free(page)
+    }
+
+    static func thePageoutPathNeverTakesAPageableDescriptor() {
+        let page = PhysicalMemory.allocate(order: 0, .ordinary)!
+        _ = PhysicalMemory.allocatePageableDescriptor(for: page, .pageout)
+        Test.fail("the pageout path was given a pageable page's descriptor")
+    }
+
+    static func untypingAPageThatIsStillMappedPanics() {
+        let page = PhysicalMemory.allocate(order: 0, .ordinary)!
+        PhysicalMemory.setUse(page, .wired)
+        Test.expect(Pmap.enter(KernelLayout.pmapTestWindowBase + 0x41_0000, page: page, protection: .readWrite, .system), "a wired page mapped")
+        PhysicalMemory.clearUse(page, .wired)       // kmem would unmap it first
+        Test.fail("a mapped page was given back untyped")
+    }
+
+    static func mappingAPageWhoseOwnerWordsMeanSomethingElsePanics() {
+        // A page table's owner words are its entry count: a PV list there would corrupt it.
+        let page = PhysicalMemory.allocate(order: 0, .ordinary)!
+        PhysicalMemory.setUse(page, .pageTable)
+        _ = Pmap.enter(KernelLayout.pmapTestWindowBase + 0x42_0000, page: page, protection: .readWrite, .system)
+        Test.fail("a page table was mapped through a PV list")
     }
 
     static func commandLineFaultInjectionFailsEveryThirdOrdinaryRequest() {

@@ -38,10 +38,10 @@ enum PmapTests {
         Test.expect(Pmap.extract(address + 123) == physical + 123, "extract keeps the offset")
         pointer(at: address).storeBytes(of: 0xC0FFEE, toByteOffset: 8, as: UInt64.self)
         Test.expectEqual(PhysicalMemory.pointer(to: page).load(fromByteOffset: 8, as: UInt64.self), UInt64(0xC0FFEE), "direct map sees the write")
-        Test.expectEqual(PhysicalMemory.page(page).pointee.pvCount, UInt32(1), "one PV entry")
+        Test.expectEqual(PhysicalMemory.mappings(of: page).count, UInt32(1), "one PV entry")
         Pmap.remove(address, pages: 1)
         Test.expect(Pmap.extract(address) == nil, "unmapped after remove")
-        Test.expect(PhysicalMemory.page(page).pointee.pvList == nil, "no PV entry after remove")
+        Test.expect(PhysicalMemory.mappings(of: page).isEmpty, "no PV entry after remove")
         PhysicalMemory.free(page)
         Test.expectEqual(PhysicalMemory.freePages, freeBefore, "page and table pages all returned")
     }
@@ -58,7 +58,7 @@ enum PmapTests {
             mismatches += 1
         }
         Test.expectEqual(mismatches, 0, "words read back through the second mapping that differ")
-        Test.expectEqual(PhysicalMemory.page(page).pointee.pvCount, UInt32(2), "two PV entries")
+        Test.expectEqual(PhysicalMemory.mappings(of: page).count, UInt32(2), "two PV entries")
         Pmap.removeAll(page)
         PhysicalMemory.free(page)
     }
@@ -71,7 +71,7 @@ enum PmapTests {
         Test.expectEqual(PVEntries.inUse, pvBefore + 3, "PV entries in use")
         Pmap.removeAll(page)
         for address in addresses { Test.expect(Pmap.extract(address) == nil, "\(hex: address) unmapped") }
-        Test.expect(PhysicalMemory.page(page).pointee.pvList == nil && PhysicalMemory.page(page).pointee.pvCount == 0, "PV list empty")
+        Test.expect(PhysicalMemory.mappings(of: page).isEmpty && PhysicalMemory.mappings(of: page).count == 0, "PV list empty")
         Test.expectEqual(PVEntries.inUse, pvBefore, "PV entries in use")
         PhysicalMemory.free(page)
     }

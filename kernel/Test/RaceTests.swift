@@ -196,7 +196,7 @@ enum RaceTests {
         // The page stays resident (and dirty) but loses its mapping.
         withInterruptsDisabled {
             let page = object.pointee.page(at: 0)
-            if Pmap.isModified(page) { PhysicalMemory.page(page).pointee.flags.insert(.dirty) }
+            if Pmap.isModified(page) { PhysicalMemory.pageable(page).pointee.flags.insert(.dirty) }
             Pmap.removeAll(page)
         }
         Test.expect(Pmap.extract(address) == nil && object.pointee.residentPages == 1, "the page is resident and unmapped")

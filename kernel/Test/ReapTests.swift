@@ -61,9 +61,9 @@ enum ReapTests {
             var slabPages = 0, clearPages = 0
             for number in 0..<pagesPerSlab {
                 let index = PageIndex(head.int + number)
-                let page = PhysicalMemory.page(index).pointee, use = PhysicalMemory.use(of: index)
-                if use == .slab && page.object == memory { slabPages += 1 }
-                if use != .slab && page.object == nil { clearPages += 1 }
+                let header = PhysicalMemory.slabHeader(of: index)
+                if header == memory { slabPages += 1 }
+                if PhysicalMemory.use(of: index) != .slab && header == nil { clearPages += 1 }
             }
             if clearPages == pagesPerSlab { releasedSlabs += 1 }
             Test.expect(slabPages == pagesPerSlab || clearPages == pagesPerSlab,

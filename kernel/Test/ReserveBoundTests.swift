@@ -219,7 +219,7 @@ enum ReserveBoundTests {
                 }
                 pointer(at: address).storeBytes(of: 0x5EED_0000 | KernelOptions.seed &+ UInt64(number), as: UInt64.self)
                 let page = PhysicalMemory.index(of: Pmap.extract(address)!)!
-                let object = PhysicalMemory.page(page).pointee.object!.assumingMemoryBound(to: MemoryObject.self)
+                let object = PhysicalMemory.pageable(page).pointee.object!.assumingMemoryBound(to: MemoryObject.self)
                 withInterruptsDisabled {
                     PageQueues.claim(page)
                     Pmap.removeAll(page)

@@ -290,6 +290,11 @@ enum TestRunner {
         KernelMaps.logMaps()
         Pageout.logStatistics()
         PhysicalMemory.logDescriptorStatistics()
+        let violations = PhysicalMemory.checkDescriptors()
+        if violations > 0 {
+            suiteFailed = true
+            Console.printLine("# page descriptor check: \(violations) violations after the suite (the E pmm lines above)")
+        }
         Zones.printTable()
         if Zones.debug.contains(.check) { Zones.checkAll() }
     }

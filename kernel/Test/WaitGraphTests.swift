@@ -115,7 +115,7 @@ enum WaitGraphTests {
         let object = RaceTests.object(at: address)
         let page: PageIndex = withInterruptsDisabled {
             let page = object.pointee.page(at: 0)
-            guard page != .none, !PhysicalMemory.page(page).pointee.flags.contains(.busy) else { return .none }
+            guard page != .none, !PhysicalMemory.pageable(page).pointee.flags.contains(.busy) else { return .none }
             PageQueues.claim(page)
             return page
         }
@@ -125,7 +125,7 @@ enum WaitGraphTests {
             return
         }
         let me = Scheduler.current
-        Test.expect(PhysicalMemory.page(page).pointee.busyOwner == UInt32(truncatingIfNeeded: me.pointee.id), "the busy page names this thread as its owner")
+        Test.expect(PhysicalMemory.pageable(page).pointee.busyOwner == UInt32(truncatingIfNeeded: me.pointee.id), "the busy page names this thread as its owner")
         let freer = Threads.spawn("waitgraph-freer") { Kmem.freePageable(address, pageSize) }
         Test.expect(waitUntil(freer, sleepsOn: .busyPage), "the freeing thread sleeps on the busy page")
         withInterruptsDisabled {

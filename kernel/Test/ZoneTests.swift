@@ -299,16 +299,14 @@ enum ZoneTests {
         Test.expectEqual(pages, 4, "pages in the slab")
         for number in 0..<pages {
             let page = PageIndex(head.int + number)
-            let descriptor = PhysicalMemory.page(page)
-            Test.expect(PhysicalMemory.use(of: page) == .slab && descriptor.pointee.object == memory,
+            Test.expect(PhysicalMemory.use(of: page) == .slab && PhysicalMemory.slabHeader(of: page) == memory,
                         "page \(number) of the slab is \(PhysicalMemory.use(of: page).name) and names its slab")
         }
         zone.free(object)
         Zones.destroy(zone)
         for number in 0..<pages {
             let page = PageIndex(head.int + number)
-            let descriptor = PhysicalMemory.page(page)
-            Test.expect(PhysicalMemory.use(of: page) != .slab && descriptor.pointee.object != memory,
+            Test.expect(PhysicalMemory.use(of: page) != .slab && PhysicalMemory.slabHeader(of: page) == nil,
                         "page \(number) of the freed slab is \(PhysicalMemory.use(of: page).name), no longer the slab's")
         }
         Test.expect(PhysicalMemory.buddy!.pointee.isConsistent(), "buddy invariants hold")

@@ -225,14 +225,15 @@ enum MemoryObjects {
     /// thread after writing it, a fault abandoning a page it could not fill, releasePages).
     /// The page must be off every queue and unmapped; the caller frees it.
     static func takeOut(_ page: PageIndex, from object: ObjectRef, at index: Int) {
-        let descriptor = PhysicalMemory.page(page)
+        let descriptor = PhysicalMemory.pageable(page)
         kassert(descriptor.pointee.queue == .none, "memory object: taking out page \(index) while it is on the \(descriptor.pointee.queue.name) queue")
         object.pointee.removePage(page, at: index)
         let wasBusy = descriptor.pointee.flags.contains(.busy)
         descriptor.pointee.flags.remove([.busy, .dirty])
-        PhysicalMemory.clearUse(page, .anonymous)
-        descriptor.pointee.object = nil
+        // Waiters are woken before the descriptor - their wait channel - goes back to its zone;
+        // each looks the page up again and finds it gone.
         if wasBusy { Scheduler.wakeup(UnsafeRawPointer(descriptor)) }
+        PhysicalMemory.releasePageable(page)
     }
 
     /// Checks `object`, mapped from `base`, against the page rules (PageDescriptor.swift) with
@@ -258,12 +259,15 @@ enum MemoryObjects {
                     continue
                 }
                 resident += 1
-                let descriptor = PhysicalMemory.page(page)
                 if PhysicalMemory.use(of: page) != .anonymous {
                     report("memory object: page \(index) is held in a page whose use is \(PhysicalMemory.use(of: page).name)")
                     continue
                 }
-                if descriptor.pointee.object != UnsafeMutableRawPointer(object) || descriptor.pointee.offset != UInt64(index) {
+                let descriptor = PhysicalMemory.pageable(page)
+                if descriptor.pointee.page != page {
+                    report("memory object: page \(index)'s descriptor describes another page")
+                }
+                if descriptor.pointee.object != UnsafeMutableRawPointer(object) || descriptor.pointee.offset != UInt32(index) {
                     report("memory object: page \(index)'s descriptor names another object or index (\(descriptor.pointee.offset))")
                 }
                 if !descriptor.pointee.flags.contains(.busy) && descriptor.pointee.queue == .none {
@@ -291,7 +295,7 @@ enum MemoryObjects {
                 while true {
                     let page = object.pointee.page(at: index)
                     if page == .none { return }
-                    let descriptor = PhysicalMemory.page(page)
+                    let descriptor = PhysicalMemory.pageable(page)
                     if descriptor.pointee.flags.contains(.busy) {
                         busyWaits += 1
                         Scheduler.sleep(on: UnsafeRawPointer(descriptor), reason: "page busy", kind: .busyPage)

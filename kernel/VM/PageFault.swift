@@ -13,6 +13,8 @@ enum PageFault {
     static var zeroFills: UInt64 = 0
     static var swapIns: UInt64 = 0
     static var remaps: UInt64 = 0
+    /// Faults that found a page but no pageable descriptor for it (and waited for memory).
+    static var descriptorShortages: UInt64 = 0
 
     /// Every allocation a fault makes, and every wait.
     static let context = AllocationContext.ordinary
@@ -79,10 +81,11 @@ enum PageFault {
         let resident = object.pointee.page(at: index)
         if resident != .none {
             // Already resident: claim it (off its queue, busy) to map it, rechecking that the
-            // slot still holds it - it may have been cleaned and freed since we looked.
-            let descriptor = PhysicalMemory.page(resident)
+            // slot still holds it - it may have been cleaned and freed since we looked (and
+            // its descriptor with it: it is looked at only after the recheck).
             let claimed: Attempt? = withInterruptsDisabled {
                 guard object.pointee.page(at: index) == resident else { return .retry }
+                let descriptor = PhysicalMemory.pageable(resident)
                 if descriptor.pointee.flags.contains(.busy) {
                     Scheduler.sleep(on: UnsafeRawPointer(descriptor), reason: "page busy", kind: .busyPage)
                     return .retry
@@ -98,24 +101,32 @@ enum PageFault {
             return .mapped
         }
 
-        // Not resident: a new page, filled from swap or with zeros, installed busy.
+        // Not resident: a new page, filled from swap or with zeros, installed busy, and its
+        // descriptor (PageablePage), allocated with it - both without waiting; short of
+        // either, nothing is held when the thread waits.
         guard let page = PhysicalMemory.allocate(order: 0, context.withoutWaiting) else { return .waitForMemory }
-        let descriptor = PhysicalMemory.page(page)
+        guard let descriptor = PhysicalMemory.allocatePageableDescriptor(for: page, context.withoutWaiting) else {
+            PhysicalMemory.free(page)
+            countEvent(&descriptorShortages)
+            return .waitForMemory
+        }
         // Checked and installed with interrupts off: another thread faulting on the same
         // page, or the out-of-memory policy marking the object dead, cannot come between.
         let installed: Bool = withInterruptsDisabled {
             if Scheduler.current.pointee.killed || object.pointee.dead || object.pointee.page(at: index) != .none {
                 return false
             }
-            PhysicalMemory.setUse(page, .anonymous)
-            PageQueues.setBusy(page)
             descriptor.pointee.object = UnsafeMutableRawPointer(object)
-            descriptor.pointee.offset = UInt64(index)
+            descriptor.pointee.offset = UInt32(index)
+            PhysicalMemory.makePageable(page, descriptor)
+            PageQueues.setBusy(page)
             object.pointee.installPage(page, at: index)
             return true
         }
         if !installed {
-            PhysicalMemory.free(page)      // stopped, or someone else brought the page in
+            // Stopped, or someone else brought the page in.
+            PhysicalMemory.freePageableDescriptor(descriptor)
+            PhysicalMemory.free(page)
             return .retry
         }
         if let block = SwapMetadata.lookup(object, index) {

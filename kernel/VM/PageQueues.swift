@@ -29,14 +29,14 @@ enum PageQueues {
     /// Appends `page` to the tail of `queue`.
     static func insert(_ page: PageIndex, _ queue: PageQueue) {
         withInterruptsDisabled {
-            let descriptor = PhysicalMemory.page(page)
+            let descriptor = PhysicalMemory.pageable(page)
             kassert(PhysicalMemory.use(of: page) == .anonymous, "page queue: queueing a page whose use is \(PhysicalMemory.use(of: page).name)")
             kassert(descriptor.pointee.queue == .none, "page queue: page already on the \(descriptor.pointee.queue.name) queue")
             descriptor.pointee.queue = queue
             descriptor.pointee.next = .none
             withList(queue) { list in
                 descriptor.pointee.prev = list.tail
-                if list.tail != .none { PhysicalMemory.page(list.tail).pointee.next = page } else { list.head = page }
+                if list.tail != .none { PhysicalMemory.pageable(list.tail).pointee.next = page } else { list.head = page }
                 list.tail = page
                 list.count += 1
             }
@@ -46,13 +46,13 @@ enum PageQueues {
     /// Takes `page` off whatever queue it is on (nothing if none).
     static func remove(_ page: PageIndex) {
         withInterruptsDisabled {
-            let descriptor = PhysicalMemory.page(page)
+            let descriptor = PhysicalMemory.pageable(page)
             let queue = descriptor.pointee.queue
             guard queue != .none else { return }
             withList(queue) { list in
                 let next = descriptor.pointee.next, prev = descriptor.pointee.prev
-                if prev != .none { PhysicalMemory.page(prev).pointee.next = next } else { list.head = next }
-                if next != .none { PhysicalMemory.page(next).pointee.prev = prev } else { list.tail = prev }
+                if prev != .none { PhysicalMemory.pageable(prev).pointee.next = next } else { list.head = next }
+                if next != .none { PhysicalMemory.pageable(next).pointee.prev = prev } else { list.tail = prev }
                 list.count -= 1
             }
             descriptor.pointee.queue = .none
@@ -70,7 +70,7 @@ enum PageQueues {
     /// caller has interrupts off and has checked the page is its object's and not busy).
     /// The caller now owns the page (PageDescriptor.swift) until `release`.
     static func claim(_ page: PageIndex) {
-        let descriptor = PhysicalMemory.page(page)
+        let descriptor = PhysicalMemory.pageable(page)
         kassert(!descriptor.pointee.flags.contains(.busy), "page queue: claiming a page someone holds busy")
         remove(page)
         setBusy(page)
@@ -81,7 +81,7 @@ enum PageQueues {
     /// on the page names who holds it in the watchdog's wait-for graph.
     static func setBusy(_ page: PageIndex) {
         kassert(!CPU.interruptsEnabled, "page queue: a page marked busy with interrupts on")
-        let descriptor = PhysicalMemory.page(page)
+        let descriptor = PhysicalMemory.pageable(page)
         descriptor.pointee.flags.insert(.busy)
         descriptor.pointee.busyOwner = Scheduler.started ? UInt32(truncatingIfNeeded: Scheduler.current.pointee.id) : 0
     }
@@ -90,7 +90,7 @@ enum PageQueues {
     /// a woken releasePages could free a page that is then queued while free - and whoever
     /// waits for the page is woken.
     static func release(_ page: PageIndex, to queue: PageQueue) {
-        let descriptor = PhysicalMemory.page(page)
+        let descriptor = PhysicalMemory.pageable(page)
         withInterruptsDisabled {
             insert(page, queue)
             descriptor.pointee.flags.remove(.busy)

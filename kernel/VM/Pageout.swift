@@ -198,7 +198,7 @@ enum Pageout {
         for index in 0..<object.pointee.pageCount {
             let claimed: PageIndex? = withInterruptsDisabled {
                 let page = object.pointee.page(at: index)
-                guard page != .none, !PhysicalMemory.page(page).pointee.flags.contains(.busy) else { return nil }
+                guard page != .none, !PhysicalMemory.pageable(page).pointee.flags.contains(.busy) else { return nil }
                 PageQueues.claim(page)
                 return page
             }
@@ -221,7 +221,7 @@ enum Pageout {
     /// before it lets go of anything. The write itself needs the page unmapped, so that it
     /// cannot change under the I/O and its dirty bit is final.
     private static func clean(_ page: PageIndex) -> Bool {
-        let descriptor = PhysicalMemory.page(page)
+        let descriptor = PhysicalMemory.pageable(page)
         let object = descriptor.pointee.object!.assumingMemoryBound(to: MemoryObject.self)
         let index = Int(descriptor.pointee.offset)
         MemoryObjects.check(object)
@@ -273,7 +273,7 @@ enum Pageout {
         let s = statistics
         Log.info(.pageout, "pageout: \(s.wakeups) wakeups, \(s.scanned) pages scanned, \(s.written) written to swap, \(s.freed) freed, \(s.reactivated) reactivated, \(s.failures) failed steps, \(s.oomKills) threads stopped for lack of memory")
         Log.info(.pageout, "reaping: \(s.reaps) reaps gave back \(s.reapedPages) pages of empty zone slabs")
-        Log.info(.pageout, "swap: \(SwapDevice.pagesWritten) pages out, \(SwapDevice.pagesRead) pages in, \(SwapDevice.usedBlocks) of \(SwapDevice.blocks) blocks in use; faults: \(PageFault.zeroFills) zero-fill, \(PageFault.swapIns) from swap, \(PageFault.remaps) remapped")
+        Log.info(.pageout, "swap: \(SwapDevice.pagesWritten) pages out, \(SwapDevice.pagesRead) pages in, \(SwapDevice.usedBlocks) of \(SwapDevice.blocks) blocks in use; faults: \(PageFault.zeroFills) zero-fill, \(PageFault.swapIns) from swap, \(PageFault.remaps) remapped, \(PageFault.descriptorShortages) short of a page descriptor")
         SwapMetadata.logStatistics()
         Disk.logStatistics()
         LockOrder.logStatistics()

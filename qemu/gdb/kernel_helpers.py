@@ -233,29 +233,43 @@ class KPage(gdb.Command):
                 index = u32(segment + t["BuddySegment.firstIndex"]) + frame - base
         if index is None:
             raise gdb.GdbError("%#x is not a managed page (no descriptor)" % physical)
-        page = t["vmpages"] + index * t["VMPage.stride"]
-        # The mem_desc word: the block's buddy descriptor, the page's use in the low 3 bits.
-        word = u64(u64(buddy + t["BuddyAllocator.memDescs"]) + index * 8)
+        # The mem_desc word: a descriptor, the page's use in the low 3 bits. A pageable page's
+        # word points to its PageablePage, whose first field is the buddy descriptor; every
+        # other page's to its block's buddy descriptor (kernel/Mem/Portable/PageDescriptor.swift).
+        words = u64(buddy + t["BuddyAllocator.memDescs"])
+        word = u64(words + index * 8)
         uses = {value: name for name, value in t.names("pageuse.").items()}
         queues = {value: name for name, value in t.names("pagequeue.").items()}
-        use, block = word & 7, word & ~7
-        queue = u8(page + t["VMPage.queue"])
-        flags = u16(page + t["VMPage.flags"])
-        names = [name for name, bit in sorted(t.names("pageflag.").items(), key=lambda item: item[1]) if flags & bit]
-        print("page %#x: descriptor %d at %#x" % (physical & ~0xFFF, index, page))
+        use, pointer = word & 7, word & ~7
+        use_name = uses.get(use, "? (%d)" % use)
+        block = u64(pointer + t["PageablePage.buddy"]) if use_name == "anonymous" else pointer
         order = u8(block + t["BuddyDescriptor.order"]) if block else 0
-        print("  use %s, flags %#x (%s), order %d, queue %s, wire count %d" % (
-            uses.get(use, "? (%d)" % use), flags, " ".join(names) or "none", order,
-            queues.get(queue, "? (%d)" % queue), u16(page + t["VMPage.wireCount"])))
+        print("page %#x: page %d, mem_desc at %#x" % (physical & ~0xFFF, index, words + index * 8))
+        print("  use %s, order %d" % (use_name, order))
         if block:
             first = u32(block + t["BuddyDescriptor.firstPage"])
             bits = u8(block + t["BuddyDescriptor.flags"])
-            marks = [name for name, bit in t.names("buddyflag.").items() if bits & bit]
+            marks = [name for name, bit in sorted(t.names("buddyflag.").items(), key=lambda item: item[1]) if bits & bit]
             print("  mem_desc %#x: buddy descriptor %#x, block of %d pages from descriptor %d, flags %s" % (
                 word, block, 1 << order, first, " ".join(marks) or "none"))
-        print("  object %#x, offset %d" % (u64(page + t["VMPage.object"]), u64(page + t["VMPage.offset"])))
-        pv = u64(page + t["VMPage.pvList"])
-        print("  mapped at %d addresses:" % u32(page + t["VMPage.pvCount"]))
+        owner_words = block + t["BuddyDescriptor.ownerWords"]
+        pv_head, pv_count = 0, 0
+        if use_name == "anonymous":
+            flags = u16(pointer + t["PageablePage.flags"])
+            names = [name for name, bit in sorted(t.names("pageflag.").items(), key=lambda item: item[1]) if flags & bit]
+            queue = u8(pointer + t["PageablePage.queue"])
+            print("  pageable descriptor %#x: flags %#x (%s), queue %s, object %#x, offset %d" % (
+                pointer, flags, " ".join(names) or "none", queues.get(queue, "? (%d)" % queue),
+                u64(pointer + t["PageablePage.object"]), u32(pointer + t["PageablePage.offset"])))
+            mappings = pointer + t["PageablePage.mappings"]
+            pv_head, pv_count = u64(mappings + t["PVList.head"]), u32(mappings + t["PVList.count"])
+        elif use_name in ("wired", "allocated"):
+            # No descriptor of its own: the PV list is in the buddy descriptor's owner words.
+            pv_head, pv_count = u64(owner_words), u32(owner_words + 8)
+        elif use_name == "pageTable":
+            print("  page table: %d valid entries%s" % (u64(owner_words), ", pinned" if u64(owner_words + 8) else ""))
+        print("  mapped at %d addresses:" % pv_count)
+        pv = pv_head
         while pv:
             print("    %#018x" % u64(pv + t["PVEntry.virtualAddress"]))
             pv = u64(pv + t["PVEntry.next"])

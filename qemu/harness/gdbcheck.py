@@ -137,6 +137,7 @@ def check_helpers(image, elf, log_dir):
         "echo ==kpageuse0==\\n", "python gdb.execute('kpage -v ' + uses[0][4])",
         "echo ==kpageuse1==\\n", "python gdb.execute('kpage -v ' + uses[1][4])",
         "echo ==kpageuse2==\\n", "python gdb.execute('kpage -v ' + uses[2][4])",
+        "echo ==kpageuse3==\\n", "python gdb.execute('kpage -v ' + uses[3][4])",
         "continue",
     ], log_dir)
     problems = []
@@ -154,10 +155,10 @@ def check_helpers(image, elf, log_dir):
         problems.append("the kernel panicked:")
         problems.extend("    " + line for line in panic[:4])
     for name in ("kzones", "kbuddy", "kmap", "kmapall", "kthreads", "klog", "kpage", "kpagev", "kpagedirect",
-                 "kpageuse0", "kpageuse1", "kpageuse2"):
+                 "kpageuse0", "kpageuse1", "kpageuse2", "kpageuse3"):
         if name not in sections or not sections[name]:
             problems.append("gdb printed nothing for %s" % name)
-    for kind in ("zone", "buddy", "thresholds", "map", "page", "use", "thread", "marker"):
+    for kind in ("zone", "buddy", "thresholds", "map", "page", "use", "pageable", "thread", "marker"):
         if not view_lines(serial, kind):
             problems.append("the kernel printed no 'view %s' line to compare with" % kind)
     if problems:
@@ -191,8 +192,15 @@ def check_helpers(image, elf, log_dir):
         if sections["kpagev"][:1] != [wanted] or sections["kpagev"][1:] != sections["kpage"]:
             problems.append("kpage -v %s does not show '%s' and then what kpage %s shows" % (second, wanted, page))
     uses = view_lines(serial, "use")
-    if sorted(use for _, use in uses) != ["allocated", "slab", "wired"]:
-        problems.append("the kernel's view of the three pages is not allocated, wired and slab: %s" % uses)
+    if sorted(use for _, use in uses) != ["allocated", "anonymous", "slab", "wired"]:
+        problems.append("the kernel's view of the four pages is not allocated, wired, slab and anonymous: %s" % uses)
+    # The pageable page: kpage follows its word to its own descriptor (PageablePage).
+    for address, descriptor, queue, offset in view_lines(serial, "pageable"):
+        number = [use for _, use in uses].index("anonymous") if any(use == "anonymous" for _, use in uses) else None
+        shown = [line for line in sections.get("kpageuse%d" % number, []) if line.startswith("  pageable descriptor ")] if number is not None else []
+        wanted = "  pageable descriptor %#x: " % int(descriptor, 16)
+        if not shown or not shown[0].startswith(wanted) or ("queue %s," % queue) not in shown[0] or not shown[0].endswith("offset %s" % offset):
+            problems.append("kpage -v %s does not show its pageable descriptor %s (queue %s, offset %s): %s" % (address, descriptor, queue, offset, shown[:1]))
     for number, (address, use) in enumerate(uses):
         shown = [line for line in sections["kpageuse%d" % number] if line.startswith("  use ")]
         if not shown or not shown[0].startswith("  use %s, " % use):

@@ -175,12 +175,10 @@ enum Pmap {
     /// Adds `delta` to the valid-entry count of a runtime table page (boot tables are not counted).
     @discardableResult
     private static func adjustEntryCount(_ tableAddress: PhysicalAddress, by delta: Int) -> Int? {
-        guard let index = PhysicalMemory.index(of: tableAddress) else { return nil }
-        let page = PhysicalMemory.page(index)
-        guard PhysicalMemory.use(of: index) == .pageTable else { return nil }
-        let count = Int(page.pointee.wireCount) + delta
+        guard let index = PhysicalMemory.index(of: tableAddress), let table = PhysicalMemory.tableDescriptor(index) else { return nil }
+        let count = table.pointee.tableEntries + delta
         kassert(count >= 0 && count <= 512, "pmap: table page \(hex: tableAddress.rawValue) entry count \(count)")
-        page.pointee.wireCount = UInt16(count)
+        table.pointee.tableEntries = count
         return count
     }
 
@@ -229,8 +227,7 @@ enum Pmap {
                     let tablePage = tableSlot(spares, used)
                     used += 1
                     PhysicalMemory.pointer(to: tablePage).initializeMemory(as: UInt8.self, repeating: 0, count: Int(pageSize))
-                    PhysicalMemory.setUse(tablePage, .pageTable)
-                    PhysicalMemory.page(tablePage).pointee.wireCount = 0
+                    PhysicalMemory.setUse(tablePage, .pageTable)      // no entries, not pinned
                     let tableAddress = PhysicalMemory.physicalAddress(of: tablePage)
                     table(current)[level.index(of: address)] = PageTableEntry(frame: tableAddress, flags: PageTableEntry.present | PageTableEntry.writable).rawValue
                     adjustEntryCount(current, by: 1)
@@ -263,7 +260,7 @@ enum Pmap {
         slot.pointee = PageTableEntry(frame: frame, flags: protection.entryFlags).rawValue
         adjustEntryCount(current, by: 1)
         pv.pointee = PVEntry(pmap: kernelPmap, virtualAddress: address)
-        PhysicalMemory.page(page).pointee.insertMapping(pv)
+        PhysicalMemory.withMappings(page) { $0.insert(pv) }
         statistics.mappings += 1
         return true
     }
@@ -305,8 +302,9 @@ enum Pmap {
         slot.pointee = 0
         CPU.invalidatePage(address)
         statistics.mappings -= 1
-        if let index = PhysicalMemory.index(of: frame),
-           let pv = PhysicalMemory.page(index).pointee.removeMapping(pmap: kernelPmap, virtualAddress: address) {
+        // A frame of another use was mapped without a PV entry (boot mappings): nothing to drop.
+        if let index = PhysicalMemory.index(of: frame), PhysicalMemory.use(of: index).keepsMappings,
+           let pv = PhysicalMemory.withMappings(index, { $0.remove(pmap: kernelPmap, virtualAddress: address) }) {
             PVEntries.free(pv)
         }
         guard let remaining = adjustEntryCount(tableAddress, by: -1), remaining == 0, freeTables, let path = path else { return }
@@ -315,9 +313,9 @@ enum Pmap {
         while number >= 1 {
             let emptyTable = path.table(number)
             guard let index = PhysicalMemory.index(of: emptyTable),
-                  PhysicalMemory.use(of: index) == .pageTable,
-                  !PhysicalMemory.page(index).pointee.flags.contains(.pinnedTable),
-                  PhysicalMemory.page(index).pointee.wireCount == 0 else { return }
+                  let descriptor = PhysicalMemory.tableDescriptor(index),
+                  !descriptor.pointee.isPinnedTable,
+                  descriptor.pointee.tableEntries == 0 else { return }
             let parent = path.table(number - 1)
             let parentLevel = PageTableLevel(rawValue: 4 - number)!
             table(parent)[parentLevel.index(of: address)] = 0
@@ -398,7 +396,7 @@ enum Pmap {
                         }
                         PhysicalMemory.pointer(to: tablePage).initializeMemory(as: UInt8.self, repeating: 0, count: Int(pageSize))
                         PhysicalMemory.setUse(tablePage, .pageTable)
-                        PhysicalMemory.page(tablePage).pointee.flags.insert(.pinnedTable)
+                        PhysicalMemory.tableDescriptor(tablePage)!.pointee.isPinnedTable = true
                         let tableAddress = PhysicalMemory.physicalAddress(of: tablePage)
                         slot.pointee = PageTableEntry(frame: tableAddress, flags: PageTableEntry.present | PageTableEntry.writable).rawValue
                         adjustEntryCount(current, by: 1)
@@ -406,10 +404,11 @@ enum Pmap {
                     }
                     let next = PageTableEntry(rawValue: slot.pointee).frame
                     if let index = PhysicalMemory.index(of: next) {
-                        // A table made here or earlier at run time, or a boot table (reserved).
+                        // A table made here or earlier at run time, or a boot table (reserved,
+                        // never freed: nothing to pin).
                         let use = PhysicalMemory.use(of: index)
                         kassert(use == .pageTable || use == .reserved, "pmap: pinning table page \(hex: next.rawValue) whose use is \(use.name)")
-                        PhysicalMemory.page(index).pointee.flags.insert(.pinnedTable)
+                        PhysicalMemory.tableDescriptor(index)?.pointee.isPinnedTable = true
                     }
                     current = next
                     level = PageTableLevel(rawValue: level.rawValue - 1)!
@@ -421,10 +420,10 @@ enum Pmap {
 
     /// Unmaps `page` everywhere it is mapped, through its PV list.
     static func removeAll(_ page: PageIndex) {
-        while let pv = PhysicalMemory.page(page).pointee.pvList {
+        while let pv = PhysicalMemory.mappings(of: page).head {
             let address = pv.pointee.virtualAddress
             remove(address, pages: 1)
-            kassert(PhysicalMemory.page(page).pointee.pvList != pv, "pmap.removeAll: mapping at \(address: address) did not go away")
+            kassert(PhysicalMemory.mappings(of: page).head != pv, "pmap.removeAll: mapping at \(address: address) did not go away")
         }
     }
 
@@ -433,7 +432,7 @@ enum Pmap {
     /// Whether any mapping of `page` was used since the last call; clears the accessed bits.
     static func testAndClearReferenced(_ page: PageIndex) -> Bool {
         var referenced = false
-        var pv = PhysicalMemory.page(page).pointee.pvList
+        var pv = PhysicalMemory.mappings(of: page).head
         while let entry = pv {
             withInterruptsDisabled {
                 if let slot = leafEntry(entry.pointee.virtualAddress), slot.pointee & PageTableEntry.accessed != 0 {
@@ -449,7 +448,7 @@ enum Pmap {
 
     /// Whether any mapping of `page` was written through.
     static func isModified(_ page: PageIndex) -> Bool {
-        var pv = PhysicalMemory.page(page).pointee.pvList
+        var pv = PhysicalMemory.mappings(of: page).head
         while let entry = pv {
             if let slot = leafEntry(entry.pointee.virtualAddress), slot.pointee & PageTableEntry.dirty != 0 { return true }
             pv = entry.pointee.next

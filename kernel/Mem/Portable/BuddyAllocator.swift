@@ -334,9 +334,29 @@ public struct BuddyAllocator {
 
     /// The owner of an allocated block tags every one of its pages with its use, keeping the
     /// descriptor (it frees the block with it).
+    /// Its owner words start (and end) at zero.
     public mutating func setUse(_ block: PageIndex, _ use: PageUse) {
+        precondition(!use.hasOwnDescriptor, "buddy: a use with a descriptor of its own is set with setOwner")
         let descriptor = memDescs[block.int].buddy!
+        descriptor.pointee.ownerWords = OwnerWords()
         tag(descriptor, pages: block.int, count: 1 << Int(descriptor.pointee.order), use)
+    }
+
+    /// An owner with a descriptor of its own (`use.hasOwnDescriptor`) points every page of its
+    /// block to `owner`, whose first field must already hold the block's buddy descriptor -
+    /// which is how the block is found and freed again.
+    public mutating func setOwner(_ block: PageIndex, _ use: PageUse, owner: UnsafeMutableRawPointer) {
+        precondition(use.hasOwnDescriptor, "buddy: setOwner for a use without a descriptor of its own")
+        let descriptor = memDescs[block.int].buddy!
+        precondition(owner.load(as: UnsafeMutablePointer<BuddyDescriptor>.self) == descriptor,
+                     "buddy: an owner descriptor that does not name its block's buddy descriptor")
+        let word = MemDesc(use, owner: owner)
+        var page = memDescs + block.int
+        let end = page + (1 << Int(descriptor.pointee.order))
+        while page < end {
+            page.pointee = word
+            page += 1
+        }
     }
 
     @inline(__always)

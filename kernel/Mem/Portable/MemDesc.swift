@@ -10,18 +10,18 @@
 // The invariant (checked by BuddyAllocator.isConsistent and the kernel's validator): for every
 // page, either
 //   - mem_desc is `.reserved` with no pointer: the page never reached the buddy allocator
-//     (stolen at boot for page tables and the descriptor arrays), or
-//   - mem_desc points to the buddy descriptor of the block the page is in - every page of
-//     the block, not only its first - and its type is `.free` exactly when that descriptor is
-//     on a free list; otherwise the type says what the block's owner uses it for.
-// So an owner that types its block (`.slab`, `.pageTable`, ...) keeps the buddy descriptor's
-// pointer and changes only the tag; the descriptor is what frees the block again, which is how
-// a free needs no new descriptor (BuddyAllocator.swift says why that always suffices).
-//
-// What is not here yet (issue 18, later stages): the owners' own descriptors. A slab, a page
-// table, a pageable page still keep their per-page facts in the static VMPage array
-// (PageDescriptor.swift); moving them into descriptors allocated with the page is what turns
-// "8 bytes plus VMPage" into "8 bytes".
+//     (stolen at boot for page tables and the mem_desc array), or
+//   - mem_desc leads to the buddy descriptor of the block the page is in - every page of the
+//     block, not only its first - and its type is `.free` exactly when that descriptor is on a
+//     free list; otherwise the type says what the block's owner uses it for. It leads there
+//     directly, or - for a use whose owner keeps a descriptor of its own (`hasOwnDescriptor`:
+//     a pageable page's PageablePage) - through that descriptor's first field.
+// So an owner that types its block (`.slab`, `.pageTable`, ...) keeps the buddy descriptor
+// and changes only the tag, or points the word at its own descriptor that names the buddy
+// descriptor; either way the buddy descriptor is what frees the block again, which is how a
+// free needs no new descriptor (BuddyAllocator.swift says why that always suffices).
+// Nothing else about a page is static: PageDescriptor.swift says where each use keeps its
+// facts.
 
 /// What a page is used for, as the tag in its mem_desc: exactly one thing at a time. The raw
 /// values are the tag bits (0...7) and the gdb helpers read them (kpage).
@@ -43,6 +43,19 @@ public enum PageUse: UInt8 {
     case wired = 6
     /// A page of a large kmalloc allocation.
     case kmallocLarge = 7
+
+    /// Whether the page's owner keeps a descriptor of its own, allocated with the page, that
+    /// the mem_desc word points to (instead of the block's buddy descriptor). Only pageable
+    /// pages have one (PageablePage, PageDescriptor.swift); every other owner's few facts fit
+    /// in its buddy descriptor's owner words or in the tag alone.
+    @inline(__always)
+    public var hasOwnDescriptor: Bool { self == .anonymous }
+
+    /// Whether a page of this use may be mapped through the pmap, with a PV list: a pageable
+    /// page (in its descriptor), a wired kmem page or a page its allocator maps itself (in
+    /// the buddy descriptor's owner words). Any other use has other meanings for those words.
+    @inline(__always)
+    public var keepsMappings: Bool { self == .anonymous || self == .wired || self == .allocated }
 
     public var name: StaticString {
         switch self {
@@ -75,14 +88,39 @@ public struct MemDesc: Equatable {
         rawValue = address | UInt64(use.rawValue)
     }
 
+    /// A page whose owner keeps a descriptor of its own (`use.hasOwnDescriptor`): the word
+    /// points to that descriptor, whose first stored field is the block's buddy descriptor.
+    @inline(__always)
+    public init(_ use: PageUse, owner: UnsafeMutableRawPointer) {
+        rawValue = UInt64(UInt(bitPattern: owner)) | UInt64(use.rawValue)
+    }
+
     @inline(__always)
     public var use: PageUse { PageUse(rawValue: UInt8(truncatingIfNeeded: rawValue & MemDesc.useMask))! }
 
-    /// The buddy descriptor of the page's block; nil for a reserved page.
+    /// The descriptor the word points to, whatever its type; nil for a reserved page.
+    @inline(__always)
+    public var descriptor: UnsafeMutableRawPointer? {
+        UnsafeMutableRawPointer(bitPattern: UInt(rawValue & ~MemDesc.useMask))
+    }
+
+    /// The buddy descriptor of the page's block; nil for a reserved page. For a page with a
+    /// descriptor of its own it is read from that descriptor's first field.
     @inline(__always)
     public var buddy: UnsafeMutablePointer<BuddyDescriptor>? {
-        UnsafeMutablePointer(bitPattern: UInt(rawValue & ~MemDesc.useMask))
+        guard let pointer = descriptor else { return nil }
+        if use.hasOwnDescriptor { return pointer.load(as: UnsafeMutablePointer<BuddyDescriptor>.self) }
+        return pointer.assumingMemoryBound(to: BuddyDescriptor.self)
     }
+}
+
+/// The two words of a buddy descriptor that are list links while the block is free and the
+/// owner's while it is allocated (BuddyDescriptor).
+public struct OwnerWords: Equatable {
+    public var first: UInt = 0
+    public var second: UInt = 0
+    public init() {}
+    public var isZero: Bool { first == 0 && second == 0 }
 }
 
 /// Where a buddy descriptor is in its life.
@@ -110,11 +148,29 @@ public struct BuddyFlags: OptionSet, Equatable {
 }
 
 /// A block of 2^order pages, free or allocated (the `struct buddy` of the seed message).
-/// 24 bytes; a free block's links are its free-list links, an unused descriptor's `next` is
-/// the pool's free-list link.
+/// 24 bytes. Its first two words are shared, the way Linux shares `struct page`'s `lru`:
+///   - unused (in the pool): `next` is the pool's free-list link;
+///   - free: `next` and `prev` are the links of the free list of its order;
+///   - allocated: the allocator leaves them alone and they belong to the block's owner
+///     (`ownerWords`): a mapped page's PV list when the page has no descriptor of its own
+///     (wired kmem pages, pages a test maps), a page table's entry count and pin.
+/// The allocator clears them when it hands a block out (popFree) and when an owner types or
+/// untypes a block (setUse), so an owner always starts from zeros.
 public struct BuddyDescriptor {
-    public var next: UnsafeMutablePointer<BuddyDescriptor>? = nil
-    public var prev: UnsafeMutablePointer<BuddyDescriptor>? = nil
+    public var ownerWords = OwnerWords()
+
+    /// The list link to the next descriptor (free list, or the pool's list).
+    @inline(__always)
+    public var next: UnsafeMutablePointer<BuddyDescriptor>? {
+        get { UnsafeMutablePointer(bitPattern: ownerWords.first) }
+        set { ownerWords.first = UInt(bitPattern: newValue) }
+    }
+    /// The free list's link to the previous descriptor.
+    @inline(__always)
+    public var prev: UnsafeMutablePointer<BuddyDescriptor>? {
+        get { UnsafeMutablePointer(bitPattern: ownerWords.second) }
+        set { ownerWords.second = UInt(bitPattern: newValue) }
+    }
     /// The block's first page (its index in the mem_desc array).
     public var firstPage: PageIndex = .none
     public var order: UInt8 = 0

@@ -1,40 +1,33 @@
-// PageDescriptor.swift - the static per-page record (VMPage) of what a page's owner keeps.
+// PageDescriptor.swift - what the owners of pages keep about them, now that a page itself is
+// one 8-byte word (issue 18, docs/memory-descriptors.md).
 //
-// Every page has two things today: its mem_desc word (MemDesc.swift: 8 bytes, a pointer to
-// its block's buddy descriptor with the page's use in the low bits - the page allocator's
-// whole state) and one VMPage in a static array allocated at boot from the memory map and
-// sized from it (kernel/Mem/PhysicalMemory.swift). The VMPage holds what the owners of
-// allocated pages keep per page; moving these facts into descriptors allocated with the page
-// is the next stage of docs/memory-descriptors.md. A page is named by its index in both
-// arrays (PageIndex, 32 bits), which keeps the links small.
+// Every page of RAM has its mem_desc word (MemDesc.swift) and nothing else static. The use
+// in the word's tag says where the rest of the page's facts are:
 //
-// The use (PageUse, in mem_desc) says what the page is for - exactly one thing at a time -
-// and so what the VMPage fields mean:
+//   .reserved      nowhere: never given to the buddy allocator (boot page tables, the
+//                  mem_desc array).
+//   .free          the free block's buddy descriptor.
+//   .allocated     the block's buddy descriptor; its owner words may hold a PV list when
+//                  whoever allocated the page maps it (tests do).
+//   .pageTable     the buddy descriptor's owner words: the number of valid entries and
+//                  whether the table is pinned (kernel/Arch/x86_64/Pmap.swift).
+//   .slab          the buddy descriptor: the slab's header is at the start of the block
+//                  (kernel/Mem/KernelZones.swift), so its first page names it; or a page of
+//                  buddy descriptors (flag .descriptorPage), which describes itself.
+//   .kmallocLarge  the buddy descriptor (order and first page) alone.
+//   .wired         the buddy descriptor; its owner words hold the page's PV list (kmem
+//                  maps every wired page once).
+//   .anonymous     a PageablePage (below), allocated from the page_desc zone when the
+//                  fault path brings the page in and freed when the page leaves its object:
+//                  queue links, busy and dirty, owner object and index, PV list. The word
+//                  points to it; it points to the buddy descriptor.
+// Every page of a block carries the block's word (the owner tags them all), so a kfree from
+// any page of a slab finds the slab. A page is named by its index in the mem_desc array
+// (PageIndex, 32 bits), which keeps the queue links small.
 //
-//   .reserved      never given to the buddy allocator (taken at boot: boot page tables, the
-//                  descriptor arrays). Nothing else is meaningful.
-//   .free          a page of a free block. Nothing else is meaningful.
-//   .allocated     a page of a block taken from the buddy allocator and not typed by its
-//                  owner (yet). Whoever allocated it owns it.
-//   .pageTable     a page table of the kernel pmap (kernel/Arch/x86_64/Pmap.swift):
-//                  wireCount = valid entries in it.
-//   .slab          a page of a direct-map zone slab (kernel/Mem/KernelZones.swift):
-//                  object = the slab header; or a page of buddy descriptors (its descriptor
-//                  has the flag .descriptorPage; nothing in VMPage is meaningful).
-//   .kmallocLarge  a page of a large kmalloc block (kernel/Mem/Kmalloc.swift).
-//   .wired         a page of wired kernel memory (kmem_alloc, kernel/VM/Kmem.swift).
-//   .anonymous     a resident page of an anonymous memory object, pageable: object = the
-//                  memory object, offset = page index in it, next/prev = page-queue links,
-//                  queue = which queue (kernel/VM/PageQueues.swift).
-// Any mapped managed page, whatever its use: pvList/pvCount = the PV entries of its mappings.
-// Every page of a block carries the block's use (the owner tags them all), so a kfree from
-// any page of a slab finds the slab.
-//
-// Owners move a block between `.allocated` and their use (PhysicalMemory.setUse/clearUse
-// assert the page was what they expect); PhysicalMemory.free takes back only `.allocated`
-// blocks. The block's order is in its buddy descriptor.
-//
-// `flags` holds state that combines with a use (PageFlags below).
+// Owners move a block between `.allocated` and their use (PhysicalMemory.setUse/clearUse,
+// PhysicalMemory.makePageable/releasePageable assert the page was what they expect);
+// PhysicalMemory.free takes back only `.allocated` blocks with no mappings.
 //
 // The rule for `.anonymous` pages (one CPU: "atomically" means with interrupts off):
 //   1. a resident page is at every moment either busy or on a page queue, never neither;
@@ -65,19 +58,15 @@ public struct PageIndex: RawRepresentable, Equatable, Comparable, Hashable {
     public static func < (a: PageIndex, b: PageIndex) -> Bool { a.rawValue < b.rawValue }
 }
 
-/// State that combines with a page's use. Each flag is meaningful only with the uses named.
+/// State of a pageable page (PageablePage.flags).
 public struct PageFlags: OptionSet, Equatable {
     public var rawValue: UInt16
     public init(rawValue: UInt16) { self.rawValue = rawValue }
 
-    /// Being read or written by the pager (.anonymous); whoever wants it waits.
+    /// Being read or written by the pager; whoever wants it waits.
     public static let busy = PageFlags(rawValue: 1 << 0)
-    /// The page's contents differ from its copy in swap, or it has none (.anonymous).
+    /// The page's contents differ from its copy in swap, or it has none.
     public static let dirty = PageFlags(rawValue: 1 << 1)
-    /// A page table that stays even when empty (.pageTable, or a .reserved boot page table):
-    /// allocated at boot for ranges the pageout path maps into, so that it never needs a
-    /// page-table page there.
-    public static let pinnedTable = PageFlags(rawValue: 1 << 2)
 }
 
 /// Which page queue an .anonymous page is on (kernel/VM/PageQueues.swift).
@@ -109,50 +98,97 @@ public struct PVEntry {
     }
 }
 
-public struct VMPage {
-    public var next: PageIndex = .none
-    public var prev: PageIndex = .none
-    /// State bits that combine with the use.
-    public var flags: PageFlags = []
-    /// Which page queue the page is on (.anonymous pages only).
-    public var queue: PageQueue = .none
-    /// Wire count, or for page-table pages the number of valid entries.
-    public var wireCount: UInt16 = 0
-    /// The owner: a memory object, a slab, a pmap.
-    public var object: UnsafeMutableRawPointer? = nil
-    /// Page index within `object`.
-    public var offset: UInt64 = 0
-    /// Head of the list of mappings of this page.
-    public var pvList: UnsafeMutablePointer<PVEntry>? = nil
-    public var pvCount: UInt32 = 0
-    /// While the page is busy: the id of the thread that set busy (its owner, rule 3 above),
-    /// truncated to 32 bits; 0 when unknown. Meaningless once busy is cleared. Written with the
-    /// flag, interrupts off (PageQueues.setBusy); read by the watchdog's wait-for graph.
-    public var busyOwner: UInt32 = 0
+/// The mappings of one page: the head of its PV list and how many entries are on it. It
+/// lives in the page's PageablePage, or - for a mapped page without one - in its buddy
+/// descriptor's owner words (`BuddyDescriptor.mappings`).
+public struct PVList: Equatable {
+    public var head: UnsafeMutablePointer<PVEntry>? = nil
+    public var count: UInt32 = 0
 
     public init() {}
 
-    /// Adds a mapping to the page's PV list.
-    public mutating func insertMapping(_ entry: UnsafeMutablePointer<PVEntry>) {
-        entry.pointee.next = pvList
-        pvList = entry
-        pvCount += 1
+    public var isEmpty: Bool { head == nil }
+
+    /// Adds a mapping.
+    public mutating func insert(_ entry: UnsafeMutablePointer<PVEntry>) {
+        entry.pointee.next = head
+        head = entry
+        count += 1
     }
 
     /// Unlinks the mapping at (`pmap`, `virtualAddress`) and returns it, or nil if there is none.
-    public mutating func removeMapping(pmap: UnsafeMutableRawPointer?, virtualAddress: VirtualAddress) -> UnsafeMutablePointer<PVEntry>? {
+    public mutating func remove(pmap: UnsafeMutableRawPointer?, virtualAddress: VirtualAddress) -> UnsafeMutablePointer<PVEntry>? {
         var link: UnsafeMutablePointer<PVEntry>? = nil
-        var entry = pvList
+        var entry = head
         while let current = entry {
             if current.pointee.pmap == pmap && current.pointee.virtualAddress == virtualAddress {
-                if let previous = link { previous.pointee.next = current.pointee.next } else { pvList = current.pointee.next }
+                if let previous = link { previous.pointee.next = current.pointee.next } else { head = current.pointee.next }
                 current.pointee.next = nil
-                pvCount -= 1
+                count -= 1
                 return current
             }
             link = current
             entry = current.pointee.next
         }
         return nil
+    }
+}
+
+/// The descriptor of a pageable (.anonymous) page: 48 bytes from the page_desc zone, taken
+/// by the fault path with the page and given back when the page leaves its object. The page's
+/// mem_desc points here; `buddy` - the first field, where MemDesc.buddy reads it - is the
+/// block's buddy descriptor, which frees the page.
+public struct PageablePage {
+    public var buddy: UnsafeMutablePointer<BuddyDescriptor>
+    /// The memory object the page belongs to.
+    public var object: UnsafeMutableRawPointer? = nil
+    public var mappings = PVList()
+    /// Page index within `object`.
+    public var offset: UInt32 = 0
+    /// Page-queue links.
+    public var next: PageIndex = .none
+    public var prev: PageIndex = .none
+    /// While the page is busy: the id of the thread that set busy (its owner, rule 3 above),
+    /// truncated to 32 bits; 0 when unknown. Meaningless once busy is cleared. Written with the
+    /// flag, interrupts off (PageQueues.setBusy); read by the watchdog's wait-for graph.
+    public var busyOwner: UInt32 = 0
+    public var flags: PageFlags = []
+    /// Which page queue the page is on.
+    public var queue: PageQueue = .none
+
+    public init(buddy: UnsafeMutablePointer<BuddyDescriptor>) { self.buddy = buddy }
+
+    /// The page this descriptor describes.
+    public var page: PageIndex { buddy.pointee.firstPage }
+}
+
+extension BuddyDescriptor {
+    /// The PV list of a mapped page without a descriptor of its own (.wired, .allocated),
+    /// kept in the owner words: the head, then the count.
+    public var mappings: PVList {
+        @inline(__always) get {
+            var list = PVList()
+            list.head = UnsafeMutablePointer(bitPattern: ownerWords.first)
+            list.count = UInt32(truncatingIfNeeded: ownerWords.second)
+            return list
+        }
+        @inline(__always) set {
+            ownerWords.first = UInt(bitPattern: newValue.head)
+            ownerWords.second = UInt(newValue.count)
+        }
+    }
+
+    /// A page table's number of valid entries (.pageTable), in the first owner word.
+    public var tableEntries: Int {
+        @inline(__always) get { Int(ownerWords.first) }
+        @inline(__always) set { ownerWords.first = UInt(newValue) }
+    }
+
+    /// Whether a page table stays even when empty (.pageTable), in the second owner word:
+    /// allocated at boot for ranges the pageout path maps into, so that it never needs a
+    /// page-table page there.
+    public var isPinnedTable: Bool {
+        @inline(__always) get { ownerWords.second != 0 }
+        @inline(__always) set { ownerWords.second = newValue ? 1 : 0 }
     }
 }
