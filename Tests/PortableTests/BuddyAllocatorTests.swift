@@ -32,6 +32,16 @@ import Testing
         #expect(fresh.queue == .none && fresh.flags.isEmpty && fresh.object == nil && fresh.mappings.isEmpty)
     }
 
+    @Test func everyTagReadsBackAsItsUse() {
+        let block = UnsafeMutablePointer<BuddyDescriptor>.allocate(capacity: 1)
+        defer { block.deallocate() }
+        for raw in UInt8(0)...7 {
+            let use = PageUse(rawValue: raw)!
+            #expect(MemDesc(use, block).use == use)
+            #expect(MemDesc(rawValue: UInt64(raw)).use.rawValue == raw)
+        }
+    }
+
     @Test func theOwnerWordsAreTheFreeListLinksWhileTheBlockIsFree() {
         var descriptor = BuddyDescriptor()
         let other = UnsafeMutablePointer<BuddyDescriptor>.allocate(capacity: 1)

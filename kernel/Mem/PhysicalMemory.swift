@@ -44,8 +44,9 @@ enum PhysicalMemory {
     /// Pageable pages with their descriptor attached (makePageable .. releasePageable).
     static var pageableDescriptors = 0
     /// The most pages of dynamic descriptors (buddy descriptor pages + page_desc slabs) seen,
-    /// sampled whenever a page is made pageable - which is what fills memory under a workload.
+    /// sampled whenever a page is made pageable and whenever the buddy pool reaches a new high.
     static var peakDescriptorPages = 0
+    static var peakBuddyDescriptorPages = 0
     static var pageCount = 0
     static var managedPages: UInt64 = 0
     static var thresholds = FreePageThresholds(freeMin: 1, freeReserved: 2, pagingStart: 3, pagingTarget: 4)
@@ -264,6 +265,11 @@ enum PhysicalMemory {
         }
         if allocator.pointee.descriptors.freeCount < allocator.pointee.descriptors.reserveTarget && requester != .pageout {
             refillDescriptors(requester)
+        }
+        // The pool only grows on an allocation: a new high is a candidate for the peak.
+        if allocator.pointee.descriptors.dynamicPages > peakBuddyDescriptorPages {
+            peakBuddyDescriptorPages = allocator.pointee.descriptors.dynamicPages
+            notePeakDescriptorPages()
         }
     }
 

@@ -40,6 +40,8 @@ enum DebugHelperTests {
             for order in 0...BuddyAllocator.maxOrder {
                 Log.info(.test, "view buddy order \(order) \(PhysicalMemory.buddy!.pointee.freeBlockCount(order: order))")
             }
+            let pool = PhysicalMemory.buddy!.pointee.descriptors
+            Log.info(.test, "view pool \(pool.staticPages) \(pool.dynamicPages) \(pool.inUse) \(pool.freeCount)")
             let t = PhysicalMemory.thresholds
             Log.info(.test, "view thresholds \(t.freeMin) \(t.freeReserved) \(t.pagingStart) \(t.pagingTarget)")
             KernelMaps.kmem.pointee.map.forEach { entry in

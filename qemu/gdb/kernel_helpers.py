@@ -131,7 +131,7 @@ class KZones(gdb.Command):
 
 
 class KBuddy(gdb.Command):
-    """kbuddy: free blocks per order and the free-page thresholds."""
+    """kbuddy: free blocks per order, the free-page thresholds and the buddy-descriptor pool."""
 
     def __init__(self):
         super().__init__("kbuddy", gdb.COMMAND_DATA)
@@ -151,6 +151,18 @@ class KBuddy(gdb.Command):
         thresholds = t["thresholds@"]
         print("thresholds: free_min %d, free_reserved %d, paging_start %d, paging_target %d pages" % tuple(
             u64(thresholds + t["FreePageThresholds." + name]) for name in ("freeMin", "freeReserved", "pagingStart", "pagingTarget")))
+        # The pool of buddy descriptors (kernel/Mem/Portable/BuddyDescriptorPool.swift): its
+        # counts, then every page of descriptors with how many of its descriptors are in use.
+        pool = buddy + t["BuddyAllocator.descriptors"]
+        field = lambda name: i64(pool + t["BuddyDescriptorPool." + name])
+        print("buddy descriptors: %d static + %d dynamic pages, %d in use, %d free, reserve %d; %d pages given back so far" % (
+            field("staticPages"), field("dynamicPages"), field("inUse"), field("freeCount"), field("reserveTarget"), field("pagesGivenBack")))
+        page = u64(pool + t["BuddyDescriptorPool.pageList"])
+        per_page = t["buddy.descriptorsPerPage"]
+        while page:
+            kind = "static " if u8(page + t["DescriptorPageHeader.isStatic"]) else "dynamic"
+            print("  %s page %#x: %3d of %d descriptors in use" % (kind, page, u32(page + t["DescriptorPageHeader.inUse"]), per_page))
+            page = u64(page + t["DescriptorPageHeader.nextPage"])
 
 
 def map_name(t, control):

@@ -158,7 +158,7 @@ def check_helpers(image, elf, log_dir):
                  "kpageuse0", "kpageuse1", "kpageuse2", "kpageuse3"):
         if name not in sections or not sections[name]:
             problems.append("gdb printed nothing for %s" % name)
-    for kind in ("zone", "buddy", "thresholds", "map", "page", "use", "pageable", "thread", "marker"):
+    for kind in ("zone", "buddy", "pool", "thresholds", "map", "page", "use", "pageable", "thread", "marker"):
         if not view_lines(serial, kind):
             problems.append("the kernel printed no 'view %s' line to compare with" % kind)
     if problems:
@@ -174,6 +174,13 @@ def check_helpers(image, elf, log_dir):
     for _, order, blocks in view_lines(serial, "buddy"):
         if not any(re.match(r"^order +%s: +%s free blocks" % (order, blocks), line) for line in sections["kbuddy"]):
             problems.append("kbuddy does not show %s free blocks of order %s" % (blocks, order))
+    for static, dynamic, inuse, free in view_lines(serial, "pool"):
+        wanted = "buddy descriptors: %s static + %s dynamic pages, %s in use, %s free, " % (static, dynamic, inuse, free)
+        if not any(line.startswith(wanted) for line in sections["kbuddy"]):
+            problems.append("kbuddy does not show the descriptor pool as '%s'" % wanted)
+        pages = [line for line in sections["kbuddy"] if re.match(r"^  (static |dynamic) page 0x", line)]
+        if len(pages) != int(static) + int(dynamic):
+            problems.append("kbuddy lists %d pages of descriptors, the kernel has %s + %s" % (len(pages), static, dynamic))
     for fields in view_lines(serial, "thresholds"):
         wanted = "thresholds: free_min %s, free_reserved %s, paging_start %s, paging_target %s pages" % tuple(fields)
         if wanted not in sections["kbuddy"]:

@@ -95,8 +95,11 @@ public struct MemDesc: Equatable {
         rawValue = UInt64(UInt(bitPattern: owner)) | UInt64(use.rawValue)
     }
 
+    /// The tag as a PageUse. Every 3-bit value is a case and the cases are declared in raw-
+    /// value order, so the bits are the enum's own representation (a host test checks all
+    /// eight): no failable init on the allocator's hottest path.
     @inline(__always)
-    public var use: PageUse { PageUse(rawValue: UInt8(truncatingIfNeeded: rawValue & MemDesc.useMask))! }
+    public var use: PageUse { unsafeBitCast(UInt8(truncatingIfNeeded: rawValue & MemDesc.useMask), to: PageUse.self) }
 
     /// The descriptor the word points to, whatever its type; nil for a reserved page.
     @inline(__always)
@@ -160,16 +163,14 @@ public struct BuddyDescriptor {
     public var ownerWords = OwnerWords()
 
     /// The list link to the next descriptor (free list, or the pool's list).
-    @inline(__always)
     public var next: UnsafeMutablePointer<BuddyDescriptor>? {
-        get { UnsafeMutablePointer(bitPattern: ownerWords.first) }
-        set { ownerWords.first = UInt(bitPattern: newValue) }
+        @inline(__always) get { UnsafeMutablePointer(bitPattern: ownerWords.first) }
+        @inline(__always) set { ownerWords.first = UInt(bitPattern: newValue) }
     }
     /// The free list's link to the previous descriptor.
-    @inline(__always)
     public var prev: UnsafeMutablePointer<BuddyDescriptor>? {
-        get { UnsafeMutablePointer(bitPattern: ownerWords.second) }
-        set { ownerWords.second = UInt(bitPattern: newValue) }
+        @inline(__always) get { UnsafeMutablePointer(bitPattern: ownerWords.second) }
+        @inline(__always) set { ownerWords.second = UInt(bitPattern: newValue) }
     }
     /// The block's first page (its index in the mem_desc array).
     public var firstPage: PageIndex = .none

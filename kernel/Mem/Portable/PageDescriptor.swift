@@ -51,6 +51,7 @@ public struct PageIndex: RawRepresentable, Equatable, Comparable, Hashable {
     public var rawValue: UInt32
     public init(rawValue: UInt32) { self.rawValue = rawValue }
     public init(_ value: Int) { rawValue = UInt32(value) }
+    @inline(__always)
     public var int: Int { Int(rawValue) }
 
     /// The "no page" value of every link.
