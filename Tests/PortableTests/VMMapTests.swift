@@ -212,6 +212,28 @@ final class MapFixture {
         #expect(space.allocate() == 17 && space.allocate() == nil)
     }
 
+    /// A cluster's followers: the block right after the last one, taken exactly when free;
+    /// a taken block, or one past the end, is refused and changes nothing.
+    @Test func exactBlocksAreTakenOnlyWhenFree() {
+        let storage = UnsafeMutablePointer<UInt64>.allocate(capacity: SwapSpace.wordCount(blocks: 130))
+        defer { storage.deallocate() }
+        var space = SwapSpace(blocks: 130, storage: storage)
+        let first = space.allocate()!
+        let second = space.allocate(exactly: first + 1), third = space.allocate(exactly: first + 2)
+        #expect(second && third)
+        let again = space.allocate(exactly: first + 1), beyond = space.allocate(exactly: 130)
+        #expect(!again, "already taken")
+        #expect(!beyond, "past the end")
+        #expect(space.used == 3 && space.isConsistent())
+        let next = space.allocate()
+        #expect(next == first + 3, "the next-fit search goes on after the exact ones")
+        for block in UInt32(64)..<128 {
+            let taken = space.allocate(exactly: block)
+            #expect(taken)
+        }
+        #expect(space.isConsistent(), "a word filled by exact takes is marked full in the summary")
+    }
+
     /// Against a plain array of Bools: seeded allocations and frees over sizes that end inside
     /// a word, on a word, and past several summary words; the summary and the counts agree
     /// with the bitmap after every step, and a full device hands out nothing.

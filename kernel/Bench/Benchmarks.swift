@@ -309,16 +309,20 @@ enum Benchmarks {
         let pages = Int(PhysicalMemory.managedPages) * 2
         let address = Kmem.allocatePageable(UInt64(pages) * pageSize)!
         let writtenBefore = Pageout.statistics.written
+        let requestsBefore = Pageout.statistics.writeRequests
         let begin = CPU.timestamp()
         for page in 0..<pages { pointer(at: address + UInt64(page) * pageSize).storeBytes(of: UInt64(page), as: UInt64.self) }
         let elapsed = CPU.timestamp() - begin
         let cleaned = Pageout.statistics.written - writtenBefore
+        let requests = Pageout.statistics.writeRequests - requestsBefore
         Kmem.freePageable(address, UInt64(pages) * pageSize)
         let rawRate = hertz / max(1, rawCycles)
         let pageoutRate = cleaned * hertz / max(1, elapsed)
         report("pageout", "raw swap write", rawRate, "pages/s")
         report("pageout", "pages cleaned to swap by the pageout thread", pageoutRate, "pages/s")
         report("pageout", "pageout rate / raw write rate", pageoutRate * 1000 / max(1, rawRate), "per-mille")
+        // How many pages each of the pageout thread's requests carried (pageoutcluster=).
+        report("pageout", "pages per pageout write request (x100)", cleaned * 100 / max(1, requests), "pages")
     }
 
     // MARK: - Overhead

@@ -61,7 +61,10 @@ enum AHCIDisk {
     static let statusDataRequest: UInt32 = 0x08
     static let statusError: UInt32 = 0x01
 
-    static let maximumPRDs = 9
+    /// A 64 KiB transfer (Disk.maximumTransferPages) in page pieces, plus one for a buffer that
+    /// does not start on a page boundary. The PRDT (16 bytes an entry, from 0x880) has room for
+    /// 56 before the IDENTIFY buffer.
+    static let maximumPRDs = Disk.maximumTransferPages + 1
 
     static var function: PCIFunction? = nil
     static var registers = UnsafeMutableRawPointer(UnsafeMutablePointer<UInt8>.unsetPlaceholder)

@@ -122,6 +122,11 @@ enum Disk {
 
     // MARK: - Transfers
 
+    /// The most pages one request moves: what a page-out cluster may be (FreeBSD clusters up
+    /// to 16 pages too). The DMA drivers size their descriptor lists from it; ATA PIO takes up
+    /// to 256 sectors (32 pages) a command.
+    static let maximumTransferPages = 16
+
     /// Reads `count` sectors from `firstSector` into `buffer`.
     static func read(_ firstSector: UInt64, _ count: Int, into buffer: UnsafeMutableRawPointer) -> DiskError? {
         transfer(.read, firstSector, count, buffer)

@@ -56,9 +56,9 @@ enum VirtioBlock {
     static let requestRead: UInt32 = 0
     static let requestWrite: UInt32 = 1
 
-    /// Data descriptors per request: a 32 KiB transfer in page pieces, plus one for a buffer
-    /// that does not start on a page boundary.
-    static let maximumDataDescriptors = 9
+    /// Data descriptors per request: a 64 KiB transfer (Disk.maximumTransferPages, a page-out
+    /// cluster) in page pieces, plus one for a buffer that does not start on a page boundary.
+    static let maximumDataDescriptors = Disk.maximumTransferPages + 1
 
     static var function: PCIFunction? = nil
     static var base = IOPort(0)

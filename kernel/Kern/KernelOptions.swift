@@ -27,6 +27,7 @@ enum KernelOption: Int, CaseIterable {
     case diskfault
     case irqchip
     case lockorder
+    case pageoutcluster
 
     var spec: OptionSpec {
         switch self {
@@ -64,6 +65,8 @@ enum KernelOption: Int, CaseIterable {
             return OptionSpec("irqchip", .choice("auto|pic|ioapic"), default: "auto", "which controller delivers device interrupts: auto (the I/O APIC when the firmware lists one), pic (the 8259s), ioapic (docs/smp.md)")
         case .lockorder:
             return OptionSpec("lockorder", .choice("off|on"), default: "off", "check every mutex and spin lock acquisition against the orders seen so far; a reversed order panics naming both locks and sites (docs/debugging.md)")
+        case .pageoutcluster:
+            return OptionSpec("pageoutcluster", .unsigned, default: "16", "the most pages the pageout thread writes to swap in one request, 1 to 16; 1 writes one page at a time (docs/io.md)")
         case .diskfault:
             return OptionSpec("diskfault", .text, default: "off", "make swap disk operations fail: write:N,read:M fails the N-th write and the M-th read since boot, once each (docs/io.md)")
         }
@@ -126,6 +129,13 @@ enum KernelOptions {
             case .swapdev: Disk.choice = SwapDeviceChoice(rawValue: value.choice)!
             case .lockorder: if value.choice == 1 { LockOrder.enable() }
             case .irqchip: InterruptLines.choice = InterruptControllerChoice(rawValue: value.choice)!
+            case .pageoutcluster:
+                if value.number == 0 || value.number > UInt64(Disk.maximumTransferPages) {
+                    KernelOptions.errorCount += 1
+                    Log.error(.cmdline, "pageoutcluster=\(value.number): expected 1 to \(Disk.maximumTransferPages) pages")
+                } else {
+                    Pageout.clusterLimit = Int(value.number)
+                }
             case .diskfault:
                 if let plan = DiskFaultPlan.parse(value.text) {
                     Disk.faults = plan

@@ -44,6 +44,20 @@ enum MonitorTables {
             Console.printLine("free pages: \(buddy.freePages) (the lists add up to \(total))")
             let t = PhysicalMemory.thresholds
             Console.printLine("thresholds: free_min \(t.freeMin), free_reserved \(t.freeReserved), paging_start \(t.pagingStart), paging_target \(t.pagingTarget) pages")
+            // The pool of buddy descriptors, and every page of it (as kbuddy).
+            let pool = PhysicalMemory.buddy!.pointee.descriptors
+            Console.printLine("buddy descriptors: \(pool.staticPages) static + \(pool.dynamicPages) dynamic pages, \(pool.inUse) in use, \(pool.freeCount) free, reserve \(pool.reserveTarget); \(pool.pagesGivenBack) pages given back so far")
+            var page = pool.pageList
+            while let header = page {
+                let address = UInt64(UInt(bitPattern: header))
+                let inUse = Int(header.pointee.inUse)
+                if header.pointee.isStatic {
+                    Console.printLine("  static  page \(hex: address): \(inUse, width: 3) of \(BuddyDescriptorPool.descriptorsPerPage) descriptors in use")
+                } else {
+                    Console.printLine("  dynamic page \(hex: address): \(inUse, width: 3) of \(BuddyDescriptorPool.descriptorsPerPage) descriptors in use")
+                }
+                page = header.pointee.nextPage
+            }
         }
     }
 

@@ -29,6 +29,8 @@ enum TestRegistry {
             ReserveBoundTests.suite,
             DebugHelperTests.suite,
             DiskFaultTests.suite,
+            ClusterTests.suite,
+            ClusterTests.unclusteredSuite,
             SMPTests.suite,
             SMPTests.limitedSuite,
             LockOrderTests.suite,

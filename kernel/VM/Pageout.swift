@@ -40,6 +40,10 @@ struct PageoutStatistics {
     /// Times the zones were reaped, and the pages of empty slabs that gave back.
     var reaps: UInt64 = 0
     var reapedPages: UInt64 = 0
+    /// Swap writes (one per cleaning step that wrote), and the pages written in clusters of
+    /// more than one.
+    var writeRequests: UInt64 = 0
+    var clusteredPages: UInt64 = 0
 }
 
 enum Pageout {
@@ -52,6 +56,8 @@ enum Pageout {
     static let reapInterval = Timer.hertz
 
     static func start() {
+        // A lazy global, first touched here: its allocation must not happen on the pageout path.
+        clusterPages.initialize(repeating: .none, count: Disk.maximumTransferPages)
         let pageout = Threads.spawn("pageout", stackPages: 8) { Pageout.run() }
         thread = pageout
         Watchdog.pageoutThread = pageout
@@ -161,8 +167,10 @@ enum Pageout {
             }
             guard let taken = candidate else { break }
             guard let page = taken else { continue }
-            if clean(page) {
-                freed += 1
+            let cleaned = clean(page, clustering: true)
+            if cleaned > 0 {
+                freed += cleaned
+                looked += cleaned - 1       // the followers came off the inactive queue too
             } else {
                 // Swap is full or the device failed: the next page would fare no better now.
                 statistics.failures += 1
@@ -193,7 +201,10 @@ enum Pageout {
     /// Cleans every resident page of `object` now, as a pass would (written to swap if dirty,
     /// then freed), skipping pages someone holds busy. Returns the pages freed. The race tests
     /// use it to put chosen pages on swap at a chosen moment.
-    static func evict(_ object: ObjectRef) -> Int {
+    /// With `clustering`, each page cleaned gathers the inactive pages after it as a pass would
+    /// (the cluster tests put the pages on the inactive queue first); with `stoppingAtAFailure`
+    /// it stops at the first page it cannot write, as a pass does.
+    static func evict(_ object: ObjectRef, clustering: Bool = false, stoppingAtAFailure: Bool = false) -> Int {
         var freed = 0
         for index in 0..<object.pointee.pageCount {
             let claimed: PageIndex? = withInterruptsDisabled {
@@ -202,14 +213,18 @@ enum Pageout {
                 PageQueues.claim(page)
                 return page
             }
-            if let page = claimed, clean(page) { freed += 1 }
+            guard let page = claimed else { continue }
+            let cleaned = clean(page, clustering: clustering)
+            if cleaned == 0 && stoppingAtAFailure { break }
+            freed += cleaned
         }
         return freed
     }
 
     /// Claims `page`'s swap slot, unmaps it, writes it out if needed and frees it (the page is
-    /// taken off its queue and marked busy by the caller). False when it could not be written:
-    /// the page goes back to the inactive queue.
+    /// taken off its queue and marked busy by the caller) - with `clustering`, together with the
+    /// dirty inactive pages that follow it in its object, in one write. Returns the pages freed;
+    /// 0 when the page could not be written: it goes back to the inactive queue.
     ///
     /// The slot comes first, while the page is still mapped. A step that cannot be fed (swap
     /// full, no swblock to be had) then changes nothing: unmapping first would free the page's
@@ -220,7 +235,14 @@ enum Pageout {
     /// (docs/reserves.md, "Necessity"). FreeBSD, too, has swap space assigned in putpages
     /// before it lets go of anything. The write itself needs the page unmapped, so that it
     /// cannot change under the I/O and its dirty bit is final.
-    private static func clean(_ page: PageIndex) -> Bool {
+    ///
+    /// Clustering (`gatherFollowers`, FreeBSD's vm_pageout_cluster in small) happens only when
+    /// the first page got a new block: the pages after it in its object that are resident,
+    /// inactive, not busy, not used since they were deactivated and dirty, and have no swap
+    /// block yet, take the blocks after it - each claimed like the first page but under the
+    /// ordinary context without waiting, so a follower never touches a reserve and the
+    /// reserves' bounds, which cover one page per step, still hold (docs/reserves.md).
+    private static func clean(_ page: PageIndex, clustering: Bool) -> Int {
         let descriptor = PhysicalMemory.pageable(page)
         let object = descriptor.pointee.object!.assumingMemoryBound(to: MemoryObject.self)
         let index = Int(descriptor.pointee.offset)
@@ -232,30 +254,83 @@ enum Pageout {
         case .failed(let result):
             PageQueues.release(page, to: .inactive)
             if result == .swapFull { noteSwapFull() }
-            return false
+            return 0
         }
+        let pages = clusterPages
+        pages[0] = page
+        var count = 1
+        if clustering && slot.isNew { count = gatherFollowers(object, index, slot.block, into: pages) }
         withInterruptsDisabled {
-            if Pmap.isModified(page) { descriptor.pointee.flags.insert(.dirty) }
-            Pmap.removeAll(page)
+            for number in 0..<count {
+                if Pmap.isModified(pages[number]) { PhysicalMemory.pageable(pages[number]).pointee.flags.insert(.dirty) }
+                Pmap.removeAll(pages[number])
+            }
         }
         if descriptor.pointee.flags.contains(.dirty) {
-            let result = SwapPager.write(page, object, index, to: slot)
+            let gathered = count
+            let result = SwapPager.writeCluster(pages, count: &count, object, index, to: slot)
+            // Pages the window could not take stay dirty and go back, unwritten.
+            for number in count..<gathered { PageQueues.release(pages[number], to: .inactive) }
             guard result == .written else {
-                PageQueues.release(page, to: .inactive)
-                return false
+                for number in 0..<count { PageQueues.release(pages[number], to: .inactive) }
+                return 0
             }
-            statistics.written += 1
+            statistics.written += UInt64(count)
+            statistics.writeRequests += 1
+            if count > 1 { statistics.clusteredPages += UInt64(count) }
             swapFullReported = false
         } else {
             // A page with no copy on swap is dirty from the fault that filled it
-            // (PageFault.swift), so only an existing slot can go unused here.
+            // (PageFault.swift), so only an existing slot can go unused here - and only a new
+            // slot gathers followers.
             kassert(!slot.isNew, "pageout: page \(index) has no copy on swap and is not dirty")
+            kassert(count == 1, "pageout: a clean page gathered a cluster")
         }
-        withInterruptsDisabled { MemoryObjects.takeOut(page, from: object, at: index) }
-        PhysicalMemory.free(page)
-        statistics.freed += 1
-        Watchdog.pageoutProgress += 1
-        return true
+        for number in 0..<count {
+            withInterruptsDisabled { MemoryObjects.takeOut(pages[number], from: object, at: index + number) }
+            PhysicalMemory.free(pages[number])
+        }
+        statistics.freed += UInt64(count)
+        Watchdog.pageoutProgress += UInt64(count)
+        return count
+    }
+
+    /// The most pages one cleaning step writes (pageoutcluster=, at most
+    /// Disk.maximumTransferPages).
+    static var clusterLimit = Disk.maximumTransferPages
+    /// The pages of the cluster being cleaned: the pageout thread's alone, allocated at start so
+    /// that cleaning allocates nothing for it.
+    static let clusterPages = UnsafeMutablePointer<PageIndex>.allocate(capacity: Disk.maximumTransferPages)
+
+    /// Claims the pages after `index` in `object` that can join a cluster starting at `block`
+    /// (see `clean`), each taken off the inactive queue and marked busy with its slot claimed,
+    /// until one cannot. `pages[0]` is the first page; returns the cluster's length.
+    private static func gatherFollowers(_ object: ObjectRef, _ index: Int, _ block: UInt32,
+                                        into pages: UnsafeMutablePointer<PageIndex>) -> Int {
+        var count = 1
+        while count < clusterLimit && index + count < object.pointee.pageCount {
+            let next = index + count
+            let follower: PageIndex? = withInterruptsDisabled {
+                let page = object.pointee.page(at: next)
+                guard page != .none else { return nil }
+                let descriptor = PhysicalMemory.pageable(page)
+                guard !descriptor.pointee.flags.contains(.busy), descriptor.pointee.queue == .inactive else { return nil }
+                // Used since it was deactivated: the cluster ends, and the page is left for the
+                // scan to judge (its accessed bits untouched).
+                guard !Pmap.isReferenced(page) else { return nil }
+                guard descriptor.pointee.flags.contains(.dirty) || Pmap.isModified(page) else { return nil }
+                PageQueues.claim(page)
+                return page
+            }
+            guard let page = follower else { break }
+            guard SwapPager.claimFollowerSlot(object, next, block: block + UInt32(count)) else {
+                PageQueues.release(page, to: .inactive)
+                break
+            }
+            pages[count] = page
+            count += 1
+        }
+        return count
     }
 
     static var swapFullReported = false
@@ -272,6 +347,7 @@ enum Pageout {
     static func logStatistics() {
         let s = statistics
         Log.info(.pageout, "pageout: \(s.wakeups) wakeups, \(s.scanned) pages scanned, \(s.written) written to swap, \(s.freed) freed, \(s.reactivated) reactivated, \(s.failures) failed steps, \(s.oomKills) threads stopped for lack of memory")
+        Log.info(.pageout, "clusters: \(s.written) pages written in \(s.writeRequests) requests (\(s.clusteredPages) of them in clusters of 2 to \(clusterLimit) pages)")
         Log.info(.pageout, "reaping: \(s.reaps) reaps gave back \(s.reapedPages) pages of empty zone slabs")
         Log.info(.pageout, "swap: \(SwapDevice.pagesWritten) pages out, \(SwapDevice.pagesRead) pages in, \(SwapDevice.usedBlocks) of \(SwapDevice.blocks) blocks in use; faults: \(PageFault.zeroFills) zero-fill, \(PageFault.swapIns) from swap, \(PageFault.remaps) remapped, \(PageFault.descriptorShortages) short of a page descriptor")
         SwapMetadata.logStatistics()

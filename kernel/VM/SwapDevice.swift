@@ -12,6 +12,8 @@ enum SwapDevice {
     static let sectorsPerBlock = Int(pageSize) / Disk.sectorBytes
     static var space: SwapSpace? = nil
     static var pagesWritten: UInt64 = 0
+    /// Disk requests that wrote pages (a clustered page-out writes several pages in one).
+    static var writeRequests: UInt64 = 0
     static var pagesRead: UInt64 = 0
     static var writeErrors: UInt64 = 0
     static var readErrors: UInt64 = 0
@@ -53,6 +55,11 @@ enum SwapDevice {
         withInterruptsDisabled { space?.allocate() }
     }
 
+    /// Takes `block` itself if it is free (a page-out cluster's next block).
+    static func allocateBlock(exactly block: UInt32) -> Bool {
+        withInterruptsDisabled { space?.allocate(exactly: block) ?? false }
+    }
+
     static func freeBlock(_ block: UInt32) {
         withInterruptsDisabled { space!.free(block) }
     }
@@ -62,17 +69,27 @@ enum SwapDevice {
 
     /// Writes one page to `block`. False (and logged) on an error or a bad block number.
     static func write(block: UInt32, from memory: UnsafeMutableRawPointer) -> Bool {
-        guard block < blocks else {
-            Log.error(.swap, "write to block \(block), beyond the end of swap (\(blocks) blocks)")
+        write(blocks: block, count: 1, from: memory)
+    }
+
+    /// Writes `count` pages from `memory` to blocks `first` ..< `first` + `count` in one disk
+    /// request (a page-out cluster; at most Disk.maximumTransferPages). False (and logged) on
+    /// an error or a bad block range: then none of them counts as written.
+    static func write(blocks first: UInt32, count: Int, from memory: UnsafeMutableRawPointer) -> Bool {
+        guard count >= 1, count <= Disk.maximumTransferPages, UInt64(first) + UInt64(count) <= UInt64(blocks) else {
+            Log.error(.swap, "write of \(count) blocks from block \(first): beyond the end of swap (\(blocks) blocks) or more than one request holds")
             countEvent(&writeErrors)
             return false
         }
-        if let failure = Disk.write(UInt64(block) * UInt64(sectorsPerBlock), sectorsPerBlock, from: memory) {
+        if let failure = Disk.write(UInt64(first) * UInt64(sectorsPerBlock), count * sectorsPerBlock, from: memory) {
             countEvent(&writeErrors)
-            Log.error(.swap, "writing block \(block) failed: \(failure.what) (status \(hex: failure.status))")
+            Log.error(.swap, "writing blocks \(first)+\(count) failed: \(failure.what) (status \(hex: failure.status))")
             return false
         }
-        countEvent(&pagesWritten)
+        withInterruptsDisabled {
+            pagesWritten &+= UInt64(count)
+            writeRequests &+= 1
+        }
         return true
     }
 

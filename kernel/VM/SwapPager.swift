@@ -102,6 +102,65 @@ enum SwapPager {
         return .written
     }
 
+    // MARK: - Clusters
+
+    /// The slot of a page gathered behind a cluster's first page: exactly `block` (the one
+    /// after the previous page's), and its swblock, both under the ordinary context without
+    /// waiting - so a follower never draws a reserve: the reserves and their bounds cover the
+    /// first page of a step, which is claimed as before (docs/reserves.md). False, with nothing
+    /// taken, when the page already has a block, `block` is taken, or no swblock can be had.
+    static func claimFollowerSlot(_ object: ObjectRef, _ index: Int, block: UInt32) -> Bool {
+        guard SwapMetadata.lookup(object, index) == nil, SwapDevice.allocateBlock(exactly: block) else { return false }
+        guard SwapMetadata.assign(object, index, block, .ordinaryNoWait) else {
+            SwapDevice.freeBlock(block)
+            return false
+        }
+        return true
+    }
+
+    /// Writes a cluster: `count` pages (unmapped and busy) of `object` from `firstIndex` on, held
+    /// in `pages`, to the blocks from `slot.block` on, in one request through one pager window.
+    /// The first page's window entry and PV entry come under the pageout context, as for a single
+    /// page; the followers' PV entries under the ordinary one without waiting. When a follower
+    /// cannot be mapped the cluster ends before it: `count` shrinks, and the slots of the pages
+    /// left out are released (the caller puts those pages back). A failed write releases every
+    /// slot the cluster claimed.
+    static func writeCluster(_ pages: UnsafeMutablePointer<PageIndex>, count: inout Int, _ object: ObjectRef, _ firstIndex: Int,
+                             to slot: Slot) -> PageOutResult {
+        kassert(count >= 1 && count <= Disk.maximumTransferPages, "swap pager: a cluster of \(count) pages")
+        let claimed = count
+        func releaseFollowers(from first: Int) {
+            if first < claimed { SwapMetadata.release(object, first: firstIndex + first, count: claimed - first) }
+        }
+        guard let address = Kmem.reserveRange(KernelMaps.pager, UInt64(claimed) * pageSize, pageoutContext) else {
+            countEvent(&windowFailures)
+            releaseFollowers(from: 1)
+            releaseSlot(slot, object, firstIndex)
+            return .noWindow
+        }
+        var mapped = 0
+        while mapped < claimed {
+            let context = mapped == 0 ? pageoutContext : .ordinaryNoWait
+            guard Pmap.enter(address + UInt64(mapped) * pageSize, page: pages[mapped], protection: .read, context) else { break }
+            mapped += 1
+        }
+        defer { Kmem.free(address, UInt64(claimed) * pageSize, in: KernelMaps.pager) }
+        guard mapped > 0 else {
+            countEvent(&windowFailures)
+            releaseFollowers(from: 1)
+            releaseSlot(slot, object, firstIndex)
+            return .noWindow
+        }
+        releaseFollowers(from: mapped)
+        count = mapped
+        guard SwapDevice.write(blocks: slot.block, count: mapped, from: address.pointer) else {
+            releaseFollowers(from: 1)
+            releaseSlot(slot, object, firstIndex)
+            return .ioError
+        }
+        return .written
+    }
+
     /// Claims the slot and writes the page in one call (the reserve-bound tests drive single
     /// steps with it; the pageout thread claims first and unmaps in between).
     static func pageOut(_ page: PageIndex, _ object: ObjectRef, _ index: Int) -> PageOutResult {

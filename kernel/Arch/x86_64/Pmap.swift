@@ -446,6 +446,17 @@ enum Pmap {
         return referenced
     }
 
+    /// Whether any mapping of `page` was used since the accessed bits were last cleared; clears
+    /// nothing (a page-out cluster looks at its followers without deciding for the scan).
+    static func isReferenced(_ page: PageIndex) -> Bool {
+        var pv = PhysicalMemory.mappings(of: page).head
+        while let entry = pv {
+            if let slot = leafEntry(entry.pointee.virtualAddress), slot.pointee & PageTableEntry.accessed != 0 { return true }
+            pv = entry.pointee.next
+        }
+        return false
+    }
+
     /// Whether any mapping of `page` was written through.
     static func isModified(_ page: PageIndex) -> Bool {
         var pv = PhysicalMemory.mappings(of: page).head

@@ -84,6 +84,19 @@ public struct SwapSpace {
         return block
     }
 
+    /// Takes `block` itself if it is free - how a page-out cluster gets the blocks that follow
+    /// its first page's, so that the cluster is one contiguous write. False when it is taken
+    /// (or past the end); the cursor moves past it as after `allocate`.
+    public mutating func allocate(exactly block: UInt32) -> Bool {
+        guard block < blocks, !isAllocated(block) else { return false }
+        let word = Int(block / 64)
+        words[word] |= UInt64(1) << UInt64(block % 64)
+        if words[word] == ~0 { summary[word / 64] |= UInt64(1) << UInt64(word % 64) }
+        used += 1
+        cursor = block + 1 == blocks ? 0 : block + 1
+        return true
+    }
+
     public mutating func free(_ block: UInt32) {
         precondition(isAllocated(block), "swap space: freeing a free block")
         let word = Int(block / 64)
