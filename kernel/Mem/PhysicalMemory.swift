@@ -43,6 +43,9 @@ enum PhysicalMemory {
     static var descriptorSwitchLogged = false
     /// Pageable pages with their descriptor attached (makePageable .. releasePageable).
     static var pageableDescriptors = 0
+    /// Descriptors a fault has taken and not yet attached (or given back): between the two it
+    /// may be preempted, so the validator counts them.
+    static var pageableDescriptorsUnattached = 0
     /// The most pages of dynamic descriptors (buddy descriptor pages + page_desc slabs) seen,
     /// sampled whenever a page is made pageable and whenever the buddy pool reaches a new high.
     static var peakDescriptorPages = 0
@@ -374,11 +377,13 @@ enum PhysicalMemory {
         guard let memory = Zones.pageDescriptor.allocate(context) else { return nil }
         let descriptor = memory.bindMemory(to: PageablePage.self, capacity: 1)
         descriptor.initialize(to: PageablePage(buddy: memDescs![page.int].buddy!))
+        withInterruptsDisabled { pageableDescriptorsUnattached += 1 }
         return descriptor
     }
 
     /// Gives back a descriptor that was never attached (the fault path gave its page up).
     static func freePageableDescriptor(_ descriptor: UnsafeMutablePointer<PageablePage>) {
+        withInterruptsDisabled { pageableDescriptorsUnattached -= 1 }
         Zones.pageDescriptor.free(UnsafeMutableRawPointer(descriptor))
     }
 
@@ -392,6 +397,7 @@ enum PhysicalMemory {
         kassert(memDescs![page.int].buddy!.pointee.mappings.isEmpty, "page \(hex: physicalAddress(of: page).rawValue) made pageable while it is mapped")
         buddy!.pointee.setOwner(page, .anonymous, owner: UnsafeMutableRawPointer(descriptor))
         pageableDescriptors += 1
+        pageableDescriptorsUnattached -= 1
         notePeakDescriptorPages()
     }
 
