@@ -53,6 +53,13 @@ func panic(_ message: LogMessage, frame: UnsafeMutablePointer<InterruptFrame>? =
     } else {
         printBacktrace(rip: nil, rbp: CPU.framePointer)
     }
+    // Where every other CPU was when it was stopped: its registers and its own backtrace.
+    SMP.forEachStoppedCPU { other, stopped in
+        let f = stopped.pointee
+        Console.printLine("P panic: cpu \(other.pointee.index) (APIC id \(other.pointee.apicID)) was stopped at rip \(address: f.rip)  rsp \(address: f.rsp)  rbp \(address: f.rbp)  rflags \(hex: f.rflags)")
+        Console.printLine("P panic: cpu \(other.pointee.index) rax \(address: f.rax)  rbx \(address: f.rbx)  rcx \(address: f.rcx)  rdx \(address: f.rdx)")
+        printBacktrace(rip: f.rip, rbp: f.rbp, cpu: other.pointee.index)
+    }
     Console.printLine("P panic: ---- end of panic report ----")
     QEMU.exit(PanicWatch.conclude(message) ?? status)
 }
@@ -77,12 +84,25 @@ private func printRegisters(_ f: InterruptFrame) {
 
 /// Walks the frame-pointer chain. Each frame is [saved rbp][return address]; the chain ends
 /// at the zero rbp the boot stub and thread entry set up. A frame pointer outside every known
-/// stack stops the walk rather than faulting inside the panic.
-private func printBacktrace(rip: UInt64?, rbp: UInt64) {
-    Console.printLine("P panic: backtrace:")
+/// stack stops the walk rather than faulting inside the panic. With `cpu`, the backtrace is
+/// another CPU's, one the panic stopped: its lines say which (`cpu N #i`), so that they are
+/// never read as the panicking CPU's.
+private func printBacktrace(rip: UInt64?, rbp: UInt64, cpu: Int? = nil) {
+    func frame(_ index: Int, _ address: UInt64) {
+        if let cpu {
+            Console.printLine("P panic:   cpu \(cpu) #\(index) \(address: address)")
+        } else {
+            Console.printLine("P panic:   #\(index) \(address: address)")
+        }
+    }
+    if let cpu {
+        Console.printLine("P panic: cpu \(cpu) backtrace:")
+    } else {
+        Console.printLine("P panic: backtrace:")
+    }
     var index = 0
     if let rip = rip {
-        Console.printLine("P panic:   #\(index) \(address: rip)")
+        frame(index, rip)
         index += 1
     }
     var framePointer = rbp
@@ -107,7 +127,7 @@ private func printBacktrace(rip: UInt64?, rbp: UInt64) {
         previous = returnAddress
         // The return address points after the call; one byte back is inside the call, which
         // is the line the symboliser should name.
-        Console.printLine("P panic:   #\(index) \(address: returnAddress &- 1)")
+        frame(index, returnAddress &- 1)
         index += 1
     }
     if repeats > 0 { Console.printLine("P panic:   (the frame above repeats \(repeats) more times)") }

@@ -16,9 +16,15 @@ def panic_lines(output):
 PANIC_CPU_LINE = re.compile(r"^P panic: on cpu (?P<cpu>\d+) \(APIC id \d+\) of (?P<online>\d+) online; (?P<stopped>\d+) other CPU\(s\) stopped$")
 
 
+STOPPED_CPU_LINE = re.compile(r"^P panic: cpu (?P<cpu>\d+) \(APIC id \d+\) was stopped at rip 0x[0-9a-f]+ ")
+OTHER_CPU_FRAME = re.compile(r"^P panic:   cpu \d+ #\d+ ")
+
+
 def panic_cpu_problems(output):
     """A panic report says which CPU panicked and how many of the others it stopped: all of
-    them, or a CPU kept running while the report was printed (kernel/Kern/Panic.swift)."""
+    them, or a CPU kept running while the report was printed (kernel/Kern/Panic.swift). Each
+    CPU it stopped has its registers and backtrace in the report: one 'was stopped at' line
+    per stopped CPU, none for the panicking one."""
     problems = []
     lines = panic_lines(output)
     if lines and not any(PANIC_CPU_LINE.match(line) for line in lines) and any("---- kernel panic ----" in line for line in lines):
@@ -28,7 +34,28 @@ def panic_cpu_problems(output):
         if match and int(match.group("stopped")) != int(match.group("online")) - 1:
             problems.append("the panic on cpu %s stopped %s of the %d other online CPUs"
                             % (match.group("cpu"), match.group("stopped"), int(match.group("online")) - 1))
+        if match:
+            shown = sorted(int(other.group("cpu")) for other in map(STOPPED_CPU_LINE.match, lines) if other)
+            if len(shown) != int(match.group("stopped")) or int(match.group("cpu")) in shown:
+                problems.append("the panic on cpu %s stopped %s other CPUs but shows the registers of cpus %s"
+                                % (match.group("cpu"), match.group("stopped"), shown))
     return problems
+
+
+def panicking_cpu_lines(lines):
+    """The symbolised report without the other CPUs' registers and backtraces (and the names
+    the symboliser put under them): an expected frame must be the panicking CPU's."""
+    kept = []
+    skipping = False
+    for line in lines:
+        if line.startswith("P panic:       -> "):
+            if not skipping:
+                kept.append(line)
+            continue
+        skipping = bool(OTHER_CPU_FRAME.match(line) or STOPPED_CPU_LINE.match(line))
+        if not skipping:
+            kept.append(line)
+    return kept
 
 
 def failed_case_problems(report):
@@ -90,7 +117,7 @@ def judge_expected_panic(result, suite, case, elf):
         problems.append("kernel outcome: %s, summary %s" % (status_name(result.status), report.summary))
         for failed in report.failed_cases:
             problems.extend("    " + line for line in failed.diagnostics)
-    text = "\n".join(symbolized)
+    text = "\n".join(panicking_cpu_lines(symbolized))
     for frame in report.expect_frames:
         if frame not in text:
             problems.append("the symbolised panic report does not mention '%s'" % frame)

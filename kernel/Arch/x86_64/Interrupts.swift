@@ -45,7 +45,7 @@ func interruptDispatch(_ rawFrame: UnsafeMutableRawPointer) {
         Log.debug(.cpu, "breakpoint at \(address: frame.pointee.rip), resuming")
     case Exception.nmi.rawValue:
         // A panicking CPU stops the others with an NMI (SMP.stopOthers); any other NMI is fatal.
-        if SMP.stopRequested.load(ordering: .acquiring) { SMP.stopThisCPU() }
+        if SMP.stopRequested.load(ordering: .acquiring) { SMP.stopThisCPU(frame) }
         Exception.fatal(frame, faultAddress: 0)
     case Exception.pageFault.rawValue:
         let faultAddress = CPU.cr2

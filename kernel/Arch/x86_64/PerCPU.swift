@@ -66,6 +66,10 @@ struct PerCPU: ~Copyable {
     var stackTop: UInt64 = 0
     var doubleFaultStackBottom: UInt64 = 0
     var doubleFaultStackTop: UInt64 = 0
+    /// The registers this CPU held when a panicking CPU's NMI stopped it: the NMI's frame, on
+    /// this CPU's stack, which stays as it is while the CPU halts. Written by the CPU itself
+    /// before it says it stopped (release); read by the panicking CPU after (acquire).
+    var stopFrame: UnsafeMutablePointer<InterruptFrame>? = nil
 
     /// A CPUState raw value. The starting CPU stores .online (release) when it is ready; the
     /// boot CPU stores the others.

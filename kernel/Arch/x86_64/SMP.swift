@@ -177,10 +177,23 @@ enum SMP {
         return stopped
     }
 
-    /// The NMI handler's answer to a stop request: say so, then halt for good.
-    static func stopThisCPU() -> Never {
+    /// The NMI handler's answer to a stop request: leave the registers it interrupted where
+    /// the panic report can print them, say so, then halt for good.
+    static func stopThisCPU(_ frame: UnsafeMutablePointer<InterruptFrame>) -> Never {
+        PerCPU.this.pointee.stopFrame = frame
         PerCPU.this.pointee.state.store(CPUState.stopped.rawValue, ordering: .releasing)
         CPU.haltForever()
+    }
+
+    /// Every CPU this panic stopped, with the registers its NMI interrupted (the panicking CPU
+    /// calls it, interrupts off, after stopOthers).
+    static func forEachStoppedCPU(_ body: (PerCPURef, UnsafeMutablePointer<InterruptFrame>) -> Void) {
+        let me = PerCPU.this.pointee.index
+        for index in 0..<areasUsed where index != me {
+            let cpu = PerCPU.area(index)
+            guard cpu.pointee.currentState == .stopped, let frame = cpu.pointee.stopFrame else { continue }
+            body(cpu, frame)
+        }
     }
 
     // MARK: - Stacks (for backtraces)
