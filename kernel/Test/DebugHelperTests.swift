@@ -58,6 +58,16 @@ enum DebugHelperTests {
                     Log.info(.test, "view pageable \(hex: address) \(hex: UInt64(UInt(bitPattern: descriptor))) \(descriptor.pointee.queue.name) \(descriptor.pointee.offset)")
                 }
             }
+            // Every CPU the kernel tried to start, as kcpus shows it.
+            for index in 0..<SMP.areasUsed {
+                let cpu = PerCPU.area(index)
+                let running = cpu.pointee.currentThread
+                if running == ThreadRef.unsetPlaceholder {
+                    Log.info(.test, "view cpu \(cpu.pointee.index) \(cpu.pointee.apicID) \(cpu.pointee.currentState.name) none")
+                } else {
+                    Log.info(.test, "view cpu \(cpu.pointee.index) \(cpu.pointee.apicID) \(cpu.pointee.currentState.name) \(running.pointee.id)")
+                }
+            }
             Threads.forEach { thread in
                 Log.info(.test, "view thread \(thread.pointee.id) \(thread.pointee.name) \(thread.pointee.state.name)")
             }

@@ -1,11 +1,12 @@
 """kernel_helpers.py - gdb commands that show the kernel's memory system.
 
     kzones              the zone table: object size, in use, free, slabs, reserve, ...
-    kbuddy              free pages per buddy order, and the free-page thresholds
+    kbuddy              free pages per buddy order, the free-page thresholds, the descriptor pool
     kmap [map]          the entries of kernel_map (default) or kmem, pageable, pager
     kpage <physaddr>    a page's descriptor and every virtual address it is mapped at
     kpage -v <virtaddr> the same for the page a kernel virtual address maps to
-    kthreads            every thread: state, and what it waits for
+    kthreads            every thread: state, the CPU running it, and what it waits for
+    kcpus               every CPU: APIC id, state, running and idle thread, preemption count
     klog [bytes]        the kernel log ring (the newest part), for when serial output is lost
 
 gdb does not understand Swift's types, so these read raw memory. Where to read comes from the
@@ -287,6 +288,41 @@ class KPage(gdb.Command):
             pv = u64(pv + t["PVEntry.next"])
 
 
+def cpu_areas(t):
+    """(index, area address) of every per-CPU area in use (kernel/Arch/x86_64/PerCPU.swift)."""
+    used = i64(t["smp.areasUsed@"])
+    return [(number, t["percpu.areas"] + number * t["percpu.areaSize"]) for number in range(used)]
+
+
+def running_cpus(t):
+    """Thread address -> the CPU whose current thread it is."""
+    return {u64(area + t["PerCPU.currentThread"]): number for number, area in cpu_areas(t)}
+
+
+class KCpus(gdb.Command):
+    """kcpus: every CPU the kernel tried to start: its APIC id, state, current and idle thread
+    and preemption count."""
+
+    def __init__(self):
+        super().__init__("kcpus", gdb.COMMAND_DATA)
+
+    def invoke(self, argument, from_tty):
+        t = DebugTable()
+        states = {value: name for name, value in t.names("cpustate.").items()}
+        placeholder = t["thread.placeholder"]
+
+        def thread(pointer):
+            if pointer in (0, placeholder):
+                return "none"
+            return "thread %d %s" % (u64(pointer + t["Thread.id"]), static_string(pointer + t["Thread.name"]))
+        for number, area in cpu_areas(t):
+            state = states.get(u32(area + t["PerCPU.state"]), "?")
+            print("cpu %d: APIC id %d, %s; running %s; idle %s; preemption count %d" % (
+                i64(area + t["PerCPU.index"]), u32(area + t["PerCPU.apicID"]), state,
+                thread(u64(area + t["PerCPU.currentThread"])), thread(u64(area + t["PerCPU.idleThread"])),
+                i64(area + t["PerCPU.preemptionCount"])))
+
+
 class KThreads(gdb.Command):
     """kthreads: every thread, its state and what it waits for."""
 
@@ -299,12 +335,15 @@ class KThreads(gdb.Command):
         classes = {value: name for name, value in t.names("requester.").items()}
         current = t.live("scheduler.current")
         ticks = t.live("timer.ticks")
+        on_cpu = running_cpus(t)
         thread = t.live("threads.all")
         seen = 0
         while thread and seen < 10000:
             state = states.get(u8(thread + t["Thread.state"]), "?")
             line = "%s thread %d %s: %s" % ("*" if thread == current else " ", u64(thread + t["Thread.id"]),
                                            static_string(thread + t["Thread.name"]), state)
+            if thread in on_cpu:
+                line += " on cpu %d" % on_cpu[thread]
             if state == "sleeping":
                 line += " in %s" % static_string(thread + t["Thread.wait.reason"])
                 requester = u8(thread + t["Thread.wait.requester"])
@@ -342,6 +381,6 @@ class KLog(gdb.Command):
         print(text.decode("utf-8", "replace"), end="" if text.endswith(b"\n") else "\n")
 
 
-for command in (KZones, KBuddy, KMap, KPage, KThreads, KLog):
+for command in (KZones, KBuddy, KMap, KPage, KThreads, KCpus, KLog):
     command()
-print("kernel helpers loaded: kzones kbuddy kmap kpage kthreads klog")
+print("kernel helpers loaded: kzones kbuddy kmap kpage kthreads kcpus klog")

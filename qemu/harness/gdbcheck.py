@@ -113,7 +113,7 @@ def view_lines(serial, kind):
 def check_helpers(image, elf, log_dir):
     """kzones, kbuddy, kmap, kpage, kthreads and klog show what the kernel printed of itself
     just before stopping at kernel_debug_checkpoint (kernel/Test/DebugHelperTests.swift)."""
-    boot = Boot("gdb.helpers", "test=gdbhelpers seed=7")
+    boot = Boot("gdb.helpers", "test=gdbhelpers seed=7", cpus=2)
     # kpage needs the page's address, which only the serial log knows: read it when gdb stops.
     output, serial, status = run_with_gdb(image, elf, boot, [
         "hbreak kernel_debug_checkpoint",
@@ -123,6 +123,7 @@ def check_helpers(image, elf, log_dir):
         "echo ==kmap==\\n", "kmap kmem",
         "echo ==kmapall==\\n", "kmap",
         "echo ==kthreads==\\n", "kthreads",
+        "echo ==kcpus==\\n", "kcpus",
         "echo ==klog==\\n", "klog 8192",
         # "I test: view page <physical> mapped <virtual> <virtual>"
         "python view = [l for l in open('%s').read().splitlines() if ' view page ' in l][0].split()"
@@ -154,11 +155,11 @@ def check_helpers(image, elf, log_dir):
     if panic:
         problems.append("the kernel panicked:")
         problems.extend("    " + line for line in panic[:4])
-    for name in ("kzones", "kbuddy", "kmap", "kmapall", "kthreads", "klog", "kpage", "kpagev", "kpagedirect",
+    for name in ("kzones", "kbuddy", "kmap", "kmapall", "kthreads", "kcpus", "klog", "kpage", "kpagev", "kpagedirect",
                  "kpageuse0", "kpageuse1", "kpageuse2", "kpageuse3"):
         if name not in sections or not sections[name]:
             problems.append("gdb printed nothing for %s" % name)
-    for kind in ("zone", "buddy", "pool", "thresholds", "map", "page", "use", "pageable", "thread", "marker"):
+    for kind in ("zone", "buddy", "pool", "thresholds", "map", "page", "use", "pageable", "cpu", "thread", "marker"):
         if not view_lines(serial, kind):
             problems.append("the kernel printed no 'view %s' line to compare with" % kind)
     if problems:
@@ -216,10 +217,23 @@ def check_helpers(image, elf, log_dir):
     if direct[:1] != ["virtual 0x400001000123 -> physical 0x1000123 (2 MiB page)"] \
             or not direct[1:2] or not direct[1].startswith("page 0x1000000: "):
         problems.append("kpage -v through the direct map does not find the 2 MiB page at 0x1000000: %s" % direct[:2])
+    cpus = view_lines(serial, "cpu")
+    if len(cpus) != 2 or len([line for line in sections["kcpus"] if line.startswith("cpu ")]) != len(cpus):
+        problems.append("kcpus lists %d CPUs, the kernel %d (the boot has -smp 2)"
+                        % (len([line for line in sections["kcpus"] if line.startswith("cpu ")]), len(cpus)))
+    for fields in cpus:
+        index, apic, running = fields[0], fields[1], fields[-1]
+        state = " ".join(fields[2:-1])
+        pattern = r"^cpu %s: APIC id %s, %s; running %s;" % (index, apic, re.escape(state),
+                                                             "none" if running == "none" else r"thread %s \S+" % running)
+        if not any(re.match(pattern, line) for line in sections["kcpus"]):
+            problems.append("kcpus does not show cpu %s (APIC id %s, %s, running %s)" % (index, apic, state, running))
     for thread, name, state in view_lines(serial, "thread"):
-        # The test runs in the one running thread, which kthreads marks as current.
+        # The test runs in the one running thread, which kthreads marks as current and as
+        # running on cpu 0.
         mark = r"\*" if state == "running" else " "
-        if not any(re.match(r"^%s thread %s %s: %s" % (mark, thread, re.escape(name), state), line) for line in sections["kthreads"]):
+        where = " on cpu 0$" if state == "running" else ""
+        if not any(re.match(r"^%s thread %s %s: %s%s" % (mark, thread, re.escape(name), state, where), line) for line in sections["kthreads"]):
             problems.append("kthreads does not show thread %s %s %s (current: %s)" % (thread, name, state, mark == r"\*"))
     if not any(re.match(r"^  thread \d+ gdb-sleeper: sleeping in gdb test on channel 0x[0-9a-f]+ for \d+ ticks$", line)
                for line in sections["kthreads"]):
@@ -243,6 +257,7 @@ def check_deadlock_threads(image, elf, log_dir):
         "hbreak kernel_panic_entered",
         "continue",
         "echo ==kthreads==\\n", "kthreads",
+        "echo ==kcpus==\\n", "kcpus",
         "echo ==kzones==\\n", "kzones",
         "continue",
     ], log_dir, timeout=600)

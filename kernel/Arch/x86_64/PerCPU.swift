@@ -49,10 +49,11 @@ typealias ParkedWork = @convention(c) (UInt64) -> Void
 struct PerCPU: ~Copyable {
     /// This area's own address; what `mov %gs:0` reads. Must stay the first field.
     let address: UInt64
-    /// 0 for the boot CPU, then in the order the CPUs were started.
-    let index: Int
-    /// The local APIC id: what IPIs are addressed to.
-    let apicID: UInt32
+    /// 0 for the boot CPU, then in the order the CPUs were started. Written once, at `prepare`
+    /// (a `var` only so that `debugOffsets` can take its address).
+    private(set) var index: Int
+    /// The local APIC id: what IPIs are addressed to. Written once, like `index`.
+    private(set) var apicID: UInt32
     /// The thread running on this CPU. The boot CPU's is the scheduler's `current`.
     var currentThread: ThreadRef = .unsetPlaceholder
     /// The thread this CPU runs when nothing else can (the boot CPU's idle thread).
@@ -122,6 +123,27 @@ extension PerCPU {
         let area = area(index)
         area.initialize(to: PerCPU(address: UInt64(UInt(bitPattern: area)), index: index, apicID: apicID))
         return area
+    }
+
+    /// Where the fields gdb's `kcpus` reads sit in an area (kernel/Kern/DebugTable.swift).
+    /// PerCPU is ~Copyable, which key-path offsets do not support, so they are measured on the
+    /// boot CPU's area: the `var` fields by their addresses, the state word through a borrow of
+    /// its Atomic - checked against a load, since a borrow that made a copy would give the
+    /// wrong address.
+    static func debugOffsets() -> (index: Int, apicID: Int, state: Int, currentThread: Int, idleThread: Int, preemptionCount: Int) {
+        let area = area(0)
+        let base = UInt(bitPattern: area)
+        func offset(_ field: UnsafeMutableRawPointer) -> Int { Int(UInt(bitPattern: field) - base) }
+        let index = offset(&area.pointee.index)
+        let apicID = offset(&area.pointee.apicID)
+        let current = offset(&area.pointee.currentThread)
+        let idle = offset(&area.pointee.idleThread)
+        let preemption = offset(&area.pointee.preemptionCount)
+        let state = withUnsafePointer(to: area.pointee.state) { Int(UInt(bitPattern: $0) - base) }
+        kassert(state > 0 && state + 4 <= MemoryLayout<PerCPU>.size
+                && (UnsafeRawPointer(area) + state).load(as: UInt32.self) == area.pointee.state.load(ordering: .relaxed),
+                "PerCPU.debugOffsets: the state word is not where its borrow says")
+        return (index, apicID, state, current, idle, preemption)
     }
 
     /// Points the running CPU's GS base at `area`, and checks that gs:0 now reads the area's

@@ -71,7 +71,7 @@ buddy_descriptor_static_page:
     .section .bss, "aw", @nobits
     .balign 16
     .global kernel_debug_table, kernel_debug_table_capacity
-    .equ DEBUG_TABLE_CAPACITY, 192
+    .equ DEBUG_TABLE_CAPACITY, 256
 kernel_debug_table:
     .skip 16 + DEBUG_TABLE_CAPACITY * 24
     .section .rodata
