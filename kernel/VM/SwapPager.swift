@@ -129,33 +129,36 @@ enum SwapPager {
                              to slot: Slot) -> PageOutResult {
         kassert(count >= 1 && count <= Disk.maximumTransferPages, "swap pager: a cluster of \(count) pages")
         let claimed = count
-        func releaseFollowers(from first: Int) {
-            if first < claimed { SwapMetadata.release(object, first: firstIndex + first, count: claimed - first) }
+        // Releases the slots of followers [from, to): the ones the window left out, or - with
+        // the first page's slot - the whole cluster when nothing is written.
+        func releaseFollowers(from first: Int, to end: Int) {
+            if first < end { SwapMetadata.release(object, first: firstIndex + first, count: end - first) }
+        }
+        func releaseCluster(_ end: Int) {
+            releaseFollowers(from: 1, to: end)
+            releaseSlot(slot, object, firstIndex)
         }
         guard let address = Kmem.reserveRange(KernelMaps.pager, UInt64(claimed) * pageSize, pageoutContext) else {
             countEvent(&windowFailures)
-            releaseFollowers(from: 1)
-            releaseSlot(slot, object, firstIndex)
+            releaseCluster(claimed)
             return .noWindow
         }
+        defer { Kmem.free(address, UInt64(claimed) * pageSize, in: KernelMaps.pager) }
         var mapped = 0
         while mapped < claimed {
             let context = mapped == 0 ? pageoutContext : .ordinaryNoWait
             guard Pmap.enter(address + UInt64(mapped) * pageSize, page: pages[mapped], protection: .read, context) else { break }
             mapped += 1
         }
-        defer { Kmem.free(address, UInt64(claimed) * pageSize, in: KernelMaps.pager) }
         guard mapped > 0 else {
             countEvent(&windowFailures)
-            releaseFollowers(from: 1)
-            releaseSlot(slot, object, firstIndex)
+            releaseCluster(claimed)
             return .noWindow
         }
-        releaseFollowers(from: mapped)
+        releaseFollowers(from: mapped, to: claimed)
         count = mapped
         guard SwapDevice.write(blocks: slot.block, count: mapped, from: address.pointer) else {
-            releaseFollowers(from: 1)
-            releaseSlot(slot, object, firstIndex)
+            releaseCluster(mapped)
             return .ioError
         }
         return .written

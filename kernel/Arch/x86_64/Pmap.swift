@@ -448,20 +448,16 @@ enum Pmap {
 
     /// Whether any mapping of `page` was used since the accessed bits were last cleared; clears
     /// nothing (a page-out cluster looks at its followers without deciding for the scan).
-    static func isReferenced(_ page: PageIndex) -> Bool {
-        var pv = PhysicalMemory.mappings(of: page).head
-        while let entry = pv {
-            if let slot = leafEntry(entry.pointee.virtualAddress), slot.pointee & PageTableEntry.accessed != 0 { return true }
-            pv = entry.pointee.next
-        }
-        return false
-    }
+    static func isReferenced(_ page: PageIndex) -> Bool { anyMapping(of: page, has: PageTableEntry.accessed) }
 
     /// Whether any mapping of `page` was written through.
-    static func isModified(_ page: PageIndex) -> Bool {
+    static func isModified(_ page: PageIndex) -> Bool { anyMapping(of: page, has: PageTableEntry.dirty) }
+
+    /// Whether the leaf entry of any mapping of `page` has `bit` set.
+    private static func anyMapping(of page: PageIndex, has bit: UInt64) -> Bool {
         var pv = PhysicalMemory.mappings(of: page).head
         while let entry = pv {
-            if let slot = leafEntry(entry.pointee.virtualAddress), slot.pointee & PageTableEntry.dirty != 0 { return true }
+            if let slot = leafEntry(entry.pointee.virtualAddress), slot.pointee & bit != 0 { return true }
             pv = entry.pointee.next
         }
         return false
