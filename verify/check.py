@@ -27,11 +27,21 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODEL = os.path.join(HERE, "reserves.pml")
 
-# The instances: how many processes, pages, resident pages and swap slots (reserves.pml).
+# The instances: how many processes, resident pages and swap slots (reserves.pml), and how many
+# pages the ordinary processes may use above free_reserved. The model's memory is that plus
+# free_reserved, which follows free_min at its floor (ReserveBounds.pageoutPages): when the
+# bounds grow, the instance keeps the same room for ordinary work instead of shrinking it.
 INSTANCES = {
-    "small": {"PROCS": 2, "MEMORY": 22, "WORKSET": 3, "SWAP": 14},
-    "full": {"PROCS": 3, "MEMORY": 24, "WORKSET": 3, "SWAP": 14},
+    "small": {"PROCS": 2, "ORDINARY_PAGES": 10, "WORKSET": 3, "SWAP": 14},
+    "full": {"PROCS": 3, "ORDINARY_PAGES": 12, "WORKSET": 3, "SWAP": 14},
 }
+
+
+def sized(instance, c):
+    """The instance's #defines, its memory sized from the generated thresholds."""
+    defines = {key: value for key, value in instance.items() if key != "ORDINARY_PAGES"}
+    defines["MEMORY"] = c["FREE_RESERVED"] + instance["ORDINARY_PAGES"]
+    return defines
 
 NO_DEADLOCK = "no deadlock"
 DEADLOCK = "deadlock"
@@ -198,9 +208,9 @@ def main():
     arguments = parser.parse_args()
     chosen = set(filter(None, arguments.rows.split(",")))
     build = os.path.abspath(arguments.build)
-    instance = INSTANCES[arguments.instance]
     header = os.path.join(build, "constants.h")
     c = constants(header)
+    instance = sized(INSTANCES[arguments.instance], c)
     runs = os.path.join(build, arguments.instance)
 
     print(f"reserve protocol model, instance {arguments.instance}: "

@@ -45,7 +45,9 @@
  *       below its reserve - only the pageout thread's can - and at each pageout wake-up
  *       (Zones.refillAll). System context: never waiting, never below free_min; a swblock
  *       slab takes a map entry and 4 PV entries from their reserves and 6 system-tier pages.
- *       Only the pageout thread refills, so a refill runs at most once at a time.
+ *       Only the pageout thread refills, so a refill runs at most once at a time. At the
+ *       start of each step it also tops the entry zones up under its own requester, from
+ *       the pages below free_min (Zones.topUpEntryReserves).
  *
  * Abstracted away: addresses and which page or object (only counts); slab reclaim (zones
  * only grow, as under memory pressure in the kernel); page-in (a page on swap stays there
@@ -216,6 +218,16 @@ inline refill_direct(z) {
     od
 }
 
+/* The pageout thread's top-up of the entry zones (Zones.topUpEntryReserves): their refill
+   under its own requester - so from the pages below free_min - at the start of every step
+   that needs a new swblock (here, every step). Never waits. */
+inline topup_direct(z) {
+    do
+    :: atomic { obj[z] < RESERVE(z) && PAGES_OK(PAGEOUT, 1) -> free--; obj[z] = obj[z] + PER_SLAB(z) }
+    :: atomic { !(obj[z] < RESERVE(z) && PAGES_OK(PAGEOUT, 1)) -> break }
+    od
+}
+
 inline refill_swblock(ok) {
     do
     :: obj[SW] < RESERVE(SW) ->
@@ -290,6 +302,9 @@ end_asleep:
         refill_swblock(ok);
         refill_direct(MAP);
         refill_direct(PV);
+        /* What earlier steps drew from the entry reserves goes back (Zones.topUpEntryReserves). */
+        topup_direct(MAP);
+        topup_direct(PV);
         /* The swblock (SwapMetadata.assign): from above the zone's reserve line; below it the
            zone grows first and the reserve is drawn only if that failed; then the refill if
            it left the zone short. */

@@ -132,6 +132,9 @@ enum Zones {
                                 reserve: 0, staticSlabs: 0, source: .directMap)
         // From here on a draw deeper than its derived bound panics (ReserveDraw.swift).
         let bound = ReserveBounds.bound
+        // The pageout top-up restores an entry zone's line with one slab (topUpEntryReserves).
+        kassert(pvEntry.state.pointee.objectsPerSlab > bound.pvEntries && mapEntry.state.pointee.objectsPerSlab > bound.mapEntries,
+                "an entry zone's slab holds no more than its reserve bound: the pageout top-up would need more than one page (ReserveBounds.pageoutEntryTopUpChain)")
         pvEntry.state.pointee.reserveBound = bound.pvEntries
         mapEntry.state.pointee.reserveBound = bound.mapEntries
         swapBlock.state.pointee.reserveBound = Reserves.protections.contains(.pages) ? bound.swapBlocks : ReserveBounds.swapBlocksWithoutPageTier
@@ -199,6 +202,26 @@ enum Zones {
     /// refills that failed while memory was short.
     static func refillAll() {
         forEach { $0.refill() }
+    }
+
+    /// Whether the pageout thread tops the entry zones up itself. Always, but for the
+    /// reservebound case that shows it necessary by switching it off.
+    static var pageoutTopsUpEntryZones = true
+
+    /// Gives back, under the pageout context (so from the pages below free_min if need be),
+    /// what earlier chains drew from the map_entry and pv_entry reserves: one direct-map slab
+    /// per zone below its line, which restores the line (`bootstrap` checks that a slab holds
+    /// more than the bound). The pageout thread calls this at the start of every step that
+    /// needs a new swblock - the only steps that can grow the swblock zone - so each growth
+    /// finds the previous one's map entry and PV entries given back, and the entry bounds stay
+    /// one growth deep at any memory size (ReserveBounds.pageoutEntryTopUpChain,
+    /// docs/reserves.md). A system refill could not do this: it takes no page below free_min,
+    /// where the pageout thread may work for free_min / 170 growths. Never waits.
+    static func topUpEntryReserves(_ context: AllocationContext) {
+        guard reservesEnabled, pageoutTopsUpEntryZones else { return }
+        kassert(context.requester == .pageout, "only the pageout path tops the entry reserves up from the pages below free_min")
+        mapEntry.refill(context)
+        pvEntry.refill(context)
     }
 
     /// Gives every zone's empty slabs back to the page allocator, each zone keeping its

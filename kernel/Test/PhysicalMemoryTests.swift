@@ -64,6 +64,16 @@ enum PhysicalMemoryTests {
             words[index.int / 64] &= ~(UInt64(1) << UInt64(index.int % 64))
         }
 
+        /// Clears and returns the lowest set bit; nil when none is set.
+        func removeFirst() -> PageIndex? {
+            for word in 0..<count where words[word] != 0 {
+                let index = PageIndex(word * 64 + words[word].trailingZeroBitCount)
+                remove(index)
+                return index
+            }
+            return nil
+        }
+
         func forEach(_ body: (PageIndex) -> Void) {
             for word in 0..<count where words[word] != 0 {
                 for bit in 0..<64 where words[word] & (UInt64(1) << UInt64(bit)) != 0 {

@@ -13,7 +13,10 @@
 // What a case sets up is no path's need and is done inside ReserveDraws.deliberately: the
 // reserve line of each zone (its reserveTarget) is moved to the level under test, the objects
 // above it are held by ordinary allocations, free_min is moved and the pages above it held.
-// The map stocks are flushed (empty: the worst case - every top-up then draws). The next
+// The map stocks are flushed (empty: the worst case - every top-up then draws). Where a case
+// counts the pages of the pageout thread's entry top-ups (Zones.topUpEntryReserves), the
+// entry zones start one object short of their lines, so that each top-up has to take its
+// page. The next
 // kmem slab is placed where its page directory and page table are both missing, so a growth
 // needs the two table pages the derivation counts. The entry zones' refills are held off
 // where a case says so - as failed refills would be - by marking them running. Everything is put back afterwards; the deepest draws keep their maxima.
@@ -38,6 +41,13 @@ enum ReserveBoundTests {
                 everyChainAtOnce(pvEntries: ReserveBounds.bound.pvEntries, mapEntries: ReserveBounds.bound.mapEntries)
                 Test.fail("the draws stayed within the bound less one")
             }),
+            TestCase("entryTopUpsKeepGrowthsInARowOneGrowthDeep", { growthsInARow(topUps: true) }),
+            // Without the top-ups the draws of each growth stay drawn until a system refill
+            // succeeds, which none can below free_min: the run-time check stops the kernel.
+            TestCase("withoutEntryTopUpsGrowthsInARowDrawBeyondTheBound", expectsPanic: "reserve draw", inFrame: "noteReserveDraw", {
+                growthsInARow(topUps: false)
+                Test.fail("growths in a row without top-ups stayed within the bounds")
+            }),
             TestCase("zoneGrowthAtDepthTwoTakesEverySlabFromThePageoutTier", { growthAtDepthTwo(pages: ReserveBounds.boundWithoutZoneReserves.pages) }),
             TestCase("zoneGrowthAtDepthTwoWithOnePageLessFails", { growthAtDepthTwo(pages: ReserveBounds.boundWithoutZoneReserves.pages - 1) }),
             TestCase("aZoneDrawOneBeyondItsBoundPanics", expectsPanic: "reserve draw", inFrame: "noteReserveDraw", zoneDrawBeyondTheBound),
@@ -51,8 +61,9 @@ enum ReserveBoundTests {
     // MARK: - The cases
 
     /// The pageout thread with no free page at all: it takes steps that need no page, each
-    /// keeping a swblock and freeing its page, until it has the pages to grow the swblock zone.
-    /// free_min sits at the page bound (its floor), so the growth draws exactly that many pages
+    /// keeping a swblock and freeing its page - the first ones' pages taken by its top-ups of
+    /// the entry zones - until it has the pages to grow the swblock zone. free_min sits at the
+    /// page bound (its floor), so the top-ups and the growth draw exactly that many pages
     /// below it.
     static func stepsBeforeGrowth(swapBlocks: Int) {
         let bound = ReserveBounds.bound
@@ -60,7 +71,7 @@ enum ReserveBoundTests {
         let expectedWritten = swapBlocks >= ReserveBounds.stepsWithoutPages ? steps : swapBlocks
         let scene = Scene(pages: steps)
         scene.set(freeMin: bound.pages, pagesFree: 0,
-                  zones: [swapBlocks, bound.mapEntries, bound.pvEntries])
+                  zones: [swapBlocks, bound.mapEntries, bound.pvEntries], entryLines: .oneShort)
         var written = 0
         var last = PageOutResult.written
         for number in 0..<steps {
@@ -78,20 +89,21 @@ enum ReserveBoundTests {
         }
     }
 
-    /// One step whose swblock zone is empty: it grows the zone from `pages` pages below
-    /// free_min (free_min at `pages`, every page above it held).
+    /// One step whose swblock zone is empty, with both entry zones short of their lines: it
+    /// tops them up and grows the zone from `pages` pages below free_min (free_min at `pages`,
+    /// every page above it held). The top-ups come first, so the growth's entries come from
+    /// above the lines they restored.
     static func growthInAStep(pages: Int) {
         let bound = ReserveBounds.bound
         let scene = Scene(pages: 1)
-        scene.set(freeMin: pages, pagesFree: pages, zones: [0, bound.mapEntries, bound.pvEntries])
+        scene.set(freeMin: pages, pagesFree: pages, zones: [0, bound.mapEntries, bound.pvEntries], entryLines: .oneShort)
         let result = scene.pageOut(0)
         let drawn = scene.finish()
-        if pages >= ReserveBounds.pageoutZoneGrowth.pages {
+        if pages >= ReserveBounds.pageoutEntryTopUp.pages + ReserveBounds.pageoutZoneGrowth.pages {
             Test.expect(result == .written, "the step ended '\(result.name)' with \(pages) pages below free_min")
             Test.expectEqual(drawn.pages, pages, "deepest draw below free_min")
-            Test.expectEqual(drawn.mapEntries, ReserveBounds.pageoutStep.mapEntries + ReserveBounds.pageoutZoneGrowth.mapEntries + ReserveBounds.stockedEntries,
-                             "map entries: the window, the slab, both stocks")
-            Test.expectEqual(drawn.pvEntries, ReserveBounds.pageoutStep.pvEntries + ReserveBounds.pageoutZoneGrowth.pvEntries, "PV entries: the window, the slab's pages")
+            Test.expectEqual(drawn.mapEntries, 0, "map entries drawn below the line: the top-up restored it before the window and the growth")
+            Test.expectEqual(drawn.pvEntries, 0, "PV entries drawn below the line: the top-up restored it before the window and the growth")
         } else {
             Test.expect(result == .noMetadata, "the step ended '\(result.name)' with \(pages) pages below free_min, expected '\(PageOutResult.noMetadata.name)'")
         }
@@ -122,6 +134,47 @@ enum ReserveBoundTests {
         Test.expectEqual(drawn.pvEntries, bound.pvEntries, "deepest pv_entry draw")
         Test.expectEqual(stock, KernelMaps.pager.pointee.stockTarget, "the pager map's stock full")
         Test.expectEqual(drawn.mapEntries, bound.mapEntries, "deepest map_entry draw")
+    }
+
+    /// Several growths in a row, one per step, with no page above free_min - so no system
+    /// refill can give the entry reserves back - as the pageout thread meets them when it
+    /// starts from no free page at large memory, a slab of steps apart (the gap found at
+    /// 1500M, docs/reserves.md). Before each step the pages a top-up and a growth need are
+    /// free (what the steps between two growths free) and the swblock zone is at its line, so
+    /// every step grows it. The entry zones keep the kernel's real reserve lines, twice their
+    /// bounds, so that a pile-up reaches the run-time check before it empties a zone. With the
+    /// top-ups each growth finds the last one's entries given back; without them
+    /// (`topUps: false`) the draws pile up until the check stops the kernel.
+    static func growthsInARow(topUps: Bool) {
+        let growths = 4
+        let perStep = ReserveBounds.pageoutEntryTopUp.pages + ReserveBounds.pageoutZoneGrowth.pages
+        let scene = Scene(pages: growths)
+        scene.set(freeMin: perStep, pagesFree: perStep, zones: [1, ReserveBounds.mapEntryReserve, ReserveBounds.pvEntryReserve])
+        Zones.pageoutTopsUpEntryZones = topUps
+        let swblocks = Zones.swapBlock.statistics
+        func toppedUp() -> UInt64 {
+            [Zones.mapEntry, Zones.pvEntry].reduce(0) { $0 + $1.statistics.refills - $1.statistics.failedRefills }
+        }
+        let toppedUpBefore = toppedUp()
+        var written = 0
+        var last = PageOutResult.written
+        for number in 0..<growths {
+            scene.setFreePages(perStep)
+            scene.holdSwapBlocksAboveTheLine()
+            last = scene.pageOut(number)
+            guard last == .written else { break }
+            written += 1
+        }
+        Zones.pageoutTopsUpEntryZones = true
+        let grown = (Zones.swapBlock.statistics.grows - Zones.swapBlock.statistics.growFailures) - (swblocks.grows - swblocks.growFailures)
+        let refilled = toppedUp() - toppedUpBefore
+        let drawn = scene.finish()
+        Test.diagnostic("\(growths) steps: \(written) written, \(grown) growths, \(refilled) entry refills that succeeded; deepest draws map_entry \(drawn.mapEntries) pv_entry \(drawn.pvEntries) pages \(drawn.pages)")
+        Test.expectEqual(written, growths, "steps written (the last ended '\(last.name)')")
+        Test.expectEqual(grown, UInt64(growths), "swblock growths, one per step")
+        Test.expect(drawn.mapEntries > 0 && drawn.pvEntries > 0, "the growths never drew the entry reserves: the case shows nothing")
+        // No system refill can succeed here (no page above free_min): these are the top-ups.
+        Test.expectEqual(refilled, 2, "entry zones refilled (each topped up once, after the first growth drew it)")
     }
 
     /// The zone reserves emptied (as with reserves= without zones): the swblock zone's growth
@@ -181,6 +234,13 @@ enum ReserveBoundTests {
         list = object
     }
 
+    /// Where the entry zones' reserve lines sit against their free objects.
+    enum EntryLines {
+        case met
+        /// One object short, so that the pageout thread's top-ups each take a page.
+        case oneShort
+    }
+
     enum EntryRefills {
         case asUsual
         /// Held off by marking them running, as if their pages had failed.
@@ -205,6 +265,8 @@ enum ReserveBoundTests {
         var savedPageDeepest: UInt64 = 0
         var entryRefills = EntryRefills.asUsual
         var swapBlockRefillsBefore: UInt64 = 0
+        /// How far below its line each entry zone starts (EntryLines).
+        var entryShortfall = 0
 
         /// `pages` dirty pages, each of its own object (so each needs its own swblock), taken
         /// off their queues and unmapped as the pageout thread does before it writes a page.
@@ -233,7 +295,7 @@ enum ReserveBoundTests {
         /// objects free - except the swblock zone's line, which may sit higher
         /// (`swapBlockLine`) than its free objects.
         func set(freeMin: Int, pagesFree: Int, zones levels: [Int], swapBlockLine: Int? = nil,
-                 entryRefills: EntryRefills = .asUsual) {
+                 entryLines: EntryLines = .met, entryRefills: EntryRefills = .asUsual) {
             // The fillers' reservations top the kmem stock up: flushed after them.
             placeNextSlabWhereTablesAreMissing()
             VMMaps.flushStock(KernelMaps.pager)
@@ -263,6 +325,10 @@ enum ReserveBoundTests {
             }
             Test.expectEqual(PhysicalMemory.freePages, UInt64(pagesFree), "free pages")
             if let line = swapBlockLine { Zones.swapBlock.state.pointee.setReserveTarget(line) }
+            if entryLines == .oneShort {
+                entryShortfall = 1
+                for zone in [Zones.mapEntry, Zones.pvEntry] { zone.state.pointee.setReserveTarget(zone.state.pointee.reserveTarget + entryShortfall) }
+            }
             self.entryRefills = entryRefills
             if entryRefills == .failing {
                 Zones.mapEntry.state.pointee.refilling = true
@@ -276,6 +342,22 @@ enum ReserveBoundTests {
             savedPageDeepest = PhysicalMemory.statistics.pageout.deepestReserveUse
             PhysicalMemory.statistics.pageout.deepestReserveUse = 0
             swapBlockRefillsBefore = Zones.swapBlock.statistics.refills
+        }
+
+        /// Exactly `count` pages free: held pages given back, or more taken and held.
+        func setFreePages(_ count: Int) {
+            ReserveDraws.deliberately {
+                while PhysicalMemory.freePages > UInt64(count), let page = PhysicalMemory.allocate(order: 0, .pageout) { _ = heldPages.insert(page) }
+            }
+            while PhysicalMemory.freePages < UInt64(count), let page = heldPages.removeFirst() { PhysicalMemory.free(page) }
+            Test.expectEqual(PhysicalMemory.freePages, UInt64(count), "free pages")
+        }
+
+        /// The swblock zone's objects above its reserve line held (ordinary allocations), so
+        /// that the next pageout step meets the line and grows the zone first.
+        func holdSwapBlocksAboveTheLine() {
+            let zone = Zones.swapBlock
+            while zone.freeObjects > zone.state.pointee.reserveTarget, let object = zone.allocate(.ordinaryNoWait) { push(object, onto: &heldObjects[0]) }
         }
 
         /// Writes dirty page `number` as the pageout thread does and, once written, frees it.

@@ -70,7 +70,7 @@ enum MemoryBootstrap {
     static func logReserveBounds() {
         let step = ReserveBounds.pageoutStep, growth = ReserveBounds.pageoutZoneGrowth
         let refill = ReserveBounds.swapBlockRefill, bound = ReserveBounds.bound
-        Log.info(.zone, "reserve needs: pageout step swblock \(step.swapBlocks) map_entry \(step.mapEntries) pv_entry \(step.pvEntries) pages \(step.pages); pageout zone growth map_entry \(growth.mapEntries) pv_entry \(growth.pvEntries) pages \(growth.pages); swblock refill map_entry \(refill.mapEntries) pv_entry \(refill.pvEntries)")
+        Log.info(.zone, "reserve needs: pageout step swblock \(step.swapBlocks) map_entry \(step.mapEntries) pv_entry \(step.pvEntries) pages \(step.pages); pageout zone growth map_entry \(growth.mapEntries) pv_entry \(growth.pvEntries) pages \(growth.pages); pageout entry top-up pages \(ReserveBounds.pageoutEntryTopUp.pages); swblock refill map_entry \(refill.mapEntries) pv_entry \(refill.pvEntries)")
         Log.info(.zone, "reserve bounds: swblock \(bound.swapBlocks) map_entry \(bound.mapEntries) pv_entry \(bound.pvEntries) pages \(bound.pages) zone chain \(ReserveBounds.zoneGrowthChain); without zone reserves pages \(ReserveBounds.boundWithoutZoneReserves.pages); without the page tier swblock \(ReserveBounds.swapBlocksWithoutPageTier); reserves swblock \(ReserveBounds.swapBlockReserve) map_entry \(ReserveBounds.mapEntryReserve) pv_entry \(ReserveBounds.pvEntryReserve) (margin x\(ReserveBounds.margin))")
     }
 

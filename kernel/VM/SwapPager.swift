@@ -71,11 +71,15 @@ enum SwapPager {
 
     /// The slot page `index` of `object` will be written to: its swap block when it has one
     /// (nothing allocated), else a free block and the swblock that records it, under the
-    /// pageout context. The pageout thread claims it before it unmaps the page
-    /// (Pageout.clean), so that a step it cannot feed changes nothing.
+    /// pageout context, after topping the entry reserves up. The pageout thread claims it
+    /// before it unmaps the page (Pageout.clean), so that a step it cannot feed changes
+    /// nothing.
     static func claimSlot(_ object: ObjectRef, _ index: Int) -> SlotClaim {
         if let block = SwapMetadata.lookup(object, index) { return .claimed(Slot(block: block, isNew: false)) }
         guard let fresh = SwapDevice.allocateBlock() else { return .failed(.swapFull) }
+        // Only a step like this one can grow the swblock zone: what the last growth drew from
+        // the entry reserves goes back first (ReserveBounds.pageoutEntryTopUpChain).
+        Zones.topUpEntryReserves(pageoutContext)
         guard SwapMetadata.assign(object, index, fresh, pageoutContext) else {
             SwapDevice.freeBlock(fresh)
             return .failed(.noMetadata)

@@ -7,7 +7,8 @@
 // to its bound and one below.
 //
 // Who may take reserves (AllocationContext.mayUseZoneReserves): the pageout thread, one step
-// at a time, under the pageout context (zone reserves and the pages below free_min), and the
+// at a time, under the pageout context (zone reserves and the pages below free_min; a step
+// that needs a new swblock first tops the entry zones' reserves up from that tier), and the
 // refill of the kmem-backed swblock zone, under the system context (zone reserves, no page
 // below free_min), which runs at most once at a time (a zone is never refilled inside its own
 // refill). Both also top up the spare-entry stock of the map they reserve in (VMMaps.reserve).
@@ -148,19 +149,35 @@ public enum ReserveBounds {
         ChainStep("Pmap.enter -> PVEntries.allocate -> ZoneRef.grow(pv_entry): a direct-map slab", ReserveNeeds(pages: 1), .afterTheChain),
     ])
 
+    /// The pageout thread giving back what earlier chains drew from the entry zones' reserves
+    /// (Zones.topUpEntryReserves, pageout context): at the start of every step that needs a
+    /// new swblock - the only steps that can grow the swblock zone - each entry zone below its
+    /// reserve line is refilled by one direct-map slab from the pageout tier. One slab holds
+    /// more objects than the zone's bound (KernelZones checks this at boot), so one page per
+    /// zone restores its line. Without it the map entry of each swblock growth stays drawn
+    /// until a system refill succeeds - and those take no page below free_min, so when the
+    /// pageout thread starts with no free page it grows the zone once per slab of steps
+    /// (about 170) before any refill can: free_min / 170 growths, 9 at 1.5 GiB.
+    public static let pageoutEntryTopUpChain = ReserveChain(name: "pageout entry top-up", requester: .pageout, steps: [
+        ChainStep("Zones.topUpEntryReserves -> ZoneRef.refill(map_entry, pageout): a direct-map slab", ReserveNeeds(pages: 1), .afterTheChain),
+        ChainStep("Zones.topUpEntryReserves -> ZoneRef.refill(pv_entry, pageout): a direct-map slab", ReserveNeeds(pages: 1), .afterTheChain),
+    ])
+
     /// The chains that can hold draws at once: the pageout thread's step (and, when its
-    /// swblock zone is empty, the growth it makes inside the step) and one swblock refill.
-    public static var chains: [ReserveChain] { [pageoutStepChain, pageoutZoneGrowthChain, swapBlockRefillChain] }
+    /// swblock zone is empty, the growth it makes inside the step, after the top-up that
+    /// begins the step) and one swblock refill.
+    public static var chains: [ReserveChain] { [pageoutStepChain, pageoutEntryTopUpChain, pageoutZoneGrowthChain, swapBlockRefillChain] }
 
     /// What each chain takes itself (the docs and the model read these).
     public static var pageoutStep: ReserveNeeds { pageoutStepChain.needs }
     public static var pageoutZoneGrowth: ReserveNeeds { pageoutZoneGrowthChain.needs }
     public static var swapBlockRefill: ReserveNeeds { swapBlockRefillChain.needs }
+    public static var pageoutEntryTopUp: ReserveNeeds { pageoutEntryTopUpChain.needs }
 
     /// Steps the pageout thread may have to take with no free page at all before it can grow a
-    /// zone: each frees one page, and growing takes pageoutZoneGrowth.pages of them. Each of
-    /// them keeps its swblock.
-    public static var stepsWithoutPages: Int { pageoutZoneGrowth.pages }
+    /// zone: each frees one page, the top-ups at the start of the steps may take the first
+    /// ones, and growing takes pageoutZoneGrowth.pages more. Each of them keeps its swblock.
+    public static var stepsWithoutPages: Int { pageoutEntryTopUp.pages + pageoutZoneGrowth.pages }
 
     /// The stocks privileged chains top up, each at most `mapStockTarget` entries.
     public static var stockedEntries: Int {
@@ -170,15 +187,18 @@ public enum ReserveBounds {
     }
 
     /// The most each reserve can be drawn down: the pageout thread carried through
-    /// stepsWithoutPages steps (each keeping its swblock), then growing the swblock zone
-    /// inside a step, while one swblock refill holds its entries, and every stocked map's
-    /// stock full of entries from the reserve. A refill takes no page below free_min.
+    /// stepsWithoutPages steps (each keeping its swblock), then topping the entry zones up and
+    /// growing the swblock zone inside a step, while one swblock refill holds its entries, and
+    /// every stocked map's stock full of entries from the reserve. A refill takes no page
+    /// below free_min. One growth's entries, not one per growth: a growth needs more pages
+    /// than a top-up, and the top-up comes first in the step, so a second growth always finds
+    /// the first one's draws given back.
     public static var bound: ReserveNeeds {
-        let step = pageoutStep, growth = pageoutZoneGrowth, refill = swapBlockRefill
+        let step = pageoutStep, growth = pageoutZoneGrowth, refill = swapBlockRefill, topUp = pageoutEntryTopUp
         return ReserveNeeds(swapBlocks: step.swapBlocks * stepsWithoutPages + growth.swapBlocks + refill.swapBlocks,
                             mapEntries: step.mapEntries + growth.mapEntries + refill.mapEntries + stockedEntries,
                             pvEntries: step.pvEntries + growth.pvEntries + refill.pvEntries,
-                            pages: step.pages + growth.pages + refill.pages)
+                            pages: step.pages + topUp.pages + growth.pages + refill.pages)
     }
 
     /// Pages below free_min when the zone reserves are off: the swblock growth with both

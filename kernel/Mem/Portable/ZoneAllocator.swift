@@ -16,7 +16,8 @@
 //      takes a page below free_min, only the pageout path takes the last pages;
 //   3. after taking, if fewer than reserveTarget objects are free, refill: system-context
 //      slab allocations (never waiting, never below free_min) until the reserve is full
-//      again or one fails. A failed refill leaves the zone as it was; the next allocation (or
+//      again or one fails (the pageout thread also refills the entry zones under its own
+//      context: Zones.topUpEntryReserves). A failed refill leaves the zone as it was; the next allocation (or
 //      `refill()` from the pageout thread) tries again. A zone is never refilled from inside
 //      its own refill.
 // Freeing puts the object back on its slab and never allocates anything; empty slabs go back
@@ -217,10 +218,13 @@ public struct ZoneRef<Environment: ZoneEnvironment> {
         return memory
     }
 
-    /// Refills the reserve with system-context slab allocations: never waiting, never below
-    /// free_min, and whatever else the slab's memory needs (a kmem-backed slab's map entry, PV
-    /// entries, page tables) is asked for under the same context.
-    public func refill() {
+    /// Refills the reserve with slab allocations that never wait: system-context ones (never
+    /// below free_min) unless the caller says otherwise, and whatever else the slab's memory
+    /// needs (a kmem-backed slab's map entry, PV entries, page tables) is asked for under the
+    /// same context. The pageout thread passes its own context to give back, from the pages
+    /// below free_min, what its chains drew from a direct-map zone (Zones.topUpEntryReserves).
+    public func refill(_ context: AllocationContext = .system) {
+        let context = context.withoutWaiting
         var token = Environment.lock()
         guard !state.pointee.refilling, Environment.canGrow, state.pointee.freeObjects < reserve else {
             Environment.unlock(token)
@@ -234,7 +238,7 @@ public struct ZoneRef<Environment: ZoneEnvironment> {
             let done = state.pointee.freeObjects >= reserve
             Environment.unlock(token)
             if done { break }
-            guard let memory = grow(.system) else {
+            guard let memory = grow(context) else {
                 token = Environment.lock()
                 state.pointee.statistics.failedRefills += 1
                 Environment.unlock(token)
