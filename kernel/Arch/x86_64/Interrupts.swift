@@ -49,6 +49,11 @@ func interruptDispatch(_ rawFrame: UnsafeMutableRawPointer) {
         Exception.fatal(frame, faultAddress: 0)
     case Exception.pageFault.rawValue:
         let faultAddress = CPU.cr2
+        // The one instruction allowed to fault without consequence (ProbeRead.S).
+        if frame.pointee.rip == arch_probe_read_load_address() {
+            frame.pointee.rip = arch_probe_read_faulted_address()
+            return
+        }
         // Offered to the VM first once it serves faults (PageFault.swift); it returns true when
         // it resolved the fault and the faulting instruction may be retried.
         if PageFault.isEnabled && PageFault.handle(frame, VirtualAddress(faultAddress)) { return }

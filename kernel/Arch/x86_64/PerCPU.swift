@@ -83,6 +83,16 @@ struct PerCPU: ~Copyable {
     var workArgument: UInt64 = 0
     let workRequested = Atomic<UInt64>(0)
     let workDone = Atomic<UInt64>(0)
+    /// TLB shootdown (TLBShootdown.swift): whether the CPU runs work that may use changing
+    /// kernel mappings (it stores this itself), the shootdown generation it last flushed at,
+    /// and its mailbox - the range the boot CPU writes before bumping `tlbRequested`
+    /// (release), and `tlbDone`, stored by this CPU once it invalidated (release).
+    let tlbActive = Atomic<Bool>(false)
+    var tlbFlushedGeneration: UInt64 = 0
+    var tlbStart: UInt64 = 0
+    var tlbPages = 0
+    let tlbRequested = Atomic<UInt64>(0)
+    let tlbDone = Atomic<UInt64>(0)
 
     init(address: UInt64, index: Int, apicID: UInt32) {
         self.address = address

@@ -252,10 +252,13 @@ enum Pmap {
                 // Same page: only the protection changes; keep A/D, drop the spare PV entry.
                 slot.pointee = PageTableEntry(frame: frame, flags: protection.entryFlags | (old.rawValue & (PageTableEntry.accessed | PageTableEntry.dirty))).rawValue
                 CPU.invalidatePage(address)
+                TLBShootdown.invalidate(address, pages: 1)
                 PVEntries.free(pv)
                 return true
             }
+            // Another page replaces this one: no CPU may keep reaching the old one.
             unmapLeaf(address, slot: slot, tableAddress: current, freeTables: false)
+            TLBShootdown.invalidate(address, pages: 1)
         }
         slot.pointee = PageTableEntry(frame: frame, flags: protection.entryFlags).rawValue
         adjustEntryCount(current, by: 1)
@@ -274,11 +277,14 @@ enum Pmap {
     }
 
     /// Unmaps `count` pages from `address` on. Frees the PV entries and any table page left
-    /// empty; allocates nothing.
+    /// empty; allocates nothing. When it returns no CPU reaches the pages any more: one TLB
+    /// shootdown covers the whole range (TLBShootdown.swift), so the caller may free them.
     static func remove(_ address: VirtualAddress, pages count: Int) {
         FreePath.enter(.pmapRemove)
         var current = address
         let end = address + UInt64(count) * pageSize
+        var first: VirtualAddress? = nil
+        var last = address
         while current < end {
             withInterruptsDisabled {
                 let path = walk(current)
@@ -286,11 +292,14 @@ enum Pmap {
                     let slot = table(path.table(3)) + PageTableLevel.pt.index(of: current)
                     if PageTableEntry(rawValue: slot.pointee).isPresent {
                         unmapLeaf(current, slot: slot, tableAddress: path.table(3), freeTables: true, path: path)
+                        if first == nil { first = current }
+                        last = current
                     }
                 }
             }
             current += pageSize
         }
+        if let first = first { TLBShootdown.invalidate(first, pages: Int((last - first) / pageSize) + 1) }
         FreePath.leave()
     }
 
@@ -308,6 +317,11 @@ enum Pmap {
             PVEntries.free(pv)
         }
         guard let remaining = adjustEntryCount(tableAddress, by: -1), remaining == 0, freeTables, let path = path else { return }
+        // Tables are freed below: first every CPU drops what it cached of them (an invlpg
+        // drops the paging-structure caches too). The leaf entries the caller removed before
+        // this one are shot down when it finishes (Pmap.remove): their pages are not freed
+        // before that.
+        TLBShootdown.invalidate(address, pages: 1)
         // Free empty tables upwards: PT (level 3 in the walk), then PD, then PDPT.
         var number = 3
         while number >= 1 {
@@ -339,8 +353,10 @@ enum Pmap {
         return entry.frame + address.offset(within: pageSize)
     }
 
-    /// Changes the protection of the mapped pages in [address, address + count pages).
+    /// Changes the protection of the mapped pages in [address, address + count pages); one
+    /// TLB shootdown covers the range.
     static func protect(_ address: VirtualAddress, pages count: Int, _ protection: Protection) {
+        var changed = false
         for number in 0..<count {
             let current = address + UInt64(number) * pageSize
             withInterruptsDisabled {
@@ -348,8 +364,10 @@ enum Pmap {
                 let old = PageTableEntry(rawValue: slot.pointee)
                 slot.pointee = PageTableEntry(frame: old.frame, flags: protection.entryFlags | (old.rawValue & (PageTableEntry.accessed | PageTableEntry.dirty))).rawValue
                 CPU.invalidatePage(current)
+                changed = true
             }
         }
+        if changed { TLBShootdown.invalidate(address, pages: count) }
     }
 
     /// How far down `pinTables` makes and pins the tables of a range.

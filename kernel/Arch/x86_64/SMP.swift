@@ -14,11 +14,12 @@
 //      `.online` and parks: interrupts on, `hlt`, woken by IPIs.
 //
 // What a parked AP does: answers the test IPI (`pingVector`) with an IPI back to the boot CPU,
-// runs a `ParkedWork` function when the boot CPU hands it one (the smp suite's lock tests),
-// and stops for good on the NMI a panicking CPU sends. It runs no threads, takes no sleeping
-// lock, allocates nothing and prints nothing, and it touches only memory whose mapping never
-// changes - the kernel image, the direct map, its own stacks and the local APIC - so that no
-// TLB shootdown is needed yet (docs/smp.md: what is and is not SMP-safe).
+// runs a `ParkedWork` function when the boot CPU hands it one (the smp suite's lock and TLB
+// tests), and stops for good on the NMI a panicking CPU sends. It runs no threads, takes no
+// sleeping lock, allocates nothing and prints nothing. Parked, it touches only memory whose
+// mapping never changes - the kernel image, the direct map, its own stacks and the local
+// APIC; while it runs work it may touch any kernel mapping, and TLB shootdowns reach it
+// (TLBShootdown.swift; docs/smp.md: what is and is not SMP-safe).
 
 import ArchSupport
 import Synchronization
@@ -84,6 +85,7 @@ enum SMP {
         Interrupts.register(vector: pingVector, pingInterrupt)
         Interrupts.register(vector: answerVector, answerInterrupt)
         Interrupts.register(vector: LocalAPIC.spuriousVector, spuriousInterrupt)
+        TLBShootdown.start()
         LocalAPIC.calibrate()
         if trampolinePage != nil {
             for apicID in Machine.processorsToStart { startProcessor(apicID) }
@@ -242,7 +244,10 @@ private func parkedLoop(_ cpu: PerCPURef) -> Never {
         let requested = cpu.pointee.workRequested.load(ordering: .acquiring)
         if requested != cpu.pointee.workDone.load(ordering: .relaxed) {
             CPU.enableInterrupts()
+            // Work may touch kernel mappings that change: shootdowns must reach it now.
+            TLBShootdown.becomeActive(cpu)
             if let work = cpu.pointee.work { work(cpu.pointee.workArgument) }
+            TLBShootdown.becomeParked(cpu)
             cpu.pointee.workDone.store(requested, ordering: .releasing)
             continue
         }

@@ -151,6 +151,11 @@ extern char __text_start[], __text_end[];
 extern char __rodata_start[], __rodata_end[];
 extern char __data_start[], __bss_start[], __bss_end[];
 extern char boot_stack_guard[], boot_stack_bottom[], boot_stack_top[];
+/* ProbeRead.S: a read that reports a page fault instead of panicking. */
+int arch_probe_read(const uint64_t *address, uint64_t *value);
+extern char probe_read_load[], probe_read_faulted[];
+static inline uint64_t arch_probe_read_load_address(void) { return (uint64_t)probe_read_load; }
+static inline uint64_t arch_probe_read_faulted_address(void) { return (uint64_t)probe_read_faulted; }
 extern char boot_pml4[], boot_page_tables_end[];
 extern char double_fault_stack_bottom[], double_fault_stack_top[];
 extern char interrupt_stub_table[];

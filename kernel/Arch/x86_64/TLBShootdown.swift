@@ -1,0 +1,113 @@
+// TLBShootdown.swift - making the other CPUs forget a kernel mapping that was removed or
+// weakened, before the page behind it is used for anything else.
+//
+// Every CPU walks the same kernel page tables and caches what it walks in its own TLB. When
+// the pmap clears or weakens a leaf entry it invalidates the address on the CPU it runs on
+// (invlpg), but another CPU may still hold the old translation and keep reading - or writing -
+// a page that the allocator has already handed to someone else. So each such change ends here:
+// `invalidate(range)` returns only when no CPU that may use the kernel's changing mappings
+// still holds a translation of the range.
+//
+// Which CPUs must be asked. An application processor that runs work (SMP.run) may touch any
+// kernel address; a parked AP with no work touches only mappings that never change (the
+// kernel image, the direct map, its own stacks and the local APIC - SMP.swift), so its stale
+// entries cannot be used until it runs work again. Those CPUs are not interrupted (waking a
+// halted vCPU costs a round trip per pmap change): they flush their whole TLB before they
+// next run work. The hand-over is a generation count and a per-CPU `tlbActive` flag, both
+// sequentially consistent:
+//   - the shooting CPU bumps `generation`, then reads each AP's `tlbActive`;
+//   - an AP about to run work stores `tlbActive = true`, then reads `generation`, and flushes
+//     everything if it moved since its last flush.
+// In the single total order of those four operations either the AP's read of `generation`
+// comes after the bump (it flushes) or its store of `tlbActive` comes before the shooter's
+// read (it is sent the IPI): no stale entry survives either way.
+//
+// An active AP gets an IPI on `vector` with the range in its mailbox and answers by storing
+// `tlbDone` = `tlbRequested` after it invalidated (release); the shooter waits for that
+// (acquire) with interrupts off. Ranges longer than `fullFlushPages` flush the whole TLB
+// instead of page by page - one request per pmap operation, however many pages it removes
+// (Pmap.remove batches). Paging-structure caches: invlpg drops those too, and the pmap frees
+// an emptied page table only after the shootdown of the addresses it mapped.
+//
+// In this stage only the boot CPU changes mappings (APs run no threads: SMP.swift), so one
+// shootdown runs at a time; `invalidate` asserts it. Clearing an accessed bit
+// (Pmap.testAndClearReferenced) is not shot down, as on Linux: a CPU with a stale entry may
+// keep using the page without setting the bit again, which only makes pageout's guess worse.
+
+import ArchSupport
+import Synchronization
+
+enum TLBShootdown {
+    /// The IPI that asks an active AP to invalidate its mailbox's range.
+    static let vector = 0xF3
+    /// Longer ranges flush the whole TLB (a CR3 reload: the kernel sets no global pages).
+    static let fullFlushPages = 32
+    /// Bumped once per shootdown; an AP compares it with `tlbFlushedGeneration` when it
+    /// becomes active.
+    static let generation = Atomic<UInt64>(0)
+    /// Off only for the smp suite's negative case, which shows that a stale entry is then seen.
+    static var enabled = true
+
+    /// Counters (boot CPU only, interrupts off).
+    static var shootdowns: UInt64 = 0
+    static var interruptsSent: UInt64 = 0
+    static var pagesRequested: UInt64 = 0
+
+    static func start() {
+        Interrupts.register(vector: vector, shootdownInterrupt)
+    }
+
+    /// Makes every CPU that may use the kernel's changing mappings forget [start, start +
+    /// pages pages). The calling CPU has already invalidated them itself. Allocates nothing,
+    /// never sleeps; it spins, interrupts off, until each active AP has answered.
+    static func invalidate(_ start: VirtualAddress, pages: Int) {
+        guard SMP.areasUsed > 1, enabled, pages > 0 else { return }
+        withInterruptsDisabled {
+            kassert(PerCPU.this.pointee.index == 0, "a TLB shootdown from cpu \(PerCPU.this.pointee.index): only the boot CPU changes kernel mappings in this stage")
+            shootdowns &+= 1
+            pagesRequested &+= UInt64(pages)
+            generation.wrappingAdd(1, ordering: .sequentiallyConsistent)
+            SMP.forEachOnlineAP { cpu in
+                guard cpu.pointee.tlbActive.load(ordering: .sequentiallyConsistent) else { return }
+                cpu.pointee.tlbStart = start.rawValue
+                cpu.pointee.tlbPages = pages
+                let request = cpu.pointee.tlbRequested.wrappingAdd(1, ordering: .releasing).newValue
+                interruptsSent &+= 1
+                LocalAPIC.sendIPI(to: cpu.pointee.apicID, vector: vector, .fixed)
+                while cpu.pointee.tlbDone.load(ordering: .acquiring) != request { CPU.pause() }
+            }
+        }
+    }
+
+    /// On an AP, before it runs work: it may touch changing mappings from now on, so it says
+    /// so and then flushes whatever changed while it was parked.
+    static func becomeActive(_ cpu: PerCPURef) {
+        cpu.pointee.tlbActive.store(true, ordering: .sequentiallyConsistent)
+        let now = generation.load(ordering: .sequentiallyConsistent)
+        if now != cpu.pointee.tlbFlushedGeneration {
+            flushAll()
+            cpu.pointee.tlbFlushedGeneration = now
+        }
+    }
+
+    /// On an AP, after its work: from here on it touches only mappings that never change.
+    static func becomeParked(_ cpu: PerCPURef) {
+        cpu.pointee.tlbActive.store(false, ordering: .sequentiallyConsistent)
+    }
+
+    static func flushAll() { CPU.loadCR3(CPU.cr3) }
+}
+
+/// On an active AP: invalidate the mailbox's range, then answer.
+private func shootdownInterrupt(_ frame: UnsafeMutablePointer<InterruptFrame>) {
+    let cpu = PerCPU.this
+    let request = cpu.pointee.tlbRequested.load(ordering: .acquiring)
+    let pages = cpu.pointee.tlbPages
+    if pages > TLBShootdown.fullFlushPages {
+        TLBShootdown.flushAll()
+    } else {
+        for number in 0..<pages { CPU.invalidatePage(VirtualAddress(cpu.pointee.tlbStart + UInt64(number) * pageSize)) }
+    }
+    cpu.pointee.tlbDone.store(request, ordering: .releasing)
+    LocalAPIC.endOfInterrupt()
+}
