@@ -12,6 +12,9 @@
 // all slept for `stallSeconds`: two threads each holding a mutex the other wants, say. That
 // deadlock needs no memory shortage and has no progress counter to watch.
 //
+// On a machine with several CPUs it also watches that each AP still takes interrupts
+// (ProcessorWatch.swift).
+//
 // Either way it prints every thread, what it waits on and who owns that, the chains of the
 // graph - each to the thread that could make progress or into a cycle - and a one-line
 // verdict, and stops the kernel with the deadlock status. Runs in interrupt context: it
@@ -41,6 +44,7 @@ enum Watchdog {
     static var reports = 0
 
     static func tick() {
+        ProcessorWatch.tick()
         guard enabled else { return }
         checkMemory()
         if Timer.ticks % Timer.hertz == 0, let cycle = WaitGraph.stalledCycle(sleepingAtLeast: stallSeconds * Timer.hertz) {

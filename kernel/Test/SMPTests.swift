@@ -47,6 +47,8 @@ enum SMPTests {
             TestCase("withoutShootdownsAnAPReadsTheReusedPage", withoutShootdownsAnAPReadsTheReusedPage),
             TestCase("anAPForgetsWhatChangedWhileItWasParked", anAPForgetsWhatChangedWhileItWasParked),
             TestCase("panicOnAnAPStopsTheOtherCPUs", expectsPanic: "deliberate panic on cpu 1", inFrame: "panicOnThisCPU", panicOnAnAP),
+            TestCase("anAPWithInterruptsOffIsReportedByTheWatchdog", expectsPanic: "has taken no interrupt for", inFrame: "ProcessorWatch.tick",
+                     anAPWithInterruptsOffIsReported),
             TestCase("panicOnTheBootCPUStopsTheAPs", expectsPanic: "deliberate panic on cpu 0", inFrame: "panicOnTheBootCPU", panicOnTheBootCPU),
         ]
     }
@@ -332,6 +334,21 @@ enum SMPTests {
         Test.expectEqual(reached, SMP.onlineCount - 1, "APs reached")
     }
 
+    /// An AP spins with its interrupts off and never comes back: the boot CPU's watchdog must
+    /// notice within ProcessorWatch.silentSeconds and panic naming it (the runner's judge then
+    /// sees the AP stopped, its registers in spinWithInterruptsOff).
+    static func anAPWithInterruptsOffIsReported() {
+        var target: PerCPURef? = nil
+        SMP.forEachOnlineAP { cpu in if target == nil { target = cpu } }
+        guard let cpu = target else {
+            Test.fail("no AP online (this case needs -smp 2 or more)")
+            return
+        }
+        SMP.run(on: cpu, spinWithInterruptsOff, argument: 0)
+        Scheduler.sleep(ticks: 3 * ProcessorWatch.silentSeconds * Timer.hertz)
+        Test.fail("cpu \(cpu.pointee.index) spun with interrupts off for \(3 * ProcessorWatch.silentSeconds) s and the watchdog said nothing")
+    }
+
     static func panicOnAnAP() {
         var target: PerCPURef? = nil
         SMP.forEachOnlineAP { cpu in if target == nil { target = cpu } }
@@ -429,6 +446,12 @@ private func countUnderTheLock(_ rounds: UInt64) {
 }
 
 @inline(never)
+/// Never returns: interrupts off, spinning - what a lost spin-lock release looks like.
+private func spinWithInterruptsOff(_ argument: UInt64) {
+    CPU.disableInterrupts()
+    while true { CPU.pause() }
+}
+
 private func panicOnThisCPU(_ argument: UInt64) {
     panic("deliberate panic on cpu \(PerCPU.this.pointee.index) (smp test)")
 }

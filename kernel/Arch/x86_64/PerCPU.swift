@@ -93,6 +93,11 @@ struct PerCPU: ~Copyable {
     var tlbPages = 0
     let tlbRequested = Atomic<UInt64>(0)
     let tlbDone = Atomic<UInt64>(0)
+    /// Heartbeat IPIs this CPU took (ProcessorWatch.swift), and what the boot CPU's watchdog
+    /// last saw of them and when (its own fields).
+    let heartbeats = Atomic<UInt64>(0)
+    var heartbeatsSeen: UInt64 = 0
+    var heartbeatSeenTick: UInt64 = 0
 
     init(address: UInt64, index: Int, apicID: UInt32) {
         self.address = address

@@ -30,6 +30,8 @@ enum SMP {
     /// The test IPI: the receiving AP answers with `answerVector` to the boot CPU.
     static let pingVector = 0xF1
     static let answerVector = 0xF2
+    /// The watchdog's heartbeat: the AP only counts it (ProcessorWatch.swift).
+    static let heartbeatVector = 0xF4
     /// How long the boot CPU waits for an AP to come online.
     static let startTimeoutMicroseconds: UInt64 = 1_000_000
     static let stackPages = 4
@@ -84,6 +86,7 @@ enum SMP {
         Interrupts.register(vector: wakeVector, wakeInterrupt)
         Interrupts.register(vector: pingVector, pingInterrupt)
         Interrupts.register(vector: answerVector, answerInterrupt)
+        Interrupts.register(vector: heartbeatVector, heartbeatInterrupt)
         Interrupts.register(vector: LocalAPIC.spuriousVector, spuriousInterrupt)
         TLBShootdown.start()
         LocalAPIC.calibrate()
@@ -270,6 +273,12 @@ private func pingInterrupt(_ frame: UnsafeMutablePointer<InterruptFrame>) {
 /// On the boot CPU: an AP answered a ping.
 private func answerInterrupt(_ frame: UnsafeMutablePointer<InterruptFrame>) {
     SMP.answersReceived.wrappingAdd(1, ordering: .releasing)
+    LocalAPIC.endOfInterrupt()
+}
+
+/// On an AP: the watchdog's heartbeat; taking it is the proof of life.
+private func heartbeatInterrupt(_ frame: UnsafeMutablePointer<InterruptFrame>) {
+    PerCPU.this.pointee.heartbeats.wrappingAdd(1, ordering: .relaxed)
     LocalAPIC.endOfInterrupt()
 }
 
