@@ -85,8 +85,11 @@ $(SWAP_IMAGE):
 	@mkdir -p $(dir $@)
 	truncate -s $(SWAP_SIZE) $@
 
+# Processors for `make run`, `run-iso` and `debug` (docs/smp.md: the APs park and answer IPIs).
+CPUS ?= 2
+
 run: kernel qemu $(SWAP_IMAGE)
-	@SWAP_IMAGE=$(SWAP_IMAGE) sh qemu/run.sh $(BUILD)/kernel.mb "$(ARGS)"
+	@CPUS=$(CPUS) SWAP_IMAGE=$(SWAP_IMAGE) sh qemu/run.sh $(BUILD)/kernel.mb "$(ARGS)"
 
 # Rebuilt every time: the command line inside it is ARGS, which make cannot see change.
 ISO := $(BUILD)/kernel.iso
@@ -94,10 +97,10 @@ iso: kernel grub
 	sh qemu/make-iso.sh $(BUILD)/kernel.mb "$(ARGS)" $(ISO)
 
 run-iso: iso qemu $(SWAP_IMAGE)
-	@SWAP_IMAGE=$(SWAP_IMAGE) sh qemu/run.sh $(ISO)
+	@CPUS=$(CPUS) SWAP_IMAGE=$(SWAP_IMAGE) sh qemu/run.sh $(ISO)
 
 debug: kernel qemu $(SWAP_IMAGE)
-	@SWAP_IMAGE=$(SWAP_IMAGE) sh qemu/debug.sh $(BUILD)/kernel.elf $(BUILD)/kernel.mb "$(ARGS)"
+	@CPUS=$(CPUS) SWAP_IMAGE=$(SWAP_IMAGE) sh qemu/debug.sh $(BUILD)/kernel.elf $(BUILD)/kernel.mb "$(ARGS)"
 
 # Attach to a running kernel without stopping at boot: a test run started with
 # `qemu/runner.py --only SUITE --gdb-port 1234`, or anything else listening on GDB_PORT.

@@ -1,13 +1,20 @@
 # disk-options.sh - sourced by run.sh and debug.sh: the QEMU options that attach $SWAP_IMAGE as
-# the swap disk, over DISK (virtio, the default; ide; ahci) on MACHINE (pc, the default; q35).
-# Sets `machine_options` and `disk_options`. The same choices as qemu/harness/qemu.py
-# (disk_options) makes for the test runner; docs/io.md says what each attaches.
+# the swap disk, over DISK (virtio, the default; ide; ahci) on MACHINE (pc, the default; q35),
+# with CPUS processors (1 unless said: benchmarks and scripts that call run.sh directly keep one;
+# `make run` and `make debug` ask for 2). Sets `machine_options` and `disk_options`. The same
+# choices as qemu/harness/qemu.py (disk_options) makes for the test runner; docs/io.md says
+# what each attaches.
 machine=${MACHINE:-pc}
 case $machine in
     pc|q35) ;;
     *) echo "MACHINE=$machine: use pc or q35" >&2; exit 1 ;;
 esac
-machine_options="-machine $machine"
+cpus=${CPUS:-1}
+case $cpus in
+    [1-8]) ;;
+    *) echo "CPUS=$cpus: use 1 to 8" >&2; exit 1 ;;
+esac
+machine_options="-machine $machine -smp $cpus"
 disk_options=
 if [ -n "$SWAP_IMAGE" ] && [ -f "$SWAP_IMAGE" ]; then
     drive="file=$SWAP_IMAGE,format=raw,cache=unsafe"
