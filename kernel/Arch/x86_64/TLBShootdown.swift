@@ -30,7 +30,9 @@
 // an emptied page table only after the shootdown of the addresses it mapped.
 //
 // In this stage only the boot CPU changes mappings (APs run no threads: SMP.swift), so one
-// shootdown runs at a time; `invalidate` asserts it. Clearing an accessed bit
+// shootdown runs at a time; `invalidate` asserts it, and that the boot CPU holds no spin lock
+// when it must wait for an answer (an AP spinning on that lock with interrupts off would never
+// give one). Clearing an accessed bit
 // (Pmap.testAndClearReferenced) is not shot down, as on Linux: a CPU with a stale entry may
 // keep using the page without setting the bit again, which only makes pageout's guess worse.
 
@@ -69,6 +71,9 @@ enum TLBShootdown {
             generation.wrappingAdd(1, ordering: .sequentiallyConsistent)
             SMP.forEachOnlineAP { cpu in
                 guard cpu.pointee.tlbActive.load(ordering: .sequentiallyConsistent) else { return }
+                // An AP spinning with interrupts off for a spin lock this CPU holds could never
+                // answer: the wait below would never end.
+                kassert(PerCPU.this.pointee.preemptionCount == 0, "a TLB shootdown while holding \(PerCPU.this.pointee.preemptionCount) spin lock(s): an AP spinning on one with interrupts off could never answer")
                 cpu.pointee.tlbStart = start.rawValue
                 cpu.pointee.tlbPages = pages
                 let request = cpu.pointee.tlbRequested.wrappingAdd(1, ordering: .releasing).newValue
