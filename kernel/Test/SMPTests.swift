@@ -94,9 +94,6 @@ enum SMPTests {
     /// The pattern of this round's page; each round has its own.
     static let probePattern = Atomic<UInt64>(0)
     static var probeRounds: UInt64 = 0
-    /// The last round's page, freed only once the next round has its own, so that the two
-    /// are never the same page and a stale translation to the old one shows.
-    static var previousProbePage: PageIndex? = nil
     static let mappedPattern: UInt64 = 0xA11C_E000_0000_0001
     static let reusedPattern: UInt64 = 0xB0B0_0000_0000_0002
 
@@ -181,8 +178,8 @@ enum SMPTests {
             return
         }
         let readers = UInt64(SMP.onlineCount - 1)
-        let old = mapProbePage()
-        previousProbePage = nil                             // freed below, after the new page is taken
+        resetProbe()
+        let old = mapNewProbePage()
         probeParking.store(0, ordering: .relaxed)
         probeParked.store(0, ordering: .relaxed)
         startReaders(parkingMidway: true)
@@ -192,12 +189,7 @@ enum SMPTests {
         Pmap.remove(probeAddress, pages: 1)
         let interrupts = TLBShootdown.interruptsSent - interruptsBefore
         fill(old, reusedPattern)
-        let new = PhysicalMemory.allocate(order: 0, .ordinary)!
-        probeRounds += 1
-        let pattern = mappedPattern &+ probeRounds
-        fill(new, pattern)
-        Test.expect(Pmap.enter(probeAddress, page: new, protection: .readWrite, .system), "the new probe page is mapped")
-        probePattern.store(pattern, ordering: .releasing)
+        let new = mapNewProbePage()
         let readsBefore = probeReads.load(ordering: .acquiring)
         probeParking.store(2, ordering: .releasing)
         waitFor { probeReads.load(ordering: .acquiring) >= readsBefore + 1000 * readers }
@@ -210,21 +202,24 @@ enum SMPTests {
         Test.expectEqual(wrong, 0, "reads of the new mapping that returned the old page's contents")
         Pmap.remove(probeAddress, pages: 1)
         PhysicalMemory.free(new)
-        previousProbePage = nil
     }
 
-    /// A new page for the probe address, filled with a pattern of its own (this round's), and
-    /// mapped there; the readers' counters reset. The previous round's page is freed now, so
-    /// the new one is never the same page. Returns the new page.
-    static func mapProbePage() -> PageIndex {
+    /// A new page, filled with a pattern of its own (this round's) and mapped at the probe
+    /// address; the readers compare what they read with that pattern from now on. The caller
+    /// frees the page.
+    static func mapNewProbePage() -> PageIndex {
         let page = PhysicalMemory.allocate(order: 0, .ordinary)!
         probeRounds += 1
         let pattern = mappedPattern &+ probeRounds
         fill(page, pattern)
-        if let previous = previousProbePage { PhysicalMemory.free(previous) }
-        previousProbePage = page
         Test.expect(Pmap.enter(probeAddress, page: page, protection: .readWrite, .system), "the probe page is mapped")
-        // Every global the APs use is touched here first (an AP must not initialise one).
+        probePattern.store(pattern, ordering: .releasing)
+        return page
+    }
+
+    /// The readers' counters and flags back to zero, before they start. Every global the APs
+    /// use is touched here first (an AP must not initialise one).
+    static func resetProbe() {
         probePhase.store(0, ordering: .relaxed)
         probeStop.store(false, ordering: .relaxed)
         probeReads.store(0, ordering: .relaxed)
@@ -233,8 +228,7 @@ enum SMPTests {
         probeStaleReads.store(0, ordering: .relaxed)
         probeStaleValue.store(0, ordering: .relaxed)
         probeWrongReads.store(0, ordering: .relaxed)
-        probePattern.store(pattern, ordering: .releasing)
-        return page
+        probePattern.store(0, ordering: .relaxed)
     }
 
     static func fill(_ page: PageIndex, _ pattern: UInt64) {
@@ -280,7 +274,8 @@ enum SMPTests {
             return nil
         }
         let readers = SMP.onlineCount - 1
-        let page = mapProbePage()
+        resetProbe()
+        let page = mapNewProbePage()
         let shootdownsBefore = TLBShootdown.interruptsSent
         // Each reader's TLB holds the translation once it has read through it.
         startReaders()
@@ -296,6 +291,7 @@ enum SMPTests {
         // What the missing shootdown would have done, late: the parked APs forget the old
         // translation before they run anything else.
         if !shootdowns { TLBShootdown.invalidate(probeAddress, pages: 1) }
+        PhysicalMemory.free(page)
         let stale = probeStaleReads.load(ordering: .acquiring)
         let faults = probeFaults.load(ordering: .acquiring)
         let interrupts = TLBShootdown.interruptsSent - shootdownsBefore
@@ -313,6 +309,14 @@ enum SMPTests {
             waited += 100
         }
         if !done() { Test.fail("timed out after \(waitMicroseconds / 1000) ms waiting for the APs") }
+    }
+
+    /// The first online AP; nil, and the case failed, when there is none.
+    static func firstOnlineAP() -> PerCPURef? {
+        var target: PerCPURef? = nil
+        SMP.forEachOnlineAP { cpu in if target == nil { target = cpu } }
+        if target == nil { Test.fail("no AP online (this case needs -smp 2 or more)") }
+        return target
     }
 
     static func ipiRoundTripReachesEveryAP() {
@@ -338,24 +342,14 @@ enum SMPTests {
     /// notice within ProcessorWatch.silentSeconds and panic naming it (the runner's judge then
     /// sees the AP stopped, its registers in spinWithInterruptsOff).
     static func anAPWithInterruptsOffIsReported() {
-        var target: PerCPURef? = nil
-        SMP.forEachOnlineAP { cpu in if target == nil { target = cpu } }
-        guard let cpu = target else {
-            Test.fail("no AP online (this case needs -smp 2 or more)")
-            return
-        }
+        guard let cpu = firstOnlineAP() else { return }
         SMP.run(on: cpu, spinWithInterruptsOff, argument: 0)
         Scheduler.sleep(ticks: 3 * ProcessorWatch.silentSeconds * Timer.hertz)
         Test.fail("cpu \(cpu.pointee.index) spun with interrupts off for \(3 * ProcessorWatch.silentSeconds) s and the watchdog said nothing")
     }
 
     static func panicOnAnAP() {
-        var target: PerCPURef? = nil
-        SMP.forEachOnlineAP { cpu in if target == nil { target = cpu } }
-        guard let cpu = target else {
-            Test.fail("no AP online to panic on (this case needs -smp 2 or more)")
-            return
-        }
+        guard let cpu = firstOnlineAP() else { return }
         SMP.run(on: cpu, panicOnThisCPU, argument: 0)
         _ = waitUntilIdle(cpu)
         Test.fail("cpu \(cpu.pointee.index) did not panic")

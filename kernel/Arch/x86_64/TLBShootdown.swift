@@ -50,10 +50,8 @@ enum TLBShootdown {
     /// Off only for the smp suite's negative case, which shows that a stale entry is then seen.
     static var enabled = true
 
-    /// Counters (boot CPU only, interrupts off).
-    static var shootdowns: UInt64 = 0
+    /// Shootdown IPIs sent (boot CPU only, interrupts off); the smp suite counts them.
     static var interruptsSent: UInt64 = 0
-    static var pagesRequested: UInt64 = 0
 
     static func start() {
         Interrupts.register(vector: vector, shootdownInterrupt)
@@ -66,8 +64,6 @@ enum TLBShootdown {
         guard SMP.areasUsed > 1, enabled, pages > 0 else { return }
         withInterruptsDisabled {
             kassert(PerCPU.this.pointee.index == 0, "a TLB shootdown from cpu \(PerCPU.this.pointee.index): only the boot CPU changes kernel mappings in this stage")
-            shootdowns &+= 1
-            pagesRequested &+= UInt64(pages)
             generation.wrappingAdd(1, ordering: .sequentiallyConsistent)
             SMP.forEachOnlineAP { cpu in
                 guard cpu.pointee.tlbActive.load(ordering: .sequentiallyConsistent) else { return }
