@@ -287,6 +287,17 @@ enum PhysicalMemory {
         }
     }
 
+    /// Buddy descriptors free above the pool's reserve line: what splits may take before an
+    /// allocation above free_min grows the pool by a page.
+    static var spareDescriptors: Int { withInterruptsDisabled { buddy!.pointee.descriptors.available(.aboveReserve) } }
+
+    /// Grows the descriptor pool by one page from the smallest free block, whatever the
+    /// floors say: for tests that set the free pages exactly and must not have the pool take
+    /// one of them in the middle of the chain they count (ReserveBoundTests.Scene).
+    static func growDescriptorPool() -> Bool {
+        withInterruptsDisabled { buddy!.pointee.growDescriptors() }
+    }
+
     /// Gives back pages of buddy descriptors that describe no allocated block - what a burst
     /// of fragmentation leaves once its blocks have merged again - keeping the reserve
     /// and a page's worth of spare descriptors, so that the next splits do not grow the pool
