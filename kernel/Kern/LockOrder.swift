@@ -7,8 +7,8 @@
 // through other locks), panics - naming both locks, the site taking B, the site that took A,
 // and where the opposite order was seen - before the thread can deadlock on it. The check runs
 // with interrupts off; the graph is allocated when the option is parsed, so nothing allocates
-// on a lock's path. The parked APs take spin locks without threads; their acquisitions are not
-// checked (they take only the smp tests' locks).
+// on a lock's path. Every CPU runs threads (an AP's work for SMP.run runs on its idle thread),
+// so every acquisition is checked; the graph changes under the kernel lock.
 
 enum LockOrder {
     static var graph: UnsafeMutablePointer<LockOrderGraph>? = nil
@@ -26,7 +26,7 @@ enum LockOrder {
 
     /// `name` is about to be taken at `site` by the running thread.
     static func acquiring(_ name: StaticString, _ site: LockSite) {
-        guard let graph = graph, Scheduler.started, PerCPU.this.pointee.index == 0 else { return }
+        guard let graph = graph, Scheduler.started else { return }
         withInterruptsDisabled {
             guard let lockClass = graph.pointee.lockClass(named: name) else { return }
             let thread = Scheduler.current
@@ -40,7 +40,7 @@ enum LockOrder {
 
     /// `name` was released by the running thread.
     static func released(_ name: StaticString) {
-        guard let graph = graph, Scheduler.started, PerCPU.this.pointee.index == 0 else { return }
+        guard let graph = graph, Scheduler.started else { return }
         withInterruptsDisabled {
             guard let lockClass = graph.pointee.lockClass(named: name) else { return }
             Scheduler.current.pointee.heldLocks.remove(lockClass)

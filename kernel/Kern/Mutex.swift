@@ -6,8 +6,10 @@
 // watchdog's wait-for graph (kernel/Kern/WaitGraph.swift). Mutexes live at fixed addresses
 // (inside a structure or a global); code uses them through a pointer.
 //
-// Locking: one CPU; `owner` and `contended` change only with interrupts off, in lock and
-// unlock, which is also how the watchdog (timer interrupt) reads them.
+// Locking: `owner` and `contended` change only inside withInterruptsDisabled - interrupts off
+// and the kernel lock held (kernel/Kern/KernelLock.swift) - in lock and unlock, which is also
+// how the watchdog (timer interrupt) reads them. So a mutex works across CPUs: its sleepers
+// may wake on any CPU, and the check and the sleep are one section on every one of them.
 
 struct Mutex {
     let name: StaticString

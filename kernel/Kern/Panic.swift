@@ -42,6 +42,8 @@ func panic(_ message: LogMessage, frame: UnsafeMutablePointer<InterruptFrame>? =
         // Another CPU is reporting its panic and stops this one with an NMI: wait for it.
         CPU.haltForever()
     }
+    // The CPU that held the kernel lock may be one about to be stopped: print without it.
+    KernelLock.bypassForPanic()
     let stopped = SMP.stopOthers()
     kernel_panic_entered()   // a gdb landmark (kernel/Arch/x86_64/Landmarks.S)
     Console.printLine("P panic: ---- kernel panic ----")

@@ -18,10 +18,23 @@
 // (kernel/Kern/DebugTable.swift). So a lock is a plain struct, and like any lock it must be
 // used in place - through a pointer or as a global, never copied (a copy is another lock).
 
+//
+// Scope: a lock `.underKernelLock` (the vm_map locks) takes the kernel lock first
+// (kernel/Kern/KernelLock.swift), as every other section of the shared kernel does, so that
+// the two can never be taken in opposite orders on two CPUs. A `.standalone` lock (work the
+// parked APs share, the smp suite's counter) does not: its word alone excludes the other CPUs.
+
 import ArchSupport
+
+/// Whether a spin lock nests inside the kernel lock (KernelLock.swift).
+enum SpinLockScope {
+    case underKernelLock
+    case standalone
+}
 
 struct SpinLock {
     let name: StaticString
+    let scope: SpinLockScope
     /// 0 when free, else the holding CPU's index + 1. Only through the atomics below.
     private var holder: UInt32 = 0
     /// Whether interrupts were on before the holder took the lock; the holder's alone.
@@ -29,7 +42,13 @@ struct SpinLock {
     /// Times a CPU found the lock held and had to spin (statistics, updated by the holder).
     private(set) var contended: UInt64 = 0
 
-    init(_ name: StaticString) { self.name = name }
+    /// Whether this holder entered the kernel lock; the holder's alone.
+    private var enteredKernelLock = false
+
+    init(_ name: StaticString, _ scope: SpinLockScope) {
+        self.name = name
+        self.scope = scope
+    }
 
     var isHeld: Bool {
         mutating get { withUnsafeMutablePointer(to: &holder) { arch_atomic_load_relaxed_u32($0) } != 0 }
@@ -41,6 +60,7 @@ struct SpinLock {
         if LockOrder.isEnabled { LockOrder.acquiring(name, LockSite(file, line)) }
         let wasEnabled = CPU.interruptsEnabled
         CPU.disableInterrupts()
+        let entered = scope == .underKernelLock ? KernelLock.enter() : false
         let cpu = PerCPU.this
         let me = UInt32(cpu.pointee.index + 1)
         let outcome = withUnsafeMutablePointer(to: &holder) { word -> Acquisition in
@@ -55,18 +75,23 @@ struct SpinLock {
         if outcome == .alreadyHeldByThisCPU { panic("lock \(name) taken twice: a path re-entered what it holds") }
         if outcome == .afterSpinning { contended += 1 }
         interruptsWereEnabled = wasEnabled
+        enteredKernelLock = entered
         cpu.pointee.preemptionCount += 1
+        if scope == .standalone { cpu.pointee.standaloneSpinLocks += 1 }
     }
 
     mutating func unlock() {
         if LockOrder.isEnabled { LockOrder.released(name) }
         let cpu = PerCPU.this
         let restore = interruptsWereEnabled
+        let entered = enteredKernelLock
         withUnsafeMutablePointer(to: &holder) { word in
             kassert(arch_atomic_load_relaxed_u32(word) == UInt32(cpu.pointee.index + 1), "lock \(name) released by a CPU that does not hold it")
             cpu.pointee.preemptionCount -= 1
+            if scope == .standalone { cpu.pointee.standaloneSpinLocks -= 1 }
             arch_atomic_store_release_u32(word, 0)
         }
+        KernelLock.leave(entered)
         if restore { CPU.enableInterrupts() }
     }
 }

@@ -77,7 +77,7 @@ struct WaitInfo {
 
 struct Thread {
     /// The free paths this thread is in: depth and outermost name (kernel/Lib/FreePath.swift;
-    /// the scheduler points FreePath.threadState at the running thread's).
+    /// FreePath finds the running thread's through its CPU: Scheduler.bootstrap).
     var freePath = FreePathState()
     /// Zones this thread is growing right now, nested (kernel/Mem/Portable/ZoneAllocator.swift).
     var zoneGrowthDepth = 0
@@ -108,6 +108,12 @@ struct Thread {
     /// The tick a timed sleep ends at; 0 when the thread is not in one.
     var wakeAtTick: UInt64 = 0
     var preemptDisableCount = 0
+    /// The kernel lock's depth on its CPU when it switched away (KernelLock.swift).
+    var kernelLockDepth = 0
+    /// Which CPUs may run it (Scheduler.mayRun).
+    var affinity = CPUAffinity.any
+    /// The CPU it runs on, or last ran on (for kthreads).
+    var cpu = 0
     var quantumLeft = 0
     var body: (() -> Void)? = nil
     var detached = false
@@ -123,6 +129,21 @@ struct Thread {
 }
 
 typealias ThreadRef = UnsafeMutablePointer<Thread>
+
+/// Where a thread may run. Threads migrate freely by default: one run queue serves every CPU.
+enum CPUAffinity: Equatable {
+    case any
+    /// Only CPU `index`: the boot thread stays on the boot CPU, where the test harness and
+    /// SMP.run expect it, and each AP's idle thread on its AP.
+    case only(Int)
+
+    func allows(_ index: Int) -> Bool {
+        switch self {
+        case .any: return true
+        case .only(let cpu): return cpu == index
+        }
+    }
+}
 
 extension LogTag {
     static let thread = LogTag("thread")
@@ -146,8 +167,11 @@ enum Threads {
 
     static func makeRecord(_ name: StaticString) -> ThreadRef {
         let thread = Kmalloc.allocate(MemoryLayout<Thread>.stride)!.bindMemory(to: Thread.self, capacity: 1)
-        thread.initialize(to: Thread(id: nextID, name: name))
-        nextID += 1
+        let id = withInterruptsDisabled { () -> UInt64 in
+            nextID += 1
+            return nextID - 1
+        }
+        thread.initialize(to: Thread(id: id, name: name))
         thread.pointee.createdAtTick = Timer.ticks
         return thread
     }
@@ -169,8 +193,9 @@ enum Threads {
     /// Creates a thread that runs `body` and puts it on the run queue.
     @discardableResult
     static func spawn(_ name: StaticString, stackPages: Int = defaultStackPages, detached: Bool = false,
-                      _ body: @escaping () -> Void) -> ThreadRef {
+                      affinity: CPUAffinity = .any, _ body: @escaping () -> Void) -> ThreadRef {
         let thread = makeRecord(name)
+        thread.pointee.affinity = affinity
         let (start, bytes) = allocateStack(name, pages: stackPages)
         thread.pointee.stackStart = start
         thread.pointee.stackBytes = bytes
@@ -188,7 +213,7 @@ enum Threads {
         frame[6] = arch_thread_trampoline()        // return address
         thread.pointee.savedStackPointer = (top - 7 * 8).rawValue
         register(thread)
-        created += 1
+        withInterruptsDisabled { created += 1 }
         Scheduler.makeReady(thread)
         return thread
     }
@@ -196,6 +221,7 @@ enum Threads {
     /// Ends the calling thread.
     static func exit() -> Never {
         CPU.disableInterrupts()
+        _ = KernelLock.enter()
         let thread = Scheduler.current
         kassert(thread.pointee.freePath.depth == 0, "thread \(thread.pointee.name) exits inside a free path (\(thread.pointee.freePath.outermost.name))")
         thread.pointee.state = .dead
@@ -236,12 +262,17 @@ enum Threads {
         Kmalloc.free(UnsafeMutableRawPointer(thread))
     }
 
-    /// Reaps detached threads that have ended (the idle thread calls this).
+    /// Reaps detached threads that have ended (every CPU's idle thread calls this). A thread
+    /// found is claimed - no longer detached - before the lock is let go, so that two idle
+    /// CPUs never reap the same one.
     static func reapDetached() {
         while let dead = withInterruptsDisabled({ () -> ThreadRef? in
             var current = all
             while let thread = current {
-                if thread.pointee.detached && thread.pointee.state == .dead { return thread }
+                if thread.pointee.detached && thread.pointee.state == .dead {
+                    thread.pointee.detached = false
+                    return thread
+                }
                 current = thread.pointee.allNext
             }
             return nil
@@ -285,6 +316,8 @@ enum Threads {
 func kernelThreadStart(_ raw: UnsafeMutableRawPointer) -> Never {
     let thread = raw.assumingMemoryBound(to: Thread.self)
     kassert(thread == Scheduler.current, "thread_trampoline ran a thread that is not the current one")
+    // The CPU holds the kernel lock for the thread that switched here; this one holds nothing.
+    KernelLock.leaveForNewThread()
     CPU.enableInterrupts()
     thread.pointee.body?()
     Threads.exit()

@@ -96,9 +96,18 @@ public struct FreePathViolation {
 public enum FreePath {
     /// The state before there are threads (and on the host).
     public static var bootState = FreePathState()
-    /// The running thread's state, once there are threads: the scheduler points it at the
-    /// thread it switches to, so a check costs a load, not a call.
-    public static var threadState: UnsafeMutablePointer<FreePathState>? = nil
+    /// Finds the running thread's state, once there are threads (nil before, and on the
+    /// host). The kernel's reads its CPU's current thread: threads move between CPUs, so no
+    /// one global can point at "the" running thread.
+    public static var locateThreadState: (@convention(c) () -> UnsafeMutableRawPointer?)? = nil
+
+    /// The running thread's state; nil before there are threads.
+    public static var threadState: UnsafeMutablePointer<FreePathState>? {
+        @inline(__always) get {
+            guard let locate = locateThreadState, let state = locate() else { return nil }
+            return state.assumingMemoryBound(to: FreePathState.self)
+        }
+    }
     /// Called on a violation. The kernel's panics; a host test's records. Nil only before the
     /// kernel installs its handler (the first thing it does), where a violation still traps.
     static var violationHandler: ((FreePathViolation) -> Void)? = nil

@@ -23,18 +23,20 @@ extension LogTag {
 }
 
 enum KernelZoneEnvironment: ZoneEnvironment {
-    typealias LockToken = Bool
+    /// Whether interrupts were on, and whether the kernel lock was taken (KernelLock.swift).
+    typealias LockToken = (interruptsWereEnabled: Bool, entered: Bool)
 
     @inline(__always)
-    static func lock() -> Bool {
+    static func lock() -> LockToken {
         let wasEnabled = CPU.interruptsEnabled
         CPU.disableInterrupts()
-        return wasEnabled
+        return (wasEnabled, KernelLock.enter())
     }
 
     @inline(__always)
-    static func unlock(_ wasEnabled: Bool) {
-        if wasEnabled { CPU.enableInterrupts() }
+    static func unlock(_ token: LockToken) {
+        KernelLock.leave(token.entered)
+        if token.interruptsWereEnabled { CPU.enableInterrupts() }
     }
 
     static func allocateSlab(for zone: StaticString, bytes: Int, source: SlabSource, _ context: AllocationContext) -> UnsafeMutableRawPointer? {

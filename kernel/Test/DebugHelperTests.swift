@@ -69,11 +69,11 @@ enum DebugHelperTests {
                 }
             }
             Threads.forEach { thread in
-                Log.info(.test, "view thread \(thread.pointee.id) \(thread.pointee.name) \(thread.pointee.state.name)")
+                Log.info(.test, "view thread \(thread.pointee.id) \(thread.pointee.name) \(thread.pointee.state.name) \(thread.pointee.cpu)")
             }
             Log.info(.test, "view marker gdb-\(KernelOptions.seed)-\(Timer.ticks)")
-            // Still with interrupts off: neither the pageout thread nor a timer tick may change
-            // what was just printed before gdb looks.
+            // Still with interrupts off and the kernel lock held: neither the pageout thread, a
+            // timer tick nor another CPU may change what was just printed before gdb looks.
             kernel_debug_checkpoint()   // gdb stops here (kernel/Arch/x86_64/Landmarks.S)
         }
 

@@ -24,7 +24,7 @@ enum LockOrderTests {
     static func prepare() {
         outer.initialize(to: Mutex("lockorder-outer"))
         inner.initialize(to: Mutex("lockorder-inner"))
-        spin.initialize(to: SpinLock("lockorder-spin"))
+        spin.initialize(to: SpinLock("lockorder-spin", .underKernelLock))
     }
 
     static func aConsistentOrderIsAcceptedAndTheKernelsLocksAreChecked() {

@@ -33,6 +33,7 @@ enum TestRegistry {
             ClusterTests.unclusteredSuite,
             SMPTests.suite,
             SMPTests.limitedSuite,
+            ConcurrencyTests.suite,
             LockOrderTests.suite,
         ] + InterruptTests.suites + NecessityTests.suites
     }

@@ -40,7 +40,7 @@ enum VMMaps {
 
     static func create(_ name: StaticString, start: VirtualAddress, end: VirtualAddress, parent: MapRef? = nil) -> MapRef {
         let control = MapRef.allocate(capacity: 1)
-        control.initialize(to: MapControl(map: VMMapState(name: name, start: start, end: end), lock: SpinLock(name),
+        control.initialize(to: MapControl(map: VMMapState(name: name, start: start, end: end), lock: SpinLock(name, .underKernelLock),
                                           stockTarget: defaultStockTarget, parent: parent))
         return control
     }

@@ -228,11 +228,11 @@ def check_helpers(image, elf, log_dir):
                                                              "none" if running == "none" else r"thread %s \S+" % running)
         if not any(re.match(pattern, line) for line in sections["kcpus"]):
             problems.append("kcpus does not show cpu %s (APIC id %s, %s, running %s)" % (index, apic, state, running))
-    for thread, name, state in view_lines(serial, "thread"):
-        # The test runs in the one running thread, which kthreads marks as current and as
-        # running on cpu 0.
-        mark = r"\*" if state == "running" else " "
-        where = " on cpu 0$" if state == "running" else ""
+    for thread, name, state, cpu in view_lines(serial, "thread"):
+        # The test runs in the running thread on cpu 0, which kthreads marks as current; an
+        # AP's running thread (its idle thread, with -smp 2) is shown on its CPU, unmarked.
+        mark = r"\*" if state == "running" and cpu == "0" else " "
+        where = " on cpu %s$" % cpu if state == "running" else ""
         if not any(re.match(r"^%s thread %s %s: %s%s" % (mark, thread, re.escape(name), state, where), line) for line in sections["kthreads"]):
             problems.append("kthreads does not show thread %s %s %s (current: %s)" % (thread, name, state, mark == r"\*"))
     if not any(re.match(r"^  thread \d+ gdb-sleeper: sleeping in gdb test on channel 0x[0-9a-f]+ for \d+ ticks$", line)

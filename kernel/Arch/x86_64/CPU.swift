@@ -74,14 +74,17 @@ func countEvent(_ counter: UnsafeMutablePointer<UInt64>) {
     arch_increment(counter)
 }
 
-/// Runs `body` with interrupts disabled, restoring the previous state afterwards. This is
-/// the kernel's shortest critical section: on one CPU it excludes interrupt handlers and
-/// preemption alike. Nothing in `body` may sleep.
+/// Runs `body` with interrupts disabled and the kernel lock held (kernel/Kern/KernelLock.swift),
+/// restoring the previous state afterwards. This is the kernel's shortest critical section:
+/// it excludes interrupt handlers, preemption and - through the kernel lock - every other
+/// CPU's sections alike. Nothing in `body` may sleep except through Scheduler.sleep.
 @inline(__always)
 func withInterruptsDisabled<R>(_ body: () -> R) -> R {
     let wasEnabled = CPU.interruptsEnabled
     CPU.disableInterrupts()
+    let entered = KernelLock.enter()
     let result = body()
+    KernelLock.leave(entered)
     if wasEnabled { CPU.enableInterrupts() }
     return result
 }

@@ -13,11 +13,22 @@ import Synchronization
 /// A handler for a hardware interrupt vector. Runs with interrupts disabled.
 typealias InterruptHandler = (UnsafeMutablePointer<InterruptFrame>) -> Void
 
+/// Whether a handler runs under the kernel lock (kernel/Kern/KernelLock.swift). Device
+/// interrupts and the tick touch the shared kernel, as any section does. The IPIs that one CPU
+/// sends another - shootdowns, heartbeats, pings - must be taken while the sender holds the
+/// lock and waits, so they do not take it; the wake IPI and the AP tick take it themselves,
+/// after they checked that their CPU is not parked.
+enum InterruptLocking {
+    case underKernelLock
+    case lockFree
+}
+
 enum Interrupts {
     static let firstExternalVector = 32
 
     /// Handlers for vectors 32...255, nil when nothing is registered.
     static var handlers: UnsafeMutablePointer<InterruptHandler?>? = nil
+    static var locking: UnsafeMutablePointer<InterruptLocking>? = nil
     static var breakpointsTaken = 0
     static var spuriousInterrupts = 0
 
@@ -27,11 +38,15 @@ enum Interrupts {
         let table = UnsafeMutablePointer<InterruptHandler?>.allocate(capacity: IDT.vectorCount)
         table.initialize(repeating: nil, count: IDT.vectorCount)
         handlers = table
+        let modes = UnsafeMutablePointer<InterruptLocking>.allocate(capacity: IDT.vectorCount)
+        modes.initialize(repeating: .underKernelLock, count: IDT.vectorCount)
+        locking = modes
     }
 
-    static func register(vector: Int, _ handler: @escaping InterruptHandler) {
+    static func register(vector: Int, _ handler: @escaping InterruptHandler, locking: InterruptLocking = .underKernelLock) {
         precondition(vector >= firstExternalVector && vector < IDT.vectorCount, "Interrupts.register: not an external vector")
         handlers![vector] = handler
+        self.locking![vector] = locking
     }
 }
 
@@ -62,7 +77,13 @@ func interruptDispatch(_ rawFrame: UnsafeMutableRawPointer) {
         Exception.fatal(frame, faultAddress: 0)
     default:
         if let handler = Interrupts.handlers?[vector] {
-            handler(frame)
+            if Interrupts.locking![vector] == .lockFree {
+                handler(frame)
+            } else {
+                let entered = KernelLock.enter()
+                handler(frame)
+                KernelLock.leave(entered)
+            }
         } else {
             Interrupts.spuriousInterrupts += 1
             Log.warn(.cpu, "interrupt on vector \(vector) with no handler, ignored")

@@ -5,9 +5,10 @@
 // Pmap.bootstrap maps that page uncached (PCD|PWT) and no-execute at `KernelLayout.localAPICWindow`.
 // Registers are 32 bits wide, 16-byte aligned, and must be accessed with 32-bit loads and stores.
 //
-// The boot CPU's scheduling tick stays on the PIT in this stage (docs/smp.md says why); the
-// APIC timer is calibrated against the PIT and used for the short delays of the INIT-SIPI-SIPI
-// sequence, in one-shot mode with its interrupt masked.
+// The boot CPU's scheduling tick stays on the PIT (docs/smp.md says why); its APIC timer is
+// calibrated against the PIT and used for the short delays of the INIT-SIPI-SIPI sequence, in
+// one-shot mode with its interrupt masked. Each AP's APIC timer is its periodic tick, with the
+// count calibrated on the boot CPU (every local APIC runs on the same bus clock).
 
 import ArchSupport
 
@@ -47,6 +48,8 @@ enum LocalAPIC {
     static let spuriousVector = 0xFF
     static let masked: UInt32 = 1 << 16
     static let timerDivideBy16: UInt32 = 0x3
+    /// The LVT timer entry's periodic mode (bits 17-18 = 01).
+    static let periodic: UInt32 = 1 << 17
 
     /// Set by Pmap.bootstrap when it maps the registers; 0 until then (and without an APIC).
     static var base = VirtualAddress(0)
@@ -122,6 +125,16 @@ enum LocalAPIC {
         let now = Timer.currentTicks
         while Timer.currentTicks == now { CPU.pause() }
         return Timer.currentTicks
+    }
+
+    /// Starts this CPU's APIC timer as its periodic scheduling tick on `vector`, at the PIT's
+    /// rate (an AP's; the boot CPU keeps the PIT). The timer is the CPU's own from then on:
+    /// `delay` must not run on this CPU.
+    static func startPeriodicTimer(vector: Int) {
+        kassert(countsPerTick > 0 && countsPerTick <= UInt64(UInt32.max), "APIC timer started before calibration (\(countsPerTick) counts per tick)")
+        write(.timerDivide, timerDivideBy16)
+        write(.timer, UInt32(vector) | periodic)
+        write(.timerInitialCount, UInt32(countsPerTick))
     }
 
     /// Busy-waits at least `microseconds` on the running CPU's APIC timer (calibrated first).

@@ -12,8 +12,9 @@
 //   - currentThread, idleThread, preemptionCount: only by the CPU itself, interrupts off
 //     (on the boot CPU these are the scheduler's: Scheduler.current is `PerCPU.this.currentThread`);
 //   - state, the IPI and work counters: atomics, written by either side, as each says.
-// Application processors run no threads in this stage: their currentThread is the never-mapped
-// placeholder, so any use of the scheduler from one faults loudly instead of corrupting it.
+// An application processor runs threads once SMP.start has given it an idle thread: until then
+// its currentThread is the never-mapped placeholder, so any use of the scheduler from one
+// faults loudly instead of corrupting it.
 
 import ArchSupport
 import Synchronization
@@ -61,6 +62,17 @@ struct PerCPU: ~Copyable {
     /// Spin locks this CPU holds (kernel/Kern/SpinLock.swift). While it is not zero the CPU
     /// may not switch threads or sleep: another thread on it could spin forever on the lock.
     var preemptionCount = 0
+    /// How many of those are `.standalone` spin locks (SpinLock.swift): the ones another CPU
+    /// may spin on without the kernel lock, interrupts off (TLBShootdown asserts none is held).
+    var standaloneSpinLocks = 0
+    /// The kernel lock's nesting on this CPU (kernel/Kern/KernelLock.swift); its own.
+    var kernelLockDepth = 0
+    /// The running thread used its quantum while it held preemption off: switch when it lets
+    /// go (Preemption.enable). This CPU's, under the kernel lock.
+    var needsReschedule = false
+    /// The idle thread is about to halt or is halted: a thread made ready for this CPU must
+    /// wake it with an IPI (Scheduler.kick). Under the kernel lock.
+    var idling = false
     /// The stack ap_main runs on, and the double-fault stack (IST 1); 0 for the boot CPU, whose
     /// stacks are in the image. Used by backtraces to know a frame pointer is safe to follow.
     var stackBottom: UInt64 = 0

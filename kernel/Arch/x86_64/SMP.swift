@@ -11,15 +11,16 @@
 //      online. An AP that does not is reported, sent INIT again (so that it cannot wake up
 //      later on a stack handed to the next one), and left out;
 //   3. the AP, in ap_main: its GS base, GDT and TSS, the IDT, its local APIC; it stores
-//      `.online` and parks: interrupts on, `hlt`, woken by IPIs.
+//      `.online`, starts its APIC timer (its scheduling tick) and becomes its idle thread -
+//      the record the boot CPU made for its boot stack - in Scheduler.idleLoop. From then on
+//      it runs threads from the common run queue like the boot CPU.
 //
-// What a parked AP does: answers the test IPI (`pingVector`) with an IPI back to the boot CPU,
-// runs a `ParkedWork` function when the boot CPU hands it one (the smp suite's lock and TLB
-// tests), and stops for good on the NMI a panicking CPU sends. It runs no threads, takes no
-// sleeping lock, allocates nothing and prints nothing. Parked, it touches only memory whose
-// mapping never changes - the kernel image, the direct map, its own stacks and the local
-// APIC; while it runs work it may touch any kernel mapping, and TLB shootdowns reach it
-// (TLBShootdown.swift; docs/smp.md: what is and is not SMP-safe).
+// The idle thread of an AP also runs `ParkedWork` functions the boot CPU hands it (SMP.run:
+// the smp suite's lock and TLB tests), answers the test IPI (`pingVector`) with an IPI back to
+// the boot CPU, and the CPU stops for good on the NMI a panicking CPU sends. While its idle
+// thread halts the AP is parked: it touches only memory whose mapping never changes - the
+// kernel image, the direct map, its own stacks and the local APIC - and TLB shootdowns skip
+// it (TLBShootdown.swift; docs/smp.md).
 
 import ArchSupport
 import Synchronization
@@ -32,6 +33,8 @@ enum SMP {
     static let answerVector = 0xF2
     /// The watchdog's heartbeat: the AP only counts it (ProcessorWatch.swift).
     static let heartbeatVector = 0xF4
+    /// An AP's local APIC timer: its scheduling tick, at the PIT's rate.
+    static let tickVector = 0xF5
     /// How long the boot CPU waits for an AP to come online.
     static let startTimeoutMicroseconds: UInt64 = 1_000_000
     static let stackPages = 4
@@ -69,6 +72,9 @@ enum SMP {
         let source = UnsafeRawPointer(bitPattern: UInt(arch_ap_trampoline_start()))!
         UnsafeMutableRawPointer(bitPattern: UInt(base.rawValue))!.copyMemory(from: source, byteCount: Int(size))
         trampolinePage = base
+        // Several CPUs will run threads: from now on every section takes the kernel lock. Set
+        // here, in kernel_main's straight line, where no section is open to be unbalanced.
+        KernelLock.active = true
     }
 
     // MARK: - Starting the APs
@@ -83,11 +89,12 @@ enum SMP {
         LocalAPIC.enable(.bootProcessor)
         kassert(LocalAPIC.id == boot.pointee.apicID, "the boot CPU's APIC id \(LocalAPIC.id) is not CPUID's \(boot.pointee.apicID)")
         InterruptLines.switchToIOAPIC()
-        Interrupts.register(vector: wakeVector, wakeInterrupt)
-        Interrupts.register(vector: pingVector, pingInterrupt)
-        Interrupts.register(vector: answerVector, answerInterrupt)
-        Interrupts.register(vector: heartbeatVector, heartbeatInterrupt)
-        Interrupts.register(vector: LocalAPIC.spuriousVector, spuriousInterrupt)
+        Interrupts.register(vector: wakeVector, wakeInterrupt, locking: .lockFree)
+        Interrupts.register(vector: pingVector, pingInterrupt, locking: .lockFree)
+        Interrupts.register(vector: answerVector, answerInterrupt, locking: .lockFree)
+        Interrupts.register(vector: heartbeatVector, heartbeatInterrupt, locking: .lockFree)
+        Interrupts.register(vector: tickVector, processorTickInterrupt, locking: .lockFree)
+        Interrupts.register(vector: LocalAPIC.spuriousVector, spuriousInterrupt, locking: .lockFree)
         TLBShootdown.start()
         LocalAPIC.calibrate()
         if trampolinePage != nil {
@@ -106,6 +113,7 @@ enum SMP {
         cpu.pointee.stackTop = (stack.start + stack.bytes).rawValue
         cpu.pointee.doubleFaultStackBottom = (doubleFaultStack.start + pageSize).rawValue
         cpu.pointee.doubleFaultStackTop = (doubleFaultStack.start + doubleFaultStack.bytes).rawValue
+        let idle = Scheduler.makeIdleThread(for: cpu, stack: stack)
         cpu.pointee.state.store(CPUState.starting.rawValue, ordering: .relaxed)
         arch_set_ap_boot_parameters(Pmap.root.rawValue, cpu.pointee.stackTop, UInt64(UInt(bitPattern: cpu)))
 
@@ -123,20 +131,24 @@ enum SMP {
             waited += 100
         }
         if cpu.pointee.currentState == .online {
+            Threads.register(idle)
             onlineCount += 1
             Log.info(.cpu, "cpu \(index) (APIC id \(apicID)) online, stack \(address: cpu.pointee.stackBottom) - \(address: cpu.pointee.stackTop)")
         } else {
             // Back to wait-for-SIPI: it must not wake later on parameters meant for the next AP.
             LocalAPIC.sendIPI(to: apicID, .initialize)
             cpu.pointee.state.store(CPUState.unresponsive.rawValue, ordering: .releasing)
+            idle.deinitialize(count: 1)
+            Kmalloc.free(UnsafeMutableRawPointer(idle))
             Log.warn(.cpu, "cpu \(index) (APIC id \(apicID)) did not come online within \(startTimeoutMicroseconds / 1000) ms; continuing without it")
         }
     }
 
     // MARK: - Parked work
 
-    /// Hands `work(argument)` to the parked CPU `cpu` and wakes it. Boot CPU only; the CPU must
-    /// have finished its previous work.
+    /// Hands `work(argument)` to AP `cpu`, whose idle thread runs it, and wakes it. Boot CPU
+    /// only; the CPU must have finished its previous work. The work starts when the AP next
+    /// runs its idle thread: at once when nothing else is ready for it.
     static func run(on cpu: PerCPURef, _ work: ParkedWork, argument: UInt64) {
         kassert(cpu.pointee.index != 0 && cpu.pointee.currentState == .online, "SMP.run: cpu \(cpu.pointee.index) is not a parked AP")
         kassert(isIdle(cpu), "SMP.run: cpu \(cpu.pointee.index) is still busy")
@@ -144,6 +156,19 @@ enum SMP {
         cpu.pointee.workArgument = argument
         cpu.pointee.workRequested.wrappingAdd(1, ordering: .releasing)
         LocalAPIC.sendIPI(to: cpu.pointee.apicID, vector: wakeVector, .fixed)
+    }
+
+    /// Whether work handed to `cpu` waits to run.
+    static func hasRequestedWork(_ cpu: PerCPURef) -> Bool {
+        cpu.pointee.workRequested.load(ordering: .acquiring) != cpu.pointee.workDone.load(ordering: .relaxed)
+    }
+
+    /// On an AP's idle thread, interrupts on: runs the work handed to it, if any.
+    static func runRequestedWork(_ cpu: PerCPURef) {
+        let requested = cpu.pointee.workRequested.load(ordering: .acquiring)
+        guard requested != cpu.pointee.workDone.load(ordering: .relaxed) else { return }
+        if let work = cpu.pointee.work { work(cpu.pointee.workArgument) }
+        cpu.pointee.workDone.store(requested, ordering: .releasing)
     }
 
     /// Whether `cpu` has finished all the work handed to it.
@@ -235,31 +260,28 @@ func apMain(_ area: UInt64) -> Never {
     GDT.install(table: tables.gdt, taskState: tables.taskState, doubleFaultStackTop: cpu.pointee.doubleFaultStackTop)
     IDT.load()
     LocalAPIC.enable(.applicationProcessor)
+    TLBShootdown.becomeActive(cpu)
     cpu.pointee.state.store(CPUState.online.rawValue, ordering: .releasing)
-    parkedLoop(cpu)
-}
-
-/// Halts until an interrupt, runs any work handed over, halts again. `sti; hlt` is one step,
-/// so a wake IPI arriving after the check is not lost: it ends the `hlt`.
-private func parkedLoop(_ cpu: PerCPURef) -> Never {
-    while true {
-        CPU.disableInterrupts()
-        let requested = cpu.pointee.workRequested.load(ordering: .acquiring)
-        if requested != cpu.pointee.workDone.load(ordering: .relaxed) {
-            CPU.enableInterrupts()
-            // Work may touch kernel mappings that change: shootdowns must reach it now.
-            TLBShootdown.becomeActive(cpu)
-            if let work = cpu.pointee.work { work(cpu.pointee.workArgument) }
-            TLBShootdown.becomeParked(cpu)
-            cpu.pointee.workDone.store(requested, ordering: .releasing)
-            continue
-        }
-        CPU.enableInterruptsAndHalt()
-    }
+    LocalAPIC.startPeriodicTimer(vector: SMP.tickVector)
+    // This boot stack is the idle thread's (Scheduler.makeIdleThread).
+    CPU.enableInterrupts()
+    Scheduler.idleLoop()
 }
 
 private func wakeInterrupt(_ frame: UnsafeMutablePointer<InterruptFrame>) {
     LocalAPIC.endOfInterrupt()
+    Scheduler.wakeInterrupt()
+}
+
+/// On an AP: its scheduling tick - skipped while parked, when its idle thread halts and will
+/// look at the run queue itself once this interrupt has ended the halt.
+private func processorTickInterrupt(_ frame: UnsafeMutablePointer<InterruptFrame>) {
+    LocalAPIC.endOfInterrupt()
+    let cpu = PerCPU.this
+    guard cpu.pointee.tlbActive.load(ordering: .acquiring) else { return }
+    let entered = KernelLock.enter()
+    Scheduler.processorTick()
+    KernelLock.leave(entered)
 }
 
 /// On an AP: count the ping and answer the boot CPU.

@@ -8,31 +8,34 @@
 // `invalidate(range)` returns only when no CPU that may use the kernel's changing mappings
 // still holds a translation of the range.
 //
-// Which CPUs must be asked. An application processor that runs work (SMP.run) may touch any
-// kernel address; a parked AP with no work touches only mappings that never change (the
+// Which CPUs must be asked. A CPU that runs threads or work (SMP.run) may touch any kernel
+// address; a parked AP - its idle thread halted - touches only mappings that never change (the
 // kernel image, the direct map, its own stacks and the local APIC - SMP.swift), so its stale
 // entries cannot be used until it runs work again. Those CPUs are not interrupted (waking a
 // halted vCPU costs a round trip per pmap change): they flush their whole TLB before they
-// next run work. The hand-over is a generation count and a per-CPU `tlbActive` flag, both
-// sequentially consistent:
+// next look at the run queue or run work. The hand-over is a generation count and a per-CPU
+// `tlbActive` flag, both sequentially consistent:
 //   - the shooting CPU bumps `generation`, then reads each AP's `tlbActive`;
-//   - an AP about to run work stores `tlbActive = true`, then reads `generation`, and flushes
+//   - an AP waking from its halt stores `tlbActive = true`, then reads `generation`, and flushes
 //     everything if it moved since its last flush.
 // In the single total order of those four operations either the AP's read of `generation`
 // comes after the bump (it flushes) or its store of `tlbActive` comes before the shooter's
 // read (it is sent the IPI): no stale entry survives either way.
 //
-// An active AP gets an IPI on `vector` with the range in its mailbox and answers by storing
+// An active CPU gets an IPI on `vector` with the range in its mailbox and answers by storing
 // `tlbDone` = `tlbRequested` after it invalidated (release); the shooter waits for that
 // (acquire) with interrupts off. Ranges longer than `fullFlushPages` flush the whole TLB
 // instead of page by page - one request per pmap operation, however many pages it removes
 // (Pmap.remove batches). Paging-structure caches: invlpg drops those too, and the pmap frees
 // an emptied page table only after the shootdown of the addresses it mapped.
 //
-// In this stage only the boot CPU changes mappings (APs run no threads: SMP.swift), so one
-// shootdown runs at a time; `invalidate` asserts it, and that the boot CPU holds no spin lock
-// when it must wait for an answer (an AP spinning on that lock with interrupts off would never
-// give one). Clearing an accessed bit
+// Any CPU may shoot: `invalidate` runs inside a kernel-lock section (KernelLock.swift), so
+// one shootdown runs at a time and the mailboxes need no lock of their
+// own. The shooter waits with interrupts off; a target that is itself spinning for the kernel
+// lock, interrupts off, answers from its spin loop (`answerPending`). A target spinning on a
+// `.standalone` spin lock the shooter holds could not, so `invalidate` asserts the shooter
+// holds none. The boot CPU is always active; an AP is active except while its idle thread
+// halts (Scheduler.idleLoop). Clearing an accessed bit
 // (Pmap.testAndClearReferenced) is not shot down, as on Linux: a CPU with a stale entry may
 // keep using the page without setting the bit again, which only makes pageout's guess worse.
 
@@ -50,34 +53,63 @@ enum TLBShootdown {
     /// Off only for the smp suite's negative case, which shows that a stale entry is then seen.
     static var enabled = true
 
-    /// Shootdown IPIs sent (boot CPU only, interrupts off); the smp suite counts them.
+    /// Pauses a shooter waits for one answer before it reports the target as stuck: some
+    /// seconds, against microseconds for an answer.
+    static let answerPatience: UInt64 = 500_000_000
+    /// Shootdown IPIs sent (kernel lock); the smp suite counts them.
     static var interruptsSent: UInt64 = 0
 
     static func start() {
-        Interrupts.register(vector: vector, shootdownInterrupt)
+        Interrupts.register(vector: vector, shootdownInterrupt, locking: .lockFree)
+        PerCPU.this.pointee.tlbActive.store(true, ordering: .sequentiallyConsistent)
     }
 
     /// Makes every CPU that may use the kernel's changing mappings forget [start, start +
     /// pages pages). The calling CPU has already invalidated them itself. Allocates nothing,
-    /// never sleeps; it spins, interrupts off, until each active AP has answered.
+    /// never sleeps; it spins, interrupts off, until each active CPU has answered.
     static func invalidate(_ start: VirtualAddress, pages: Int) {
         guard SMP.areasUsed > 1, enabled, pages > 0 else { return }
         withInterruptsDisabled {
-            kassert(PerCPU.this.pointee.index == 0, "a TLB shootdown from cpu \(PerCPU.this.pointee.index): only the boot CPU changes kernel mappings in this stage")
+            let me = PerCPU.this
             generation.wrappingAdd(1, ordering: .sequentiallyConsistent)
-            SMP.forEachOnlineAP { cpu in
-                guard cpu.pointee.tlbActive.load(ordering: .sequentiallyConsistent) else { return }
-                // An AP spinning with interrupts off for a spin lock this CPU holds could never
-                // answer: the wait below would never end.
-                kassert(PerCPU.this.pointee.preemptionCount == 0, "a TLB shootdown while holding \(PerCPU.this.pointee.preemptionCount) spin lock(s): an AP spinning on one with interrupts off could never answer")
+            for index in 0..<SMP.areasUsed where index != me.pointee.index {
+                let cpu = PerCPU.area(index)
+                guard cpu.pointee.currentState == .online, cpu.pointee.tlbActive.load(ordering: .sequentiallyConsistent) else { continue }
+                // A CPU spinning with interrupts off for a standalone spin lock this CPU holds
+                // could never answer: the wait below would never end.
+                kassert(me.pointee.standaloneSpinLocks == 0, "a TLB shootdown while holding \(me.pointee.standaloneSpinLocks) standalone spin lock(s): a CPU spinning on one with interrupts off could never answer")
                 cpu.pointee.tlbStart = start.rawValue
                 cpu.pointee.tlbPages = pages
                 let request = cpu.pointee.tlbRequested.wrappingAdd(1, ordering: .releasing).newValue
                 interruptsSent &+= 1
                 LocalAPIC.sendIPI(to: cpu.pointee.apicID, vector: vector, .fixed)
-                while cpu.pointee.tlbDone.load(ordering: .acquiring) != request { CPU.pause() }
+                var spins: UInt64 = 0
+                while cpu.pointee.tlbDone.load(ordering: .acquiring) != request {
+                    CPU.pause()
+                    spins &+= 1
+                    if spins == answerPatience {
+                        panic("TLB shootdown: cpu \(index) has not answered request \(request) (it answered \(cpu.pointee.tlbDone.load(ordering: .acquiring)); active \(cpu.pointee.tlbActive.load(ordering: .acquiring)); kernel lock holder \(KernelLock.holder), depth here \(me.pointee.kernelLockDepth))")
+                    }
+                }
             }
         }
+    }
+
+    /// Invalidates what this CPU's mailbox asks for, if it asks, and answers. The IPI handler
+    /// calls it, and so does a CPU spinning for the kernel lock or waiting with interrupts off
+    /// (the shooter may be what it waits for). Returns whether there was a request.
+    @discardableResult
+    static func answerPending(_ cpu: PerCPURef) -> Bool {
+        let request = cpu.pointee.tlbRequested.load(ordering: .acquiring)
+        guard request != cpu.pointee.tlbDone.load(ordering: .relaxed) else { return false }
+        let pages = cpu.pointee.tlbPages
+        if pages > fullFlushPages {
+            flushAll()
+        } else {
+            for number in 0..<pages { CPU.invalidatePage(VirtualAddress(cpu.pointee.tlbStart + UInt64(number) * pageSize)) }
+        }
+        cpu.pointee.tlbDone.store(request, ordering: .releasing)
+        return true
     }
 
     /// On an AP, before it runs work: it may touch changing mappings from now on, so it says
@@ -99,16 +131,8 @@ enum TLBShootdown {
     static func flushAll() { CPU.loadCR3(CPU.cr3) }
 }
 
-/// On an active AP: invalidate the mailbox's range, then answer.
+/// On an active CPU: invalidate the mailbox's range, then answer.
 private func shootdownInterrupt(_ frame: UnsafeMutablePointer<InterruptFrame>) {
-    let cpu = PerCPU.this
-    let request = cpu.pointee.tlbRequested.load(ordering: .acquiring)
-    let pages = cpu.pointee.tlbPages
-    if pages > TLBShootdown.fullFlushPages {
-        TLBShootdown.flushAll()
-    } else {
-        for number in 0..<pages { CPU.invalidatePage(VirtualAddress(cpu.pointee.tlbStart + UInt64(number) * pageSize)) }
-    }
-    cpu.pointee.tlbDone.store(request, ordering: .releasing)
+    TLBShootdown.answerPending(PerCPU.this)
     LocalAPIC.endOfInterrupt()
 }

@@ -35,9 +35,9 @@ public struct DrawChain {
 public enum ReserveDraws {
     /// Nesting count of `deliberately` in the thread that owns it (`owner`).
     public static var deliberate = 0
-    /// The thread inside `deliberately`: the address of its free-path record, which the
-    /// scheduler keeps pointing at the running thread (FreePath.threadState; 0 before there are
-    /// threads, and on the host). Only that thread's draws are exempt - the pageout thread,
+    /// The thread inside `deliberately`: the address of its free-path record
+    /// (FreePath.threadState: the running thread's; 0 before there are threads, and on the
+    /// host). Only that thread's draws are exempt - the pageout thread,
     /// running while a test sets a situation up, is checked as always.
     public static var owner: UInt = 0
 

@@ -94,8 +94,9 @@ static inline void arch_int3(void) { __asm__ volatile("int3" : : : "memory"); }
 
 static inline void arch_invlpg(uint64_t va) { __asm__ volatile("invlpg (%0)" : : "r"(va) : "memory"); }
 
-/* One instruction: on one CPU an interrupt cannot fall between its read and its write. */
-static inline void arch_increment(uint64_t *counter) { __asm__ volatile("incq %0" : "+m"(*counter) : : "memory"); }
+/* One locked instruction: neither an interrupt nor another CPU can fall between its read and
+ * its write. */
+static inline void arch_increment(uint64_t *counter) { __asm__ volatile("lock incq %0" : "+m"(*counter) : : "memory"); }
 
 /* Atomics on a plain 32-bit word, for locks embedded in ordinary (copyable) structures
  * (kernel/Kern/SpinLock.swift says why not Synchronization's Atomic there). */
