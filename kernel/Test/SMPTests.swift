@@ -290,14 +290,17 @@ enum SMPTests {
         // Long enough for every reader to try many times more.
         waitFor { probeFaults.load(ordering: .acquiring) + probeStaleReads.load(ordering: .acquiring) >= UInt64(1000 * readers) }
         stopReaders()
+        // Counted before the late invalidation below: that one is this case's clean-up, and
+        // it sends an IPI to any AP that has finished reading but has not parked yet (a CI
+        // run at 4 CPUs counted 1 when the count was taken after it).
+        let interrupts = TLBShootdown.interruptsSent - shootdownsBefore
         TLBShootdown.enabled = true
-        // What the missing shootdown would have done, late: the parked APs forget the old
+        // What the missing shootdown would have done, late: the APs forget the old
         // translation before they run anything else.
         if !shootdowns { TLBShootdown.invalidate(probeAddress, pages: 1) }
         PhysicalMemory.free(page)
         let stale = probeStaleReads.load(ordering: .acquiring)
         let faults = probeFaults.load(ordering: .acquiring)
-        let interrupts = TLBShootdown.interruptsSent - shootdownsBefore
         let wrong = probeWrongReads.load(ordering: .acquiring)
         let mode: StaticString = shootdowns ? "on" : "off"
         Test.diagnostic("shootdowns \(mode), \(readers) AP(s): \(readsAtRemoval) reads before the removal; after it \(faults) faulted and \(stale) reached the page (last \(hex: probeStaleValue.load(ordering: .relaxed))); \(interrupts) shootdown IPIs; \(wrong) reads while it was mapped returned another page's contents")
