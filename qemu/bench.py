@@ -251,6 +251,10 @@ def main():
                                                       machine=machine, interface=interface)):
             table.append(("%s %s+%s" % (group, machine, interface), name, value, unit))
         os.unlink(disk)
+    # Zone pairs on 1, 2 and 4 CPUs at once (bench=zonescaling): the per-CPU layer's scaling.
+    for cpus in (1, 2, 4):
+        for group, name, value, unit in results(qemu(options.image, "128M", "bench=zonescaling", extra=ICOUNT + ["-smp", str(cpus)])):
+            table.append(("%s %dcpu" % (group, cpus), name, value, unit))
     first = [row for row in table if row[0] == "zones"]
     deterministic = bool(first) and first == [row for row in again if row[0] == "zones"]
     say("## In the kernel: guest instructions per operation (TCG, -icount shift=0,align=off)")

@@ -16,6 +16,7 @@ enum HostZoneEnvironment: ZoneEnvironment {
     /// When set, every slab request fails (the machine is out of memory).
     nonisolated(unsafe) static var exhausted = false
     nonisolated(unsafe) static var slabRequests: [(Requester, Blocking)] = []
+    nonisolated(unsafe) static var magazineSlabRequests = 0
     nonisolated(unsafe) static var liveSlabs = Set<Int>()
     nonisolated(unsafe) static var messages: [String] = []
     nonisolated(unsafe) static var depth = 0
@@ -35,6 +36,7 @@ enum HostZoneEnvironment: ZoneEnvironment {
         faults = FaultInjector()
         exhausted = false
         slabRequests = []
+        magazineSlabRequests = 0
         liveSlabs = []
         messages = []
         lockDepth = 0
@@ -43,13 +45,41 @@ enum HostZoneEnvironment: ZoneEnvironment {
         dynamicSlabsAtFree = []
         freePathViolations = []
         FreePath.install { freePathViolations.append($0) }
+        cpu = 0
+        let magazineState = UnsafeMutablePointer<ZoneState>.allocate(capacity: 1)
+        magazineState.initialize(to: ZoneState(name: "magazine", objectSize: Magazine.bytes, alignment: 64, slabPages: 1,
+                                               reserveTarget: 0, keepEmptySlabs: 0, source: .directMap, debug: []))
+        magazineState.pointee.caching = .never
+        magazines = magazineState
     }
+
+    /// Slabs the test's zones hold, not counting the magazine zone's.
+    static var testSlabs: Int { liveSlabs.count - (magazines?.pointee.slabCount ?? 0) }
 
     static func lock() { lockDepth += 1 }
     static func unlock(_ token: Void) { lockDepth -= 1 }
 
+    /// The CPU the host's "running thread" is on: a test moves it to play several CPUs.
+    nonisolated(unsafe) static var cpu = 0
+    nonisolated(unsafe) static var magazines: UnsafeMutablePointer<ZoneState>? = nil
+    static func enterCPU() {}
+    static func leaveCPU(_ token: Void) {}
+    static var cpuIndex: Int { cpu }
+    static func checkAllocation(_ zone: UnsafeMutablePointer<ZoneState>) { FreePath.checkAllocation(.zone, zone.pointee.name) }
+    static var cpuCount: Int { 4 }
+    static func lockCache(_ word: UnsafeMutablePointer<UInt32>) {
+        precondition(word.pointee == 0, "a CPU cache lock taken twice")
+        word.pointee = 1
+    }
+    static func unlockCache(_ word: UnsafeMutablePointer<UInt32>) {
+        precondition(word.pointee == 1, "a CPU cache lock dropped while free")
+        word.pointee = 0
+    }
+    static var magazineZone: UnsafeMutablePointer<ZoneState>? { magazines }
+
     static func allocateSlab(for zone: StaticString, bytes: Int, source: SlabSource, _ context: AllocationContext) -> UnsafeMutableRawPointer? {
-        slabRequests.append((context.requester, context.blocking))
+        // The magazine zone's growth (ZoneCPUCache.growMagazines) is counted apart.
+        if String(describing: zone) == "magazine" { magazineSlabRequests += 1 } else { slabRequests.append((context.requester, context.blocking)) }
         if exhausted || faults.shouldFail(context.requester) { return nil }
         var memory: UnsafeMutableRawPointer? = nil
         guard posix_memalign(&memory, bytes, bytes) == 0, let slab = memory else { return nil }
@@ -272,7 +302,7 @@ func makeZone(objectSize: Int, alignment: Int = 8, slabPages: Int = 1, reserve: 
         let released = zone.reclaim()
         #expect(released == dynamic, "every empty dynamic slab released")
         #expect(zone.statistics.staticSlabs == 1 && zone.state.pointee.empty.count == 1)
-        #expect(HostZoneEnvironment.liveSlabs.isEmpty)
+        #expect(HostZoneEnvironment.testSlabs == 0)
         _ = zone.allocate(.ordinary)
         #expect(zone.statistics.dynamicSlabs == 0, "the static slab serves again first")
         #expect(zone.validate() == nil)
@@ -329,7 +359,7 @@ func makeZone(objectSize: Int, alignment: Int = 8, slabPages: Int = 1, reserve: 
             #expect(zone.slabOf(object).pointee.list == .partial, "a partly used slab stays in the zone")
             #expect(UnsafeRawBufferPointer(start: object, count: 256).allSatisfy { $0 == 0xA5 }, "its object is untouched")
         }
-        #expect(HostZoneEnvironment.liveSlabs.count == zone.state.pointee.slabCount)
+        #expect(HostZoneEnvironment.testSlabs == zone.state.pointee.slabCount)
         #expect(HostZoneEnvironment.freesUnderLock == 0, "no slab freed with the zone lock held")
         #expect(HostZoneEnvironment.dynamicSlabsAtFree == Array(repeating: zone.statistics.dynamicSlabs, count: released),
                 "every count was settled (loop 1) before the first slab was freed (loop 2)")
@@ -356,53 +386,109 @@ func makeZone(objectSize: Int, alignment: Int = 8, slabPages: Int = 1, reserve: 
         #expect(withByteString("poison,bogus") { ZoneDebug.parse($0) } == nil)
     }
 
-    @Test func magazineServesPairsAndReclaimEmptiesIt() {
+    /// The CPU layer (ZoneCPUCache.swift): magazines arrive on the free path, serve pairs,
+    /// and a reclaim pass drains them with every slab.
+    @Test func cpuMagazinesServePairsAndReclaimEmptiesThem() {
         let zone = makeZone(objectSize: 64, reserve: 0, keepEmpty: 0)
-        #expect(zone.state.pointee.magazineLimit == ZoneState.magazineCapacity, "no debug checks: the zone has a magazine")
+        #expect(zone.state.pointee.caching == .enabled, "no debug checks: the zone has a CPU layer")
         let first = zone.allocate(.ordinary)!
-        #expect(zone.state.pointee.magazineCount == ZoneState.magazineCapacity / 2 - 1, "an empty magazine is filled with half a magazine from the slabs")
+        #expect(zone.state.pointee.caches[0].loaded == nil, "allocation never takes a magazine")
+        #expect(HostZoneEnvironment.magazines!.pointee.freeObjects > 0, "the ordinary allocation grew the magazine zone for the next free")
         zone.free(first)
-        #expect(zone.state.pointee.magazineCount == ZoneState.magazineCapacity / 2)
-        #expect(zone.allocate(.ordinary) == first, "the pair was served by the magazine")
+        #expect(zone.state.pointee.caches[0].loaded?.pointee.count == 1, "the free took a magazine and parked the object in it")
+        #expect(zone.allocate(.ordinary) == first, "the pair was served by the CPU's magazine")
         zone.free(first)
         #expect(zone.validate() == nil)
         var held: [UnsafeMutableRawPointer] = []
-        for _ in 0..<200 { held.append(zone.allocate(.ordinary)!) }
-        #expect(zone.validate() == nil)
-        while zone.state.pointee.magazineCount < ZoneState.magazineCapacity { zone.free(held.removeLast()) }
-        zone.free(held.removeLast())
-        #expect(zone.state.pointee.magazineCount == ZoneState.magazineCapacity / 2 + 1, "a full magazine gives half back to the slabs")
+        for _ in 0..<300 { held.append(zone.allocate(.ordinary)!) }
         #expect(zone.validate() == nil)
         for object in held { zone.free(object) }
+        #expect(zone.state.pointee.depotFull.count > 0, "full magazines went to the depot")
+        #expect(zone.inUse == 0 && zone.statistics.allocations == zone.statistics.frees)
         #expect(zone.validate() == nil)
         let released = zone.reclaim()
         #expect(released > 0)
-        #expect(zone.state.pointee.magazineCount == 0 && zone.state.pointee.slabCount == 0, "reclaim emptied the magazine and released every slab")
-        #expect(HostZoneEnvironment.liveSlabs.isEmpty)
+        #expect(zone.cachedObjects == 0 && zone.state.pointee.depotFull.count == 0 && zone.state.pointee.slabCount == 0,
+                "reclaim drained the CPU layer and released every slab")
+        #expect(HostZoneEnvironment.testSlabs == 0)
     }
 
-    @Test func theFastPathTakesNothingBelowTheReserveOrTheLowestLevel() {
+    @Test func eachCPUKeepsItsOwnMagazinesAndTheDepotMovesThem() {
+        let zone = makeZone(objectSize: 64, reserve: 0, keepEmpty: 0)
+        var held: [UnsafeMutableRawPointer] = []
+        for _ in 0..<200 { held.append(zone.allocate(.ordinary)!) }
+        for object in held { zone.free(object) }        // on cpu 0
+        let parked = zone.cachedObjects
+        #expect(parked > 0 && zone.state.pointee.depotFull.count > 0)
+        let onCPU0 = zone.state.pointee.caches[0].objects
+        HostZoneEnvironment.cpu = 1
+        let other = zone.allocate(.ordinary)!
+        #expect(zone.state.pointee.caches[1].loaded == nil, "cpu 1 has no magazine until it frees")
+        zone.free(other)
+        let exchangesBefore = zone.statistics.depotExchanges
+        for _ in 0..<40 { _ = zone.allocate(.ordinary)! }
+        #expect(zone.statistics.depotExchanges > exchangesBefore, "cpu 1 took a full magazine from the depot")
+        #expect(zone.state.pointee.caches[0].objects == onCPU0, "cpu 0's magazines are untouched")
+        #expect(zone.validate() == nil)
+        HostZoneEnvironment.cpu = 0
+    }
+
+    /// The reserve is the centre's: no CPU magazine is filled below the line, and while the
+    /// centre is short every free goes back to it, not to a magazine.
+    @Test func theReserveStaysCentral() {
         let zone = makeZone(objectSize: 64, reserve: 10, keepEmpty: 0)
-        #expect(zone.state.pointee.fastPathFloor == Int.max, "no dynamic slab yet: every allocation takes the slow path")
-        let first = zone.allocate(.ordinary)!
-        let floor = zone.state.pointee.fastPathFloor
-        #expect(floor == max(10, zone.statistics.lowestFree), "above the reserve and the lowest level")
-        zone.free(first)
-        // Freeing and taking above the floor goes through the magazine without a new low.
-        let again = zone.allocate(.ordinary)!
-        #expect(zone.statistics.lowestFree == floor, "a fast-path allocation sets no new lowest level")
-        zone.free(again)
+        let warm = zone.allocate(.ordinary)!
+        zone.free(warm)                                  // cpu 0 now has a magazine
         HostZoneEnvironment.exhausted = true
         var held: [UnsafeMutableRawPointer] = []
         while let object = zone.allocate(.ordinaryNoWait) { held.append(object) }
-        #expect(zone.freeObjects == 10 && zone.statistics.reserveAllocations == 0, "ordinary callers stop at the reserve")
-        #expect(zone.statistics.lowestFree == 10, "every new low was recorded (slow path)")
-        zone.state.pointee.setReserveTarget(4)
-        #expect(zone.state.pointee.fastPathFloor == 10, "a lower reserve line: the floor stays at the lowest level")
-        zone.state.pointee.setReserveTarget(20)
-        #expect(zone.state.pointee.fastPathFloor == 20, "a higher reserve line raises the floor at once")
-        zone.state.pointee.setReserveTarget(10)
+        #expect(zone.freeObjects == 10 && zone.cachedObjects == 0, "ordinary callers took everything above the line, magazines included")
+        #expect(zone.statistics.reserveAllocations == 0 && zone.statistics.lowestFree == 10)
+        for _ in 0..<3 { held.append(zone.allocate(.system)!) }
+        #expect(zone.freeObjects == 7 && zone.state.pointee.centralShort)
+        for _ in 0..<3 { zone.free(held.removeLast()) }
+        #expect(zone.freeObjects == 10 && zone.cachedObjects == 0, "frees while the centre was short refilled the centre")
+        #expect(!zone.state.pointee.centralShort)
+        zone.free(held.removeLast())
+        #expect(zone.freeObjects == 10 && zone.cachedObjects == 1, "at the line, frees go to the CPU again")
+        let again = zone.allocate(.ordinaryNoWait)!
+        #expect(zone.freeObjects == 10, "an object from a magazine is nobody's reserve")
+        held.append(again)
+        #expect(zone.allocate(.ordinaryNoWait) == nil)
         for object in held { zone.free(object) }
+        #expect(zone.validate() == nil)
+    }
+
+    /// Magazines come from their zone on the free path without growing it: with none free, a
+    /// free goes to its slab and asks the page allocator for nothing.
+    @Test func aFreeWithoutAMagazineGoesToItsSlab() {
+        let zone = makeZone(objectSize: 64, reserve: 0, keepEmpty: 0)
+        var held: [UnsafeMutableRawPointer] = []
+        for _ in 0..<20 { held.append(zone.allocate(.system)!) }     // system: no magazine growth
+        #expect(HostZoneEnvironment.magazines!.pointee.slabCount == 0)
+        let requests = HostZoneEnvironment.slabRequests.count + HostZoneEnvironment.magazineSlabRequests
+        for object in held { zone.free(object) }
+        #expect(HostZoneEnvironment.slabRequests.count + HostZoneEnvironment.magazineSlabRequests == requests, "freeing asked for no memory")
+        #expect(zone.cachedObjects == 0 && zone.freeObjects == zone.state.pointee.objectsPerSlab)
+        #expect(HostZoneEnvironment.freePathViolations.isEmpty)
+        #expect(zone.validate() == nil)
+    }
+
+    /// The depot follows the working set: magazines no CPU took since the last trim go back.
+    @Test func theDepotIsTrimmedToItsWorkingSet() {
+        let zone = makeZone(objectSize: 64, reserve: 0, keepEmpty: 0)
+        var held: [UnsafeMutableRawPointer] = []
+        for _ in 0..<400 { held.append(zone.allocate(.ordinary)!) }
+        for object in held { zone.free(object) }
+        let full = zone.state.pointee.depotFull.count
+        #expect(full >= 8)
+        zone.trimDepotToWorkingSet()                      // sets the interval's starting point
+        #expect(zone.state.pointee.depotFull.count == full, "the first trim of an interval keeps what was used")
+        for _ in 0..<Magazine.capacity * 4 { held.append(zone.allocate(.ordinary)!) }
+        #expect(zone.state.pointee.depotFull.count < full, "the CPU took full magazines from the depot")
+        zone.trimDepotToWorkingSet()
+        #expect(zone.state.pointee.depotFull.count == 0, "every magazine that sat in the depot all interval was given back")
+        #expect(zone.statistics.magazinesReturned > 0)
         #expect(zone.validate() == nil)
     }
 
@@ -419,6 +505,8 @@ func makeZone(objectSize: Int, alignment: Int = 8, slabPages: Int = 1, reserve: 
         var live: [UnsafeMutableRawPointer] = []
         var liveSet = Set<Int>()
         for step in 0..<4000 {
+            // The "thread" moves between four CPUs, each with its own magazines.
+            HostZoneEnvironment.cpu = random.next(below: 4)
             let roll = random.next(below: 100)
             if roll < 55 || live.isEmpty {
                 let context: AllocationContext = roll < 10 ? .system : (roll < 30 ? .ordinaryNoWait : .ordinary)
@@ -453,7 +541,7 @@ func makeZone(objectSize: Int, alignment: Int = 8, slabPages: Int = 1, reserve: 
         zone.reclaim(keepEmpty: 0)
         #expect(zone.validate() == nil)
         #expect(zone.inUse == 0)
-        #expect(HostZoneEnvironment.liveSlabs.count == zone.statistics.dynamicSlabs)
+        #expect(HostZoneEnvironment.testSlabs == zone.statistics.dynamicSlabs)
         #expect(zone.freeObjects < reserve + zone.state.pointee.objectsPerSlab, "seed \(seed): reclaim keeps no more than the reserve needs")
     }
 

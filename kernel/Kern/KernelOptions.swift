@@ -50,7 +50,7 @@ enum KernelOption: Int, CaseIterable {
         case .stressrounds:
             return OptionSpec("stressrounds", .unsigned, default: "1500", "rounds per stress thread")
         case .bench:
-            return OptionSpec("bench", .choice("all|cpu|pmm|zones|pmap|vmmap|fault|swap|pageout|overhead"), default: "", "run benchmarks instead of tests, then exit")
+            return OptionSpec("bench", .choice("all|cpu|pmm|zones|zonescaling|pmap|vmmap|fault|swap|pageout|overhead"), default: "", "run benchmarks instead of tests, then exit")
         case .trace:
             return OptionSpec("trace", .choice("off|on"), default: "off", "print a memory-pressure sample every timer tick for qemu/trace.py (docs/trace.md)")
         case .cpus:

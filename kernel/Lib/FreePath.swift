@@ -163,7 +163,7 @@ public enum FreePath {
         if state.depth == 0 { state.outermost = .none }
     }
 
-    @inline(never) static func report(_ allocator: AllocatorKind, _ detail: StaticString) {
+    @inline(never) public static func report(_ allocator: AllocatorKind, _ detail: StaticString) {
         let violation = FreePathViolation(path: currentPath, allocator: allocator, detail: detail)
         guard let handler = violationHandler else { fatalError("allocation inside a free path (no handler installed)") }
         handler(violation)

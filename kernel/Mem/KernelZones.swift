@@ -1,7 +1,8 @@
 // KernelZones.swift - the kernel's zones: their environment, their table, the seed zones.
 //
 // `KernelZoneEnvironment` plugs the portable zone code (kernel/Mem/Portable/Zone*.swift) into the
-// kernel: the zone lock is "interrupts off" (one CPU), slabs come from the buddy allocator
+// kernel: the zone lock is interrupts off plus the kernel lock (kernel/Kern/KernelLock.swift),
+// a CPU cache's lock is an atomic word taken with interrupts off, slabs come from the buddy allocator
 // through the direct map (or from kmem for kmem-backed zones), and a corrupted zone panics.
 // Every page of a direct-map slab has use .slab and the slab header sits at the start of the
 // block, so the page's buddy descriptor (its first page) leads kfree from any pointer to the
@@ -30,6 +31,7 @@ enum KernelZoneEnvironment: ZoneEnvironment {
     static func lock() -> LockToken {
         let wasEnabled = CPU.interruptsEnabled
         CPU.disableInterrupts()
+        PerCPU.this.pointee.zoneLockSections &+= 1
         return (wasEnabled, KernelLock.enter())
     }
 
@@ -38,6 +40,63 @@ enum KernelZoneEnvironment: ZoneEnvironment {
         KernelLock.leave(token.entered)
         if token.interruptsWereEnabled { CPU.enableInterrupts() }
     }
+
+    /// The CPU layer's bracket: interrupts off on this CPU, which also keeps the thread here
+    /// (it can only be switched away by an interrupt or by sleeping, and it does neither).
+    @inline(__always)
+    static func enterCPU() -> Bool {
+        let wasEnabled = CPU.interruptsEnabled
+        CPU.disableInterrupts()
+        return wasEnabled
+    }
+
+    @inline(__always)
+    static func leaveCPU(_ wasEnabled: Bool) {
+        if wasEnabled { CPU.enableInterrupts() }
+    }
+
+    static var cpuIndex: Int {
+        @inline(__always) get { PerCPU.this.pointee.index }
+    }
+
+    static var cpuCount: Int { SMP.areasUsed }
+
+    /// FreePath.checkAllocation through this CPU's pointer to the running thread's state:
+    /// loads and a compare on the zone fast path, where the portable check costs a call.
+    @inline(__always)
+    static func checkAllocation(_ zone: UnsafeMutablePointer<ZoneState>) {
+        let depth = PerCPU.this.pointee.freePath?.pointee.depth ?? FreePath.bootState.depth
+        if depth > 0 { reportAllocationInFreePath(zone) }
+    }
+
+    @inline(never)
+    static func reportAllocationInFreePath(_ zone: UnsafeMutablePointer<ZoneState>) {
+        FreePath.report(.zone, zone.pointee.name)
+    }
+
+    /// A CPU cache's lock: the owner never waits holding it, and another CPU takes it only
+    /// under the zone lock, so a short spin. A waiter answers TLB shootdowns meanwhile (the
+    /// holder may be shooting, and it waits for this CPU).
+    @inline(__always)
+    static func lockCache(_ word: UnsafeMutablePointer<UInt32>) {
+        if arch_atomic_cmpxchg_acquire_u32(word, 0, 1) != 0 { return }
+        spinForCache(word)
+    }
+
+    @inline(never)
+    static func spinForCache(_ word: UnsafeMutablePointer<UInt32>) {
+        while arch_atomic_cmpxchg_acquire_u32(word, 0, 1) == 0 {
+            TLBShootdown.answerPending(PerCPU.this)
+            CPU.pause()
+        }
+    }
+
+    @inline(__always)
+    static func unlockCache(_ word: UnsafeMutablePointer<UInt32>) {
+        arch_atomic_store_release_u32(word, 0)
+    }
+
+    static var magazineZone: UnsafeMutablePointer<ZoneState>? { Zones.magazineState }
 
     static func allocateSlab(for zone: StaticString, bytes: Int, source: SlabSource, _ context: AllocationContext) -> UnsafeMutableRawPointer? {
         // Remember which zone this thread is growing: a wait inside says what it waits for.
@@ -108,6 +167,9 @@ enum Zones {
     static var mapEntry = KernelZone.unset
     static var swapBlock = KernelZone.unset
     static var pageDescriptor = KernelZone.unset
+    /// The zone the CPU layer's magazines come from (ZoneCPUCache.swift); it has no CPU layer
+    /// itself. Nil until bootstrap creates it.
+    static var magazineState: UnsafeMutablePointer<ZoneState>? = nil
 
     static func order(ofBytes bytes: Int) -> Int {
         var order = 0
@@ -121,6 +183,13 @@ enum Zones {
         table = slots
         bootGrowthDepth.pointee = 0
         staticPoolNext = arch_static_slab_pool_start()
+        kassert(PerCPU.capacity <= CPUCache.slots, "the kernel runs \(PerCPU.capacity) CPUs, the zones have cache slots for \(CPUCache.slots)")
+        // First, so that every zone after it finds its magazines' zone. No reserve: a CPU
+        // that cannot get a magazine frees to the slab; no static slab: nothing caches before
+        // a zone has a dynamic slab (ZoneCPUCache.mayCache).
+        let magazines = create("magazine", objectSize: Magazine.bytes, alignment: 64, slabPages: 1, reserve: 0, source: .directMap)
+        magazines.state.pointee.caching = .never
+        magazineState = magazines.state
         pvEntry = create("pv_entry", objectSize: MemoryLayout<PVEntry>.stride, slabPages: 1,
                          reserve: ReserveBounds.pvEntryReserve, staticSlabs: 2, source: .directMap)
         mapEntry = create("map_entry", objectSize: MemoryLayout<MapEntry>.stride, slabPages: 1,
@@ -196,7 +265,7 @@ enum Zones {
         guard let index = (0..<count).first(where: { table![$0] == zone.state }) else { return }
         for later in index..<(count - 1) { table![later] = table![later + 1] }
         count -= 1
-        zone.state.pointee.magazine.deallocate()
+        zone.state.pointee.caches.deallocate()
         zone.state.deallocate()
     }
 
@@ -235,8 +304,20 @@ enum Zones {
     /// gives the slab's map entry and its pages' PV entries back to map_entry and pv_entry -
     /// often the last objects of a slab there. Reaped in table order, those slabs would
     /// empty just after their zone was reaped and wait for the next reap.
+    ///
+    /// The magazine zone goes last: every other zone's pass gives its magazines back to it.
     static func reclaimAll() -> UInt64 {
-        reclaimAll(from: .kernelMemory) + reclaimAll(from: .directMap)
+        reclaimAll(from: .kernelMemory) + reclaimAll(from: .directMap) + reclaim(KernelZone(magazineState!))
+    }
+
+    /// Gives back the depot magazines each zone did not use since the last call (its working
+    /// set, ZoneCPUCache.trimDepotToWorkingSet); the pageout thread calls it on its passes.
+    static func trimDepots() {
+        forEach { $0.trimDepotToWorkingSet() }
+    }
+
+    private static func reclaim(_ zone: KernelZone) -> UInt64 {
+        UInt64(zone.reclaim() * zone.state.pointee.slabBytes) / pageSize
     }
 
     /// Reclaims every zone whose slabs come from `source`. Zones are walked by index and
@@ -249,9 +330,8 @@ enum Zones {
         while index < count {
             let zone = KernelZone(table![index])
             index += 1
-            guard zone.state.pointee.source == source else { continue }
-            let slabs = zone.reclaim()
-            pages += UInt64(slabs * zone.state.pointee.slabBytes) / pageSize
+            guard zone.state.pointee.source == source, zone.state != magazineState else { continue }
+            pages += reclaim(zone)
         }
         return pages
     }
@@ -263,12 +343,12 @@ enum Zones {
 
     /// The `zones` table: like Linux's /proc/slabinfo, one line per zone.
     static func printTable() {
-        Log.info(.zone, "zones:  name           size slab/obj  in-use    free  slabs s+d  reserve lowest deepest  refills failed      allocs       frees released waste")
+        Log.info(.zone, "zones:  name           size slab/obj  in-use    free  cached  slabs s+d  reserve lowest deepest  refills failed      allocs       frees released waste")
         forEach { zone in
             let s = zone.state.pointee
-            let t = s.statistics
+            let t = zone.statistics
             let lowest = t.lowestFree == Int.max ? 0 : t.lowestFree
-            Log.info(.zone, "zones:  \(zone.name)\(padding: zone.name, 13) \(s.objectSize, width: 5) \(s.slabBytes / 1024, width: 3)K/\(s.objectsPerSlab, width: 3) \(s.inUse, width: 7) \(s.freeObjects, width: 7) \(t.staticSlabs, width: 4)+\(t.dynamicSlabs, width: 4) \(s.reserveTarget, width: 8) \(lowest, width: 6) \(t.deepestReserveUse, width: 7) \(t.refills, width: 8) \(t.failedRefills, width: 6) \(t.allocations, width: 11) \(t.frees, width: 11) \(t.slabsReleased, width: 8) \(s.wastePerMille / 10, width: 3).\(s.wastePerMille % 10)%")
+            Log.info(.zone, "zones:  \(zone.name)\(padding: zone.name, 13) \(s.objectSize, width: 5) \(s.slabBytes / 1024, width: 3)K/\(s.objectsPerSlab, width: 3) \(zone.inUse, width: 7) \(s.freeObjects, width: 7) \(zone.cachedObjects, width: 7) \(t.staticSlabs, width: 4)+\(t.dynamicSlabs, width: 4) \(s.reserveTarget, width: 8) \(lowest, width: 6) \(t.deepestReserveUse, width: 7) \(t.refills, width: 8) \(t.failedRefills, width: 6) \(t.allocations, width: 11) \(t.frees, width: 11) \(t.slabsReleased, width: 8) \(s.wastePerMille / 10, width: 3).\(s.wastePerMille % 10)%")
         }
         // The deepest draw on each reserve with a derived bound, and the chain that made it
         // (qemu/harness/zonecheck.py symbolises it).

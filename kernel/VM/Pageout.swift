@@ -84,6 +84,8 @@ enum Pageout {
             }
             statistics.wakeups += 1
             if Zones.reservesEnabled { Zones.refillAll() }
+            // The depots give back the magazines no CPU used since the last wakeup.
+            Zones.trimDepots()
             // Below paging_target the thread works without pause: each pass scans as much of
             // the queues as the shortage needs. It rests (one tick) only after a pass that
             // looked at every queued page and freed nothing - every page was in use, or could

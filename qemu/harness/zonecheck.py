@@ -1,6 +1,7 @@
 """Checking the `zones` tables the kernel prints at the end of each suite.
 
-Each row must add up by itself: objects in use plus free objects equal slabs times objects
+Each row must add up by itself: objects in use plus free objects (the centre's) plus objects in
+the CPUs' magazines equal slabs times objects
 per slab; allocations minus frees equal objects in use. A table that does not add up means the
 statistics - or the zone - lie.
 
@@ -17,7 +18,7 @@ import re
 from .symbolize import symbolize_addresses
 
 ROW = re.compile(r"^I zone: zones:  (?P<name>\S+)\s+(?P<size>\d+)\s+(?P<slab>\d+)K/\s*(?P<per>\d+)\s+(?P<inuse>\d+)\s+"
-                 r"(?P<free>\d+)\s+(?P<static>\d+)\+\s*(?P<dynamic>\d+)\s+(?P<reserve>\d+)\s+(?P<lowest>\d+)\s+"
+                 r"(?P<free>\d+)\s+(?P<cached>\d+)\s+(?P<static>\d+)\+\s*(?P<dynamic>\d+)\s+(?P<reserve>\d+)\s+(?P<lowest>\d+)\s+"
                  r"(?P<deepest>\d+)\s+(?P<refills>\d+)\s+(?P<failed>\d+)\s+(?P<allocs>\d+)\s+(?P<frees>\d+)\s+")
 
 
@@ -74,9 +75,9 @@ def check(output, elf=None, log_path=None):
     derived = bounds(output)
     for name, row in rows(output):
         seen += 1
-        if row["inuse"] + row["free"] != (row["static"] + row["dynamic"]) * row["per"]:
-            problems.append("zones table: %s has %d in use + %d free, but %d slabs of %d objects"
-                            % (name, row["inuse"], row["free"], row["static"] + row["dynamic"], row["per"]))
+        if row["inuse"] + row["free"] + row["cached"] != (row["static"] + row["dynamic"]) * row["per"]:
+            problems.append("zones table: %s has %d in use + %d free + %d in CPU magazines, but %d slabs of %d objects"
+                            % (name, row["inuse"], row["free"], row["cached"], row["static"] + row["dynamic"], row["per"]))
         if row["allocs"] - row["frees"] != row["inuse"]:
             problems.append("zones table: %s has %d allocations - %d frees != %d in use"
                             % (name, row["allocs"], row["frees"], row["inuse"]))

@@ -56,7 +56,13 @@ struct PerCPU: ~Copyable {
     /// The local APIC id: what IPIs are addressed to. Written once, like `index`.
     private(set) var apicID: UInt32
     /// The thread running on this CPU. The boot CPU's is the scheduler's `current`.
-    var currentThread: ThreadRef = .unsetPlaceholder
+    var currentThread: ThreadRef = .unsetPlaceholder {
+        didSet { freePath = currentThread.pointer(to: \.freePath) }
+    }
+    /// The running thread's free-path state (FreePath.swift), kept beside `currentThread` so
+    /// that the zone fast path checks it with loads, not a call; nil before there are threads
+    /// (FreePath.bootState is used then).
+    var freePath: UnsafeMutablePointer<FreePathState>? = nil
     /// The thread this CPU runs when nothing else can (the boot CPU's idle thread).
     var idleThread: ThreadRef = .unsetPlaceholder
     /// Spin locks this CPU holds (kernel/Kern/SpinLock.swift). While it is not zero the CPU
@@ -67,6 +73,9 @@ struct PerCPU: ~Copyable {
     var standaloneSpinLocks = 0
     /// The kernel lock's nesting on this CPU (kernel/Kern/KernelLock.swift); its own.
     var kernelLockDepth = 0
+    /// Zone-lock sections this CPU entered (KernelZoneEnvironment.lock): a zone's slow paths.
+    /// The fast paths take none; make bench counts them per 1,000 pairs.
+    var zoneLockSections: UInt64 = 0
     /// The running thread used its quantum while it held preemption off: switch when it lets
     /// go (Preemption.enable). This CPU's, under the kernel lock.
     var needsReschedule = false

@@ -9,9 +9,10 @@
 // last object is freed stays on the partial list - an allocate/free pair must not move a slab
 // twice - and the reclaim pass moves it to the empty list when it looks.
 //
-// In front of the slabs sits a magazine: up to 32 free objects on a stack, so that the common
-// allocate/free pair does not touch the slab lists at all (the per-processor layer braunr
-// describes in ../shared/seeds/gnumach-slab-allocator-irc.txt; one CPU here, so one per zone).
+// In front of the slabs sits the CPU layer (ZoneCPUCache.swift): per CPU, two magazines of up
+// to 32 free objects, and a depot of full and empty magazines, so that the common
+// allocate/free pair touches neither the slab lists nor any shared lock (the per-processor
+// layer braunr describes in ../shared/seeds/gnumach-slab-allocator-irc.txt).
 //
 // The two problems of ../shared/seeds/dragonfly-zalloc-project-1.txt are solved here:
 //   (A) a zone can be given static slabs from the kernel image before any page allocator
@@ -109,6 +110,11 @@ public struct ZoneStatistics {
     public var allocationsBeforeDynamicSlabs: UInt64 = 0
     /// Allocations served while the zone could not grow (before the page allocator existed).
     public var allocationsBeforePageAllocator: UInt64 = 0
+    /// The CPU layer: full depot magazines swapped into a CPU, and magazine objects taken
+    /// from and given back to the magazine zone.
+    public var depotExchanges: UInt64 = 0
+    public var magazinesTaken: UInt64 = 0
+    public var magazinesReturned: UInt64 = 0
 
     public init() {}
 }
@@ -191,29 +197,20 @@ public struct ZoneState {
     /// The thread growing this zone right now (0: none), to catch a zone growing into itself.
     public var growingThread: UInt64 = 0
     public var statistics = ZoneStatistics()
-    /// A small stack of free objects in front of the slabs (Bonwick's magazine): an
-    /// allocate/free pair touches only this. Counted in freeObjects; their slabs still count
-    /// them in use. Holds at most `magazineLimit` objects: magazineCapacity, or 0 when any
-    /// debug check is on, so that every free is seen by the checks.
-    public let magazine: UnsafeMutablePointer<UnsafeMutableRawPointer>
-    public var magazineCount = 0
-    public let magazineLimit: Int
-    public static let magazineCapacity = 32
-    /// The fast path of `allocate` may take an object only while freeObjects stays at or above
-    /// this floor: max(reserveTarget, statistics.lowestFree), so that it never draws on the
-    /// reserve nor sets a new lowest level, and Int.max while the zone has no dynamic slab, so
-    /// that allocations from static slabs and before the page allocator are counted (the slow
-    /// path does all three).
-    public private(set) var fastPathFloor = Int.max
-    /// How many magazine objects, counted from the bottom, the fast path must leave:
-    /// max(0, magazineCount - (freeObjects - fastPathFloor)). So the fast path's whole test is
-    /// magazineCount > magazineReserved - one compare for "the magazine is not empty and
-    /// taking one keeps freeObjects at or above the floor". Fast-path allocations and frees
-    /// move magazineCount and freeObjects together, which leaves it unchanged; the slow paths
-    /// recompute it (`updateFastPathFloor`) wherever freeObjects falls or the floor rises
-    /// otherwise. Where freeObjects rises, or the magazine is flushed, a stale value is only
-    /// too cautious (the next slow path recomputes it).
-    public private(set) var magazineReserved = Int.max
+    /// The CPU layer (ZoneCPUCache.swift): one cache-line slot per CPU, each with a loaded
+    /// and a previous magazine, and the depot's full and empty magazines. Objects in the
+    /// CPUs' magazines are not counted in freeObjects: they are in use for the centre.
+    public let caches: UnsafeMutablePointer<CPUCache>
+    public var caching: ZoneCaching
+    public var depotFull = MagazineList()
+    public var depotEmpty = MagazineList()
+    /// freeObjects < reserveTarget (reserves on): frees skip the CPU layer and refill the
+    /// centre. Written under the zone lock, read by the free fast path without it.
+    public var centralShort = false
+    /// Frees that found no empty magazine and went to their slabs since the magazine zone
+    /// last grew for this zone: ordinary allocations grow it (the free path itself never
+    /// allocates; ZoneCPUCache.magazineGrowthDue).
+    public var objectsWithoutMagazine = 0
 
     public init(name: StaticString, objectSize: Int, alignment: Int, slabPages: Int, reserveTarget: Int,
                 keepEmptySlabs: Int, source: SlabSource, debug: ZoneDebug, pageBytes: Int = 4096) {
@@ -244,8 +241,10 @@ public struct ZoneState {
         bitmapWords = words
         firstObjectOffset = first
         strideReciprocal = (UInt64(1) << 40) / UInt64(stride) + 1
-        magazine = UnsafeMutablePointer<UnsafeMutableRawPointer>.allocate(capacity: ZoneState.magazineCapacity)
-        magazineLimit = debug.isEmpty ? ZoneState.magazineCapacity : 0
+        caches = UnsafeMutableRawPointer.allocate(byteCount: CPUCache.slots * MemoryLayout<CPUCache>.stride, alignment: 64)
+            .bindMemory(to: CPUCache.self, capacity: CPUCache.slots)
+        caches.initialize(repeating: CPUCache(), count: CPUCache.slots)
+        caching = debug.isEmpty ? .enabled : .never
         precondition(objectsPerSlab >= 1, "zone: objects do not fit in a slab")
         precondition(slabBytes <= 1 << 20, "zone: slabs are at most 1 MiB")
     }
@@ -271,18 +270,10 @@ public struct ZoneState {
 
     public var slabCount: Int { empty.count + partial.count + full.count }
 
-    /// Moves the reserve line (the zone lock is held, or the zone is not in use): the fast path
-    /// of `allocate` must never take an object below it.
+    /// Moves the reserve line (the zone lock is held, or the zone is not in use).
     public mutating func setReserveTarget(_ target: Int) {
         reserveTarget = target
-        updateFastPathFloor()
-    }
-
-    /// Recomputes `fastPathFloor` and `magazineReserved` (the zone lock is held, or the zone
-    /// is not in use yet).
-    public mutating func updateFastPathFloor() {
-        fastPathFloor = statistics.dynamicSlabs == 0 ? Int.max : max(reserveTarget, statistics.lowestFree)
-        magazineReserved = fastPathFloor == Int.max ? Int.max : max(0, magazineCount - (freeObjects - fastPathFloor))
+        centralShort = freeObjects < reserveTarget
     }
 
     /// Bytes of slab memory not holding live objects' requested bytes: headers, padding,
@@ -301,6 +292,25 @@ public protocol ZoneEnvironment {
     /// Excludes every other user of any zone (on one CPU: interrupts off).
     static func lock() -> LockToken
     static func unlock(_ token: LockToken)
+    /// What the CPU layer needs (ZoneCPUCache.swift). `enterCPU` keeps the running thread on
+    /// its CPU and keeps this CPU's interrupt handlers out (in the kernel: interrupts off)
+    /// until `leaveCPU`; `cpuIndex` is that CPU's number, below `cpuCount`.
+    associatedtype CPUToken
+    static func enterCPU() -> CPUToken
+    static func leaveCPU(_ token: CPUToken)
+    /// Below CPUCache.slots, always: the fast paths index the caches with it unchecked.
+    static var cpuIndex: Int { get }
+    /// FreePath.checkAllocation(.zone, zone's name), the way the environment does it fastest
+    /// (the zone, not its name, is passed: the name is read only to report a violation).
+    static func checkAllocation(_ zone: UnsafeMutablePointer<ZoneState>)
+    /// How many CPU numbers are in use (a bound for walking every CPU's cache).
+    static var cpuCount: Int { get }
+    /// Takes and drops a CPU cache's lock word: uncontended but for drains (an atomic
+    /// compare-and-swap in the kernel, with acquire and release ordering).
+    static func lockCache(_ word: UnsafeMutablePointer<UInt32>)
+    static func unlockCache(_ word: UnsafeMutablePointer<UInt32>)
+    /// The zone magazines come from; nil before it exists.
+    static var magazineZone: UnsafeMutablePointer<ZoneState>? { get }
     /// `bytes` of memory aligned to `bytes`, or nil when none can be had without breaking
     /// the rules of `context`.
     static func allocateSlab(for zone: StaticString, bytes: Int, source: SlabSource, _ context: AllocationContext) -> UnsafeMutableRawPointer?

@@ -30,9 +30,20 @@ public struct ZoneRef<Environment: ZoneEnvironment> {
     public init(_ state: UnsafeMutablePointer<ZoneState>) { self.state = state }
 
     public var name: StaticString { state.pointee.name }
+    /// The centre's free objects: the slabs' and the depot's, not the CPUs' magazines'.
     public var freeObjects: Int { state.pointee.freeObjects }
-    public var inUse: Int { state.pointee.inUse }
-    public var statistics: ZoneStatistics { state.pointee.statistics }
+    /// Objects the zone's callers hold (the centre's in-use count less the CPUs' magazines:
+    /// a racy sum while other CPUs run).
+    public var inUse: Int { state.pointee.inUse - cachedObjects }
+    /// The zone's statistics with the CPUs' counts of fast-path operations added in.
+    public var statistics: ZoneStatistics {
+        var total = state.pointee.statistics
+        for index in 0..<Environment.cpuCount where index < CPUCache.slots {
+            total.allocations &+= state.pointee.caches[index].allocations
+            total.frees &+= state.pointee.caches[index].frees
+        }
+        return total
+    }
 
     var reserve: Int { Environment.reservesEnabled ? state.pointee.reserveTarget : 0 }
 
@@ -40,33 +51,40 @@ public struct ZoneRef<Environment: ZoneEnvironment> {
 
     /// An object, or nil when none can be had under `context`'s rules.
     ///
-    /// The fast path - the one a warm allocate/free pair takes - pops the magazine while the
-    /// zone has more than `fastPathFloor` free objects (magazineReserved says how many
-    /// magazine objects that leaves out: ZoneState). Above that line the object is nobody's
-    /// reserve and taking it records nothing but the counts (no reserve draw, no new lowest
-    /// level, no static-slab accounting: ZoneState.fastPathFloor), so any context may take it
-    /// and the context is not even looked at. Everything else - the reserves, growing,
-    /// refilling, the magazine empty - is `allocateSlowly`, outlined so that none of it (nor
-    /// its messages) costs the fast path a register or an instruction. Counters wrap (&+=):
-    /// they are statistics, and an overflow trap on them would be a check that cannot fire.
+    /// The fast path - the one a warm allocate/free pair takes - pops this CPU's loaded
+    /// magazine with interrupts off and the CPU's own cache lock held: no shared lock, no
+    /// shared cache line written (ZoneCPUCache.swift). An object in a CPU's magazine is above
+    /// the reserve line by construction - the centre fills magazines only with objects above
+    /// it - so any context may take it and the context is not even looked at. Next the
+    /// previous magazine (an exchange, still without a shared lock), then `allocateSlowly`,
+    /// outlined so that none of it (nor its messages) costs the fast path a register or an
+    /// instruction. Counters wrap (&+=): they are statistics, and an overflow trap on them
+    /// would be a check that cannot fire.
+    @inline(__always)
     public func allocate(_ context: AllocationContext) -> UnsafeMutableRawPointer? {
-        FreePath.checkAllocation(.zone, name)
-        let token = Environment.lock()
-        let count = state.pointee.magazineCount
-        if count > state.pointee.magazineReserved {
-            state.pointee.magazineCount = count &- 1
-            let object = state.pointee.magazine[count &- 1]
-            state.pointee.freeObjects &-= 1
-            state.pointee.inUse &+= 1
-            state.pointee.statistics.allocations &+= 1
-            Environment.unlock(token)
-            return object
+        Environment.checkAllocation(state)
+        let token = Environment.enterCPU()
+        let cache = state.pointee.caches + Environment.cpuIndex
+        Environment.lockCache(CPUCache.lockWord(cache))
+        if let loaded = cache.pointee.loaded {
+            let count = loaded.pointee.count
+            if count > 0 {
+                loaded.pointee.count = count &- 1
+                let object = Magazine.rounds(loaded)[count &- 1]
+                cache.pointee.allocations &+= 1
+                Environment.unlockCache(CPUCache.lockWord(cache))
+                Environment.leaveCPU(token)
+                return object
+            }
         }
-        Environment.unlock(token)
+        Environment.unlockCache(CPUCache.lockWord(cache))
+        Environment.leaveCPU(token)
+        if let object = allocateFromPrevious() { return object }
         return allocateSlowly(context)
     }
 
-    /// The slow path of `allocate`: the rules of the top of this file, in full.
+    /// The slow path of `allocate`: the rules of the top of this file, in full, on the
+    /// centre's count (free objects in the slabs and the depot's full magazines).
     @inline(never)
     func allocateSlowly(_ context: AllocationContext) -> UnsafeMutableRawPointer? {
         let mayUseReserve = context.mayUseZoneReserves && Environment.reservesEnabled
@@ -77,22 +95,24 @@ public struct ZoneRef<Environment: ZoneEnvironment> {
         var triedGrowing = false
         while true {
             let free = state.pointee.freeObjects
+            // Above the line: through this CPU's magazine, filled from the centre.
+            if free > reserve, let object = fillCurrentCacheAndTake() {
+                if state.pointee.freeObjects < state.pointee.statistics.lowestFree { state.pointee.statistics.lowestFree = state.pointee.freeObjects }
+                updateCentralShort()
+                let growMagazinesNow = magazineGrowthDue(context)
+                Environment.unlock(token)
+                if growMagazinesNow { growMagazines() }
+                return object
+            }
             if free > reserve || (free > 0 && mayUseReserve && (triedGrowing || !growsBeforeDrawing(context))) {
-                let object: UnsafeMutableRawPointer
-                if state.pointee.magazineCount == 0 { fillMagazine() }
-                if state.pointee.magazineCount > 0 {
-                    state.pointee.magazineCount -= 1
-                    object = state.pointee.magazine[state.pointee.magazineCount]
-                    state.pointee.freeObjects -= 1
-                    state.pointee.inUse += 1
-                } else {
-                    object = takeObject()
-                }
+                let object = takeCentralObject()
                 noteAllocation(context)
-                state.pointee.updateFastPathFloor()
+                updateCentralShort()
                 let wantsRefill = state.pointee.freeObjects < reserve && !state.pointee.refilling && Environment.canGrow
+                let growMagazinesNow = magazineGrowthDue(context)
                 Environment.unlock(token)
                 if wantsRefill { refill() }
+                if growMagazinesNow { growMagazines() }
                 return object
             }
             Environment.unlock(token)
@@ -116,43 +136,22 @@ public struct ZoneRef<Environment: ZoneEnvironment> {
         }
     }
 
+    /// One free object of the centre (the lock is held; freeObjects > 0): from the slabs, or,
+    /// when every free object is in the depot, from a full magazine, whose other objects go
+    /// to their slabs (the depot holds only full magazines).
+    func takeCentralObject() -> UnsafeMutableRawPointer {
+        if state.pointee.freeObjects == depotRounds, let full = state.pointee.depotFull.pop() {
+            state.pointee.freeObjects -= full.pointee.count
+            state.pointee.inUse += full.pointee.count
+            flushToSlabs(full)
+            state.pointee.depotEmpty.push(full)
+        }
+        return takeObject()
+    }
+
     @inline(never)
     private func staticSlabsExhausted(_ slabs: Int) -> Never {
         Environment.fail("zone \(name): its \(slabs) static slabs are exhausted and there is no page allocator yet")
-    }
-
-    /// Moves up to half a magazine of free objects from the slabs into the empty magazine (the
-    /// lock is held), so that the next allocations take the fast path: a run of allocations
-    /// (a batch) pays the slab path once per half magazine, in this tight loop, instead of
-    /// once per object. Counts do not change: the objects stay free for the zone and become
-    /// in use for their slabs, as every magazine object is. Zones with debug checks have no
-    /// magazine (magazineLimit 0) and take every object from its slab.
-    ///
-    /// It takes a run of objects from one slab at a time: each object's free-list link is
-    /// still checked (corruption), but the slab's count and lists change once per run, not
-    /// once per object.
-    func fillMagazine() {
-        let wanted = min(state.pointee.magazineLimit / 2, state.pointee.freeObjects)
-        let perSlab = state.pointee.objectsPerSlab
-        var count = 0
-        while count < wanted {
-            let slab = state.pointee.partial.head ?? state.pointee.empty.head!
-            let run = min(wanted - count, perSlab - Int(slab.pointee.inUse))
-            var item = slab.pointee.freeList
-            for offset in 0..<run {
-                let object = item!
-                let next = object.load(as: UnsafeMutableRawPointer?.self)
-                if let next = next, indexIfObject(next, in: slab) == nil { corruptFreeList(slab, object, next) }
-                state.pointee.magazine[count &+ offset] = object
-                item = next
-            }
-            slab.pointee.freeList = item
-            slab.pointee.inUse += UInt32(run)
-            count += run
-            if Int(slab.pointee.inUse) == perSlab { move(slab, to: .full) }
-            else if slab.pointee.list == .empty { move(slab, to: .partial) }
-        }
-        state.pointee.magazineCount = count
     }
 
     /// Whether `context` tries to grow the zone before it draws the reserve (ReserveOrder).
@@ -253,6 +252,17 @@ public struct ZoneRef<Environment: ZoneEnvironment> {
         Environment.unlock(token)
     }
 
+    /// Grows the zone by one slab under `context`, whatever its free count; false when no
+    /// memory could be had. (The magazine zone is grown this way: ZoneCPUCache.growMagazines.)
+    @discardableResult
+    func addOneSlab(_ context: AllocationContext) -> Bool {
+        guard let memory = grow(context) else { return false }
+        let token = Environment.lock()
+        addSlab(memory, isStatic: false)
+        Environment.unlock(token)
+        return true
+    }
+
     /// Hands a slab from the kernel image (or any memory that is never freed) to the zone.
     public func addStaticSlab(_ memory: UnsafeMutableRawPointer) {
         precondition(Int(bitPattern: memory) & (state.pointee.slabBytes - 1) == 0, "zone: static slab misaligned")
@@ -265,83 +275,55 @@ public struct ZoneRef<Environment: ZoneEnvironment> {
 
     /// Gives an object back. Never allocates anything.
     ///
-    /// The fast path pushes it on the magazine, unexamined: a handful of stores with the lock
-    /// held, which calls nothing and so cannot allocate - the free-path bracket
-    /// (FreePath.enter/leave) is on the slow path, where there is code that could. Freed
-    /// pointers are validated (slabOf: a slab of this zone; objectIndex: the start of an
-    /// object) when they leave the magazine for their slab - when it overflows (`freeSlowly`)
-    /// and in every reclaim pass - and at once, on every free, in a zone with debug checks
-    /// (zonedebug=, which gives a zone no magazine). So without debug checks a foreign or
-    /// interior pointer is caught when it is flushed, which may be after it was handed out
-    /// again; docs/debugging.md says so.
+    /// The fast path pushes it on this CPU's loaded magazine, unexamined: a handful of stores
+    /// with interrupts off and the CPU's cache lock held, which calls nothing and so cannot
+    /// allocate - the free-path bracket (FreePath.enter/leave) is on the slow path, where there
+    /// is code that could. While the centre is short of its reserve (`centralShort`) every
+    /// free takes the slow path, which gives the object to the centre. Freed pointers are
+    /// validated (slabOf: a slab of this zone; objectIndex: the start of an object) when they
+    /// leave the CPU - a full magazine going to the depot, a drain, a reclaim pass - and at
+    /// once, on every free, in a zone with debug checks (zonedebug=, which gives a zone no CPU
+    /// layer). So without debug checks a foreign or interior pointer is caught when its
+    /// magazine leaves the CPU, which may be after it was handed out again; docs/debugging.md
+    /// says so.
+    @inline(__always)
     public func free(_ object: UnsafeMutableRawPointer) {
-        let token = Environment.lock()
-        let count = state.pointee.magazineCount
-        if count < state.pointee.magazineLimit {
-            state.pointee.magazine[count] = object
-            state.pointee.magazineCount = count &+ 1
-            state.pointee.freeObjects &+= 1
-            state.pointee.inUse &-= 1
-            state.pointee.statistics.frees &+= 1
-            Environment.unlock(token)
-            return
+        let token = Environment.enterCPU()
+        let cache = state.pointee.caches + Environment.cpuIndex
+        Environment.lockCache(CPUCache.lockWord(cache))
+        if let loaded = cache.pointee.loaded, !state.pointee.centralShort {
+            let count = loaded.pointee.count
+            if count < Magazine.capacity {
+                Magazine.rounds(loaded)[count] = object
+                loaded.pointee.count = count &+ 1
+                cache.pointee.frees &+= 1
+                Environment.unlockCache(CPUCache.lockWord(cache))
+                Environment.leaveCPU(token)
+                return
+            }
         }
-        Environment.unlock(token)
+        Environment.unlockCache(CPUCache.lockWord(cache))
+        Environment.leaveCPU(token)
+        if freeToPrevious(object) { return }
         freeSlowly(object)
     }
 
-    /// The slow path of `free`: the magazine is full (half of it goes back to the slabs, each
-    /// object validated on the way, and `object` takes its place) or the zone has none (debug
-    /// checks: `object` is validated and goes straight to its slab).
+    /// The slow path of `free`: the loaded magazine is full or missing, the centre is short,
+    /// or the zone has no CPU layer (debug checks). The object goes into this CPU's magazines
+    /// (ZoneCPUCache.parkInCurrentCache: an exchange, or a full magazine to the depot and an
+    /// empty one in its place) or, failing that, validated, straight to its slab.
     @inline(never)
     func freeSlowly(_ object: UnsafeMutableRawPointer) {
         FreePath.enter(.zoneFree)
         let token = Environment.lock()
-        if state.pointee.magazineLimit > 0 {
-            flushMagazine(keeping: state.pointee.magazineLimit / 2)
-            state.pointee.magazine[state.pointee.magazineCount] = object
-            state.pointee.magazineCount += 1
-            state.pointee.freeObjects += 1
-            state.pointee.inUse -= 1
-            state.pointee.updateFastPathFloor()
-        } else {
+        if !parkInCurrentCache(object) {
             let slab = slabOf(object)
             returnToSlab(object, slab: slab, index: objectIndex(object, in: slab))
+            state.pointee.statistics.frees &+= 1
+            updateCentralShort()
         }
-        state.pointee.statistics.frees &+= 1
         Environment.unlock(token)
         FreePath.leave()
-    }
-
-    /// Returns magazine objects to their slabs until `keeping` are left, newest first (the lock
-    /// is held). Each is validated on the way: a pointer that is not an object of this zone
-    /// stops the kernel here. Counts do not change: the objects were free already.
-    ///
-    /// Objects freed together mostly share slabs, so a run of magazine objects of one slab is
-    /// pushed on its free list with the slab's count and lists changed once per run.
-    func flushMagazine(keeping: Int = 0) {
-        var count = state.pointee.magazineCount
-        while count > keeping {
-            let slab = slabOf(state.pointee.magazine[count &- 1])
-            var freeList = slab.pointee.freeList
-            var run: UInt32 = 0
-            while count > keeping {
-                let object = state.pointee.magazine[count &- 1]
-                // The slab's magic and zone were checked by slabOf for the run's first object;
-                // a later one of another slab ends the run (and is checked as the next's first).
-                if Int(bitPattern: object) & ~(state.pointee.slabBytes - 1) != Int(bitPattern: slab) { break }
-                _ = objectIndex(object, in: slab)
-                object.storeBytes(of: freeList, as: UnsafeMutableRawPointer?.self)
-                freeList = object
-                run &+= 1
-                count &-= 1
-            }
-            slab.pointee.freeList = freeList
-            slab.pointee.inUse -= run
-            // A full slab becomes partial; one that becomes empty stays partial until reclaim.
-            if slab.pointee.list == .full { move(slab, to: .partial) }
-        }
-        state.pointee.magazineCount = count
     }
 
     /// Puts a freed object back on its slab (the lock is held).

@@ -124,25 +124,31 @@ extension ZoneRef {
             guard count == state.pointee[list: kind].count else { return "the \(kind.name) slab list holds \(count) slabs, its count says \(state.pointee[list: kind].count)" }
             slabs += count
         }
-        // Objects in the magazine are free for the zone and in use for their slabs.
-        let cached = state.pointee.magazineCount
-        guard cached >= 0 && cached <= state.pointee.magazineLimit else { return "magazine holds \(cached) objects" }
-        for index in 0..<cached {
-            let object = state.pointee.magazine[index]
-            let slab = UnsafeMutablePointer<SlabHeader>(bitPattern: Int(bitPattern: object) & ~(state.pointee.slabBytes - 1))!
-            guard slab.pointee.magic == SlabHeader.magicValue, slab.pointee.zone == UnsafeMutableRawPointer(state),
-                  indexIfObject(object, in: slab) != nil else { return "magazine holds \(hex: address(object)), not an object of this zone" }
+        // Objects in the CPUs' magazines and the depot's are in use for their slabs; the
+        // depot's are free for the centre, the CPUs' are in use for it (ZoneCPUCache.swift).
+        var cached = 0
+        for index in 0..<Environment.cpuCount where index < CPUCache.slots {
+            let cache = state.pointee.caches + index
+            Environment.lockCache(CPUCache.lockWord(cache))
+            let problem = validateMagazine(cache.pointee.loaded, "loaded", cpu: index) ??
+                validateMagazine(cache.pointee.previous, "previous", cpu: index)
+            cached += cache.pointee.objects
+            Environment.unlockCache(CPUCache.lockWord(cache))
+            if let problem = problem { return problem }
         }
-        // The fast path's one compare must keep it at or above its floor (ZoneState.magazineReserved).
-        let floor = state.pointee.fastPathFloor
-        if floor != Int.max {
-            let needed = max(0, cached - (state.pointee.freeObjects - floor))
-            guard state.pointee.magazineReserved >= needed else {
-                return "magazineReserved is \(state.pointee.magazineReserved), but the fast path must leave \(needed) magazine objects to stay at its floor \(floor)"
-            }
+        var depot = 0
+        var magazine = state.pointee.depotFull.head
+        while let current = magazine {
+            if let problem = validateMagazine(current, "depot", cpu: nil) { return problem }
+            depot += current.pointee.count
+            magazine = current.pointee.next
         }
-        guard free + cached == state.pointee.freeObjects else { return "\(free) free objects in slabs and \(cached) in the magazine, zone counts \(state.pointee.freeObjects)" }
-        guard used - cached == state.pointee.inUse else { return "\(used) objects in use in slabs less \(cached) in the magazine, zone counts \(state.pointee.inUse)" }
+        if state.pointee.caching != .enabled && cached + depot > 0 { return "caching is off, yet magazines hold \(cached + depot) objects" }
+        guard free + depot == state.pointee.freeObjects else { return "\(free) free objects in slabs and \(depot) in the depot, zone counts \(state.pointee.freeObjects)" }
+        guard used - depot == state.pointee.inUse else { return "\(used) objects in use in slabs less \(depot) in the depot, zone counts \(state.pointee.inUse) (\(cached) of them in CPU magazines)" }
+        guard state.pointee.centralShort == (state.pointee.freeObjects < reserve) else {
+            return "centralShort is \(state.pointee.centralShort) with \(state.pointee.freeObjects) free objects and a reserve of \(reserve)"
+        }
         guard statics == state.pointee.statistics.staticSlabs, slabs - statics == state.pointee.statistics.dynamicSlabs else {
             return "\(statics) static and \(slabs - statics) dynamic slabs, statistics say \(state.pointee.statistics.staticSlabs) and \(state.pointee.statistics.dynamicSlabs)"
         }
@@ -154,5 +160,23 @@ extension ZoneRef {
         if let problem = validate() {
             Environment.fail("zone \(name): consistency check failed: \(message: problem)")
         }
+    }
+
+    /// A magazine's count and objects (the zone lock is held): nil, or what is wrong.
+    /// `cpu` is the CPU whose magazine it is, nil for a depot magazine (which must be full).
+    func validateMagazine(_ magazine: UnsafeMutablePointer<Magazine>?, _ which: StaticString, cpu: Int?) -> LogMessage? {
+        guard let magazine = magazine else { return nil }
+        let count = magazine.pointee.count
+        let owner = cpu ?? -1
+        guard count >= 0 && count <= Magazine.capacity, cpu != nil || count == Magazine.capacity else {
+            return "the \(which) magazine of cpu \(owner) (-1: the depot) holds \(count) objects"
+        }
+        for index in 0..<count {
+            let object = Magazine.rounds(magazine)[index]
+            let slab = UnsafeMutablePointer<SlabHeader>(bitPattern: Int(bitPattern: object) & ~(state.pointee.slabBytes - 1))!
+            guard slab.pointee.magic == SlabHeader.magicValue, slab.pointee.zone == UnsafeMutableRawPointer(state),
+                  indexIfObject(object, in: slab) != nil else { return "the \(which) magazine of cpu \(owner) (-1: the depot) holds \(hex: address(object)), not an object of this zone" }
+        }
+        return nil
     }
 }

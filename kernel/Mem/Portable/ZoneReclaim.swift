@@ -16,7 +16,8 @@
 // It runs in two loops, as GNU Mach's zone_gc and braunr's mem_cache_reap do
 // (../shared/seeds/gnumach-slab-allocator-irc.txt: "two loops ... to reduce contention and
 // avoid deadlocks"):
-//   1. with the zone lock held: empty the magazine onto its slabs, move slabs with no object
+//   1. with the zone lock held: drain the CPU layer (every CPU's magazines and the depot,
+//      ZoneCPUCache.drainAll) onto the slabs, move slabs with no object
 //      in use to the empty list, then unlink the empty slabs to release onto a private list
 //      (linked through their headers) and settle the zone's counts. When the lock drops, the
 //      zone is consistent without them and no other thread can reach them.
@@ -46,7 +47,7 @@ extension ZoneRef {
 
         // Loop 1, under the zone lock: collect.
         let token = Environment.lock()
-        flushMagazine()
+        drainAll()
         var slab = state.pointee.partial.head
         while let current = slab {
             slab = current.pointee.next
@@ -69,7 +70,7 @@ extension ZoneRef {
             state.pointee.statistics.slabsReleased += 1
             released += 1
         }
-        state.pointee.updateFastPathFloor()
+        updateCentralShort()
         Environment.unlock(token)
 
         // Loop 2, without the lock: free. The collected slabs are reachable only from here.

@@ -82,7 +82,7 @@ extension ZoneRef {
                 }
             }
         }
-        state.pointee.updateFastPathFloor()
+        updateCentralShort()
     }
 
     /// Takes a free object from the slabs (the lock is held; the zone has a free object in a
