@@ -43,8 +43,8 @@ enum Scheduler {
     /// The running thread: the running CPU's per-CPU field (kernel/Arch/x86_64/PerCPU.swift).
     /// Set by `bootstrap`; until then the never-mapped placeholder (kernel/Lib/UnsetPlaceholder.swift).
     static var current: ThreadRef {
-        @inline(__always) get { PerCPU.this.pointee.currentThread }
-        @inline(__always) set { PerCPU.this.pointee.currentThread = newValue }
+        @inline(__always) get { PerCPU.runningThread }
+        @inline(__always) set { PerCPU.this.pointee.setCurrentThread(newValue) }
     }
     static var idle: ThreadRef {
         @inline(__always) get { PerCPU.this.pointee.idleThread }
@@ -94,7 +94,7 @@ enum Scheduler {
         thread.pointee.affinity = .only(cpu.pointee.index)
         thread.pointee.cpu = cpu.pointee.index
         cpu.pointee.idleThread = thread
-        cpu.pointee.currentThread = thread
+        cpu.pointee.setCurrentThread(thread)
         return thread
     }
 
@@ -412,7 +412,7 @@ enum Scheduler {
 /// CPU's current thread, wherever the thread has moved.
 @_cdecl("kernel_running_thread_free_path")
 func runningThreadFreePath() -> UnsafeMutableRawPointer? {
-    UnsafeMutableRawPointer(PerCPU.this.pointee.currentThread.pointer(to: \.freePath))
+    UnsafeMutableRawPointer(PerCPU.runningThread.pointer(to: \.freePath))
 }
 
 /// Holding off preemption for a short critical section: interrupts still arrive, but the

@@ -65,7 +65,7 @@ enum KernelZoneEnvironment: ZoneEnvironment {
     /// loads and a compare on the zone fast path, where the portable check costs a call.
     @inline(__always)
     static func checkAllocation(_ zone: UnsafeMutablePointer<ZoneState>) {
-        let depth = PerCPU.this.pointee.freePath?.pointee.depth ?? FreePath.bootState.depth
+        let depth = PerCPU.runningFreePath?.pointee.depth ?? FreePath.bootState.depth
         if depth > 0 { reportAllocationInFreePath(zone) }
     }
 

@@ -56,13 +56,18 @@ struct PerCPU: ~Copyable {
     /// The local APIC id: what IPIs are addressed to. Written once, like `index`.
     private(set) var apicID: UInt32
     /// The thread running on this CPU. The boot CPU's is the scheduler's `current`.
-    var currentThread: ThreadRef = .unsetPlaceholder {
-        didSet { freePath = currentThread.pointer(to: \.freePath) }
-    }
+    /// Set only through `setCurrentThread`, which keeps `freePath` with it. (No property
+    /// observer: an observed field has no fixed address, and its offset is measured.)
+    var currentThread: ThreadRef = .unsetPlaceholder
     /// The running thread's free-path state (FreePath.swift), kept beside `currentThread` so
-    /// that the zone fast path checks it with loads, not a call; nil before there are threads
+    /// that the zone fast path checks it with a load, not a call; nil before there are threads
     /// (FreePath.bootState is used then).
     var freePath: UnsafeMutablePointer<FreePathState>? = nil
+
+    mutating func setCurrentThread(_ thread: ThreadRef) {
+        currentThread = thread
+        freePath = thread.pointer(to: \.freePath)
+    }
     /// The thread this CPU runs when nothing else can (the boot CPU's idle thread).
     var idleThread: ThreadRef = .unsetPlaceholder
     /// Spin locks this CPU holds (kernel/Kern/SpinLock.swift). While it is not zero the CPU
@@ -180,6 +185,34 @@ extension PerCPU {
                 && (UnsafeRawPointer(area) + state).load(as: UInt32.self) == area.pointee.state.load(ordering: .relaxed),
                 "PerCPU.debugOffsets: the state word is not where its borrow says")
         return (index, apicID, state, current, idle, preemption)
+    }
+
+    /// Where `currentThread` and `freePath` sit in an area, for `runningThread` and
+    /// `runningFreePath`. Measured by `measureSelfOffsets` right after the boot CPU's area is
+    /// installed, before anything reads them.
+    static var currentThreadOffset: UInt64 = 0
+    static var freePathOffset: UInt64 = 0
+
+    static func measureSelfOffsets() {
+        let area = area(0)
+        let base = UInt(bitPattern: area)
+        currentThreadOffset = UInt64(UInt(bitPattern: UnsafeMutableRawPointer(&area.pointee.currentThread)) - base)
+        freePathOffset = UInt64(UInt(bitPattern: UnsafeMutableRawPointer(&area.pointee.freePath)) - base)
+    }
+
+    /// The thread running on this CPU, read with ONE gs-relative load. A thread with
+    /// interrupts on must not find its area (gs:0) and then read a field of it in two steps:
+    /// preempted between them and resumed on another CPU, it would read the old CPU's
+    /// current thread - another thread (a concurrency boot at 4 CPUs saw FreePath.leave
+    /// reach another thread's free-path state that way).
+    static var runningThread: ThreadRef {
+        @inline(__always) get { ThreadRef(bitPattern: UInt(arch_read_gs_u64(currentThreadOffset))).unsafelyUnwrapped }
+    }
+
+    /// The running thread's free-path state, or nil before there are threads; one load, as
+    /// `runningThread`.
+    static var runningFreePath: UnsafeMutablePointer<FreePathState>? {
+        @inline(__always) get { UnsafeMutablePointer<FreePathState>(bitPattern: UInt(arch_read_gs_u64(freePathOffset))) }
     }
 
     /// Points the running CPU's GS base at `area`, and checks that gs:0 now reads the area's
