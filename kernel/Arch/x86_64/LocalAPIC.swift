@@ -113,7 +113,7 @@ enum LocalAPIC {
         write(.timer, masked)                       // one-shot, masked
         let start = waitForTickEdge()
         write(.timerInitialCount, UInt32.max)
-        while Timer.currentTicks < start + ticks { CPU.pause() }
+        haltUntilTick(start + ticks)
         let counted = UInt64(UInt32.max - read(.timerCurrentCount))
         write(.timerInitialCount, 0)
         countsPerTick = max(1, counted / ticks)
@@ -122,9 +122,22 @@ enum LocalAPIC {
 
     /// Waits for the PIT tick to change and returns the new count, so a measurement starts on a tick.
     private static func waitForTickEdge() -> UInt64 {
-        let now = Timer.currentTicks
-        while Timer.currentTicks == now { CPU.pause() }
+        haltUntilTick(Timer.currentTicks + 1)
         return Timer.currentTicks
+    }
+
+    /// Halts until the PIT tick count reaches `tick` (interrupts on). Halting, not spinning:
+    /// under `-icount` a spin with `pause` leaves QEMU's execution loop on every iteration and
+    /// took 5 s of host time per boot for these 60 ms (10 s with 4 vCPUs), while a halted CPU
+    /// lets the virtual clock jump to the next tick. The check runs with interrupts off and
+    /// `sti; hlt` follows it, so a tick between the two still ends the halt (sti's shadow).
+    private static func haltUntilTick(_ tick: UInt64) {
+        while true {
+            CPU.disableInterrupts()
+            if Timer.currentTicks >= tick { break }
+            CPU.enableInterruptsAndHalt()
+        }
+        CPU.enableInterrupts()
     }
 
     /// Starts this CPU's APIC timer as its periodic scheduling tick on `vector`, at the PIT's
@@ -137,16 +150,39 @@ enum LocalAPIC {
         write(.timerInitialCount, UInt32(countsPerTick))
     }
 
-    /// Busy-waits at least `microseconds` on the running CPU's APIC timer (calibrated first).
+    /// The one-shot APIC timer interrupt that ends a halted `delay` on the boot CPU (its
+    /// handler only acknowledges it). Registered by SMP.start; spinning delays before that.
+    static let alarmVector = 0xF6
+    static var alarmRegistered = false
+
+    /// Waits at least `microseconds` on the boot CPU's APIC timer (calibrated first): halted
+    /// until the timer's one-shot alarm when interrupts are on, spinning on its count when they
+    /// are off. Halting matters under `-icount`, where each spin step leaves QEMU's execution
+    /// loop: an AP start's 10 ms cost a second of host time. Never on an AP, whose timer is its
+    /// scheduling tick.
     static func delay(microseconds: UInt64) {
         kassert(countsPerTick > 0, "APIC delay before calibration")
+        kassert(PerCPU.this.pointee.index == 0, "APIC delay on an AP, whose timer is its scheduling tick")
         let tickMicroseconds = 1_000_000 / Timer.hertz
         var remaining = max(1, countsPerTick * microseconds / tickMicroseconds)
+        let halting = alarmRegistered && CPU.interruptsEnabled
+        write(.timer, halting ? UInt32(alarmVector) : masked)    // one-shot
         while remaining > 0 {
             let chunk = min(remaining, UInt64(UInt32.max))
             write(.timerInitialCount, UInt32(chunk))
-            while read(.timerCurrentCount) != 0 { CPU.pause() }
+            if halting {
+                // As haltUntilTick: the check with interrupts off, then sti; hlt.
+                while true {
+                    CPU.disableInterrupts()
+                    if read(.timerCurrentCount) == 0 { break }
+                    CPU.enableInterruptsAndHalt()
+                }
+                CPU.enableInterrupts()
+            } else {
+                while read(.timerCurrentCount) != 0 { CPU.pause() }
+            }
             remaining -= chunk
         }
+        write(.timer, masked)
     }
 }

@@ -97,6 +97,8 @@ enum SMP {
         Interrupts.register(vector: LocalAPIC.spuriousVector, spuriousInterrupt, locking: .lockFree)
         TLBShootdown.start()
         LocalAPIC.calibrate()
+        Interrupts.register(vector: LocalAPIC.alarmVector, alarmInterrupt, locking: .lockFree)
+        LocalAPIC.alarmRegistered = true
         if trampolinePage != nil {
             for apicID in Machine.processorsToStart { startProcessor(apicID) }
         }
@@ -301,6 +303,11 @@ private func answerInterrupt(_ frame: UnsafeMutablePointer<InterruptFrame>) {
 /// On an AP: the watchdog's heartbeat; taking it is the proof of life.
 private func heartbeatInterrupt(_ frame: UnsafeMutablePointer<InterruptFrame>) {
     PerCPU.this.pointee.heartbeats.wrappingAdd(1, ordering: .relaxed)
+    LocalAPIC.endOfInterrupt()
+}
+
+/// On the boot CPU: a halted LocalAPIC.delay is over (it reads the timer itself).
+private func alarmInterrupt(_ frame: UnsafeMutablePointer<InterruptFrame>) {
     LocalAPIC.endOfInterrupt()
 }
 
