@@ -239,6 +239,9 @@ enum Zones {
         for _ in 0..<staticSlabs {
             zone.addStaticSlab(takeStaticSlab(bytes: state.pointee.slabBytes, for: name))
         }
+        // A zone with a reserve and no slab yet starts short of it (the line depends on
+        // reserves= too, which ZoneState does not know).
+        zone.updateCentralShort()
         return zone
     }
 

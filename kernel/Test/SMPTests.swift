@@ -19,7 +19,9 @@
 //     removes the mapping and writes new contents into the page (its reuse). Every read an
 //     AP makes after the removal returned must fault (ProbeRead.S); a read that succeeds went
 //     through a stale TLB entry. With shootdowns switched off the APs must be seen reading
-//     the reused page - the check can fail, and QEMU keeps stale entries as a CPU does.
+//     the reused page - the check can fail, and QEMU keeps stale entries as a CPU does;
+//   - a zone's reserve drawn on one CPU and freed on another is back in the centre
+//     (SMPZoneTests.swift).
 
 import ArchSupport
 import Synchronization
@@ -47,6 +49,7 @@ enum SMPTests {
             TestCase("withoutShootdownsAnAPReadsTheReusedPage", withoutShootdownsAnAPReadsTheReusedPage),
             TestCase("anAPForgetsWhatChangedWhileItWasParked", anAPForgetsWhatChangedWhileItWasParked),
             TestCase("threadsRunOnEveryCPU", threadsRunOnEveryCPU),
+            TestCase("reserveFreedOnAnotherCPUGoesBackToTheCentre", reserveFreedOnAnotherCPUGoesBackToTheCentre),
             TestCase("aWakeupReachesAThreadBoundToAHaltedAP", aWakeupReachesAThreadBoundToAHaltedAP),
             TestCase("preemptionOffStopsEveryOtherCPUsThreads", preemptionOffStopsEveryOtherCPUsThreads),
             TestCase("panicOnAnAPStopsTheOtherCPUs", expectsPanic: "deliberate panic on cpu 1", inFrame: "panicOnThisCPU", panicOnAnAP),

@@ -1,0 +1,75 @@
+// SMPZoneTests.swift - the smp suite's case for the zones' per-CPU layer and the reserve:
+// objects a reserve user drew and another CPU frees go back to the centre, where the next
+// reserve user looks, not into the freeing CPU's magazines (kernel/Mem/Portable/
+// ZoneCPUCache.swift, "Where the reserve is"). Registered in SMPTests.cases.
+//
+// Without that rule the pageout thread on one CPU could find a zone's reserve empty while its
+// objects sit in another CPU's magazine: the host tests prove the rule on the model, this case
+// proves it on the kernel's zones with real CPUs. It runs at every CPU count the smp suite
+// boots; at one CPU the "other CPU" is the boot CPU itself, and the central count still tells.
+
+import Synchronization
+
+extension SMPTests {
+    static let centralTestFreer = Atomic<Int>(-1)
+
+    static func reserveFreedOnAnotherCPUGoesBackToTheCentre() {
+        let reserve = 8
+        let zone = Zones.create("test-central", objectSize: 64, slabPages: 1, reserve: reserve, keepEmpty: 0)
+        var held: [UnsafeMutableRawPointer] = []
+        held.reserveCapacity(512)    // the case itself must not need pages while they fail
+        let drawn = UnsafeMutablePointer<UnsafeMutableRawPointer>.allocate(capacity: reserve)
+
+        // A slab or two, the reserve filled; then ordinary allocations until the zone refuses
+        // them (no page can come), then the reserve drawn on purpose, on this CPU: the centre
+        // is empty and short of its line.
+        for _ in 0..<2 * reserve { held.append(zone.allocate(.ordinary)!) }
+        let saved = PhysicalMemory.faultInjector
+        PhysicalMemory.faultInjector = FaultInjector(pattern: .everyNth(1), onlyRequester: nil, seed: KernelOptions.seed)
+        while let object = zone.allocate(.ordinaryNoWait) { held.append(object) }
+        let drew = ReserveDraws.deliberately { () -> Int in
+            var count = 0
+            while count < reserve, let object = zone.allocate(.system) {
+                drawn[count] = object
+                count += 1
+            }
+            return count
+        }
+        PhysicalMemory.faultInjector = saved
+        Test.expectEqual(drew, reserve, "reserve objects drawn")
+        Test.expectEqual(zone.freeObjects, 0, "central free objects once the reserve is drawn")
+        Test.expect(zone.state.pointee.centralShort, "the centre is short of its reserve")
+
+        // Another CPU (the last one online) frees what was drawn.
+        let target = SMP.areasUsed - 1
+        centralTestFreer.store(-1, ordering: .relaxed)
+        let freer = Threads.spawn("reserve freer", affinity: .only(target)) {
+            for index in 0..<drew { zone.free(drawn[index]) }
+            centralTestFreer.store(PerCPU.this.pointee.index, ordering: .releasing)
+        }
+        Threads.join(freer)
+        Test.expectEqual(centralTestFreer.load(ordering: .acquiring), target, "the CPU that freed the reserve")
+        Test.diagnostic("\(drew) reserve objects freed on CPU \(target); central free objects \(zone.freeObjects), cached on CPUs \(zone.cachedObjects)")
+        Test.expectEqual(zone.freeObjects, reserve, "central free objects after the other CPU's frees (not in its magazines)")
+        Test.expect(!zone.state.pointee.centralShort, "the centre is back at its line")
+
+        // And this CPU's next reserve user finds them, with no page to be had.
+        PhysicalMemory.faultInjector = FaultInjector(pattern: .everyNth(1), onlyRequester: nil, seed: KernelOptions.seed)
+        let redrawn = ReserveDraws.deliberately { () -> Int in
+            var count = 0
+            while count < reserve, let object = zone.allocate(.system) {
+                drawn[count] = object
+                count += 1
+            }
+            return count
+        }
+        PhysicalMemory.faultInjector = saved
+        Test.expectEqual(redrawn, reserve, "reserve objects the boot CPU drew again")
+        for index in 0..<redrawn { zone.free(drawn[index]) }
+        for object in held { zone.free(object) }
+        zone.check()
+        drawn.deallocate()
+        held = []
+        Zones.destroy(zone)
+    }
+}
