@@ -58,6 +58,7 @@ func startThreadsAndPaging() {
     Pageout.start()
     Trace.start()
     SMP.start()
+    MemoryBootstrap.logReserveConcurrency()
     DebugTable.fill()
 }
 

@@ -39,6 +39,9 @@ enum NecessityTests {
     /// Room for the workload up to 4 GiB of RAM (it writes about free_reserved pages).
     static let diskMiB = 64
     static let timeout = 300
+    /// One CPU at every size, and four at the first: the reserves hold for N CPUs with the
+    /// bounds derived for one (docs/reserves.md, "N CPUs").
+    static let cpus: StaticString = "1,4"
     /// What the watchdog's panic says for a memory deadlock (kernel/Kern/Watchdog.swift).
     static let deadlock: StaticString = "deadlock: memory short"
     static let reportFrame: StaticString = "Watchdog.report"
@@ -47,19 +50,19 @@ enum NecessityTests {
 
     static var suites: [TestSuite] {
         [
-            TestSuite("necessity", memory: memory, arguments: "reserves=on", diskMiB: diskMiB, icount: true, timeout: timeout, exclusive: false, [
+            TestSuite("necessity", memory: memory, arguments: "reserves=on", diskMiB: diskMiB, icount: true, cpus: cpus, timeout: timeout, exclusive: false, [
                 TestCase("pageoutSkipsAStepItCannotFeed", { run(.nowait) }),
                 TestCase("zoneReserveCarriesPageoutWhenThePagesBelowFreeMinAreTaken", { run(.dillon) }),
                 TestCase("pagesBelowFreeMinCarryPageoutWhenTheZoneReserveIsSpent", { run(.spentReserve) }),
                 TestCase("eitherReserveCarriesPageout", { run(.either) }),
             ]),
-            TestSuite("necessity-nowait", memory: memory, arguments: "reserves=zones,pages", diskMiB: diskMiB, icount: true, timeout: timeout, exclusive: false, [
+            TestSuite("necessity-nowait", memory: memory, arguments: "reserves=zones,pages", diskMiB: diskMiB, icount: true, cpus: cpus, timeout: timeout, exclusive: false, [
                 TestCase("pageoutSkipsAStepItCannotFeed", expectsPanic: deadlock, inFrame: reportFrame, { run(.nowait) }),
                 TestCase("zoneReserveCarriesPageoutWhenThePagesBelowFreeMinAreTaken", { run(.dillon) }),
                 TestCase("pagesBelowFreeMinCarryPageoutWhenTheZoneReserveIsSpent", { run(.spentReserve) }),
                 TestCase("eitherReserveCarriesPageout", { run(.either) }),
             ]),
-            TestSuite("necessity-zones", memory: memory, arguments: "reserves=pages,nowait", diskMiB: diskMiB, icount: true, timeout: timeout, exclusive: false, [
+            TestSuite("necessity-zones", memory: memory, arguments: "reserves=pages,nowait", diskMiB: diskMiB, icount: true, cpus: cpus, timeout: timeout, exclusive: false, [
                 TestCase("pageoutSkipsAStepItCannotFeed", { run(.nowait) }),
                 TestCase("zoneReserveCarriesPageoutWhenThePagesBelowFreeMinAreTaken", expectsPanic: deadlock, inFrame: reportFrame, { run(.dillon) }),
                 TestCase("pagesBelowFreeMinCarryPageoutWhenTheZoneReserveIsSpent", { run(.spentReserve) }),
@@ -72,7 +75,7 @@ enum NecessityTests {
             // with no page left to grow the zone with, and these two deadlock too. Which
             // happens depends on the interleaving (seen: deadlock at 128M after the other
             // cases, a pass booted alone), so either outcome is accepted there.
-            TestSuite("necessity-pages", memory: memory, arguments: "reserves=zones,nowait", diskMiB: diskMiB, icount: true, timeout: timeout, exclusive: false, [
+            TestSuite("necessity-pages", memory: memory, arguments: "reserves=zones,nowait", diskMiB: diskMiB, icount: true, cpus: cpus, timeout: timeout, exclusive: false, [
                 TestCase("pageoutSkipsAStepItCannotFeed", { run(.nowait) }),
                 TestCase("zoneReserveCarriesPageoutWhenThePagesBelowFreeMinAreTaken", expectsPanic: deadlock, inFrame: reportFrame,
                          on: .possibleOnAnInterruptDrivenDisk, { run(.dillon) }),
@@ -80,7 +83,7 @@ enum NecessityTests {
                 TestCase("eitherReserveCarriesPageout", expectsPanic: deadlock, inFrame: reportFrame,
                          on: .possibleOnAnInterruptDrivenDisk, { run(.either) }),
             ]),
-            TestSuite("necessity-zones+pages", memory: memory, arguments: "reserves=nowait", diskMiB: diskMiB, icount: true, timeout: timeout, exclusive: false, [
+            TestSuite("necessity-zones+pages", memory: memory, arguments: "reserves=nowait", diskMiB: diskMiB, icount: true, cpus: cpus, timeout: timeout, exclusive: false, [
                 TestCase("pageoutSkipsAStepItCannotFeed", { run(.nowait) }),
                 TestCase("zoneReserveCarriesPageoutWhenThePagesBelowFreeMinAreTaken", expectsPanic: deadlock, inFrame: reportFrame, { run(.dillon) }),
                 TestCase("pagesBelowFreeMinCarryPageoutWhenTheZoneReserveIsSpent", expectsPanic: deadlock, inFrame: reportFrame, { run(.spentReserve) }),

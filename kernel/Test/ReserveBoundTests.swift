@@ -23,7 +23,7 @@
 
 enum ReserveBoundTests {
     static var suite: TestSuite {
-        TestSuite("reservebound", diskMiB: 8, [
+        TestSuite("reservebound", diskMiB: 8, cpus: NecessityTests.cpus, [
             TestCase("swblockBoundCarriesPageoutToTheStepThatGrowsTheZone", { stepsBeforeGrowth(swapBlocks: ReserveBounds.bound.swapBlocks) }),
             TestCase("swblockBoundLessOneStopsTheStepThatMustGrow", { stepsBeforeGrowth(swapBlocks: ReserveBounds.bound.swapBlocks - 1) }),
             TestCase("pageBoundGrowsTheSwblockZoneInsideAStep", { growthInAStep(pages: ReserveBounds.bound.pages) }),

@@ -74,6 +74,13 @@ enum MemoryBootstrap {
         Log.info(.zone, "reserve bounds: swblock \(bound.swapBlocks) map_entry \(bound.mapEntries) pv_entry \(bound.pvEntries) pages \(bound.pages) zone chain \(ReserveBounds.zoneGrowthChain); without zone reserves pages \(ReserveBounds.boundWithoutZoneReserves.pages); without the page tier swblock \(ReserveBounds.swapBlocksWithoutPageTier); reserves swblock \(ReserveBounds.swapBlockReserve) map_entry \(ReserveBounds.mapEntryReserve) pv_entry \(ReserveBounds.pvEntryReserve) (margin x\(ReserveBounds.margin))")
     }
 
+    /// The reserves for the CPUs now online: the chains that can hold draws at once do not
+    /// grow with the CPU count (ReserveBounds.pageoutThreads, swapBlockRefillsAtOnce), so the
+    /// bounds and reserves logged above are the ones for this machine.
+    static func logReserveConcurrency() {
+        Log.info(.zone, "reserves for \(SMP.onlineCount) CPUs: chains at once \(ReserveBounds.pageoutThreads) pageout thread, \(ReserveBounds.swapBlockRefillsAtOnce) swblock refill, whatever the CPU count; bounds and reserves as above")
+    }
+
     /// Proves at every boot that the static-slab zones serve objects before any page
     /// allocator exists (problem A of the seeds): one object from each, back and forth.
     static func zoneSelfCheckBeforePageAllocator() {

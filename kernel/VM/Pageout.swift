@@ -56,6 +56,8 @@ enum Pageout {
     static let reapInterval = Timer.hertz
 
     static func start() {
+        // The reserve bounds count one pageout thread's chains (ReserveBounds.pageoutThreads).
+        kassert(thread == nil, "a second pageout thread: the reserve bounds count \(ReserveBounds.pageoutThreads)")
         // A lazy global, first touched here: its allocation must not happen on the pageout path.
         clusterPages.initialize(repeating: .none, count: Disk.maximumTransferPages)
         let pageout = Threads.spawn("pageout", stackPages: 8) { Pageout.run() }

@@ -163,6 +163,21 @@ public enum ReserveBounds {
         ChainStep("Zones.topUpEntryReserves -> ZoneRef.refill(pv_entry, pageout): a direct-map slab", ReserveNeeds(pages: 1), .afterTheChain),
     ])
 
+    // MARK: - How many run at once, on any number of CPUs
+
+    /// Pageout threads: one, whatever the CPU count (Pageout.start asserts it). Its steps, the
+    /// top-up and the growth inside a step run one after the other on whichever CPU it is on.
+    public static let pageoutThreads = 1
+    /// Refills of the swblock zone holding draws at once: one. The zone's `refilling` flag is
+    /// tested and set under the zone lock - the kernel lock, which every CPU takes - so a
+    /// refill asked for on another CPU meanwhile returns at once (ZoneRef.refill).
+    public static let swapBlockRefillsAtOnce = 1
+    /// Nothing else draws: ordinary threads on the other CPUs never take a reserve (their
+    /// context stops them at the lines), and no reserve is split among CPUs - a zone's CPU
+    /// magazines hold only objects above its line, and frees go back to the centre while it
+    /// is below (ZoneCPUCache.swift). So the bounds below hold for every CPU count; the kernel
+    /// logs them with the CPUs online (docs/reserves.md, "N CPUs").
+
     /// The chains that can hold draws at once: the pageout thread's step (and, when its
     /// swblock zone is empty, the growth it makes inside the step, after the top-up that
     /// begins the step) and one swblock refill.
@@ -195,10 +210,15 @@ public enum ReserveBounds {
     /// the first one's draws given back.
     public static var bound: ReserveNeeds {
         let step = pageoutStep, growth = pageoutZoneGrowth, refill = swapBlockRefill, topUp = pageoutEntryTopUp
-        return ReserveNeeds(swapBlocks: step.swapBlocks * stepsWithoutPages + growth.swapBlocks + refill.swapBlocks,
-                            mapEntries: step.mapEntries + growth.mapEntries + refill.mapEntries + stockedEntries,
-                            pvEntries: step.pvEntries + growth.pvEntries + refill.pvEntries,
-                            pages: step.pages + topUp.pages + growth.pages + refill.pages)
+        // The steps before a growth: only their swblocks stay drawn from one step to the next.
+        let steps = ReserveNeeds(swapBlocks: step.swapBlocks * stepsWithoutPages, mapEntries: step.mapEntries,
+                                 pvEntries: step.pvEntries, pages: step.pages)
+        let pageout = (steps + topUp + growth) * pageoutThreads
+        let refills = refill * swapBlockRefillsAtOnce
+        return ReserveNeeds(swapBlocks: pageout.swapBlocks + refills.swapBlocks,
+                            mapEntries: pageout.mapEntries + refills.mapEntries + stockedEntries,
+                            pvEntries: pageout.pvEntries + refills.pvEntries,
+                            pages: pageout.pages + refills.pages)
     }
 
     /// Pages below free_min when the zone reserves are off: the swblock growth with both
