@@ -201,12 +201,13 @@ soak: kernel qemu
 	$(PYTHON) qemu/runner.py --elf $(BUILD)/kernel.elf --image $(BUILD)/kernel.mb --no-scenarios \
 	    --random-sizes $(SOAK_SIZES) --seed $$seed
 
-# Many more seeds of the multi-seed suites (stress, deadlock, fault injection), and longer runs.
+# Many more seeds of the multi-seed suites (stress, deadlock, fault injection, concurrency at 4
+# CPUs), and longer runs.
 SOAK_SCALE  ?= 10
 SOAK_ROUNDS ?= 6000
 soak-seeds: kernel qemu
 	$(PYTHON) qemu/runner.py --elf $(BUILD)/kernel.elf --image $(BUILD)/kernel.mb --no-scenarios \
-	    --only stress,deadlock,stressfaults --seed-scale $(SOAK_SCALE) --kernel-arguments "stressrounds=$(SOAK_ROUNDS)" \
+	    --only stress,deadlock,stressfaults,concurrency --seed-scale $(SOAK_SCALE) --kernel-arguments "stressrounds=$(SOAK_ROUNDS)" \
 	    --seed $${SEED:-1000}
 
 clean:
