@@ -48,6 +48,7 @@ enum SMPTests {
             TestCase("anUnmappedPageIsUnreachableFromEveryCPU", anUnmappedPageIsUnreachableFromEveryCPU),
             TestCase("withoutShootdownsAnAPReadsTheReusedPage", withoutShootdownsAnAPReadsTheReusedPage),
             TestCase("anAPForgetsWhatChangedWhileItWasParked", anAPForgetsWhatChangedWhileItWasParked),
+            TestCase("everyAPTicksAtThePITRate", everyAPTicksAtThePITRate),
             TestCase("threadsRunOnEveryCPU", threadsRunOnEveryCPU),
             TestCase("reserveFreedOnAnotherCPUGoesBackToTheCentre", reserveFreedOnAnotherCPUGoesBackToTheCentre),
             TestCase("aWakeupReachesAThreadBoundToAHaltedAP", aWakeupReachesAThreadBoundToAHaltedAP),
@@ -55,6 +56,8 @@ enum SMPTests {
             TestCase("panicOnAnAPStopsTheOtherCPUs", expectsPanic: "deliberate panic on cpu 1", inFrame: "panicOnThisCPU", panicOnAnAP),
             TestCase("anAPWithInterruptsOffIsReportedByTheWatchdog", expectsPanic: "has taken no interrupt for", inFrame: "ProcessorWatch.tick",
                      anAPWithInterruptsOffIsReported),
+            TestCase("theBootCPUWithInterruptsOffIsReportedByAnAP", expectsPanic: "cpu 0 (APIC id 0) has taken no timer tick for",
+                     inFrame: "ProcessorWatch.processorTick", theBootCPUWithInterruptsOffIsReported),
             TestCase("panicOnTheBootCPUStopsTheAPs", expectsPanic: "deliberate panic on cpu 0", inFrame: "panicOnTheBootCPU", panicOnTheBootCPU),
         ]
     }
@@ -355,6 +358,35 @@ enum SMPTests {
         SMP.run(on: cpu, spinWithInterruptsOff, argument: 0)
         Scheduler.sleep(ticks: 3 * ProcessorWatch.silentSeconds * Timer.hertz)
         Test.fail("cpu \(cpu.pointee.index) spun with interrupts off for \(3 * ProcessorWatch.silentSeconds) s and the watchdog said nothing")
+    }
+
+    /// Each AP's scheduling tick is its APIC timer, calibrated on the PIT (LocalAPIC.calibrate):
+    /// over 100 PIT ticks every AP must count about 100 of its own. The watcher's report of a
+    /// silent boot CPU (ProcessorWatch.processorTick) measures time in them.
+    static func everyAPTicksAtThePITRate() {
+        let span: UInt64 = 100
+        var before = [UInt64](repeating: 0, count: SMP.areasUsed)
+        SMP.forEachOnlineAP { cpu in before[cpu.pointee.index] = cpu.pointee.processorTicks }
+        let start = Timer.currentTicks
+        Scheduler.sleep(ticks: span)
+        let elapsed = Timer.currentTicks - start
+        SMP.forEachOnlineAP { cpu in
+            let counted = cpu.pointee.processorTicks - before[cpu.pointee.index]
+            Test.diagnostic("cpu \(cpu.pointee.index): \(counted) APIC timer ticks in \(elapsed) PIT ticks")
+            Test.expect(counted * 10 >= elapsed * 8 && counted * 10 <= elapsed * 12,
+                        "cpu \(cpu.pointee.index) counted \(counted) ticks of its own in \(elapsed) PIT ticks (within 20%)")
+        }
+    }
+
+    /// The boot CPU spins with interrupts off, so its PIT tick stops: the first AP must say so
+    /// (ProcessorWatch.processorTick) and stop it with the panic's NMI.
+    static func theBootCPUWithInterruptsOffIsReported() {
+        guard firstOnlineAP() != nil else { return }
+        let seconds = 3 * ProcessorWatch.bootCPUSilentSeconds
+        CPU.disableInterrupts()
+        LocalAPIC.delay(microseconds: seconds * 1_000_000)     // a spin: interrupts are off
+        CPU.enableInterrupts()
+        Test.fail("the boot CPU spun with interrupts off for \(seconds) s and no AP reported it")
     }
 
     static func panicOnAnAP() {

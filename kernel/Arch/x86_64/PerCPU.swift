@@ -124,6 +124,12 @@ struct PerCPU: ~Copyable {
     let heartbeats = Atomic<UInt64>(0)
     var heartbeatsSeen: UInt64 = 0
     var heartbeatSeenTick: UInt64 = 0
+    /// This AP's own APIC timer ticks, and - on the AP that watches the boot CPU - the boot
+    /// CPU's PIT count it last saw and at which of its own ticks (ProcessorWatch.watchBootCPU;
+    /// written by this CPU's tick interrupt only).
+    var processorTicks: UInt64 = 0
+    var bootTicksSeen: UInt64 = 0
+    var bootTicksSeenAt: UInt64 = 0
 
     init(address: UInt64, index: Int, apicID: UInt32) {
         self.address = address

@@ -280,6 +280,7 @@ private func wakeInterrupt(_ frame: UnsafeMutablePointer<InterruptFrame>) {
 private func processorTickInterrupt(_ frame: UnsafeMutablePointer<InterruptFrame>) {
     LocalAPIC.endOfInterrupt()
     let cpu = PerCPU.this
+    ProcessorWatch.processorTick(cpu)
     guard cpu.pointee.tlbActive.load(ordering: .acquiring) else { return }
     let entered = KernelLock.enter()
     Scheduler.processorTick()
