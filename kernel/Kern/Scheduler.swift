@@ -377,11 +377,14 @@ enum Scheduler {
             // Another thread is the sole one; this one is not allowed to run until it is done.
             yield()
         }
-        let me = PerCPU.this.pointee.index
-        for index in 0..<SMP.areasUsed where index != me && PerCPU.area(index).pointee.currentState == .online {
+        // Every other CPU must be idle. "Other" is the CPU running `thread` when it looks, not
+        // an index read once: until it holds preemption off, `thread` can be preempted here
+        // and resume on another CPU - waiting for its own new CPU to go idle would never end,
+        // and its old CPU may have taken another thread meanwhile.
+        for index in 0..<SMP.areasUsed where PerCPU.area(index).pointee.currentState == .online {
             let cpu = PerCPU.area(index)
             var waited: UInt64 = 0
-            while cpu.pointee.currentThread != cpu.pointee.idleThread {
+            while cpu.pointee.currentThread != cpu.pointee.idleThread && cpu.pointee.currentThread != thread {
                 if waited % 1_000 == 0 { LocalAPIC.sendIPI(to: cpu.pointee.apicID, vector: SMP.wakeVector, .fixed) }
                 // This CPU may have interrupts off: answer shootdowns the switching CPU sends.
                 _ = TLBShootdown.answerPending(PerCPU.this)
