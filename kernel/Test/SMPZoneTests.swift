@@ -27,14 +27,7 @@ extension SMPTests {
         let saved = PhysicalMemory.faultInjector
         PhysicalMemory.faultInjector = FaultInjector(pattern: .everyNth(1), onlyRequester: nil, seed: KernelOptions.seed)
         while let object = zone.allocate(.ordinaryNoWait) { held.append(object) }
-        let drew = ReserveDraws.deliberately { () -> Int in
-            var count = 0
-            while count < reserve, let object = zone.allocate(.system) {
-                drawn[count] = object
-                count += 1
-            }
-            return count
-        }
+        let drew = drawReserve(of: zone, count: reserve, into: drawn)
         PhysicalMemory.faultInjector = saved
         Test.expectEqual(drew, reserve, "reserve objects drawn")
         Test.expectEqual(zone.freeObjects, 0, "central free objects once the reserve is drawn")
@@ -55,14 +48,7 @@ extension SMPTests {
 
         // And this CPU's next reserve user finds them, with no page to be had.
         PhysicalMemory.faultInjector = FaultInjector(pattern: .everyNth(1), onlyRequester: nil, seed: KernelOptions.seed)
-        let redrawn = ReserveDraws.deliberately { () -> Int in
-            var count = 0
-            while count < reserve, let object = zone.allocate(.system) {
-                drawn[count] = object
-                count += 1
-            }
-            return count
-        }
+        let redrawn = drawReserve(of: zone, count: reserve, into: drawn)
         PhysicalMemory.faultInjector = saved
         Test.expectEqual(redrawn, reserve, "reserve objects the boot CPU drew again")
         for index in 0..<redrawn { zone.free(drawn[index]) }
@@ -71,5 +57,18 @@ extension SMPTests {
         drawn.deallocate()
         held = []
         Zones.destroy(zone)
+    }
+
+    /// Up to `count` objects drawn from `zone`'s reserve on purpose (a system requester, not
+    /// recorded as a path's draw: ReserveDraw.swift) into `objects`; how many it got.
+    static func drawReserve(of zone: KernelZone, count: Int, into objects: UnsafeMutablePointer<UnsafeMutableRawPointer>) -> Int {
+        ReserveDraws.deliberately { () -> Int in
+            var drawn = 0
+            while drawn < count, let object = zone.allocate(.system) {
+                objects[drawn] = object
+                drawn += 1
+            }
+            return drawn
+        }
     }
 }
