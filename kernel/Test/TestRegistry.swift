@@ -27,6 +27,7 @@ enum TestRegistry {
             DeadlockTests.reproductionSuite,
             DeadlockTests.faultSuite,
             ReserveBoundTests.suite,
+            ReserveBoundTests.smpSuite,
             DebugHelperTests.suite,
             DiskFaultTests.suite,
             ClusterTests.suite,

@@ -138,7 +138,7 @@ def plan(suites, seed, only=None, seed_scale=1, extra_arguments="", memory=None,
     given) at its first size, plus each expected-panic case at every size. A suite's first CPU
     count (or each of `cpus`, when given) boots like that; its other CPU counts boot at its
     first size with the first seed only; expected-panic cases boot with its last CPU count (an
-    AP panic needs APs) at its first size, with its first count at the others."""
+    AP panic needs APs)."""
     planned = []
     for suite in suites.values():
         if only and suite.name not in only:
@@ -163,10 +163,8 @@ def plan(suites, seed, only=None, seed_scale=1, extra_arguments="", memory=None,
                                 icount=suite.icount, cpus=count)
                     planned.append(PlannedBoot(boot, "suite", suite))
         arguments = ("seed=%d %s %s" % (seed, suite.arguments, extra_arguments)).strip()
+        count = counts[-1]
         for case, size in ((case, size) for case in suite.panic_cases_on("") for size in sizes):
-            # The last count at the first size (or everywhere with --cpus), like the suite's
-            # other counts: reservebound's panic cases at 8G with 4 CPUs took 48 s each.
-            count = counts[-1] if cpus or size == sizes[0] else counts[0]
             boot = Boot(name=boot_name("%s.%s" % (suite.name, case), size, count), arguments="test=%s.%s %s" % (suite.name, case, arguments),
                         memory=size, timeout=boot_timeout(suite, size, count), disk_mib=disk_size(suite, size),
                         icount=suite.icount, cpus=count)

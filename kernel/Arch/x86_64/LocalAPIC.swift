@@ -132,9 +132,14 @@ enum LocalAPIC {
     /// lets the virtual clock jump to the next tick. The check runs with interrupts off and
     /// `sti; hlt` follows it, so a tick between the two still ends the halt (sti's shadow).
     private static func haltUntilTick(_ tick: UInt64) {
+        haltUntil { Timer.currentTicks >= tick }
+    }
+
+    /// Halts until `done` (interrupts on, an interrupt will come that can make it true).
+    private static func haltUntil(_ done: () -> Bool) {
         while true {
             CPU.disableInterrupts()
-            if Timer.currentTicks >= tick { break }
+            if done() { break }
             CPU.enableInterruptsAndHalt()
         }
         CPU.enableInterrupts()
@@ -171,13 +176,7 @@ enum LocalAPIC {
             let chunk = min(remaining, UInt64(UInt32.max))
             write(.timerInitialCount, UInt32(chunk))
             if halting {
-                // As haltUntilTick: the check with interrupts off, then sti; hlt.
-                while true {
-                    CPU.disableInterrupts()
-                    if read(.timerCurrentCount) == 0 { break }
-                    CPU.enableInterruptsAndHalt()
-                }
-                CPU.enableInterrupts()
+                haltUntil { read(.timerCurrentCount) == 0 }
             } else {
                 while read(.timerCurrentCount) != 0 { CPU.pause() }
             }

@@ -125,7 +125,7 @@ struct PerCPU: ~Copyable {
     var heartbeatsSeen: UInt64 = 0
     var heartbeatSeenTick: UInt64 = 0
     /// This AP's own APIC timer ticks, and - on the AP that watches the boot CPU - the boot
-    /// CPU's PIT count it last saw and at which of its own ticks (ProcessorWatch.watchBootCPU;
+    /// CPU's PIT count it last saw and at which of its own ticks (ProcessorWatch.processorTick;
     /// written by this CPU's tick interrupt only).
     var processorTicks: UInt64 = 0
     var bootTicksSeen: UInt64 = 0

@@ -213,12 +213,7 @@ public enum ReserveBounds {
         // The steps before a growth: only their swblocks stay drawn from one step to the next.
         let steps = ReserveNeeds(swapBlocks: step.swapBlocks * stepsWithoutPages, mapEntries: step.mapEntries,
                                  pvEntries: step.pvEntries, pages: step.pages)
-        let pageout = (steps + topUp + growth) * pageoutThreads
-        let refills = refill * swapBlockRefillsAtOnce
-        return ReserveNeeds(swapBlocks: pageout.swapBlocks + refills.swapBlocks,
-                            mapEntries: pageout.mapEntries + refills.mapEntries + stockedEntries,
-                            pvEntries: pageout.pvEntries + refills.pvEntries,
-                            pages: pageout.pages + refills.pages)
+        return (steps + topUp + growth) * pageoutThreads + refill * swapBlockRefillsAtOnce + ReserveNeeds(mapEntries: stockedEntries)
     }
 
     /// Pages below free_min when the zone reserves are off: the swblock growth with both
