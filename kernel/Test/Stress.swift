@@ -12,6 +12,8 @@
 // the page (kernel/Test/PagePattern.swift); it is checked, every word, before the memory is
 // freed, and at the end. Nothing may be lost.
 
+import Synchronization
+
 extension LogTag {
     static let stress = LogTag("stress")
 }
@@ -46,6 +48,7 @@ enum Stress {
         var number: Int
         var seed: UInt64
         var rounds: Int
+        var threads: Int
         var targetPages: Int
         var variant: StressVariant
         var live: UnsafeMutablePointer<Live>
@@ -85,6 +88,10 @@ enum Stress {
     /// (0: no time limit, they run their rounds). Set by `run(seconds:)`; `stopNow` brings it
     /// forward.
     static var deadlineTick: UInt64 = 0
+    /// Workers that have finished filling (see `waitForEveryFill`).
+    static let filledWorkers = Atomic<Int>(0)
+    /// Pageout's out-of-memory stops when the run began: a stopped worker never reports full.
+    static var oomKillsAtStart: UInt64 = 0
     static var timeIsUp: Bool { deadlineTick != 0 && Timer.ticks >= deadlineTick }
 
     /// Ends a run with a time limit early (the monitor's `exit`): the workers stop at their
@@ -99,6 +106,8 @@ enum Stress {
     static func run(_ variant: StressVariant, threads: Int, rounds: Int, seed: UInt64, seconds: UInt64 = 0) -> StressReport {
         report = StressReport()
         deadlineTick = seconds > 0 ? Timer.ticks + seconds * Timer.hertz : 0
+        filledWorkers.store(0, ordering: .relaxed)
+        oomKillsAtStart = Pageout.statistics.oomKills
         // Fill to 80% of swap (each live page may hold a swap block), and to at most twice
         // RAM. The suites give a disk of twice RAM or more, so that is well past RAM: every
         // page goes out and comes back. The cap keeps a disk much larger than RAM (test=all's
@@ -116,7 +125,7 @@ enum Stress {
             let live = Kmalloc.allocate(capacity * MemoryLayout<Live>.stride)!.bindMemory(to: Live.self, capacity: capacity)
             let wired = Kmalloc.allocate(64 * MemoryLayout<Live>.stride)!.bindMemory(to: Live.self, capacity: 64)
             (workers + number).initialize(to: Worker(number: number, seed: seed &+ UInt64(number) &* 0x1000_0001, rounds: rounds,
-                                                     targetPages: perThread, variant: variant, live: live, capacity: capacity,
+                                                     threads: threads, targetPages: perThread, variant: variant, live: live, capacity: capacity,
                                                      wired: wired, random: SeededRandom(seed: seed &+ UInt64(number))))
             let worker = workers + number
             handles.append(Threads.spawn("stress") { work(worker) })
@@ -139,6 +148,7 @@ enum Stress {
         while worker.pointee.livePages < worker.pointee.targetPages && worker.pointee.liveCount < worker.pointee.capacity && !timeIsUp {
             create(worker, owner)
         }
+        waitForEveryFill(worker.pointee.threads)
         // Churn: allocate first, then free - a thread that cannot allocate waits holding all.
         for _ in 0..<worker.pointee.rounds {
             if timeIsUp { break }
@@ -149,6 +159,19 @@ enum Stress {
         }
         while worker.pointee.liveCount > 0 { retire(worker, worker.pointee.liveCount - 1) }
         while worker.pointee.wiredCount > 0 { freeWired(worker, worker.pointee.wiredCount - 1, whole: true) }
+    }
+
+    /// Waits until every worker has filled its share, so that the whole fill is live at
+    /// once before anyone churns or frees. Without it the pressure depends on scheduling:
+    /// with 4 CPUs and 8 workers, the first four could fill, churn and free before the other
+    /// four started, each half under RAM, and nothing went to swap (concurrency seed 20).
+    /// A worker stopped by the out-of-memory policy never reports, so a stop releases the
+    /// others too (memory was short, which is what the wait is for), as does the time limit.
+    static func waitForEveryFill(_ threads: Int) {
+        filledWorkers.wrappingAdd(1, ordering: .relaxed)
+        while filledWorkers.load(ordering: .relaxed) < threads && Pageout.statistics.oomKills == oomKillsAtStart && !timeIsUp {
+            Scheduler.sleep(ticks: 1)
+        }
     }
 
     static func create(_ worker: UnsafeMutablePointer<Worker>, _ owner: UInt64) {
