@@ -26,6 +26,7 @@ enum KernelOption: Int, CaseIterable {
     case swapdev
     case diskfault
     case irqchip
+    case tick
     case lockorder
     case pageoutcluster
 
@@ -63,6 +64,8 @@ enum KernelOption: Int, CaseIterable {
             return OptionSpec("swapdev", .choice("auto|virtio|ahci|ata"), default: "auto", "the swap disk's driver: auto (the first present of virtio-blk, AHCI, ATA) or one of them, which must be present (docs/io.md)")
         case .irqchip:
             return OptionSpec("irqchip", .choice("auto|pic|ioapic"), default: "auto", "which controller delivers device interrupts: auto (the I/O APIC when the firmware lists one), pic (the 8259s), ioapic (docs/smp.md)")
+        case .tick:
+            return OptionSpec("tick", .choice("apic|pit"), default: "apic", "what drives the boot CPU's tick once the APs are up: apic (its local APIC timer, calibrated on the PIT, as on every AP) or pit (the PIT stays); without a local APIC the PIT stays (docs/smp.md)")
         case .lockorder:
             return OptionSpec("lockorder", .choice("off|on"), default: "off", "check every mutex and spin lock acquisition against the orders seen so far; a reversed order panics naming both locks and sites (docs/debugging.md)")
         case .pageoutcluster:
@@ -129,6 +132,7 @@ enum KernelOptions {
             case .swapdev: Disk.choice = SwapDeviceChoice(rawValue: value.choice)!
             case .lockorder: if value.choice == 1 { LockOrder.enable() }
             case .irqchip: InterruptLines.choice = InterruptControllerChoice(rawValue: value.choice)!
+            case .tick: Timer.requested = TickSource(rawValue: value.choice)!
             case .pageoutcluster:
                 if value.number == 0 || value.number > UInt64(Disk.maximumTransferPages) {
                     KernelOptions.errorCount += 1

@@ -12,10 +12,18 @@ enum InterruptTests {
         [
             TestSuite("interrupts", memory: "24M", diskMiB: 4, [
                 TestCase("everyEnabledLineIsRoutedByTheChosenController", { everyEnabledLineIsRoutedByTheChosenController(.ioAPIC) }),
+                TestCase("theBootCPUTicksOnTheChosenTimer", { theBootCPUTicksOnTheChosenTimer(.localAPIC) }),
+                TestCase("theAPICTimerRunsAtThePITRate", theAPICTimerRunsAtThePITRate),
                 TestCase("timerAndDiskInterruptsArrive", timerAndDiskInterruptsArrive),
             ]),
             TestSuite("interrupts-pic", memory: "24M", arguments: "irqchip=pic", diskMiB: 4, [
                 TestCase("everyEnabledLineIsRoutedByTheChosenController", { everyEnabledLineIsRoutedByTheChosenController(.pic) }),
+                TestCase("theBootCPUTicksOnTheChosenTimer", { theBootCPUTicksOnTheChosenTimer(.localAPIC) }),
+                TestCase("timerAndDiskInterruptsArrive", timerAndDiskInterruptsArrive),
+            ]),
+            TestSuite("interrupts-pit", memory: "24M", arguments: "tick=pit", diskMiB: 4, [
+                TestCase("everyEnabledLineIsRoutedByTheChosenController", { everyEnabledLineIsRoutedByTheChosenController(.ioAPIC) }),
+                TestCase("theBootCPUTicksOnTheChosenTimer", { theBootCPUTicksOnTheChosenTimer(.pit) }),
                 TestCase("timerAndDiskInterruptsArrive", timerAndDiskInterruptsArrive),
             ]),
         ]
@@ -23,7 +31,8 @@ enum InterruptTests {
 
     static func everyEnabledLineIsRoutedByTheChosenController(_ expected: InterruptControllerKind) {
         Test.expect(InterruptLines.controller == expected, "device lines arrive through the \(InterruptLines.controller.name), expected the \(expected.name)")
-        Test.expect(InterruptLines.enabled & 1 != 0, "the timer's IRQ 0 is enabled")
+        let pitLine = InterruptLines.enabled & 1 != 0
+        Test.expect(pitLine == (Timer.source == .pit), "the PIT's IRQ 0 is \(pitLine ? "enabled" as StaticString : "masked"), and the boot CPU's tick runs on \(Timer.source.name)")
         let lint0 = LocalAPIC.read(.lint0)
         let picMasks = PIC.masks
         switch InterruptLines.controller {
@@ -52,6 +61,90 @@ enum InterruptTests {
                 Test.expect(picMasks & (1 << UInt16(irq)) == 0, "IRQ \(irq) is unmasked at the 8259: masks \(hex: picMasks)")
             }
         }
+    }
+
+    /// The boot CPU's tick comes from `expected` (tick=: its APIC timer by default, once the APs
+    /// are up; the PIT with tick=pit): the other timer raises nothing over a 10-tick sleep, the
+    /// chosen one raises every tick, and the local APIC's timer entry says the same.
+    static func theBootCPUTicksOnTheChosenTimer(_ expected: TickSource) {
+        Test.expect(Timer.source == expected, "the boot CPU's tick runs on \(Timer.source.name), expected \(expected.name)")
+        let timerEntry = LocalAPIC.read(.timer)
+        switch expected {
+        case .localAPIC:
+            Test.expectEqual(Int(timerEntry & 0xFF), Timer.bootAPICVector, "the APIC timer entry's vector")
+            Test.expect(timerEntry & LocalAPIC.periodic != 0 && timerEntry & LocalAPIC.masked == 0,
+                        "the APIC timer is periodic and unmasked: \(hex: UInt64(timerEntry))")
+            if InterruptLines.controller == .pic {
+                Test.expect(PIC.masks & 1 != 0, "IRQ 0 is masked at the 8259: masks \(hex: UInt64(PIC.masks))")
+            } else if let unit = IOAPIC.unit(for: InterruptLines.wiring(of: 0).gsi) {
+                let entry = unit.entry(InterruptLines.wiring(of: 0).gsi - unit.interruptBase)
+                Test.expect(entry.low & IOAPIC.maskBit != 0, "IRQ 0 is masked at the I/O APIC: \(hex: UInt64(entry.low))")
+            }
+        case .pit:
+            Test.expect(timerEntry & LocalAPIC.masked != 0, "the boot CPU's APIC timer is masked: \(hex: UInt64(timerEntry))")
+        }
+        Preemption.enable()
+        defer { Preemption.disable() }
+        // Read together with interrupts off, so that no tick falls between the reads.
+        let counts = { withInterruptsDisabled { (Timer.ticks, Timer.pitTicks, Timer.localAPICTicks) } }
+        let before = counts()
+        Scheduler.sleep(ticks: 10)
+        let after = counts()
+        let elapsed = after.0 - before.0
+        let fromPIT = after.1 - before.1
+        let fromAPIC = after.2 - before.2
+        let (chosen, other) = expected == .pit ? (fromPIT, fromAPIC) : (fromAPIC, fromPIT)
+        Test.diagnostic("in \(elapsed) ticks: \(fromPIT) from the PIT, \(fromAPIC) from the APIC timer")
+        Test.expect(elapsed >= 10, "ticks arrive: \(elapsed) in a 10-tick sleep")
+        Test.expectEqual(chosen, elapsed, "ticks from \(expected.name)")
+        Test.expectEqual(other, 0, "ticks from the other timer")
+    }
+
+    /// The calibration (LocalAPIC.calibrate, on PIT interrupt edges) checked another way: with
+    /// interrupts off, PIT channel 2 (free-running, mode 2, counted down by 1 per input clock)
+    /// and this CPU's APIC timer are read in turns over about 3 ticks' time, each counted across
+    /// its reloads. The APIC counts per PIT clock must match countsPerTick within 2%. This
+    /// found the PIT in mode 3 (square wave) interrupting twice per period through QEMU's I/O
+    /// APIC: calibrated 312000 counts per tick where 625000 is right, and the kernel's clock
+    /// ran at twice its rate (Timer.start now uses mode 2).
+    static func theAPICTimerRunsAtThePITRate() {
+        let counts = LocalAPIC.countsPerTick
+        Test.expect(counts > 0, "the APIC timer is calibrated")
+        guard counts > 0, LocalAPIC.read(.timer) & LocalAPIC.periodic != 0 else {
+            return Test.fail("the boot CPU's APIC timer does not run periodically (tick=\(Timer.source.name))")
+        }
+        let control = IOPort(0x43), channel2 = IOPort(0x42), gate = IOPort(0x61)
+        let (pitClocks, apicCounts): (UInt64, UInt64) = withInterruptsDisabled {
+            let gateBefore = gate.read8()
+            gate.write8((gateBefore & ~0x02) | 0x01)        // gate channel 2 on, speaker off
+            control.write8(0xB4)                            // channel 2, lobyte/hibyte, mode 2
+            channel2.write8(0)
+            channel2.write8(0)                              // 0 = 65536 clocks per period
+            func pit() -> UInt64 {
+                control.write8(0x80)                        // latch channel 2
+                let low = UInt64(channel2.read8())
+                return low | UInt64(channel2.read8()) << 8
+            }
+            let period = UInt64(LocalAPIC.read(.timerInitialCount))
+            var pitLast = pit(), apicLast = UInt64(LocalAPIC.read(.timerCurrentCount))
+            var pitElapsed: UInt64 = 0, apicElapsed: UInt64 = 0
+            while apicElapsed < 3 * counts {
+                let pitNow = pit()
+                let apicNow = UInt64(LocalAPIC.read(.timerCurrentCount))
+                pitElapsed += pitNow <= pitLast ? pitLast - pitNow : pitLast + 65536 - pitNow
+                apicElapsed += apicNow <= apicLast ? apicLast - apicNow : apicLast + period - apicNow
+                pitLast = pitNow
+                apicLast = apicNow
+            }
+            gate.write8(gateBefore)
+            return (pitElapsed, apicElapsed)
+        }
+        // APIC counts per PIT clock, scaled by 10^6: measured, and as calibrated.
+        let measured = apicCounts * 1_000_000 / max(1, pitClocks)
+        let calibrated = counts * Timer.hertz * 1_000_000 / Timer.inputFrequency
+        Test.diagnostic("\(apicCounts) APIC counts in \(pitClocks) PIT clocks: \(measured) per million clocks, \(calibrated) as calibrated (\(counts) per tick)")
+        Test.expect(measured * 100 >= calibrated * 98 && measured * 100 <= calibrated * 102,
+                    "APIC counts per million PIT clocks: measured \(measured), calibrated \(calibrated) (within 2%)")
     }
 
     static func timerAndDiskInterruptsArrive() {

@@ -68,6 +68,19 @@ enum InterruptLines {
         }
     }
 
+    /// Masks IRQ `irq` at the current controller and forgets it (its handler stays registered):
+    /// the PIT's line once the boot CPU's tick moved to its APIC timer.
+    static func disable(irq: Int) {
+        kassert(irq >= 0 && irq < lineCount, "interrupt line \(irq) is not an IRQ 0-15")
+        withInterruptsDisabled {
+            enabled &= ~(1 << UInt16(irq))
+            switch controller {
+            case .pic: PIC.mask(irq: irq)
+            case .ioAPIC: _ = route(irq, masked: true)
+            }
+        }
+    }
+
     /// Acknowledges IRQ `irq` at the controller that delivered it. In the handler, interrupts off.
     @inline(__always)
     static func endOfInterrupt(irq: Int) {

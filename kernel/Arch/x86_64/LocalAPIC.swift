@@ -5,10 +5,10 @@
 // Pmap.bootstrap maps that page uncached (PCD|PWT) and no-execute at `KernelLayout.localAPICWindow`.
 // Registers are 32 bits wide, 16-byte aligned, and must be accessed with 32-bit loads and stores.
 //
-// The boot CPU's scheduling tick stays on the PIT (docs/smp.md says why); its APIC timer is
-// calibrated against the PIT and used for the short delays of the INIT-SIPI-SIPI sequence, in
-// one-shot mode with its interrupt masked. Each AP's APIC timer is its periodic tick, with the
-// count calibrated on the boot CPU (every local APIC runs on the same bus clock).
+// The APIC timer is calibrated on the boot CPU against the PIT (every local APIC runs on the
+// same bus clock). Each AP's APIC timer is its periodic tick from the moment it is online; the
+// boot CPU's serves the short delays of the INIT-SIPI-SIPI sequence (one-shot) until the APs
+// are up, and then becomes its periodic tick too (Timer.moveToLocalAPIC).
 
 import ArchSupport
 
@@ -107,14 +107,26 @@ enum LocalAPIC {
 
     /// Counts the APIC timer's decrements over `ticks` PIT ticks. The boot CPU, interrupts on,
     /// the PIT running.
+    ///
+    /// Preemption is off meanwhile, and the count is read in the same interrupts-off check that
+    /// sees the last edge: a switch to another thread between the two would count that
+    /// thread's time into the measurement, and the boot CPU's own tick runs on this timer
+    /// (Timer.moveToLocalAPIC), so an error here is an error in the kernel's clock. The
+    /// interrupts suite checks the result against PIT channel 2 by another method.
     static func calibrate(ticks: UInt64 = 5) {
         kassert(Timer.running && CPU.interruptsEnabled, "APIC timer calibration needs the PIT tick")
+        Preemption.disable()
+        defer { Preemption.enable() }
         write(.timerDivide, timerDivideBy16)
         write(.timer, masked)                       // one-shot, masked
         let start = waitForTickEdge()
         write(.timerInitialCount, UInt32.max)
-        haltUntilTick(start + ticks)
-        let counted = UInt64(UInt32.max - read(.timerCurrentCount))
+        var counted: UInt64 = 0
+        haltUntil {
+            guard Timer.currentTicks >= start + ticks else { return false }
+            counted = UInt64(UInt32.max - read(.timerCurrentCount))
+            return true
+        }
         write(.timerInitialCount, 0)
         countsPerTick = max(1, counted / ticks)
         Log.info(.cpu, "APIC timer: \(countsPerTick) counts per PIT tick (\(Timer.milliseconds(1)) ms) with divider 16, calibrated over \(ticks) ticks: bus clock about \(countsPerTick * 16 * Timer.hertz / 1000) kHz")
@@ -146,8 +158,7 @@ enum LocalAPIC {
     }
 
     /// Starts this CPU's APIC timer as its periodic scheduling tick on `vector`, at the PIT's
-    /// rate (an AP's; the boot CPU keeps the PIT). The timer is the CPU's own from then on:
-    /// `delay` must not run on this CPU.
+    /// rate. The timer is the CPU's own from then on: `delay` counts down its periods.
     static func startPeriodicTimer(vector: Int) {
         kassert(countsPerTick > 0 && countsPerTick <= UInt64(UInt32.max), "APIC timer started before calibration (\(countsPerTick) counts per tick)")
         write(.timerDivide, timerDivideBy16)
@@ -160,16 +171,25 @@ enum LocalAPIC {
     static let alarmVector = 0xF6
     static var alarmRegistered = false
 
-    /// Waits at least `microseconds` on the boot CPU's APIC timer (calibrated first): halted
-    /// until the timer's one-shot alarm when interrupts are on, spinning on its count when they
-    /// are off. Halting matters under `-icount`, where each spin step leaves QEMU's execution
-    /// loop: an AP start's 10 ms cost a second of host time. Never on an AP, whose timer is its
-    /// scheduling tick.
+    /// Waits at least `microseconds` on this CPU's APIC timer (calibrated first). On the boot
+    /// CPU while the PIT still ticks (the APs' start-up), a one-shot count: halted until the
+    /// timer's alarm when interrupts are on, spinning on the count when they are off. Where the
+    /// timer is the CPU's periodic tick (every AP; the boot CPU after Timer.moveToLocalAPIC), it
+    /// counts down the running timer instead. Halting matters under `-icount`, where each spin
+    /// step leaves QEMU's execution loop: an AP start's 10 ms cost a second of host time.
     static func delay(microseconds: UInt64) {
         kassert(countsPerTick > 0, "APIC delay before calibration")
-        kassert(PerCPU.this.pointee.index == 0, "APIC delay on an AP, whose timer is its scheduling tick")
         let tickMicroseconds = 1_000_000 / Timer.hertz
-        var remaining = max(1, countsPerTick * microseconds / tickMicroseconds)
+        let counts = max(1, countsPerTick * microseconds / tickMicroseconds)
+        if PerCPU.this.pointee.index == 0 && Timer.source == .pit {
+            delayOneShot(counts)
+        } else {
+            delayOnTheTick(counts)
+        }
+    }
+
+    private static func delayOneShot(_ counts: UInt64) {
+        var remaining = counts
         let halting = alarmRegistered && CPU.interruptsEnabled
         write(.timer, halting ? UInt32(alarmVector) : masked)    // one-shot
         while remaining > 0 {
@@ -183,5 +203,27 @@ enum LocalAPIC {
             remaining -= chunk
         }
         write(.timer, masked)
+    }
+
+    /// Counts `counts` decrements of the periodic timer that is this CPU's tick, across its
+    /// reloads. With interrupts on it halts while more than a period remains (the tick itself
+    /// ends each halt) and spins for the rest; with them off it spins. A gap between two reads
+    /// longer than a period (the vCPU descheduled by the host) is counted as less than it
+    /// was, which only makes the wait longer.
+    private static func delayOnTheTick(_ counts: UInt64) {
+        let period = UInt64(read(.timerInitialCount))
+        kassert(period > 0 && read(.timer) & periodic != 0, "APIC delay on cpu \(PerCPU.this.pointee.index), whose APIC timer is not running periodically")
+        var previous = UInt64(read(.timerCurrentCount))
+        var elapsed: UInt64 = 0
+        while elapsed < counts {
+            if CPU.interruptsEnabled && counts - elapsed > period {
+                CPU.enableInterruptsAndHalt()
+            } else {
+                CPU.pause()
+            }
+            let now = UInt64(read(.timerCurrentCount))
+            elapsed += now <= previous ? previous - now : previous + period - now
+            previous = now
+        }
     }
 }

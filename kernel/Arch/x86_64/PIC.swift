@@ -50,6 +50,15 @@ enum PIC {
         }
     }
 
+    /// Masks one line (the cascade line 2 stays as it is: other slave lines may use it).
+    static func mask(irq: Int) {
+        if irq < 8 {
+            masterData.write8(masterData.read8() | UInt8(1 << irq))
+        } else {
+            slaveData.write8(slaveData.read8() | UInt8(1 << (irq - 8)))
+        }
+    }
+
     /// Masks every line on both PICs: the I/O APIC delivers them now (InterruptLines).
     static func maskAll() {
         masterData.write8(0xFF)

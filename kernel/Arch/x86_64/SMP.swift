@@ -103,6 +103,7 @@ enum SMP {
             for apicID in Machine.processorsToStart { startProcessor(apicID) }
         }
         Log.info(.cpu, "\(onlineCount) CPUs online")
+        Timer.moveToLocalAPIC()
     }
 
     private static func startProcessor(_ apicID: UInt32) {
