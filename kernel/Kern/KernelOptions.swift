@@ -27,6 +27,7 @@ enum KernelOption: Int, CaseIterable {
     case diskfault
     case irqchip
     case tick
+    case irqroute
     case lockorder
     case pageoutcluster
 
@@ -66,6 +67,8 @@ enum KernelOption: Int, CaseIterable {
             return OptionSpec("irqchip", .choice("auto|pic|ioapic"), default: "auto", "which controller delivers device interrupts: auto (the I/O APIC when the firmware lists one), pic (the 8259s), ioapic (docs/smp.md)")
         case .tick:
             return OptionSpec("tick", .choice("apic|pit"), default: "apic", "what drives the boot CPU's tick once the APs are up: apic (its local APIC timer, calibrated on the PIT, as on every AP) or pit (the PIT stays); without a local APIC the PIT stays (docs/smp.md)")
+        case .irqroute:
+            return OptionSpec("irqroute", .choice("spread|boot"), default: "spread", "where device interrupt lines go once the APs are up: spread (each line but the PIT's to its own CPU, the APs first) or boot (all on the boot CPU); the I/O APIC only (docs/smp.md)")
         case .lockorder:
             return OptionSpec("lockorder", .choice("off|on"), default: "off", "check every mutex and spin lock acquisition against the orders seen so far; a reversed order panics naming both locks and sites (docs/debugging.md)")
         case .pageoutcluster:
@@ -133,6 +136,7 @@ enum KernelOptions {
             case .lockorder: if value.choice == 1 { LockOrder.enable() }
             case .irqchip: InterruptLines.choice = InterruptControllerChoice(rawValue: value.choice)!
             case .tick: Timer.requested = TickSource(rawValue: value.choice)!
+            case .irqroute: InterruptLines.routing = InterruptRouting(rawValue: value.choice)!
             case .pageoutcluster:
                 if value.number == 0 || value.number > UInt64(Disk.maximumTransferPages) {
                     KernelOptions.errorCount += 1

@@ -14,7 +14,7 @@
 //   - the stress workloads (Stress.swift) with 2 threads per CPU: swap-backed objects faulted
 //     in and out and wired kmem churn, every page checked word for word, while the pageout
 //     thread runs on whichever CPU takes it - and the reserve draws within their bounds.
-// Workloads size themselves from the machine (Stress.run fills to 80% of swap; the disk is
+// Workloads size themselves from the machine (Stress.run fills to 1.5 times RAM; the disk is
 // twice RAM).
 
 import Synchronization

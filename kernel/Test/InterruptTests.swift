@@ -10,7 +10,7 @@
 enum InterruptTests {
     static var suites: [TestSuite] {
         [
-            TestSuite("interrupts", memory: "24M", diskMiB: 4, [
+            TestSuite("interrupts", memory: "24M", diskMiB: 4, cpus: "1,2", [
                 TestCase("everyEnabledLineIsRoutedByTheChosenController", { everyEnabledLineIsRoutedByTheChosenController(.ioAPIC) }),
                 TestCase("theBootCPUTicksOnTheChosenTimer", { theBootCPUTicksOnTheChosenTimer(.localAPIC) }),
                 TestCase("theAPICTimerRunsAtThePITRate", theAPICTimerRunsAtThePITRate),
@@ -53,7 +53,11 @@ enum InterruptTests {
                 let level = entry.low & (1 << 15) != 0
                 let pci = InterruptLines.pciLines & (1 << UInt16(irq)) != 0
                 Test.expect(level == pci, "IRQ \(irq) is \(level ? "level" as StaticString : "edge")-triggered at the I/O APIC, but it is \(pci ? "a PCI" as StaticString : "an ISA") line")
-                Test.expectEqual(entry.high >> 24, PerCPU.this.pointee.apicID, "IRQ \(irq)'s destination APIC id")
+                let destination = InterruptLines.destination(of: irq)
+                Test.expectEqual(entry.high >> 24, PerCPU.area(destination).pointee.apicID, "IRQ \(irq)'s destination APIC id (cpu \(destination))")
+                if pci && SMP.onlineCount > 1 && InterruptLines.routing == .spread {
+                    Test.expect(destination != 0, "PCI line IRQ \(irq) is routed to an AP with \(SMP.onlineCount) CPUs online (irqroute=spread), not to cpu \(destination)")
+                }
             }
         case .pic:
             Test.expectEqual(lint0 & 0x700, 0x700, "LINT0 delivers the 8259s' interrupts (ExtINT)")
@@ -102,8 +106,10 @@ enum InterruptTests {
 
     /// The calibration (LocalAPIC.calibrate, on PIT interrupt edges) checked another way: with
     /// interrupts off, PIT channel 2 (free-running, mode 2, counted down by 1 per input clock)
-    /// and this CPU's APIC timer are read in turns over about 3 ticks' time, each counted across
-    /// its reloads. The APIC counts per PIT clock must match countsPerTick within 2%. This
+    /// and this CPU's APIC timer are read in turns over 20 ticks' time, each counted across its
+    /// reloads. The APIC counts per PIT clock must match countsPerTick within 5% (a delay
+    /// between the two reads of a pair, the other vCPU holding QEMU's lock, skews a shorter
+    /// span: 3 ticks at 2 CPUs once measured 8% off). This
     /// found the PIT in mode 3 (square wave) interrupting twice per period through QEMU's I/O
     /// APIC: calibrated 312000 counts per tick where 625000 is right, and the kernel's clock
     /// ran at twice its rate (Timer.start now uses mode 2).
@@ -128,7 +134,7 @@ enum InterruptTests {
             let period = UInt64(LocalAPIC.read(.timerInitialCount))
             var pitLast = pit(), apicLast = UInt64(LocalAPIC.read(.timerCurrentCount))
             var pitElapsed: UInt64 = 0, apicElapsed: UInt64 = 0
-            while apicElapsed < 3 * counts {
+            while apicElapsed < 20 * counts {
                 let pitNow = pit()
                 let apicNow = UInt64(LocalAPIC.read(.timerCurrentCount))
                 pitElapsed += pitNow <= pitLast ? pitLast - pitNow : pitLast + 65536 - pitNow
@@ -143,8 +149,8 @@ enum InterruptTests {
         let measured = apicCounts * 1_000_000 / max(1, pitClocks)
         let calibrated = counts * Timer.hertz * 1_000_000 / Timer.inputFrequency
         Test.diagnostic("\(apicCounts) APIC counts in \(pitClocks) PIT clocks: \(measured) per million clocks, \(calibrated) as calibrated (\(counts) per tick)")
-        Test.expect(measured * 100 >= calibrated * 98 && measured * 100 <= calibrated * 102,
-                    "APIC counts per million PIT clocks: measured \(measured), calibrated \(calibrated) (within 2%)")
+        Test.expect(measured * 100 >= calibrated * 95 && measured * 100 <= calibrated * 105,
+                    "APIC counts per million PIT clocks: measured \(measured), calibrated \(calibrated) (within 5%)")
     }
 
     static func timerAndDiskInterruptsArrive() {
@@ -166,12 +172,18 @@ enum InterruptTests {
         let pattern = PagePattern.key(KernelOptions.seed, 0x1A7E, 0)
         PagePattern.fill(VirtualAddress(buffer), pattern)
         let before = DiskCompletion.byInterrupt
+        let irq = kind == .virtio ? VirtioBlock.irq : AHCIDisk.irq
+        let target = PerCPU.area(InterruptLines.destination(of: irq))
+        let targetBefore = target.pointee.lockedInterrupts
         let wrote = SwapDevice.write(block: block, from: buffer)
         buffer.initializeMemory(as: UInt8.self, repeating: 0, count: Int(pageSize))
         let read = SwapDevice.read(block: block, into: buffer)
         Test.expect(wrote && read, "a swap block written and read back on \(kind.name)")
         Test.expect(PagePattern.firstMismatch(VirtualAddress(buffer), pattern) == nil, "the page read back is the page written")
         Test.expectEqual(DiskCompletion.byInterrupt - before, 2, "\(kind.name) transfers completed by their interrupt")
+        let taken = target.pointee.lockedInterrupts - targetBefore
+        Test.diagnostic("IRQ \(irq) is routed to cpu \(target.pointee.index), which took \(taken) interrupts under the kernel lock during the two transfers")
+        Test.expect(taken >= 2, "the two completion interrupts arrived on cpu \(target.pointee.index), IRQ \(irq)'s destination: it took \(taken)")
         buffer.deallocate()
         SwapDevice.freeBlock(block)
     }

@@ -48,6 +48,7 @@ enum SMPTests {
             TestCase("anUnmappedPageIsUnreachableFromEveryCPU", anUnmappedPageIsUnreachableFromEveryCPU),
             TestCase("withoutShootdownsAnAPReadsTheReusedPage", withoutShootdownsAnAPReadsTheReusedPage),
             TestCase("anAPForgetsWhatChangedWhileItWasParked", anAPForgetsWhatChangedWhileItWasParked),
+            TestCase("anInterruptOnAParkedAPSeesTheNewMapping", anInterruptOnAParkedAPSeesTheNewMapping),
             TestCase("everyAPTicksAtThePITRate", everyAPTicksAtThePITRate),
             TestCase("threadsRunOnEveryCPU", threadsRunOnEveryCPU),
             TestCase("reserveFreedOnAnotherCPUGoesBackToTheCentre", reserveFreedOnAnotherCPUGoesBackToTheCentre),

@@ -19,6 +19,22 @@
 //
 // Vectors: 32 + IRQ in both modes, so handlers are registered once. Lines are enabled at boot
 // with interrupts off, and switched once; `enabled` is written only then.
+//
+// Which CPU: every line is routed to the boot CPU first. Once the APs are online,
+// `spreadOverCPUs` (irqroute=spread, the default) gives each enabled device line but the PIT's
+// its own CPU in turn, the APs first and the PCI lines first (with 2 CPUs: the disk's IRQ 11 to
+// cpu 1, the UART's IRQ 4 to cpu 0), so that a disk's completions do not queue behind the boot
+// CPU's work. The I/O APIC only: the 8259s
+// reach the boot CPU alone. A handler on an AP runs like one on the boot CPU, under the kernel
+// lock; an AP parked in its idle halt first becomes active and flushes (Interrupts.swift).
+
+/// The `irqroute=` option: where device lines go once the APs are up.
+enum InterruptRouting: Int {
+    /// Each enabled device line but the PIT's to its own CPU, the APs first.
+    case spread
+    /// Every line stays on the boot CPU.
+    case boot
+}
 
 /// The bus an interrupt line comes from, which says how it signals when the firmware is silent.
 enum InterruptLineBus {
@@ -53,6 +69,45 @@ enum InterruptLines {
     /// The lines enabled so far, and their buses (bit n: IRQ n).
     static var enabled: UInt16 = 0
     static var pciLines: UInt16 = 0
+    static var routing = InterruptRouting.spread
+    /// Each line's destination CPU, by its per-CPU index (0: the boot CPU), in APIC mode.
+    private static var destinations = (UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0),
+                                       UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0))
+
+    /// The per-CPU index of the CPU IRQ `irq` is routed to (always 0 on the 8259s).
+    static func destination(of irq: Int) -> Int {
+        guard controller == .ioAPIC else { return 0 }
+        return withUnsafeBytes(of: &destinations) { Int($0[irq]) }
+    }
+
+    /// Gives each enabled line but IRQ 0 a CPU of its own, the APs first (see the top of the
+    /// file). Boot CPU, after SMP.start has brought the APs online; nothing to do with one CPU,
+    /// on the 8259s or with irqroute=boot.
+    static func spreadOverCPUs() {
+        guard controller == .ioAPIC && SMP.onlineCount > 1 else { return }
+        guard routing == .spread else {
+            Log.info(.cpu, "interrupts: device lines stay on the boot CPU (irqroute=boot)")
+            return
+        }
+        var online: [Int] = []
+        SMP.forEachOnlineAP { online.append($0.pointee.index) }
+        online.append(0)
+        var next = 0
+        withInterruptsDisabled {
+            for pass in 0..<2 {
+                for irq in 1..<lineCount where enabled & (1 << UInt16(irq)) != 0 && (pciLines & (1 << UInt16(irq)) != 0) == (pass == 0) {
+                    let cpu = online[next % online.count]
+                    next += 1
+                    withUnsafeMutableBytes(of: &destinations) { $0[irq] = UInt8(cpu) }
+                    _ = route(irq, masked: false)
+                }
+            }
+        }
+        for irq in 1..<lineCount where enabled & (1 << UInt16(irq)) != 0 {
+            let cpu = PerCPU.area(destination(of: irq))
+            Log.info(.cpu, "interrupts: IRQ \(irq) -> cpu \(cpu.pointee.index) (APIC id \(cpu.pointee.apicID))")
+        }
+    }
 
     /// Routes IRQ `irq` to `handler` on vector 32 + irq and unmasks it at the current controller.
     static func enable(irq: Int, _ bus: InterruptLineBus, _ handler: @escaping InterruptHandler) {
@@ -114,7 +169,8 @@ enum InterruptLines {
         return (gsi, trigger, polarity)
     }
 
-    /// Programs IRQ `irq`'s I/O APIC entry for the boot CPU. False when no I/O APIC has its input.
+    /// Programs IRQ `irq`'s I/O APIC entry for its destination CPU (the boot CPU until
+    /// `spreadOverCPUs`). False when no I/O APIC has its input.
     private static func route(_ irq: Int, masked: Bool) -> Bool {
         let wire = wiring(of: irq)
         guard let unit = IOAPIC.unit(for: wire.gsi) else {
@@ -122,7 +178,7 @@ enum InterruptLines {
             return false
         }
         unit.route(wire.gsi - unit.interruptBase, vector: PIC.vectorBase + irq, wire.trigger, wire.polarity,
-                   destination: PerCPU.this.pointee.apicID, masked: masked)
+                   destination: PerCPU.area(withUnsafeBytes(of: &destinations) { Int($0[irq]) }).pointee.apicID, masked: masked)
         return true
     }
 

@@ -80,9 +80,18 @@ func interruptDispatch(_ rawFrame: UnsafeMutableRawPointer) {
             if Interrupts.locking![vector] == .lockFree {
                 handler(frame)
             } else {
+                // A device line routed to an AP may arrive while its idle thread halts, parked:
+                // shootdowns skipped it, so it becomes active and flushes what changed before
+                // the handler touches the kernel's changing mappings, and parks again after, back
+                // in its halt (TLBShootdown.swift). Only the idle halt is parked.
+                let cpu = PerCPU.this
+                let parked = cpu.pointee.index != 0 && !cpu.pointee.tlbActive.load(ordering: .relaxed)
+                if parked { TLBShootdown.becomeActive(cpu) }
+                cpu.pointee.lockedInterrupts &+= 1
                 let entered = KernelLock.enter()
                 handler(frame)
                 KernelLock.leave(entered)
+                if parked { TLBShootdown.becomeParked(cpu) }
             }
         } else {
             Interrupts.spuriousInterrupts += 1

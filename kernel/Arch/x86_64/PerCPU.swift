@@ -128,6 +128,9 @@ struct PerCPU: ~Copyable {
     /// CPU's PIT count it last saw and at which of its own ticks (ProcessorWatch.processorTick;
     /// written by this CPU's tick interrupt only).
     var processorTicks: UInt64 = 0
+    /// Interrupts this CPU took on vectors whose handlers run under the kernel lock (device
+    /// lines, the boot CPU's tick); the interrupts suite sees where a device line arrives.
+    var lockedInterrupts: UInt64 = 0
     var bootTicksSeen: UInt64 = 0
     var bootTicksSeenAt: UInt64 = 0
 

@@ -103,6 +103,7 @@ enum SMP {
             for apicID in Machine.processorsToStart { startProcessor(apicID) }
         }
         Log.info(.cpu, "\(onlineCount) CPUs online")
+        InterruptLines.spreadOverCPUs()
         Timer.moveToLocalAPIC()
     }
 
