@@ -15,7 +15,7 @@
 // running work keeps its interrupts on but for short spin-locked sections.
 //
 // The boot CPU is watched the other way round: the first online AP (the watcher) looks, on
-// each tick of its own APIC timer, at the boot CPU's PIT tick count, which only the boot
+// each tick of its own APIC timer, at the boot CPU's tick count (Timer.ticks), which only the boot
 // CPU's timer interrupt advances. If it has not moved for `bootCPUSilentSeconds` of the
 // watcher's ticks, the watcher panics naming cpu 0, and the panic's stop NMI shows where the
 // boot CPU spins. The check runs first in the AP's tick interrupt, before anything that takes
@@ -29,7 +29,7 @@ enum ProcessorWatch {
     static let pingTicks = Timer.hertz / 10
     /// How long an AP may take no interrupt before it is reported.
     static let silentSeconds: UInt64 = 2
-    /// How long the boot CPU may take no PIT tick before its watcher reports it: longer than
+    /// How long the boot CPU may take no tick before its watcher reports it: longer than
     /// an AP's, because the boot CPU does the kernel's long interrupts-off work (boot-time
     /// walks over every page descriptor, consistency checks of large tables) while the APs
     /// are up.

@@ -1,6 +1,6 @@
 // SMPWatchTests.swift - the smp suite's watchdog cases: a CPU that stops taking interrupts
 // is reported by another - an AP by the boot CPU's heartbeats, the boot CPU by the first AP
-// watching its PIT tick - and each AP's own tick, which the watcher counts time in, runs at
+// watching its tick - and each AP's own tick, which the watcher counts time in, runs at
 // the PIT's rate (kernel/Kern/ProcessorWatch.swift). Registered in SMPTests.cases.
 
 extension SMPTests {
@@ -32,7 +32,7 @@ extension SMPTests {
         }
     }
 
-    /// The boot CPU spins with interrupts off, so its PIT tick stops: the first AP must say so
+    /// The boot CPU spins with interrupts off, so its tick stops: the first AP must say so
     /// (ProcessorWatch.processorTick) and stop it with the panic's NMI.
     static func theBootCPUWithInterruptsOffIsReported() {
         guard firstOnlineAP() != nil else { return }
