@@ -68,7 +68,7 @@ enum KernelOption: Int, CaseIterable {
         case .tick:
             return OptionSpec("tick", .choice("apic|pit"), default: "apic", "what drives the boot CPU's tick once the APs are up: apic (its local APIC timer, calibrated on the PIT, as on every AP) or pit (the PIT stays); without a local APIC the PIT stays (docs/smp.md)")
         case .irqroute:
-            return OptionSpec("irqroute", .choice("spread|boot"), default: "spread", "where device interrupt lines go once the APs are up: spread (each line but the PIT's to its own CPU, the APs first) or boot (all on the boot CPU); the I/O APIC only (docs/smp.md)")
+            return OptionSpec("irqroute", .choice("spread|boot"), default: "boot", "where device interrupt lines go once the APs are up: boot (all on the boot CPU) or spread (each line but the PIT's to its own CPU, the APs first); the I/O APIC only (docs/smp.md)")
         case .lockorder:
             return OptionSpec("lockorder", .choice("off|on"), default: "off", "check every mutex and spin lock acquisition against the orders seen so far; a reversed order panics naming both locks and sites (docs/debugging.md)")
         case .pageoutcluster:

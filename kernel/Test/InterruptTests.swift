@@ -10,7 +10,7 @@
 enum InterruptTests {
     static var suites: [TestSuite] {
         [
-            TestSuite("interrupts", memory: "24M", diskMiB: 4, cpus: "1,2", [
+            TestSuite("interrupts", memory: "24M", arguments: "irqroute=spread", diskMiB: 4, cpus: "1,2", [
                 TestCase("everyEnabledLineIsRoutedByTheChosenController", { everyEnabledLineIsRoutedByTheChosenController(.ioAPIC) }),
                 TestCase("theBootCPUTicksOnTheChosenTimer", { theBootCPUTicksOnTheChosenTimer(.localAPIC) }),
                 TestCase("theAPICTimerRunsAtThePITRate", theAPICTimerRunsAtThePITRate),
