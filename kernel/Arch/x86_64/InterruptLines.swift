@@ -80,7 +80,13 @@ enum InterruptLines {
     /// The per-CPU index of the CPU IRQ `irq` is routed to (always 0 on the 8259s).
     static func destination(of irq: Int) -> Int {
         guard controller == .ioAPIC else { return 0 }
-        return withUnsafeBytes(of: &destinations) { Int($0[irq]) }
+        return assignedCPU(of: irq)
+    }
+
+    /// The CPU recorded for IRQ `irq`, whichever controller delivers it now: `route` programs
+    /// the I/O APIC with it before the switch to APIC mode, when `destination(of:)` says 0.
+    private static func assignedCPU(of irq: Int) -> Int {
+        withUnsafeBytes(of: &destinations) { Int($0[irq]) }
     }
 
     /// Gives each enabled line but IRQ 0 a CPU of its own, the APs first (see the top of the
@@ -181,7 +187,7 @@ enum InterruptLines {
             return false
         }
         unit.route(wire.gsi - unit.interruptBase, vector: PIC.vectorBase + irq, wire.trigger, wire.polarity,
-                   destination: PerCPU.area(withUnsafeBytes(of: &destinations) { Int($0[irq]) }).pointee.apicID, masked: masked)
+                   destination: PerCPU.area(assignedCPU(of: irq)).pointee.apicID, masked: masked)
         return true
     }
 
