@@ -19,8 +19,10 @@
 //     the thread (Thread.kernelLockDepth) and the thread it switches to restores its own, so
 //     the lock passes from thread to thread on a CPU exactly as "interrupts off" did. A new
 //     thread starts by letting go of it (kernelThreadStart);
-//   - a CPU spinning for it, interrupts off, still answers TLB shootdowns (the holder may be
-//     waiting for exactly that answer): the spin polls its shootdown mailbox;
+//   - a CPU spinning for it, interrupts off, is parked for TLB shootdowns (it touches no
+//     changing mapping before it holds the lock, and then flushes if one happened), so the
+//     holder does not wait for it; a request posted just before it parked is answered from
+//     the spin, which polls its shootdown mailbox;
 //   - the lock-order checker does not see it: it is taken around everything, so it is
 //     always first, and recursion is its normal use;
 //   - it is `active` only once application processors run threads (SMP.start). With one
@@ -29,6 +31,7 @@
 //     and the report must still be printed.
 
 import ArchSupport
+import Synchronization
 
 enum KernelLock {
     /// Whether the lock is in force (more than one CPU runs threads). Set once, by the boot
@@ -68,12 +71,20 @@ enum KernelLock {
         if bypassedBy == me { return }
         let spun = withUnsafeMutablePointer(to: &holder) { word -> Bool in
             if arch_atomic_cmpxchg_acquire_u32(word, 0, me) != 0 { return false }
+            // Until it holds the lock this CPU touches no mapping that can change, so it parks
+            // for shootdowns meanwhile: a shooter (which holds the lock) skips it instead of
+            // waiting for an answer that needs this vCPU to be scheduled, and it flushes when it
+            // gets the lock if one happened (TLBShootdown.swift). A request posted before it
+            // parked is still answered from the loop.
+            let wasActive = cpu.pointee.tlbActive.load(ordering: .relaxed)
+            if wasActive { TLBShootdown.becomeParked(cpu) }
             repeat {
                 while arch_atomic_load_relaxed_u32(word) != 0 {
                     if TLBShootdown.answerPending(cpu) { shootdownsAnsweredSpinning &+= 1 }
                     CPU.pause()
                 }
             } while arch_atomic_cmpxchg_acquire_u32(word, 0, me) == 0
+            if wasActive { TLBShootdown.becomeActive(cpu) }
             return true
         }
         if spun { contended &+= 1 }

@@ -48,6 +48,7 @@ enum SMPTests {
             TestCase("anUnmappedPageIsUnreachableFromEveryCPU", anUnmappedPageIsUnreachableFromEveryCPU),
             TestCase("withoutShootdownsAnAPReadsTheReusedPage", withoutShootdownsAnAPReadsTheReusedPage),
             TestCase("anAPForgetsWhatChangedWhileItWasParked", anAPForgetsWhatChangedWhileItWasParked),
+            TestCase("anAPSpinningForTheKernelLockForgetsWhatChanged", anAPSpinningForTheKernelLockForgetsWhatChanged),
             TestCase("anInterruptOnAParkedAPSeesTheNewMapping", anInterruptOnAParkedAPSeesTheNewMapping),
             TestCase("everyAPTicksAtThePITRate", everyAPTicksAtThePITRate),
             TestCase("threadsRunOnEveryCPU", threadsRunOnEveryCPU),
@@ -219,12 +220,17 @@ enum SMPTests {
     /// frees the page.
     static func mapNewProbePage() -> PageIndex {
         let page = PhysicalMemory.allocate(order: 0, .ordinary)!
+        mapProbe(page)
+        return page
+    }
+
+    /// Fills `page` with a new round's pattern and maps it at the probe address.
+    static func mapProbe(_ page: PageIndex) {
         probeRounds += 1
         let pattern = mappedPattern &+ probeRounds
         fill(page, pattern)
         Test.expect(Pmap.enter(probeAddress, page: page, protection: .readWrite, .system), "the probe page is mapped")
         probePattern.store(pattern, ordering: .releasing)
-        return page
     }
 
     /// The readers' counters and flags back to zero, before they start. Every global the APs
@@ -246,12 +252,64 @@ enum SMPTests {
         for index in 0..<Int(pageSize) / 8 { direct[index] = pattern }
     }
 
+    /// The same for a CPU spinning for the kernel lock, which is parked too (KernelLock
+    /// enterSlow): the APs read the page, then try to take the kernel lock, which the boot CPU
+    /// holds. Once each is spinning for it - and so parked - the boot CPU removes the mapping
+    /// (no IPI: a shooter does not wait for CPUs that wait for it), reuses the page, maps the
+    /// address to a new one and lets go. Each AP must flush when it gets the lock: every read
+    /// after it must return the new page's pattern.
+    static func anAPSpinningForTheKernelLockForgetsWhatChanged() {
+        guard SMP.onlineCount > 1 else {
+            Test.diagnostic("one CPU: no other TLB to shoot down")
+            return
+        }
+        let readers = UInt64(SMP.onlineCount - 1)
+        resetProbe()
+        let old = mapNewProbePage()
+        let new = PhysicalMemory.allocate(order: 0, .ordinary)!
+        probeParking.store(0, ordering: .relaxed)
+        startReaders(lockingMidway: true)
+        var parked: UInt64 = 0
+        var interrupts: UInt64 = 0
+        withInterruptsDisabled {
+            probeParking.store(1, ordering: .releasing)
+            // Not waitFor: it halts, and this CPU holds the kernel lock with interrupts off.
+            var spins: UInt64 = 0
+            repeat {
+                parked = 0
+                SMP.forEachOnlineAP { cpu in
+                    if !cpu.pointee.tlbActive.load(ordering: .sequentiallyConsistent) { parked += 1 }
+                }
+                CPU.pause()
+                spins += 1
+            } while parked < readers && spins < 200_000_000
+            let interruptsBefore = TLBShootdown.interruptsSent
+            Pmap.remove(probeAddress, pages: 1)
+            interrupts = TLBShootdown.interruptsSent - interruptsBefore
+            fill(old, reusedPattern)
+            mapProbe(new)
+            probeParking.store(2, ordering: .releasing)
+        }
+        let readsBefore = probeReads.load(ordering: .acquiring)
+        waitFor { probeReads.load(ordering: .acquiring) >= readsBefore + 1000 * readers }
+        stopReaders()
+        let reads = probeReads.load(ordering: .acquiring) - readsBefore
+        let wrong = probeWrongReads.load(ordering: .acquiring)
+        PhysicalMemory.free(old)
+        Test.diagnostic("\(parked) of \(readers) AP(s) parked spinning for the kernel lock with the old translation; removal sent \(interrupts) IPIs; then \(reads) reads of the new page, \(wrong) returned another page's contents")
+        Test.expectEqual(parked, readers, "APs parked while they spin for the kernel lock")
+        Test.expectEqual(interrupts, 0, "shootdown IPIs to APs spinning for the kernel lock (they flush when they get it)")
+        Test.expectEqual(wrong, 0, "reads of the new mapping that returned the old page's contents")
+        Pmap.remove(probeAddress, pages: 1)
+        PhysicalMemory.free(new)
+    }
+
     /// Every AP reads the probe address until each has read through its mapping and they
     /// have made 1,000 reads apiece.
-    static func startReaders(parkingMidway: Bool = false) {
+    static func startReaders(parkingMidway: Bool = false, lockingMidway: Bool = false) {
         var readers = 0
         SMP.forEachOnlineAP { cpu in
-            SMP.run(on: cpu, readTheProbePage, argument: parkingMidway ? 1 : 0)
+            SMP.run(on: cpu, readTheProbePage, argument: parkingMidway ? 1 : lockingMidway ? 2 : 0)
             readers += 1
         }
         waitFor { probeReaders.load(ordering: .acquiring) == UInt64(readers) && probeReads.load(ordering: .acquiring) >= UInt64(1000 * readers) }
@@ -390,7 +448,8 @@ enum SMPTests {
 /// An AP reading the TLB case's probe page until told to stop: a read after the boot CPU said
 /// the mapping is gone must fault; one that succeeds went through a stale TLB entry. With
 /// `argument` 1 it parks when asked (probeParking 1), touching nothing that changes, and
-/// becomes active again when asked (2), as the parked loop does around work.
+/// becomes active again when asked (2), as the parked loop does around work; with 2 it takes
+/// and drops the kernel lock when asked (1), which the boot CPU holds until it says 2.
 private func readTheProbePage(_ argument: UInt64) {
     let cpu = PerCPU.this
     let address = UnsafePointer<UInt64>(bitPattern: UInt(SMPTests.probeAddress.rawValue))!
@@ -402,6 +461,12 @@ private func readTheProbePage(_ argument: UInt64) {
             SMPTests.probeParked.wrappingAdd(1, ordering: .releasing)
             while SMPTests.probeParking.load(ordering: .acquiring) == 1 { CPU.pause() }
             TLBShootdown.becomeActive(cpu)
+        }
+        if argument == 2 && SMPTests.probeParking.load(ordering: .acquiring) == 1 {
+            // The boot CPU holds the lock until it has remapped the page and said 2.
+            CPU.disableInterrupts()
+            KernelLock.leave(KernelLock.enter())
+            CPU.enableInterrupts()
         }
         let phase = SMPTests.probePhase.load(ordering: .acquiring)
         if arch_probe_read(address, &value) != 0 {
