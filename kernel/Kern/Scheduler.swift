@@ -66,6 +66,10 @@ enum Scheduler {
     /// the deadlock watchdog to see a pageout thread that frees nothing. Spinning keeps guest
     /// time moving with the instructions run, as it did when the ATA driver polled. Interrupts off.
     static var transfersAwaited = 0
+    /// Bumped (kernel lock) whenever a CPU that found nothing to run may now find something:
+    /// a thread queued, the sole thread gone. An idle CPU woken by an interrupt goes back to
+    /// sleep without the kernel lock while it has not moved (`idleMayStay`).
+    static var queueChanges: UInt64 = 0
 
     /// Turns the boot flow into the "main" thread and creates the boot CPU's idle thread.
     static func bootstrap() {
@@ -107,6 +111,7 @@ enum Scheduler {
     }
 
     static func enqueue(_ thread: ThreadRef) {
+        queueChanges &+= 1
         thread.pointee.queueNext = nil
         if let tail = runTail { tail.pointee.queueNext = thread } else { runHead = thread }
         runTail = thread
@@ -344,15 +349,18 @@ enum Scheduler {
             var entered = KernelLock.enter()
             if !hasWork(for: cpu.pointee.index) && !SMP.hasRequestedWork(cpu) {
                 cpu.pointee.idling = true
+                let changesSeen = queueChanges
                 KernelLock.leave(entered)
-                if isBootCPU && transfersAwaited > 0 {
-                    CPU.enableInterrupts()
-                    CPU.pause()
-                } else {
-                    if !isBootCPU { TLBShootdown.becomeParked(cpu) }
-                    CPU.enableInterruptsAndHalt()
-                }
-                CPU.disableInterrupts()
+                if !isBootCPU { TLBShootdown.becomeParked(cpu) }
+                repeat {
+                    if isBootCPU && transfersAwaited > 0 {
+                        CPU.enableInterrupts()
+                        CPU.pause()
+                    } else {
+                        CPU.enableInterruptsAndHalt()
+                    }
+                    CPU.disableInterrupts()
+                } while idleMayStay(cpu, changesSeen)
                 if !isBootCPU { TLBShootdown.becomeActive(cpu) }
                 entered = KernelLock.enter()
                 cpu.pointee.idling = false
@@ -361,6 +369,19 @@ enum Scheduler {
             KernelLock.leave(entered)
             CPU.enableInterrupts()
         }
+    }
+
+    /// Whether an idle CPU woken by an interrupt (a tick, a device, a shootdown) has nothing
+    /// new to look at, read without the kernel lock, interrupts off: nobody kicked it, no work
+    /// was handed to it and the run queue has not changed since it found nothing there. Every
+    /// change that could give it a thread bumps `queueChanges` before the kick, and a kick
+    /// that lands after this read is a pending interrupt that ends the next halt at once.
+    /// Taking the kernel lock on every tick of every idle CPU - and the boot CPU's pause loop
+    /// around transfers, which took it on every turn - kept the lock busy for the CPUs that
+    /// had work (docs/smp.md, "The idle loop").
+    @inline(__always)
+    static func idleMayStay(_ cpu: PerCPURef, _ changesSeen: UInt64) -> Bool {
+        cpu.pointee.idling && queueChanges == changesSeen && !SMP.hasRequestedWork(cpu)
     }
 
     // MARK: - The sole thread (Preemption.disable with several CPUs)
@@ -402,6 +423,7 @@ enum Scheduler {
         withInterruptsDisabled {
             kassert(soleThread == thread, "the sole thread ended by another thread")
             soleThread = nil
+            queueChanges &+= 1
             var candidate = runHead
             while let waiting = candidate {
                 kick(for: waiting)
