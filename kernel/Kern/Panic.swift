@@ -60,6 +60,7 @@ func panic(_ message: LogMessage, frame: UnsafeMutablePointer<InterruptFrame>? =
         let f = stopped.pointee
         Console.printLine("P panic: cpu \(other.pointee.index) (APIC id \(other.pointee.apicID)) was stopped at rip \(address: f.rip)  rsp \(address: f.rsp)  rbp \(address: f.rbp)  rflags \(hex: f.rflags)")
         Console.printLine("P panic: cpu \(other.pointee.index) rax \(address: f.rax)  rbx \(address: f.rbx)  rcx \(address: f.rcx)  rdx \(address: f.rdx)")
+        Console.printLine("P panic: cpu \(other.pointee.index) local APIC: highest vector in service \(Int(other.pointee.stopInService)), highest requested \(Int(other.pointee.stopRequested)) (the stop NMI is neither), task priority \(hex: UInt64(other.pointee.stopTaskPriority)); heartbeats taken \(other.pointee.heartbeats.load(ordering: .relaxed)), ticks \(other.pointee.processorTicks), device interrupts \(other.pointee.lockedInterrupts)")
         printBacktrace(rip: f.rip, rbp: f.rbp, cpu: other.pointee.index)
     }
     Console.printLine("P panic: ---- end of panic report ----")

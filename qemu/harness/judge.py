@@ -18,13 +18,15 @@ PANIC_CPU_LINE = re.compile(r"^P panic: on cpu (?P<cpu>\d+) \(APIC id \d+\) of (
 
 STOPPED_CPU_LINE = re.compile(r"^P panic: cpu (?P<cpu>\d+) \(APIC id \d+\) was stopped at rip 0x[0-9a-f]+ ")
 OTHER_CPU_FRAME = re.compile(r"^P panic:   cpu \d+ #\d+ ")
+STOPPED_CPU_APIC_LINE = re.compile(r"^P panic: cpu (?P<cpu>\d+) local APIC: highest vector in service -?\d+, highest requested -?\d+ ")
 
 
 def panic_cpu_problems(output):
     """A panic report says which CPU panicked and how many of the others it stopped: all of
     them, or a CPU kept running while the report was printed (kernel/Kern/Panic.swift). Each
     CPU it stopped has its registers and backtrace in the report: one 'was stopped at' line
-    per stopped CPU, none for the panicking one."""
+    per stopped CPU, none for the panicking one, and its local APIC's state (what it had in
+    service and waiting: a CPU that takes no heartbeat although it runs shows why there)."""
     problems = []
     lines = panic_lines(output)
     if lines and not any(PANIC_CPU_LINE.match(line) for line in lines) and any("---- kernel panic ----" in line for line in lines):
@@ -39,6 +41,10 @@ def panic_cpu_problems(output):
             if len(shown) != int(match.group("stopped")) or int(match.group("cpu")) in shown:
                 problems.append("the panic on cpu %s stopped %s other CPUs but shows the registers of cpus %s"
                                 % (match.group("cpu"), match.group("stopped"), shown))
+            apics = sorted(int(other.group("cpu")) for other in map(STOPPED_CPU_APIC_LINE.match, lines) if other)
+            if not problems and apics != shown:
+                problems.append("the panic on cpu %s shows the local APIC state of cpus %s, not of every stopped CPU %s"
+                                % (match.group("cpu"), apics, shown))
     return problems
 
 

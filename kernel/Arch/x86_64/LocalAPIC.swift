@@ -17,6 +17,10 @@ enum LocalAPIC {
         case id = 0x20
         case version = 0x30
         case taskPriority = 0x80
+        /// The first of eight 32-bit registers holding the 256 in-service bits (ISR), and of the
+        /// eight holding the requested ones (IRR); each 16 bytes after the last.
+        case inServiceFirst = 0x100
+        case requestedFirst = 0x200
         case endOfInterrupt = 0xB0
         case spurious = 0xF0
         case errorStatus = 0x280
@@ -68,6 +72,16 @@ enum LocalAPIC {
     @inline(__always)
     static func write(_ register: Register, _ value: UInt32) {
         arch_mmio_write32((base + UInt64(register.rawValue)).rawValue, value)
+    }
+
+    /// The highest vector whose bit is set in the running CPU's ISR (`.inServiceFirst`) or IRR
+    /// (`.requestedFirst`), or -1 when none is.
+    static func highestVector(in bank: Register) -> Int {
+        for word in stride(from: 7, through: 0, by: -1) {
+            let bits = arch_mmio_read32((base + UInt64(bank.rawValue + word * 0x10)).rawValue)
+            if bits != 0 { return word * 32 + 31 - bits.leadingZeroBitCount }
+        }
+        return -1
     }
 
     /// The running CPU's APIC id (bits 24-31 of the ID register).

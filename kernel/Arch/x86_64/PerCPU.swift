@@ -97,6 +97,12 @@ struct PerCPU: ~Copyable {
     /// this CPU's stack, which stays as it is while the CPU halts. Written by the CPU itself
     /// before it says it stopped (release); read by the panicking CPU after (acquire).
     var stopFrame: UnsafeMutablePointer<InterruptFrame>? = nil
+    /// Its local APIC when it stopped, for the report: the highest vector in service (ISR)
+    /// and the highest waiting (IRR), -1 for none, and its task priority. A CPU that runs with
+    /// interrupts on but takes no heartbeat shows here what blocks it.
+    var stopInService: Int32 = -1
+    var stopRequested: Int32 = -1
+    var stopTaskPriority: UInt32 = 0
 
     /// A CPUState raw value. The starting CPU stores .online (release) when it is ready; the
     /// boot CPU stores the others.

@@ -215,6 +215,11 @@ enum SMP {
     /// the panic report can print them, say so, then halt for good.
     static func stopThisCPU(_ frame: UnsafeMutablePointer<InterruptFrame>) -> Never {
         PerCPU.this.pointee.stopFrame = frame
+        if LocalAPIC.isMapped {
+            PerCPU.this.pointee.stopInService = Int32(LocalAPIC.highestVector(in: .inServiceFirst))
+            PerCPU.this.pointee.stopRequested = Int32(LocalAPIC.highestVector(in: .requestedFirst))
+            PerCPU.this.pointee.stopTaskPriority = LocalAPIC.read(.taskPriority)
+        }
         PerCPU.this.pointee.state.store(CPUState.stopped.rawValue, ordering: .releasing)
         CPU.haltForever()
     }
