@@ -268,11 +268,17 @@ enum SMPTests {
         let old = mapNewProbePage()
         let new = PhysicalMemory.allocate(order: 0, .ordinary)!
         probeParking.store(0, ordering: .relaxed)
+        probeParked.store(0, ordering: .relaxed)
         startReaders(lockingMidway: true)
+        // The readers meet first, interrupts off, outside the lock: a reader whose tick handler
+        // waited for the lock mid-read would otherwise count as parked and read the old page
+        // after the remapping (seen once in 20 boots), or never arrive while this CPU held it.
+        probeParking.store(1, ordering: .releasing)
+        waitFor { probeParked.load(ordering: .acquiring) == readers }
         var parked: UInt64 = 0
         var interrupts: UInt64 = 0
         withInterruptsDisabled {
-            probeParking.store(1, ordering: .releasing)
+            probeParking.store(2, ordering: .releasing)
             // Not waitFor: it halts, and this CPU holds the kernel lock with interrupts off.
             var spins: UInt64 = 0
             repeat {
@@ -288,7 +294,7 @@ enum SMPTests {
             interrupts = TLBShootdown.interruptsSent - interruptsBefore
             fill(old, reusedPattern)
             mapProbe(new)
-            probeParking.store(2, ordering: .releasing)
+            probeParking.store(3, ordering: .releasing)
         }
         let readsBefore = probeReads.load(ordering: .acquiring)
         waitFor { probeReads.load(ordering: .acquiring) >= readsBefore + 1000 * readers }
@@ -448,8 +454,9 @@ enum SMPTests {
 /// An AP reading the TLB case's probe page until told to stop: a read after the boot CPU said
 /// the mapping is gone must fault; one that succeeds went through a stale TLB entry. With
 /// `argument` 1 it parks when asked (probeParking 1), touching nothing that changes, and
-/// becomes active again when asked (2), as the parked loop does around work; with 2 it takes
-/// and drops the kernel lock when asked (1), which the boot CPU holds until it says 2.
+/// becomes active again when asked (2), as the parked loop does around work; with 2 it waits,
+/// interrupts off, when asked (1), then takes and drops the kernel lock, which the boot CPU
+/// holds from 2 until it says 3.
 private func readTheProbePage(_ argument: UInt64) {
     let cpu = PerCPU.this
     let address = UnsafePointer<UInt64>(bitPattern: UInt(SMPTests.probeAddress.rawValue))!
@@ -463,8 +470,14 @@ private func readTheProbePage(_ argument: UInt64) {
             TLBShootdown.becomeActive(cpu)
         }
         if argument == 2 && SMPTests.probeParking.load(ordering: .acquiring) == 1 {
-            // The boot CPU holds the lock until it has remapped the page and said 2.
+            // Arrived, interrupts off; once the boot CPU holds the lock (2) take it: the spin
+            // parks this CPU until the boot CPU has remapped the page and let go (3).
             CPU.disableInterrupts()
+            SMPTests.probeParked.wrappingAdd(1, ordering: .releasing)
+            while SMPTests.probeParking.load(ordering: .acquiring) == 1 {
+                TLBShootdown.answerPending(cpu)
+                CPU.pause()
+            }
             KernelLock.leave(KernelLock.enter())
             CPU.enableInterrupts()
         }
