@@ -184,16 +184,7 @@ enum SMPTests {
     /// (TLBShootdown.becomeActive: the generation moved while it was parked): every read of
     /// the address must return the new page's pattern.
     static func anAPForgetsWhatChangedWhileItWasParked() {
-        guard SMP.onlineCount > 1 else {
-            Test.diagnostic("one CPU: no other TLB to shoot down")
-            return
-        }
-        let readers = UInt64(SMP.onlineCount - 1)
-        resetProbe()
-        let old = mapNewProbePage()
-        probeParking.store(0, ordering: .relaxed)
-        probeParked.store(0, ordering: .relaxed)
-        startReaders(parkingMidway: true)
+        guard let (readers, old) = startParkingRound(.parks) else { return }
         probeParking.store(1, ordering: .releasing)
         waitFor { probeParked.load(ordering: .acquiring) == readers }
         let interruptsBefore = TLBShootdown.interruptsSent
@@ -203,10 +194,7 @@ enum SMPTests {
         let new = mapNewProbePage()
         let readsBefore = probeReads.load(ordering: .acquiring)
         probeParking.store(2, ordering: .releasing)
-        waitFor { probeReads.load(ordering: .acquiring) >= readsBefore + 1000 * readers }
-        stopReaders()
-        let reads = probeReads.load(ordering: .acquiring) - readsBefore
-        let wrong = probeWrongReads.load(ordering: .acquiring)
+        let (reads, wrong) = finishParkingRound(readers: readers, readsBefore: readsBefore)
         PhysicalMemory.free(old)
         Test.diagnostic("\(readers) parked AP(s) held the old translation; removal sent \(interrupts) IPIs; then \(reads) reads of the new page, \(wrong) returned another page's contents")
         Test.expectEqual(interrupts, 0, "shootdown IPIs to parked APs (they flush when they wake)")
@@ -259,17 +247,8 @@ enum SMPTests {
     /// address to a new one and lets go. Each AP must flush when it gets the lock: every read
     /// after it must return the new page's pattern.
     static func anAPSpinningForTheKernelLockForgetsWhatChanged() {
-        guard SMP.onlineCount > 1 else {
-            Test.diagnostic("one CPU: no other TLB to shoot down")
-            return
-        }
-        let readers = UInt64(SMP.onlineCount - 1)
-        resetProbe()
-        let old = mapNewProbePage()
+        guard let (readers, old) = startParkingRound(.takesTheKernelLock) else { return }
         let new = PhysicalMemory.allocate(order: 0, .ordinary)!
-        probeParking.store(0, ordering: .relaxed)
-        probeParked.store(0, ordering: .relaxed)
-        startReaders(lockingMidway: true)
         // The readers meet first, interrupts off, outside the lock: a reader whose tick handler
         // waited for the lock mid-read would otherwise count as parked and read the old page
         // after the remapping (seen once in 20 boots), or never arrive while this CPU held it.
@@ -296,11 +275,7 @@ enum SMPTests {
             mapProbe(new)
             probeParking.store(3, ordering: .releasing)
         }
-        let readsBefore = probeReads.load(ordering: .acquiring)
-        waitFor { probeReads.load(ordering: .acquiring) >= readsBefore + 1000 * readers }
-        stopReaders()
-        let reads = probeReads.load(ordering: .acquiring) - readsBefore
-        let wrong = probeWrongReads.load(ordering: .acquiring)
+        let (reads, wrong) = finishParkingRound(readers: readers, readsBefore: probeReads.load(ordering: .acquiring))
         PhysicalMemory.free(old)
         Test.diagnostic("\(parked) of \(readers) AP(s) parked spinning for the kernel lock with the old translation; removal sent \(interrupts) IPIs; then \(reads) reads of the new page, \(wrong) returned another page's contents")
         Test.expectEqual(parked, readers, "APs parked while they spin for the kernel lock")
@@ -310,12 +285,35 @@ enum SMPTests {
         PhysicalMemory.free(new)
     }
 
+    /// The two parked cases' start: with more than one CPU, the readers reading a new probe
+    /// page, to do `midway` when asked; their number and the page. Nil with one CPU.
+    static func startParkingRound(_ midway: ProbeReaderMidway) -> (readers: UInt64, page: PageIndex)? {
+        guard SMP.onlineCount > 1 else {
+            Test.diagnostic("one CPU: no other TLB to shoot down")
+            return nil
+        }
+        resetProbe()
+        let page = mapNewProbePage()
+        probeParking.store(0, ordering: .relaxed)
+        probeParked.store(0, ordering: .relaxed)
+        startReaders(midway)
+        return (UInt64(SMP.onlineCount - 1), page)
+    }
+
+    /// Their end, once the readers may go on: 1,000 more reads apiece, then the readers
+    /// stopped; the reads since `readsBefore` and the wrong ones.
+    static func finishParkingRound(readers: UInt64, readsBefore: UInt64) -> (reads: UInt64, wrong: UInt64) {
+        waitFor { probeReads.load(ordering: .acquiring) >= readsBefore + 1000 * readers }
+        stopReaders()
+        return (probeReads.load(ordering: .acquiring) - readsBefore, probeWrongReads.load(ordering: .acquiring))
+    }
+
     /// Every AP reads the probe address until each has read through its mapping and they
     /// have made 1,000 reads apiece.
-    static func startReaders(parkingMidway: Bool = false, lockingMidway: Bool = false) {
+    static func startReaders(_ midway: ProbeReaderMidway = .keepsReading) {
         var readers = 0
         SMP.forEachOnlineAP { cpu in
-            SMP.run(on: cpu, readTheProbePage, argument: parkingMidway ? 1 : lockingMidway ? 2 : 0)
+            SMP.run(on: cpu, readTheProbePage, argument: midway.rawValue)
             readers += 1
         }
         waitFor { probeReaders.load(ordering: .acquiring) == UInt64(readers) && probeReads.load(ordering: .acquiring) >= UInt64(1000 * readers) }
@@ -449,27 +447,37 @@ enum SMPTests {
     }
 }
 
+/// What a probe reader does when the boot CPU asks it to (probeParking 1); the raw value is
+/// its SMP.run argument.
+enum ProbeReaderMidway: UInt64 {
+    case keepsReading = 0
+    /// Parks (TLBShootdown.becomeParked) until asked on, as the idle halt does.
+    case parks = 1
+    /// Waits for the kernel lock the boot CPU holds, which parks it for the spin.
+    case takesTheKernelLock = 2
+}
+
 // The work functions: plain C functions, run on an AP (or the boot CPU).
 
 /// An AP reading the TLB case's probe page until told to stop: a read after the boot CPU said
-/// the mapping is gone must fault; one that succeeds went through a stale TLB entry. With
-/// `argument` 1 it parks when asked (probeParking 1), touching nothing that changes, and
-/// becomes active again when asked (2), as the parked loop does around work; with 2 it waits,
-/// interrupts off, when asked (1), then takes and drops the kernel lock, which the boot CPU
-/// holds from 2 until it says 3.
+/// the mapping is gone must fault; one that succeeds went through a stale TLB entry.
+/// `argument` is a ProbeReaderMidway: `.parks` parks when asked (probeParking 1), touching
+/// nothing that changes, and becomes active again when asked (2), as the parked loop does
+/// around work; `.takesTheKernelLock` waits, interrupts off, when asked (1), then takes and
+/// drops the kernel lock, which the boot CPU holds from 2 until it says 3.
 private func readTheProbePage(_ argument: UInt64) {
     let cpu = PerCPU.this
     let address = UnsafePointer<UInt64>(bitPattern: UInt(SMPTests.probeAddress.rawValue))!
     var value: UInt64 = 0
     var counted = false
     while !SMPTests.probeStop.load(ordering: .acquiring) {
-        if argument == 1 && SMPTests.probeParking.load(ordering: .acquiring) == 1 {
+        if argument == ProbeReaderMidway.parks.rawValue && SMPTests.probeParking.load(ordering: .acquiring) == 1 {
             TLBShootdown.becomeParked(cpu)
             SMPTests.probeParked.wrappingAdd(1, ordering: .releasing)
             while SMPTests.probeParking.load(ordering: .acquiring) == 1 { CPU.pause() }
             TLBShootdown.becomeActive(cpu)
         }
-        if argument == 2 && SMPTests.probeParking.load(ordering: .acquiring) == 1 {
+        if argument == ProbeReaderMidway.takesTheKernelLock.rawValue && SMPTests.probeParking.load(ordering: .acquiring) == 1 {
             // Arrived, interrupts off; once the boot CPU holds the lock (2) take it: the spin
             // parks this CPU until the boot CPU has remapped the page and let go (3).
             CPU.disableInterrupts()
