@@ -70,6 +70,8 @@ enum Scheduler {
     /// a thread queued, the sole thread gone. An idle CPU woken by an interrupt goes back to
     /// sleep without the kernel lock while it has not moved (`idleMayStay`).
     static var queueChanges: UInt64 = 0
+    /// Empty-loop turns between two pauses of the boot CPU's idle spin while a transfer is awaited.
+    static let transferSpinTurns: UInt = 128
 
     /// Turns the boot flow into the "main" thread and creates the boot CPU's idle thread.
     static func bootstrap() {
@@ -355,6 +357,11 @@ enum Scheduler {
                 repeat {
                     if isBootCPU && transfersAwaited > 0 {
                         CPU.enableInterrupts()
+                        // A few hundred instructions per pause, about what a turn of the old
+                        // loop took with the lock: each pause leaves QEMU's execution loop,
+                        // and a turn of a handful of instructions made swap-bound icount boots
+                        // slower in host time (docs/testing.md).
+                        CPU.spin(iterations: transferSpinTurns)
                         CPU.pause()
                     } else {
                         CPU.enableInterruptsAndHalt()

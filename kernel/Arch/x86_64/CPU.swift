@@ -38,6 +38,8 @@ enum CPU {
     /// wake-up interrupt could be missed.
     static func enableInterruptsAndHalt() { arch_sti_hlt() }
     static func pause() { arch_pause() }
+    /// An empty loop of `iterations` turns (a few instructions each), kept by the compiler.
+    static func spin(iterations: UInt) { arch_spin(iterations) }
 
     static func invalidatePage(_ address: VirtualAddress) { arch_invlpg(address.rawValue) }
 

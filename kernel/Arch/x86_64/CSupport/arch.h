@@ -88,6 +88,11 @@ static inline void arch_hlt(void) { __asm__ volatile("hlt" : : : "memory"); }
 /* Enable interrupts and halt in one step: an interrupt arriving between the two is not lost. */
 static inline void arch_sti_hlt(void) { __asm__ volatile("sti; hlt" : : : "memory"); }
 static inline void arch_pause(void) { __asm__ volatile("pause" : : : "memory"); }
+/* Runs `iterations` turns of an empty loop the compiler keeps: plain instructions that pass
+   guest time under -icount without leaving QEMU's execution loop, as pause does. */
+static inline void arch_spin(unsigned long iterations) {
+    while (iterations--) __asm__ volatile("" : : : "memory");
+}
 
 /* A breakpoint trap (vector 3); the kernel's handler logs it and returns. */
 static inline void arch_int3(void) { __asm__ volatile("int3" : : : "memory"); }
