@@ -97,6 +97,26 @@ enum Benchmarks {
     // MARK: - Page allocator
 
     static func pageAllocator() {
+        // The CPU page list's pair (CPUPageLists.swift): a pop and a push on this CPU's list,
+        // with no kernel-lock section once the list has pages. The pairs after it measure the
+        // buddy allocator itself, with the lists suspended.
+        if CPUPageLists.storage != nil {
+            let warm = PhysicalMemory.allocate(order: 0, .ordinaryNoWait)!
+            PhysicalMemory.free(warm)
+            report("pmm", "order-0 pair on the CPU page list", measure(operations: 10_000) {
+                for _ in 0..<10_000 { PhysicalMemory.free(PhysicalMemory.allocate(order: 0, .ordinaryNoWait)!) }
+            }, "cycles")
+            let sectionsBefore = PerCPU.this.pointee.pageAllocatorSections
+            for _ in 0..<1_000 { PhysicalMemory.free(PhysicalMemory.allocate(order: 0, .ordinaryNoWait)!) }
+            report("pmm", "page-allocator lock sections per 1000 order-0 pairs (steady state)", PerCPU.this.pointee.pageAllocatorSections - sectionsBefore, "sections")
+        } else {
+            Log.info(.bench, "CPU page lists are off in this boot (pagelists=off, or too little memory per CPU): no list pair to measure")
+        }
+        CPUPageLists.whileSuspended { centralPairs() }
+    }
+
+    /// The buddy allocator's own pairs, the CPU page lists suspended.
+    static func centralPairs() {
         for (order, name) in [(0, "order-0 allocate+free pair" as StaticString), (3, "order-3 allocate+free pair")] {
             let cycles = measure(operations: 10_000) {
                 for _ in 0..<10_000 {

@@ -30,6 +30,7 @@ enum KernelOption: Int, CaseIterable {
     case irqroute
     case lockorder
     case pageoutcluster
+    case pagelists
 
     var spec: OptionSpec {
         switch self {
@@ -73,6 +74,8 @@ enum KernelOption: Int, CaseIterable {
             return OptionSpec("lockorder", .choice("off|on"), default: "off", "check every mutex and spin lock acquisition against the orders seen so far; a reversed order panics naming both locks and sites (docs/debugging.md)")
         case .pageoutcluster:
             return OptionSpec("pageoutcluster", .unsigned, default: "16", "the most pages the pageout thread writes to swap in one request, 1 to 16; 1 writes one page at a time (docs/io.md)")
+        case .pagelists:
+            return OptionSpec("pagelists", .choice("on|off"), default: "on", "keep a list of free single pages per CPU in front of the buddy allocator while memory is plentiful (docs/allocators.md); off sends every page through the buddy allocator")
         case .diskfault:
             return OptionSpec("diskfault", .text, default: "off", "make swap disk operations fail: write:N,read:M fails the N-th write and the M-th read since boot, once each (docs/io.md)")
         }
@@ -144,6 +147,7 @@ enum KernelOptions {
                 } else {
                     Pageout.clusterLimit = Int(value.number)
                 }
+            case .pagelists: CPUPageLists.requested = value.choice == 0
             case .diskfault:
                 if let plan = DiskFaultPlan.parse(value.text) {
                     Disk.faults = plan

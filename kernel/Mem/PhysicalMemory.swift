@@ -89,7 +89,10 @@ enum PhysicalMemory {
         return body()
     }
 
-    static var freePages: UInt64 { buddy?.pointee.freePages ?? 0 }
+    /// Free pages: the buddy allocator's (the centre's) and those on the CPUs' page lists
+    /// (CPUPageLists.swift), which are never the reserves' - below paging_start the lists are
+    /// drained before anything is decided, so every decision there sees the centre alone.
+    static var freePages: UInt64 { (buddy?.pointee.freePages ?? 0) + CPUPageLists.pages }
 
     // MARK: - Bootstrap
 
@@ -141,6 +144,7 @@ enum PhysicalMemory {
         // The derivation holds with the zone reserves on; without them the pageout path grows
         // the entry zones itself (the chain at depth 2), which has its own bound.
         pageoutDrawBound = Reserves.protections.contains(.zones) ? ReserveBounds.bound.pages : ReserveBounds.boundWithoutZoneReserves.pages
+        CPUPageLists.setUp(managedPages: managedPages, cpus: 1 + Machine.processorsToStart.count)
 
         let descriptorSize = UInt64(MemoryLayout<MemDesc>.stride)
         Log.info(.pmm, "page descriptors: \(descriptorSize) bytes each (the mem_desc word; everything else is allocated with the memory), \(pageCount) pages, \(bytes: UInt64(descriptorPages) * pageSize) in total with the buddy's scratch = \(percent: descriptorSize, of: pageSize) of RAM")
@@ -173,7 +177,11 @@ enum PhysicalMemory {
     /// Allocates 2^order contiguous pages aligned to their size, under `context`'s rules.
     /// Nil only when `context` may not wait.
     static func allocate(order: Int = 0, _ context: AllocationContext) -> PageIndex? {
-        FreePath.checkAllocation(.pageAllocator)
+        checkNotInFreePath()
+        // An ordinary single page: this CPU's list first, without the kernel lock - unless
+        // failures are being injected, which count every request.
+        let listed = order == 0 && context.requester == .ordinary
+        if listed && !faultInjector.isActive, let page = CPUPageLists.take() { return page }
         let count = UInt64(1) << UInt64(order)
         // Without the page tiers (reserves= without pages) nobody digs below the ordinary floor.
         let requester = Reserves.tier(context.requester)
@@ -188,8 +196,8 @@ enum PhysicalMemory {
             // idle thread's stack, the swap tables, a disk driver's DMA memory) can neither wait
             // nor fail gracefully - stressfaults with seed 7 lost its virtio disk to one - and a
             // seed that lands on one would only test the boot's failure path.
-            let injected: Bool = withInterruptsDisabled {
-                guard faultInjector.isActive && faultInjectionArmed && injectedRetries < maximumInjectedRetries && faultInjector.shouldFail(requester) else { return false }
+            let injected: Bool = faultInjector.isActive && withInterruptsDisabled {
+                guard faultInjectionArmed && injectedRetries < maximumInjectedRetries && faultInjector.shouldFail(requester) else { return false }
                 statistics[requester].injectedFailures += 1
                 if context.blocking == .noWait { statistics[requester].failures += 1 }
                 return true
@@ -199,20 +207,29 @@ enum PhysicalMemory {
                 injectedRetries += 1
                 continue
             }
+            if listed && faultInjector.isActive, let page = CPUPageLists.take() { return page }
             var fragmented = false
             let result: PageIndex? = withInterruptsDisabled {
+                PerCPU.this.pointee.pageAllocatorSections &+= 1
+                // Below paging_start the tiers decide, on the centre alone: the lists go back
+                // to it first (CPUPageList.swift).
+                if buddy!.pointee.freePages < thresholds.pagingStart + count { CPUPageLists.drainLocked() }
                 let free = buddy!.pointee.freePages
                 // Descriptors for a split: the pageout path grows the pool like a system
                 // request while that stays above free_min, and below it takes the reserve.
                 let access = descriptorAccess(requester, count: count, free: free)
                 let extra = buddy!.pointee.extraPages(order: order, access)
                 guard thresholds.allows(requester, taking: count + extra, from: free) else { return nil }
-                guard let block = buddy!.pointee.allocate(order: order, access) else {
+                var found = buddy!.pointee.allocate(order: order, access)
+                // No block of this order: pages on the lists may complete one.
+                if found == nil && order > 0 && CPUPageLists.drainLocked() > 0 { found = buddy!.pointee.allocate(order: order, access) }
+                guard let block = found else {
                     fragmented = order > 0
                     return nil
                 }
                 noteAllocation(requester)
                 noteDescriptors(block, requester)
+                if listed { CPUPageLists.refillLocked() }
                 return block
             }
             if let block = result {
@@ -244,6 +261,14 @@ enum PhysicalMemory {
         }
     }
 
+    /// FreePath.checkAllocation through this CPU's pointer to the running thread's state: a
+    /// load and a compare where the portable check costs calls (as the zones' fast path does).
+    @inline(__always)
+    private static func checkNotInFreePath() {
+        let depth = PerCPU.runningFreePath?.pointee.depth ?? FreePath.bootState.depth
+        if depth > 0 { FreePath.report(.pageAllocator, "") }
+    }
+
     /// Which buddy descriptors a request may take: the reserve is the pageout path's, and only
     /// once growing the pool would take it below free_min.
     @inline(__always)
@@ -257,7 +282,7 @@ enum PhysicalMemory {
     /// at a descriptor draw beyond its bound, and top the descriptor reserve up when an
     /// allocation that may not take it found it short.
     @inline(__always)
-    private static func noteDescriptors(_ block: PageIndex, _ requester: Requester) {
+    static func noteDescriptors(_ block: PageIndex, _ requester: Requester) {
         let allocator = buddy!
         if requester != .ordinary && allocator.pointee.freePages < thresholds.freeReserved {
             allocator.pointee.descriptor(of: block)!.pointee.flags.insert(.fromReserve)
@@ -342,12 +367,16 @@ enum PhysicalMemory {
     /// must have given it back untyped (`clearUse`): its head is .allocated, its other pages
     /// .tail.
     static func free(_ block: PageIndex, order: Int = 0) {
+        let use = self.use(of: block)
+        kassert(use == .allocated, "freeing page \(hex: physicalAddress(of: block).rawValue) whose use is \(use.name), not allocated (a double free, or its owner did not give it back)")
+        let descriptor = memDescs![block.int].buddy!
+        kassert(!descriptor.pointee.flags.contains(.onCPUList), "freeing page \(hex: physicalAddress(of: block).rawValue) that is already free on a CPU's page list (a double free)")
+        kassert(descriptor.pointee.mappings.isEmpty, "freeing page \(hex: physicalAddress(of: block).rawValue) that is still mapped (\(descriptor.pointee.mappings.count) PV entries)")
+        // A push on this CPU's list allocates nothing: the free-path guard starts after it.
+        if order == 0 && CPUPageLists.keep(block) { return }
         FreePath.enter(.pageFree)
         withInterruptsDisabled {
-            let use = self.use(of: block)
-            kassert(use == .allocated, "freeing page \(hex: physicalAddress(of: block).rawValue) whose use is \(use.name), not allocated (a double free, or its owner did not give it back)")
-            let mappings = memDescs![block.int].buddy!.pointee.mappings
-            kassert(mappings.isEmpty, "freeing page \(hex: physicalAddress(of: block).rawValue) that is still mapped (\(mappings.count) PV entries)")
+            PerCPU.this.pointee.pageAllocatorSections &+= 1
             buddy!.pointee.free(block, order: order)
         }
         VMWait.pagesFreed()
@@ -361,7 +390,8 @@ enum PhysicalMemory {
     /// the block with it).
     static func setUse(_ block: PageIndex, _ use: PageUse) {
         let current = self.use(of: block)
-        kassert(current == .allocated && isFirstPage(block), "page \(hex: physicalAddress(of: block).rawValue) made \(use.name) while it is \(current.name), not a freshly allocated block")
+        kassert(current == .allocated && isFirstPage(block) && !memDescs![block.int].buddy!.pointee.flags.contains(.onCPUList),
+                "page \(hex: physicalAddress(of: block).rawValue) made \(use.name) while it is \(current.name), not a freshly allocated block")
         kassert(memDescs![block.int].buddy!.pointee.mappings.isEmpty, "page \(hex: physicalAddress(of: block).rawValue) made \(use.name) while it is mapped")
         buddy!.pointee.setUse(block, use)
     }
@@ -442,8 +472,10 @@ enum PhysicalMemory {
         logDescriptorStatistics()
         for requester in Requester.allCases {
             let s = statistics[requester]
-            Log.info(.pmm, "  \(requester.name) requests: \(s.allocations) allocations, \(s.failures) failures (\(s.injectedFailures) injected, \(s.fragmentedFailures) for fragmentation), deepest reserve use \(s.deepestReserveUse) pages")
+            let listed = requester == .ordinary ? CPUPageLists.totals.allocations : 0
+            Log.info(.pmm, "  \(requester.name) requests: \(s.allocations + listed) allocations, \(s.failures) failures (\(s.injectedFailures) injected, \(s.fragmentedFailures) for fragmentation), deepest reserve use \(s.deepestReserveUse) pages")
         }
+        CPUPageLists.logStatistics()
         if faultInjector.isActive {
             Log.info(.pmm, "fault injection: \(faultInjector.injected) failures injected in \(faultInjector.requests) requests")
         }

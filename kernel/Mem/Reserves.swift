@@ -12,7 +12,9 @@ enum Reserves {
     /// the page tiers are off (nobody then digs below free_reserved).
     @inline(__always)
     static func tier(_ requester: Requester) -> Requester {
-        protections.contains(.pages) ? requester : .ordinary
+        // The raw bits: OptionSet.contains is not specialised into one test here, and this is
+        // on every page allocation.
+        protections.rawValue & ReserveProtections.pages.rawValue != 0 ? requester : .ordinary
     }
 
     /// Whether the pageout path asks for memory without waiting.

@@ -42,6 +42,10 @@ enum MonitorTables {
                 Console.printLine("order \(order, width: 2): \(blocks, width: 8) free blocks (\(UInt64(blocks) << UInt64(order)) pages)")
             }
             Console.printLine("free pages: \(buddy.freePages) (the lists add up to \(total))")
+            if CPUPageLists.storage != nil {
+                let lists = CPUPageLists.totals
+                Console.printLine("CPU page lists: \(lists.count) pages more (free, but not the buddy allocator's), up to \(CPUPageLists.limits.high) per CPU; \(lists.allocations) allocations and \(lists.frees) frees served by them")
+            }
             let t = PhysicalMemory.thresholds
             Console.printLine("thresholds: free_min \(t.freeMin), free_reserved \(t.freeReserved), paging_start \(t.pagingStart), paging_target \(t.pagingTarget) pages")
             // The pool of buddy descriptors, and every page of it (as kbuddy).

@@ -27,6 +27,10 @@ enum PhysicalMemoryTests {
                      inFrame: "PhysicalMemoryTests.thePageoutPathNeverTakesAPageableDescriptor", thePageoutPathNeverTakesAPageableDescriptor),
             TestCase("untypingAPageThatIsStillMappedPanics", expectsPanic: "while its owner words say it is still mapped",
                      inFrame: "PhysicalMemoryTests.untypingAPageThatIsStillMappedPanics", untypingAPageThatIsStillMappedPanics),
+            TestCase("aFreedPageWaitsOnItsCPUsListAndIsTheNextHandedOut", aFreedPageWaitsOnItsCPUsListAndIsTheNextHandedOut),
+            TestCase("listedPagesAreTheCentresBeforeAFloorDecides", listedPagesAreTheCentresBeforeAFloorDecides),
+            TestCase("freeingAListedPageAgainPanics", expectsPanic: "(a double free",
+                     inFrame: "PhysicalMemoryTests.freeingAListedPageAgainPanics", freeingAListedPageAgainPanics),
             TestCase("mappingAPageWhoseOwnerWordsMeanSomethingElsePanics", expectsPanic: "which is never mapped through a PV list",
                      inFrame: "PhysicalMemoryTests.mappingAPageWhoseOwnerWordsMeanSomethingElsePanics", mappingAPageWhoseOwnerWordsMeanSomethingElsePanics),
         ])

@@ -49,6 +49,7 @@ enum SMPTests {
             TestCase("everyAPTicksAtThePITRate", everyAPTicksAtThePITRate),
             TestCase("threadsRunOnEveryCPU", threadsRunOnEveryCPU),
             TestCase("reserveFreedOnAnotherCPUGoesBackToTheCentre", reserveFreedOnAnotherCPUGoesBackToTheCentre),
+            TestCase("pagesListedOnAnotherCPUAreTheCentresBeforeAFloorDecides", PhysicalMemoryTests.listedPagesAreTheCentresBeforeAFloorDecides),
             TestCase("aWakeupReachesAThreadBoundToAHaltedAP", aWakeupReachesAThreadBoundToAHaltedAP),
             TestCase("preemptionOffStopsEveryOtherCPUsThreads", preemptionOffStopsEveryOtherCPUsThreads),
             TestCase("panicOnAnAPStopsTheOtherCPUs", expectsPanic: "deliberate panic on cpu 1", inFrame: "panicOnThisCPU", panicOnAnAP),

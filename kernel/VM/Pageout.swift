@@ -85,6 +85,9 @@ enum Pageout {
                 requested = false
             }
             statistics.wakeups += 1
+            // Memory is short: pages on the CPUs' lists go back to the buddy allocator, where
+            // the tiers and this thread's own allocations can have them (CPUPageList.swift).
+            if isNeeded { CPUPageLists.drain() }
             if Zones.reservesEnabled { Zones.refillAll() }
             // The depots give back the magazines no CPU used since the last wakeup.
             Zones.trimDepots()
@@ -103,7 +106,8 @@ enum Pageout {
                 }
                 // Nothing could be cleaned, swap cannot take more, and threads are waiting for
                 // memory: only stopping a consumer can help.
-                if (SwapDevice.isFull || !SwapDevice.isPresent) && VMWait.waiters > 0 && OutOfMemory.act() { continue }
+                // Pages still on a CPU's list are tried before a consumer is stopped.
+                if (SwapDevice.isFull || !SwapDevice.isPresent) && VMWait.waiters > 0 && (CPUPageLists.drain() > 0 || OutOfMemory.act()) { continue }
                 fruitlessPasses += 1
                 if fruitlessPasses > 3 { break }
                 Scheduler.sleep(ticks: 1)

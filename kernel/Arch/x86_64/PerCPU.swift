@@ -81,6 +81,9 @@ struct PerCPU: ~Copyable {
     /// Zone-lock sections this CPU entered (KernelZoneEnvironment.lock): a zone's slow paths.
     /// The fast paths take none; make bench counts them per 1,000 pairs.
     var zoneLockSections: UInt64 = 0
+    /// Kernel-lock sections this CPU entered in the page allocator (PhysicalMemory.allocate
+    /// and free past the CPU page lists); make bench counts them per 1,000 order-0 pairs.
+    var pageAllocatorSections: UInt64 = 0
     /// The running thread used its quantum while it held preemption off: switch when it lets
     /// go (Preemption.enable). This CPU's, under the kernel lock.
     var needsReschedule = false

@@ -148,6 +148,9 @@ public struct BuddyFlags: OptionSet, Equatable {
     /// The block is a page of buddy descriptors (BuddyDescriptorPool.swift), which describes
     /// itself: this descriptor lives inside the page it describes.
     public static let descriptorPage = BuddyFlags(rawValue: 1 << 1)
+    /// The page is free on a CPU's page list (CPUPageList.swift): allocated for the buddy
+    /// allocator, nobody's for the rest of the kernel. Freeing it again is a double free.
+    public static let onCPUList = BuddyFlags(rawValue: 1 << 2)
 }
 
 /// A block of 2^order pages, free or allocated (the `struct buddy` of the seed message).
