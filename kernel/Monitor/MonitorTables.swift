@@ -138,6 +138,7 @@ enum MonitorTables {
                 var marks = LogMessage()
                 if block.pointee.flags.contains(.fromReserve) { marks = "fromReserve" }
                 if block.pointee.flags.contains(.descriptorPage) { marks = marks.count == 0 ? "descriptorPage" : "\(message: marks) descriptorPage" }
+                if block.pointee.flags.contains(.onCPUList) { marks = marks.count == 0 ? "onCPUList" : "\(message: marks) onCPUList" }
                 if marks.count == 0 { marks = "none" }
                 Console.printLine("  mem_desc \(hex: word.rawValue): buddy descriptor \(hex: UInt64(UInt(bitPattern: block))), block of \(1 << order) pages from descriptor \(block.pointee.firstPage.int), flags \(message: marks)")
             }

@@ -149,6 +149,15 @@ class KBuddy(gdb.Command):
             total += blocks << order
             print("order %2d: %8d free blocks (%d pages)" % (order, blocks, blocks << order))
         print("free pages: %d (the lists add up to %d)" % (u64(buddy + t["BuddyAllocator.freePages"]), total))
+        lists = t["pagelists"]
+        if lists != 0:
+            # Each CPU's list of free single pages (kernel/Mem/Portable/CPUPageList.swift).
+            slots = [lists + index * t["CPUPageList.stride"] for index in range(i64(t["smp.areasUsed@"]))]
+            pages = sum(u32(slot + t["CPUPageList.count"]) for slot in slots)
+            allocations = sum(u64(slot + t["CPUPageList.allocations"]) for slot in slots)
+            frees = sum(u64(slot + t["CPUPageList.frees"]) for slot in slots)
+            print("CPU page lists: %d pages more (free, but not the buddy allocator's), up to %d per CPU; %d allocations and %d frees served by them" % (
+                pages, t["pagelists.high"], allocations, frees))
         thresholds = t["thresholds@"]
         print("thresholds: free_min %d, free_reserved %d, paging_start %d, paging_target %d pages" % tuple(
             u64(thresholds + t["FreePageThresholds." + name]) for name in ("freeMin", "freeReserved", "pagingStart", "pagingTarget")))
