@@ -204,36 +204,55 @@ enum Benchmarks {
     /// (every operation through the zone lock, the kernel lock), in the same boot. Under
     /// -icount QEMU runs the CPUs round-robin on one virtual clock, so the figure is guest
     /// instructions per pair over all CPUs: flat when the CPUs do not get in each other's
-    /// way, higher when they spin on a lock.
+    /// way, higher when they spin on a lock. Then the same for single pages: with the CPU page
+    /// lists and with the buddy allocator alone (the lists suspended).
     static func zoneScaling() {
         let zone = Zones.create("bench-scale", objectSize: 64, slabPages: 1, reserve: 0)
-        scalingRound(zone, layer: "with the CPU layer")
+        let zoneRound = { (layer: StaticString) in
+            scalingRound("zonescaling", layer, sections: totalZoneLockSections, sectionName: "zone-lock", keptBurst: 64,
+                         allocate: { zone.allocate(.ordinaryNoWait)! }, free: { zone.free($0) },
+                         write: { $0.storeBytes(of: UInt64($1), as: UInt64.self) })
+        }
+        zoneRound("with the CPU layer")
         zone.setCaching(false)
-        scalingRound(zone, layer: "without it")
+        zoneRound("without it")
         Zones.destroy(zone)
+        // The same pairs of single pages: the CPU page lists, then the buddy allocator alone.
+        let pageRound = { (layer: StaticString) in
+            scalingRound("pagescaling", layer, sections: totalPageAllocatorSections, sectionName: "page-allocator lock", keptBurst: 16,
+                         allocate: { PhysicalMemory.allocate(order: 0, .ordinaryNoWait)! }, free: { PhysicalMemory.free($0) },
+                         write: { PhysicalMemory.pointer(to: $0).storeBytes(of: UInt64($1), as: UInt64.self) })
+        }
+        if CPUPageLists.storage != nil { pageRound("with the CPU page lists") }
+        CPUPageLists.whileSuspended { pageRound("without them") }
     }
 
-    static func scalingRound(_ zone: KernelZone, layer: StaticString) {
+    /// One thread bound to each CPU online, all doing `pairs` allocate+free pairs at once, each
+    /// keeping a quarter of its objects for a while (48 of every 64 freed at once, the others
+    /// freed in bursts of `keptBurst`): the instructions per pair over all CPUs together, the
+    /// lock sections `sections` counts and the kernel lock's contention, per 1,000 pairs.
+    static func scalingRound<Item>(_ group: StaticString, _ layer: StaticString, sections: () -> UInt64, sectionName: StaticString, keptBurst: Int,
+                                   allocate: @escaping () -> Item, free: @escaping (Item) -> Void, write: @escaping (Item, Int) -> Void) {
         let cpus = SMP.onlineCount
         let pairs = 20_000
         scalingStart.store(0, ordering: .relaxed)
         scalingReady.store(0, ordering: .relaxed)
-        let sectionsBefore = totalZoneLockSections()
+        let sectionsBefore = sections()
         let contendedBefore = KernelLock.contended
         var threads: [ThreadRef] = []
         for cpu in 0..<cpus {
             threads.append(Threads.spawn("scaler", affinity: .only(cpu)) {
-                var kept: [UnsafeMutableRawPointer] = []
-                kept.reserveCapacity(64)
+                var kept: [Item] = []
+                kept.reserveCapacity(keptBurst)
                 scalingReady.wrappingAdd(1, ordering: .releasing)
                 while scalingStart.load(ordering: .acquiring) == 0 { CPU.pause() }
                 for index in 0..<pairs {
-                    let object = zone.allocate(.ordinaryNoWait)!
-                    object.storeBytes(of: UInt64(index), as: UInt64.self)
-                    if index % 64 < 48 { zone.free(object) } else { kept.append(object) }
-                    if kept.count == 64 { for held in kept { zone.free(held) }; kept.removeAll(keepingCapacity: true) }
+                    let item = allocate()
+                    write(item, index)
+                    if index % 64 < 48 { free(item) } else { kept.append(item) }
+                    if kept.count == keptBurst { for held in kept { free(held) }; kept.removeAll(keepingCapacity: true) }
                 }
-                for held in kept { zone.free(held) }
+                for held in kept { free(held) }
             })
         }
         while scalingReady.load(ordering: .acquiring) < UInt64(cpus) { Scheduler.yield() }
@@ -241,13 +260,13 @@ enum Benchmarks {
         scalingStart.store(1, ordering: .releasing)
         for thread in threads { Threads.join(thread) }
         let elapsed = CPU.timestamp() - start
-        let sections = totalZoneLockSections() - sectionsBefore
+        let taken = sections() - sectionsBefore
         let contended = KernelLock.contended - contendedBefore
         let total = UInt64(cpus * pairs)
-        Log.info(.bench, "zone scaling, \(layer): \(cpus) CPUs x \(pairs) pairs in \(elapsed) ticks; \(sections) zone-lock sections; kernel lock contended \(contended) times")
-        Console.printLine("B zonescaling \(layer): ticks per pair, all CPUs together \(elapsed / total) cycles")
-        Console.printLine("B zonescaling \(layer): zone-lock sections per 1000 pairs \(sections * 1000 / total) sections")
-        Console.printLine("B zonescaling \(layer): kernel lock contended per 1000 pairs \(contended * 1000 / total) times")
+        Log.info(.bench, "\(group), \(layer): \(cpus) CPUs x \(pairs) pairs in \(elapsed) ticks; \(taken) \(sectionName) sections; kernel lock contended \(contended) times")
+        Console.printLine("B \(group) \(layer): ticks per pair, all CPUs together \(elapsed / total) cycles")
+        Console.printLine("B \(group) \(layer): \(sectionName) sections per 1000 pairs \(taken * 1000 / total) sections")
+        Console.printLine("B \(group) \(layer): kernel lock contended per 1000 pairs \(contended * 1000 / total) times")
     }
 
     static let scalingStart = Atomic<UInt64>(0)
@@ -256,6 +275,12 @@ enum Benchmarks {
     static func totalZoneLockSections() -> UInt64 {
         var total: UInt64 = 0
         for index in 0..<SMP.areasUsed { total &+= PerCPU.area(index).pointee.zoneLockSections }
+        return total
+    }
+
+    static func totalPageAllocatorSections() -> UInt64 {
+        var total: UInt64 = 0
+        for index in 0..<SMP.areasUsed { total &+= PerCPU.area(index).pointee.pageAllocatorSections }
         return total
     }
 

@@ -48,16 +48,24 @@ extension PhysicalMemoryTests {
         Test.fail("the second free of a page returned")
     }
 
-    /// Pages on a CPU's list - the last CPU online, this one when it is alone - are free for
+    /// Whose list a case fills: the running CPU's (the pmm suite, whose cases run with
+    /// preemption off and so cannot wait for a thread), or the last CPU online's (the smp
+    /// suite; the running CPU's when it is alone).
+    enum ListedOn {
+        case thisCPU
+        case lastCPU
+    }
+
+    /// Pages on a CPU's list (`whose`) are free for
     /// `freePages` but not for the buddy allocator. System requests, which never use the lists,
     /// take the free count down to free_min: that decision is the centre's, so the lists must
     /// be drained into it first, and the count must end at free_min exactly, with no page left
     /// on any list. Without the drain it ends at free_min plus the listed pages, which only
     /// their CPU could have handed out.
-    static func listedPagesAreTheCentresBeforeAFloorDecides() {
+    static func listedPagesAreTheCentresBeforeAFloorDecides(on whose: ListedOn) {
         guard listsAreOn() else { return }
         let t = PhysicalMemory.thresholds
-        let target = SMP.areasUsed - 1
+        let target = whose == .thisCPU ? PerCPU.this.pointee.index : SMP.areasUsed - 1
         if target == PerCPU.this.pointee.index {
             fillThisCPUsList()
         } else {
