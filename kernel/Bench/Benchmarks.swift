@@ -101,8 +101,6 @@ enum Benchmarks {
         // with no kernel-lock section once the list has pages. The pairs after it measure the
         // buddy allocator itself, with the lists suspended.
         if CPUPageLists.storage != nil {
-            let warm = PhysicalMemory.allocate(order: 0, .ordinaryNoWait)!
-            PhysicalMemory.free(warm)
             report("pmm", "order-0 pair on the CPU page list", measure(operations: 10_000) {
                 for _ in 0..<10_000 { PhysicalMemory.free(PhysicalMemory.allocate(order: 0, .ordinaryNoWait)!) }
             }, "cycles")

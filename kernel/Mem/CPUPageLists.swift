@@ -56,6 +56,14 @@ enum CPUPageLists {
         CPUPageList.list(storage, PerCPU.this.pointee.index)
     }
 
+    /// A list's lock: the zones' CPU-cache lock word (KernelZoneEnvironment.lockCache), which
+    /// answers TLB shootdowns while it spins.
+    @inline(__always)
+    static func lock(_ list: UnsafeMutablePointer<CPUPageList>) { KernelZoneEnvironment.lockCache(CPUPageList.lockWord(list)) }
+
+    @inline(__always)
+    static func unlock(_ list: UnsafeMutablePointer<CPUPageList>) { KernelZoneEnvironment.unlockCache(CPUPageList.lockWord(list)) }
+
     @inline(__always)
     static func descriptor(_ page: PageIndex) -> UnsafeMutablePointer<BuddyDescriptor> {
         PhysicalMemory.memDescs![page.int].buddy!
@@ -71,13 +79,13 @@ enum CPUPageLists {
         guard mayWork(storage) else { return nil }
         let wasEnabled = KernelZoneEnvironment.enterCPU()
         let list = currentList(storage!)
-        KernelZoneEnvironment.lockCache(CPUPageList.lockWord(list))
+        lock(list)
         let page = CPUPageList.pop(list)
         if let page {
             descriptor(page).pointee.flags.remove(.onCPUList)
             list.pointee.allocations &+= 1
         }
-        KernelZoneEnvironment.unlockCache(CPUPageList.lockWord(list))
+        unlock(list)
         KernelZoneEnvironment.leaveCPU(wasEnabled)
         return page
     }
@@ -90,20 +98,20 @@ enum CPUPageLists {
         guard mayWork(storage) && VMWait.waiters == 0 else { return false }
         let wasEnabled = KernelZoneEnvironment.enterCPU()
         let list = currentList(storage!)
-        KernelZoneEnvironment.lockCache(CPUPageList.lockWord(list))
+        lock(list)
         let kept = Int(list.pointee.count) < limits.high
         if kept { push(page, on: list) }
-        KernelZoneEnvironment.unlockCache(CPUPageList.lockWord(list))
+        unlock(list)
         KernelZoneEnvironment.leaveCPU(wasEnabled)
         if kept { return true }
         withInterruptsDisabled {
             PerCPU.this.pointee.pageAllocatorSections &+= 1
             let list = currentList(storage!)
-            KernelZoneEnvironment.lockCache(CPUPageList.lockWord(list))
+            lock(list)
             CPUPageList.removeOldest(limits.batch, from: list) { giveBack($0) }
             list.pointee.flushes &+= 1
             push(page, on: list)
-            KernelZoneEnvironment.unlockCache(CPUPageList.lockWord(list))
+            unlock(list)
         }
         return true
     }
@@ -130,7 +138,7 @@ enum CPUPageLists {
         guard let storage, !suspended else { return }
         let list = currentList(storage)
         let allocator = PhysicalMemory.buddy!
-        KernelZoneEnvironment.lockCache(CPUPageList.lockWord(list))
+        lock(list)
         var taken = 0
         while taken < limits.batch && Int(list.pointee.count) < limits.high {
             let extra = allocator.pointee.extraPages(order: 0, .aboveReserve)
@@ -142,7 +150,7 @@ enum CPUPageLists {
             taken += 1
         }
         if taken > 0 { list.pointee.refills &+= 1 }
-        KernelZoneEnvironment.unlockCache(CPUPageList.lockWord(list))
+        unlock(list)
     }
 
     /// Gives every CPU's listed pages back to the centre (the kernel lock is held). Returns
@@ -154,10 +162,10 @@ enum CPUPageLists {
         for index in 0..<SMP.areasUsed where index < CPUPageList.slots {
             let list = CPUPageList.list(storage, index)
             guard list.pointee.count > 0 else { continue }
-            KernelZoneEnvironment.lockCache(CPUPageList.lockWord(list))
+            lock(list)
             drained += Int(list.pointee.count)
             CPUPageList.removeOldest(Int(list.pointee.count), from: list) { giveBack($0) }
-            KernelZoneEnvironment.unlockCache(CPUPageList.lockWord(list))
+            unlock(list)
         }
         return drained
     }

@@ -79,16 +79,12 @@ extension PhysicalMemoryTests {
         Preemption.disable()
         defer { Preemption.enable() }
         let taken = PageBitmap(pages: PhysicalMemory.pageCount)
-        let before = PhysicalMemory.freePages
-        let descriptorPagesBefore = PhysicalMemory.buddy!.pointee.descriptors.dynamicPages
+        let before = FreeCountBefore()
         _ = drain(.system, into: taken)
         Test.expectEqual(PhysicalMemory.freePages, t.freeMin, "system allocations stop at free_min, the listed pages counted")
         Test.expectEqual(CPUPageLists.pages, UInt64(0), "pages left on the CPUs' lists once a floor decided")
         taken.forEach { PhysicalMemory.free($0) }
-        // Every page taken held a buddy descriptor: the pages the pool grew by stay in it
-        // until the pageout thread reaps them.
-        let descriptorPages = UInt64(PhysicalMemory.buddy!.pointee.descriptors.dynamicPages - descriptorPagesBefore)
-        Test.expectEqual(PhysicalMemory.freePages, before - descriptorPages, "all pages back but those the descriptor pool grew by")
+        let descriptorPages = before.expectAllBack()
         taken.release()
         Test.diagnostic("\(listed) pages were on CPU \(target)'s list; free_min \(t.freeMin); the descriptor pool grew by \(descriptorPages) pages")
     }

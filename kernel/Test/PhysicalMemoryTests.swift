@@ -155,11 +155,25 @@ enum PhysicalMemoryTests {
         }
     }
 
+    /// The free count and the descriptor pool's pages before a case takes pages. Every page
+    /// taken holds a buddy descriptor, and the pages the pool grows by meanwhile stay in it
+    /// until the pageout thread reaps them.
+    struct FreeCountBefore {
+        let free = PhysicalMemory.freePages
+        let descriptorPages = PhysicalMemory.buddy!.pointee.descriptors.dynamicPages
+
+        /// Checks that every page is back but those the pool grew by; returns how many those are.
+        func expectAllBack() -> UInt64 {
+            let grown = UInt64(PhysicalMemory.buddy!.pointee.descriptors.dynamicPages - descriptorPages)
+            Test.expectEqual(PhysicalMemory.freePages, free - grown, "all pages back but those the descriptor pool grew by")
+            return grown
+        }
+    }
+
     static func eachRequesterStopsAtItsTier() {
         let t = PhysicalMemory.thresholds
         let taken = PageBitmap(pages: PhysicalMemory.pageCount)
-        let before = PhysicalMemory.freePages
-        let descriptorPagesBefore = PhysicalMemory.buddy!.pointee.descriptors.dynamicPages
+        let before = FreeCountBefore()
         _ = drain(.ordinary, into: taken)
         Test.expectEqual(PhysicalMemory.freePages, t.freeReserved, "ordinary allocations stop at free_reserved")
         _ = drain(.system, into: taken)
@@ -170,9 +184,7 @@ enum PhysicalMemoryTests {
         Test.expectEqual(PhysicalMemory.freePages, UInt64(0), "pageout allocations may take everything")
         Test.expectEqual(PhysicalMemory.statistics[.pageout].deepestReserveUse, deepest, "deliberate draws below free_min are not recorded")
         taken.forEach { PhysicalMemory.free($0) }
-        // Pages the descriptor pool grew by stay in it until the pageout thread reaps them.
-        let descriptorPages = UInt64(PhysicalMemory.buddy!.pointee.descriptors.dynamicPages - descriptorPagesBefore)
-        Test.expectEqual(PhysicalMemory.freePages, before - descriptorPages, "all pages back but those the descriptor pool grew by")
+        let descriptorPages = before.expectAllBack()
         taken.release()
         Test.diagnostic("free_min \(t.freeMin), free_reserved \(t.freeReserved); the descriptor pool grew by \(descriptorPages) pages")
     }
