@@ -137,6 +137,49 @@ enum Disk {
         transfer(.write, firstSector, count, buffer)
     }
 
+    // MARK: - Writes in flight
+
+    /// Request slots a driver keeps for writes that complete while their issuer goes on
+    /// (virtio-blk: each its own descriptor chain, header and status byte). 0 for a driver
+    /// that only waits for each transfer (AHCI, ATA PIO): the pageout thread then writes as
+    /// before, one request at a time (docs/io.md, "Asynchronous page-out").
+    static var writeSlotsInFlight: Int {
+        switch kind {
+        case .virtio?: return VirtioBlock.broken ? 0 : VirtioBlock.asyncSlots
+        default: return 0
+        }
+    }
+
+    /// Starts writing `count` whole pages - `pages`, by physical address, no mapping needed -
+    /// to the sectors from `firstSector`, in request slot `slot` (1 ... writeSlotsInFlight),
+    /// and returns without waiting: the driver reports the end through
+    /// `PageoutRequests.deviceFinished(slot:error:)`, from its interrupt handler (or from a
+    /// poll). An error returned here means the device was not given the request and nothing
+    /// will be reported for it. An injected fault (`diskfault=`) still goes to the device and
+    /// fails at its completion, so that the error arrives where a real one would.
+    static func startWrite(slot: Int, _ firstSector: UInt64, pages: UnsafePointer<PageIndex>, count: Int) -> DiskError? {
+        guard let kind = kind else { return DiskError(what: "no disk", status: 0) }
+        let sectorCount = count * SwapDevice.sectorsPerBlock
+        guard count >= 1 && count <= maximumTransferPages, firstSector + UInt64(sectorCount) <= sectors else {
+            return DiskError(what: "sector range outside the disk", status: 0)
+        }
+        let injected: Bool = withInterruptsDisabled { faults.isActive && faults.shouldFail(.write) }
+        if injected {
+            countEvent(&injectedFaults)
+            Log.warn(.disk, "diskfault: write number \(faults.writes) (sectors \(firstSector)+\(sectorCount)) will fail at its completion, on purpose")
+        }
+        switch kind {
+        case .virtio: return VirtioBlock.startWrite(slot: slot, firstSector, pages: pages, count: count, failing: injected)
+        case .ahci, .ata: return DiskError(what: "this driver has no request slots for writes in flight", status: 0)
+        }
+    }
+
+    /// Collects the ends of writes in flight from the device, for a thread that waits for one
+    /// and cannot sleep. Interrupts off.
+    static func pollWrites() {
+        if kind == .virtio { VirtioBlock.collectCompletions() }
+    }
+
     private static func transfer(_ operation: DiskOperation, _ firstSector: UInt64, _ count: Int, _ buffer: UnsafeMutableRawPointer) -> DiskError? {
         guard let kind = kind else { return DiskError(what: "no disk", status: 0) }
         guard count > 0 && count <= 256, firstSector + UInt64(count) <= sectors else {

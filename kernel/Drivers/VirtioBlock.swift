@@ -14,17 +14,21 @@
 // 0x14 the block device's configuration - its capacity in 512-byte sectors first.
 //
 // What is preallocated at boot (docs/io.md): the virtqueue (3 pages for QEMU's 256 entries),
-// and one page holding the request header (type, reserved, sector: 16 bytes) and the status
-// byte the device writes. One request is in flight at a time - a mutex serialises the threads,
-// as for the ATA disk - so the descriptors are always the same chain: 0 the header (device
-// reads), 1...n the data, one descriptor per physical page piece (device reads on a write,
-// writes on a read), n+1 the status byte (device writes). Nothing on the I/O path allocates.
+// and one page holding, for each request slot, the request header (type, reserved, sector: 16
+// bytes) and the status byte the device writes. Slot s owns descriptors s x chainLength ...:
+// the header (device reads), the data, one descriptor per physical page piece (device reads on
+// a write, writes on a read), the status byte (device writes). Slot 0 serves the transfers
+// whose thread waits (`transfer`: a mutex serialises them, as for the ATA disk); slots 1 ...
+// asyncSlots serve the page-out writes that stay in flight while the pageout thread goes on
+// (`startWrite`, owned by kernel/VM/PageoutRequests.swift). Nothing on the I/O path allocates.
 //
 // Completion: the device raises its legacy INTx, which the firmware routed to an 8259 IRQ (the
-// function's interrupt line). The handler reads the ISR (acknowledging the device), takes new
-// entries off the used ring, marks the request complete and wakes its waiter
-// (DiskCompletion in kernel/Drivers/Disk.swift), then acknowledges the PIC. The line may be
-// shared: a handler that finds nothing new only acknowledges.
+// function's interrupt line). The handler reads the ISR (acknowledging the device) and takes
+// new entries off the used ring: each names its chain's head, so its slot - slot 0 marks the
+// waiting request complete and wakes its waiter (DiskCompletion in kernel/Drivers/Disk.swift),
+// another slot ends its page-out there and then (PageoutRequests.deviceFinished). Then it
+// acknowledges the interrupt controller. The line may be shared: a handler that finds nothing
+// new only acknowledges.
 
 import ArchSupport
 
@@ -59,6 +63,15 @@ enum VirtioBlock {
     /// Data descriptors per request: a 64 KiB transfer (Disk.maximumTransferPages, a page-out
     /// cluster) in page pieces, plus one for a buffer that does not start on a page boundary.
     static let maximumDataDescriptors = Disk.maximumTransferPages + 1
+    /// Descriptors one slot owns: the header, the data, the status byte.
+    static let chainLength = maximumDataDescriptors + 2
+    /// Bytes of the request page per slot: the header (16) and the status byte (at 16).
+    static let slotBytes = 32
+    /// Slots for page-out writes in flight (Disk.writeSlotsInFlight): as many as the queue's
+    /// descriptors hold beside slot 0, at most ReserveBounds.pageoutWritesInFlight.
+    static var asyncSlots = 0
+    /// Slots whose write was chosen to fail (diskfault=): their completion reports an error.
+    static var failingSlots: UInt32 = 0
 
     static var function: PCIFunction? = nil
     static var base = IOPort(0)
@@ -110,7 +123,7 @@ enum VirtioBlock {
         register(driverFeatures).write32(0)                               // none: plain reads and writes
         register(queueSelect).write16(0)
         let size = Int(register(queueSize).read16())
-        guard let shape = VirtqueueLayout(size: size), size >= maximumDataDescriptors + 2 else {
+        guard let shape = VirtqueueLayout(size: size), size >= chainLength else {
             return fail("queue 0 has \(size) entries")
         }
         guard let ring = DMARegion.allocate(pages: shape.pages), let header = DMARegion.allocate(pages: 1) else {
@@ -118,6 +131,7 @@ enum VirtioBlock {
         }
         guard ring.physical.rawValue >> 12 <= UInt64(UInt32.max) else { return fail("the virtqueue is above 16 TiB") }
         layout = shape
+        asyncSlots = min(ReserveBounds.pageoutWritesInFlight, size / chainLength - 1)
         queue = ring
         request = header
         register(queueAddress).write32(UInt32(ring.physical.rawValue >> 12))
@@ -153,7 +167,51 @@ enum VirtioBlock {
     }
 
     private static var usedIndex: UInt16 { arch_load16(queue.pointer + layout.usedOffset + 2) }
-    private static var statusByte: UnsafeMutableRawPointer { request.pointer + 16 }
+    /// Slot `slot`'s header and status byte in the request page.
+    private static func header(_ slot: Int) -> (UnsafeMutableRawPointer, PhysicalAddress) { request.at(slot * slotBytes) }
+    private static func statusByte(_ slot: Int) -> UnsafeMutableRawPointer { request.pointer + slot * slotBytes + 16 }
+
+    /// Writes slot `slot`'s chain: its header for `operation` at `firstSector`, a data
+    /// descriptor per piece `pieces` hands out, its status byte. False when the pieces need
+    /// more descriptors than a chain holds, or `pieces` fails (a buffer not mapped). Only the
+    /// slot's owner writes its chain: slot 0's under the mutex, an async slot's by its request.
+    private static func prepareChain(slot: Int, _ operation: DiskOperation, _ firstSector: UInt64,
+                                     _ pieces: ((PhysicalAddress, Int) -> Bool) -> Bool) -> Bool {
+        let (headerPointer, headerPhysical) = header(slot)
+        headerPointer.storeBytes(of: operation == .write ? requestWrite : requestRead, as: UInt32.self)
+        headerPointer.storeBytes(of: UInt32(0), toByteOffset: 4, as: UInt32.self)
+        headerPointer.storeBytes(of: firstSector, toByteOffset: 8, as: UInt64.self)
+        arch_store8(statusByte(slot), 0xFF)                 // not a status the device writes
+        let head = slot * chainLength
+        setDescriptor(head, headerPhysical, 16, descriptorNext, next: head + 1)
+        var next = head + 1
+        let dataFlags = descriptorNext | (operation == .read ? descriptorDeviceWrites : 0)
+        let described = pieces { physical, length in
+            guard next - head <= maximumDataDescriptors else { return false }
+            setDescriptor(next, physical, length, dataFlags, next: next + 1)
+            next += 1
+            return true
+        }
+        guard described else { return false }
+        setDescriptor(next, headerPhysical + 16, 1, descriptorDeviceWrites, next: 0)
+        return true
+    }
+
+    /// Puts slot `slot`'s chain on the available ring and tells the device. Interrupts off
+    /// (they hold the kernel lock, which orders the ring's writers on every CPU).
+    private static func submitChain(slot: Int) {
+        // The chain's head goes into the next available slot, then idx moves on: the device
+        // reads idx, so the slot must be written first (volatile stores stay in order on
+        // x86), and it is told only after both. The compiler barrier keeps the plain stores of
+        // the header and descriptors from being moved past the volatile stores and the port
+        // write below.
+        arch_barrier()
+        let entry = Int(availableIndex) & (layout.size - 1)
+        arch_store16(queue.pointer + layout.availableSlotOffset(entry), UInt16(slot * chainLength))
+        availableIndex &+= 1
+        arch_store16(queue.pointer + layout.availableOffset + 2, availableIndex)
+        register(queueNotify).write16(0)
+    }
 
     // MARK: - Transfers
 
@@ -162,56 +220,65 @@ enum VirtioBlock {
         guard !broken else { return DiskError(what: "virtio-blk stopped after a request timed out", status: 0) }
         mutex.lock()
         defer { mutex.unlock() }
-        request.pointer.storeBytes(of: operation == .write ? requestWrite : requestRead, as: UInt32.self)
-        request.pointer.storeBytes(of: UInt32(0), toByteOffset: 4, as: UInt32.self)
-        request.pointer.storeBytes(of: firstSector, toByteOffset: 8, as: UInt64.self)
-        arch_store8(statusByte, 0xFF)                 // not a status the device writes
-        setDescriptor(0, request.physical, 16, descriptorNext, next: 1)
-        var next = 1
-        let dataFlags = descriptorNext | (operation == .read ? descriptorDeviceWrites : 0)
-        let described = DMA.forEachSegment(buffer, count * Disk.sectorBytes) { physical, length in
-            guard next <= maximumDataDescriptors else { return false }
-            setDescriptor(next, physical, length, dataFlags, next: next + 1)
-            next += 1
-            return true
-        }
+        let described = prepareChain(slot: 0, operation, firstSector) { DMA.forEachSegment(buffer, count * Disk.sectorBytes, $0) }
         guard described else { return DiskError(what: "buffer not mapped, or in more pieces than a request holds", status: 0) }
-        setDescriptor(next, request.physical + 16, 1, descriptorDeviceWrites, next: 0)
 
-        let completed = completion.issueAndWait("virtio-blk I/O", submit: {
-            // The chain's head goes into the next available slot, then idx moves on: the
-            // device reads idx, so the slot must be written first (volatile stores stay in
-            // order on x86), and it is told only after both.
-            // The compiler barrier keeps the plain stores of the header and descriptors above
-            // from being moved past the volatile stores and the port write below.
-            arch_barrier()
-            let slot = Int(availableIndex) & (layout.size - 1)
-            arch_store16(queue.pointer + layout.availableSlotOffset(slot), 0)
-            availableIndex &+= 1
-            arch_store16(queue.pointer + layout.availableOffset + 2, availableIndex)
-            register(queueNotify).write16(0)
-        }, poll: { collectCompletions() })
+        let completed = completion.issueAndWait("virtio-blk I/O", submit: { submitChain(slot: 0) }, poll: { collectCompletions() })
         guard completed else {
             broken = true
             Log.error(.disk, "virtio-blk: a \(operation.name) of sectors \(firstSector)+\(count) did not complete in \(DiskCompletion.timeoutTicks / Timer.hertz) s; the device is not used again")
             return DiskError(what: "timed out", status: 0)
         }
-        let status = arch_load8(statusByte)
+        return outcome(slot: 0)
+    }
+
+    /// What slot `slot`'s status byte says, once the device has used its chain.
+    private static func outcome(slot: Int) -> DiskError? {
+        let status = arch_load8(statusByte(slot))
         guard status == 0 else {
             return DiskError(what: status == 2 ? "request not supported" : "device I/O error", status: UInt32(status))
         }
         return nil
     }
 
-    /// Takes new entries off the used ring; completes the request when its chain (head 0) is
-    /// among them. Interrupts off.
-    static func collectCompletions() {
-        var finished = false
-        while usedSeen != usedIndex {
-            usedSeen &+= 1
-            finished = true
+    /// Starts a page-out write of `count` pages in slot `slot` (1 ... asyncSlots) and returns:
+    /// the device reports its end to PageoutRequests.deviceFinished (collectCompletions).
+    /// With `failing`, the write goes to the device and is reported failed at its completion.
+    static func startWrite(slot: Int, _ firstSector: UInt64, pages: UnsafePointer<PageIndex>, count: Int, failing: Bool) -> DiskError? {
+        guard !broken else { return DiskError(what: "virtio-blk stopped after a request timed out", status: 0) }
+        kassert(slot >= 1 && slot <= asyncSlots, "virtio-blk: write slot \(slot) of \(asyncSlots)")
+        let described = prepareChain(slot: slot, .write, firstSector) { piece in
+            for number in 0..<count where !piece(PhysicalMemory.physicalAddress(of: pages[number]), Int(pageSize)) { return false }
+            return true
         }
-        if finished && !completion.pointee.complete { completion.finish() }
+        guard described else { return DiskError(what: "more pages than a request holds", status: 0) }
+        withInterruptsDisabled {
+            if failing { failingSlots |= 1 << UInt32(slot) }
+            submitChain(slot: slot)
+        }
+        return nil
+    }
+
+    /// Takes new entries off the used ring, each naming its chain's head and so its slot:
+    /// slot 0 completes the waiting transfer, another ends its page-out write. Interrupts off
+    /// (the handler, or a poller).
+    static func collectCompletions() {
+        while usedSeen != usedIndex {
+            let element = Int(usedSeen) & (layout.size - 1)
+            let head = Int(arch_load32(queue.pointer + layout.usedElementOffset(element)))
+            usedSeen &+= 1
+            let slot = head / chainLength
+            if slot == 0 {
+                if !completion.pointee.complete { completion.finish() }
+                continue
+            }
+            var error = outcome(slot: slot)
+            if failingSlots & (1 << UInt32(slot)) != 0 {
+                failingSlots &= ~(1 << UInt32(slot))
+                error = DiskError(what: "injected fault (diskfault=)", status: 0)
+            }
+            PageoutRequests.deviceFinished(slot: slot, error: error)
+        }
     }
 }
 

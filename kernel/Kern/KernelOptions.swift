@@ -30,6 +30,7 @@ enum KernelOption: Int, CaseIterable {
     case irqroute
     case lockorder
     case pageoutcluster
+    case pageoutinflight
     case pagelists
 
     var spec: OptionSpec {
@@ -74,6 +75,8 @@ enum KernelOption: Int, CaseIterable {
             return OptionSpec("lockorder", .choice("off|on"), default: "off", "check every mutex and spin lock acquisition against the orders seen so far; a reversed order panics naming both locks and sites (docs/debugging.md)")
         case .pageoutcluster:
             return OptionSpec("pageoutcluster", .unsigned, default: "16", "the most pages the pageout thread writes to swap in one request, 1 to 16; 1 writes one page at a time (docs/io.md)")
+        case .pageoutinflight:
+            return OptionSpec("pageoutinflight", .unsigned, default: "4", "the most page-out writes in flight at once on a disk that has request slots for them (virtio-blk), 0 to 4; 0 waits for each write (docs/io.md)")
         case .pagelists:
             return OptionSpec("pagelists", .choice("on|off"), default: "on", "keep a list of free single pages per CPU in front of the buddy allocator while memory is plentiful (docs/allocators.md); off sends every page through the buddy allocator")
         case .diskfault:
@@ -146,6 +149,13 @@ enum KernelOptions {
                     Log.error(.cmdline, "pageoutcluster=\(value.number): expected 1 to \(Disk.maximumTransferPages) pages")
                 } else {
                     Pageout.clusterLimit = Int(value.number)
+                }
+            case .pageoutinflight:
+                if value.number > UInt64(ReserveBounds.pageoutWritesInFlight) {
+                    KernelOptions.errorCount += 1
+                    Log.error(.cmdline, "pageoutinflight=\(value.number): expected 0 to \(ReserveBounds.pageoutWritesInFlight) writes (the reserve bounds count that many)")
+                } else {
+                    PageoutRequests.limit = Int(value.number)
                 }
             case .pagelists: CPUPageLists.requested = value.choice == 0
             case .diskfault:

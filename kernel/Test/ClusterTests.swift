@@ -29,7 +29,7 @@ enum ClusterTests {
     /// Dirty pages of a fresh pageable allocation, filled with a seeded pattern and moved to the
     /// inactive queue in index order with their accessed bits cleared, as deactivation would
     /// leave them.
-    static func dirtyInactivePages(_ id: UInt64) -> (address: VirtualAddress, object: ObjectRef) {
+    static func dirtyInactivePages(_ id: UInt64, count pages: Int = pages) -> (address: VirtualAddress, object: ObjectRef) {
         let address = Kmem.allocatePageable(UInt64(pages) * pageSize, owner: 0)!
         for page in 0..<pages { PagePattern.fill(address + UInt64(page) * pageSize, PagePattern.key(KernelOptions.seed, id, page)) }
         let object = RaceTests.object(at: address)
@@ -45,7 +45,7 @@ enum ClusterTests {
         return (address, object)
     }
 
-    static func mismatches(_ address: VirtualAddress, _ id: UInt64) -> Int {
+    static func mismatches(_ address: VirtualAddress, _ id: UInt64, count pages: Int = pages) -> Int {
         var count = 0
         for page in 0..<pages where PagePattern.firstMismatch(address + UInt64(page) * pageSize, PagePattern.key(KernelOptions.seed, id, page)) != nil {
             count += 1

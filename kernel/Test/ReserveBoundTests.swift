@@ -31,8 +31,20 @@ enum ReserveBoundTests {
 
     static var cases: [TestCase] {
         [
-            TestCase("swblockBoundCarriesPageoutToTheStepThatGrowsTheZone", { stepsBeforeGrowth(swapBlocks: ReserveBounds.bound.swapBlocks) }),
-            TestCase("swblockBoundLessOneStopsTheStepThatMustGrow", { stepsBeforeGrowth(swapBlocks: ReserveBounds.bound.swapBlocks - 1) }),
+            TestCase("swblockBoundCarriesPageoutToTheStepThatGrowsTheZone", {
+                stepsBeforeGrowth(swapBlocks: ReserveBounds.bound.swapBlocks, writesInFlight: ReserveBounds.pageoutWritesInFlight)
+            }),
+            TestCase("swblockBoundLessOneStopsTheStepThatMustGrow", {
+                stepsBeforeGrowth(swapBlocks: ReserveBounds.bound.swapBlocks - 1, writesInFlight: ReserveBounds.pageoutWritesInFlight)
+            }),
+            // Writes waited for: the steps before a growth are stepsWithoutPages. The bound's
+            // extra swblocks are the writes in flight's, and no less would do for them.
+            TestCase("waitedForWritesNeedStepsWithoutPagesSwblocks", {
+                stepsBeforeGrowth(swapBlocks: ReserveBounds.stepsWithoutPages, writesInFlight: 1)
+            }),
+            TestCase("waitedForWritesWithOneLessStopTheStepThatMustGrow", {
+                stepsBeforeGrowth(swapBlocks: ReserveBounds.stepsWithoutPages - 1, writesInFlight: 1)
+            }),
             TestCase("pageBoundGrowsTheSwblockZoneInsideAStep", { growthInAStep(pages: ReserveBounds.bound.pages) }),
             TestCase("pageBoundLessOneCannotGrowIt", { growthInAStep(pages: ReserveBounds.bound.pages - 1) }),
             TestCase("entryBoundsCarryTheStepTheGrowthAndARefillAtOnce", {
@@ -72,24 +84,36 @@ enum ReserveBoundTests {
     /// the entry zones - until it has the pages to grow the swblock zone. free_min sits at the
     /// page bound (its floor), so the top-ups and the growth draw exactly that many pages
     /// below it.
-    static func stepsBeforeGrowth(swapBlocks: Int) {
+    ///
+    /// With `writesInFlight` above 1 each step's write is left in flight as the pageout thread
+    /// leaves it (PageoutRequests.swift), and a step's page comes back only when a later step
+    /// needs its request slot: the write ends then (the test holds the completions, so the
+    /// disk's speed does not matter). That is the latest a page can come back, and the
+    /// `writesInFlight - 1` extra steps keep their swblocks meanwhile
+    /// (ReserveBounds.stepsBeforeGrowth).
+    static func stepsBeforeGrowth(swapBlocks: Int, writesInFlight: Int) {
         let bound = ReserveBounds.bound
-        let steps = ReserveBounds.stepsWithoutPages + 1
-        let expectedWritten = swapBlocks >= ReserveBounds.stepsWithoutPages ? steps : swapBlocks
+        if writesInFlight > 1 && !WritesInFlightTests.slotsAreThere() { return }
+        let drawingSteps = ReserveBounds.stepsWithoutPages + writesInFlight - 1
+        let steps = drawingSteps + 1
+        let expectedWritten = swapBlocks >= drawingSteps ? steps : swapBlocks
         let scene = Scene(pages: steps)
         scene.set(freeMin: bound.pages, pagesFree: 0,
                   zones: [swapBlocks, bound.mapEntries, bound.pvEntries], entryLines: .oneShort)
         var written = 0
         var last = PageOutResult.written
+        PageoutRequests.holdCompletions = writesInFlight > 1
         for number in 0..<steps {
-            last = scene.pageOut(number)
+            last = writesInFlight > 1 ? scene.startPageOut(number, writesInFlight: writesInFlight) : scene.pageOut(number)
             guard last == .written else { break }
             written += 1
         }
+        while PageoutRequests.endOldestHeld() {}
+        PageoutRequests.holdCompletions = false
         let drawn = scene.finish()
         Test.expectEqual(written, expectedWritten, "steps written with \(swapBlocks) swblocks in reserve (the last ended '\(last.name)')")
         if expectedWritten == steps {
-            Test.expectEqual(drawn.swapBlocks, swapBlocks, "deepest swblock draw")
+            Test.expectEqual(drawn.swapBlocks, drawingSteps, "deepest swblock draw")
             Test.expectEqual(drawn.pages, bound.pages, "deepest draw below free_min (the growth)")
         } else {
             Test.expect(last == .noMetadata, "the step that must grow ended '\(last.name)', expected '\(PageOutResult.noMetadata.name)'")
@@ -397,6 +421,24 @@ enum ReserveBoundTests {
                 PhysicalMemory.free(page.page)
             }
             return result
+        }
+
+        /// Starts writing dirty page `number` as the pageout thread does, leaving the write in
+        /// flight: when `writesInFlight` are already, the oldest ends first (its page freed),
+        /// as the thread would wait for it. The page is freed when its write ends.
+        func startPageOut(_ number: Int, writesInFlight: Int) -> PageOutResult {
+            if PageoutRequests.requestsInFlight >= writesInFlight { PageoutRequests.endOldestHeld() }
+            guard let request = PageoutRequests.reserveSlot() else { return .noWindow }
+            let page = dirty[number]
+            switch SwapPager.claimSlot(page.object, 0) {
+            case .failed(let result):
+                PageoutRequests.cancel(request)
+                return result
+            case .claimed(let slot):
+                var pages = page.page
+                if PageoutRequests.start(request, pages: &pages, count: 1, page.object, 0, slot) != nil { return .ioError }
+                return .written
+            }
         }
 
         /// Puts everything back and returns the deepest draws the case made.

@@ -32,6 +32,7 @@ enum TestRegistry {
             DiskFaultTests.suite,
             ClusterTests.suite,
             ClusterTests.unclusteredSuite,
+            WritesInFlightTests.suite,
             SMPTests.suite,
             SMPTests.limitedSuite,
             ConcurrencyTests.suite,

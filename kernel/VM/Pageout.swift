@@ -7,7 +7,10 @@
 //     otherwise its swap slot is claimed (a block and a swblock if it has none - while it is
 //     still mapped, so a step that cannot be fed changes nothing), it is unmapped everywhere
 //     (its PV list), written to swap if it changed since its last copy there, and freed -
-//     until the free count reaches paging_target;
+//     until the free count, with the pages of writes still in flight, reaches paging_target.
+//     On a disk with request slots for it (virtio-blk) a write is not waited for: it stays in
+//     flight, up to pageoutinflight= of them, and the disk's interrupt frees its pages when it
+//     ends (kernel/VM/PageoutRequests.swift);
 //   - deactivate: pages at the head of the active queue whose mappings were not used since
 //     the last look go to the inactive queue, until it holds inactive_target pages; used ones
 //     go round again.
@@ -46,6 +49,13 @@ struct PageoutStatistics {
     var clusteredPages: UInt64 = 0
 }
 
+/// How a cleaning step writes a dirty page: waiting for the write, or leaving it in flight
+/// (PageoutRequests.swift) where the disk has request slots for that.
+enum PageoutWriting {
+    case waitingForIt
+    case inFlight
+}
+
 enum Pageout {
     static var thread: ThreadRef? = nil
     static var statistics = PageoutStatistics()
@@ -60,6 +70,7 @@ enum Pageout {
         kassert(thread == nil, "a second pageout thread: the reserve bounds count \(ReserveBounds.pageoutThreads)")
         // A lazy global, first touched here: its allocation must not happen on the pageout path.
         clusterPages.initialize(repeating: .none, count: Disk.maximumTransferPages)
+        PageoutRequests.initialize()
         let pageout = Threads.spawn("pageout", stackPages: 8) { Pageout.run() }
         thread = pageout
         Watchdog.pageoutThread = pageout
@@ -73,13 +84,17 @@ enum Pageout {
         if pageout.pointee.state == .sleeping { Scheduler.wakeup(UnsafeRawPointer(channel)) }
     }
 
-    static var isNeeded: Bool { PhysicalMemory.freePages < PhysicalMemory.thresholds.pagingTarget }
+    /// Memory is short of paging_target, counting the pages of writes in flight as free: they
+    /// will be once their writes end.
+    static var isNeeded: Bool { PhysicalMemory.freePages + UInt64(PageoutRequests.pagesInFlight) < PhysicalMemory.thresholds.pagingTarget }
 
     private static func run() {
         while true {
             // Asleep until woken, or a second has passed (to retry zone refills).
             withInterruptsDisabled {
-                if !requested && PhysicalMemory.freePages >= PhysicalMemory.thresholds.pagingStart {
+                // Short of paging_start but with enough coming from writes in flight: rest until
+                // they end (the last one wakes this thread if memory is still short).
+                if !requested && (PhysicalMemory.freePages >= PhysicalMemory.thresholds.pagingStart || !isNeeded) {
                     Scheduler.sleep(on: UnsafeRawPointer(channel), reason: "pageout idle", untilTick: Timer.ticks + Timer.hertz)
                 }
                 requested = false
@@ -107,6 +122,11 @@ enum Pageout {
                 // Nothing could be cleaned, swap cannot take more, and threads are waiting for
                 // memory: only stopping a consumer can help.
                 // Pages still on a CPU's list are tried before a consumer is stopped.
+                // Writes still in flight free their pages when they end: wait for those first.
+                if PageoutRequests.requestsInFlight > 0 {
+                    PageoutRequests.waitForOne()
+                    continue
+                }
                 if (SwapDevice.isFull || !SwapDevice.isPresent) && VMWait.waiters > 0 && (CPUPageLists.drain() > 0 || OutOfMemory.act()) { continue }
                 fruitlessPasses += 1
                 if fruitlessPasses > 3 { break }
@@ -152,15 +172,16 @@ enum Pageout {
     ///      look to the inactive queue until it holds its target (the pages the next pass may
     ///      clean), looking at each active page at most once; used ones go round again with
     ///      their accessed bits cleared.
-    /// Returns the pages freed. A page is taken off its queue and either put back or marked
+    /// Returns the pages freed or on their way out in writes left in flight. A page is taken off its queue and either put back or marked
     /// busy in one step with interrupts off: a page that is on no queue and not busy is one its
     /// object may free at any moment.
     static func scanPass() -> Int {
         let thresholds = PhysicalMemory.thresholds
         var freed = 0
         var looked = 0
+        PageoutRequests.settleFailures()
         let inactiveLength = withInterruptsDisabled { PageQueues.inactive.count }
-        while looked < inactiveLength && PhysicalMemory.freePages < thresholds.pagingTarget {
+        while looked < inactiveLength && isNeeded {
             looked += 1
             let candidate: PageIndex?? = withInterruptsDisabled {
                 guard let page = PageQueues.takeHead(.inactive) else { return nil }
@@ -175,7 +196,7 @@ enum Pageout {
             }
             guard let taken = candidate else { break }
             guard let page = taken else { continue }
-            let cleaned = clean(page, clustering: true)
+            let cleaned = clean(page, clustering: true, writing: .inFlight)
             if cleaned > 0 {
                 freed += cleaned
                 looked += cleaned - 1       // the followers came off the inactive queue too
@@ -212,7 +233,10 @@ enum Pageout {
     /// With `clustering`, each page cleaned gathers the inactive pages after it as a pass would
     /// (the cluster tests put the pages on the inactive queue first); with `stoppingAtAFailure`
     /// it stops at the first page it cannot write, as a pass does.
-    static func evict(_ object: ObjectRef, clustering: Bool = false, stoppingAtAFailure: Bool = false) -> Int {
+    /// With `writing: .inFlight` the writes are left in flight as the pageout thread leaves
+    /// them (the pages counted are then on their way out; PageoutRequests.waitForAll ends them).
+    static func evict(_ object: ObjectRef, clustering: Bool = false, stoppingAtAFailure: Bool = false,
+                      writing: PageoutWriting = .waitingForIt) -> Int {
         var freed = 0
         for index in 0..<object.pointee.pageCount {
             let claimed: PageIndex? = withInterruptsDisabled {
@@ -222,7 +246,7 @@ enum Pageout {
                 return page
             }
             guard let page = claimed else { continue }
-            let cleaned = clean(page, clustering: clustering)
+            let cleaned = clean(page, clustering: clustering, writing: writing)
             if cleaned == 0 && stoppingAtAFailure { break }
             freed += cleaned
         }
@@ -250,16 +274,28 @@ enum Pageout {
     /// block yet, take the blocks after it - each claimed like the first page but under the
     /// ordinary context without waiting, so a follower never touches a reserve and the
     /// reserves' bounds, which cover one page per step, still hold (docs/reserves.md).
-    private static func clean(_ page: PageIndex, clustering: Bool) -> Int {
+    ///
+    /// With `writing: .inFlight`, on a disk with request slots for it, a dirty page's write is
+    /// left in flight (PageoutRequests.swift): the step takes a request slot first - before it
+    /// claims its swap slot, so that it begins with at most pageoutWritesInFlight - 1 writes
+    /// unfinished (ReserveBounds.stepsBeforeGrowth) - and returns the pages it sent, which the
+    /// disk's interrupt frees. A page that looked clean takes no request slot; if it turns out
+    /// dirty after all, it is written the waiting way.
+    private static func clean(_ page: PageIndex, clustering: Bool, writing: PageoutWriting) -> Int {
         let descriptor = PhysicalMemory.pageable(page)
         let object = descriptor.pointee.object!.assumingMemoryBound(to: MemoryObject.self)
         let index = Int(descriptor.pointee.offset)
         MemoryObjects.check(object)
+        var request: Int? = nil
+        if writing == .inFlight && PageoutRequests.isUsable && (descriptor.pointee.flags.contains(.dirty) || Pmap.isModified(page)) {
+            request = PageoutRequests.reserveSlot()
+        }
         let slot: SwapPager.Slot
         switch SwapPager.claimSlot(object, index) {
         case .claimed(let claimed):
             slot = claimed
         case .failed(let result):
+            if let unused = request { PageoutRequests.cancel(unused) }
             PageQueues.release(page, to: .inactive)
             if result == .swapFull { noteSwapFull() }
             return 0
@@ -274,6 +310,10 @@ enum Pageout {
                 Pmap.removeAll(pages[number])
             }
         }
+        if descriptor.pointee.flags.contains(.dirty), let request = request {
+            return startWriting(request, pages, count: count, object, index, slot)
+        }
+        if let unused = request { PageoutRequests.cancel(unused) }
         if descriptor.pointee.flags.contains(.dirty) {
             let gathered = count
             let result = SwapPager.writeCluster(pages, count: &count, object, index, to: slot)
@@ -301,6 +341,32 @@ enum Pageout {
         statistics.freed += UInt64(count)
         Watchdog.pageoutProgress += UInt64(count)
         return count
+    }
+
+    /// Hands a cluster (unmapped, busy, dirty, its swap slots claimed) to the disk in request
+    /// slot `request` and returns its length, or 0 with everything put back when the disk
+    /// refused it at once. The pages are freed when the write ends (PageoutRequests.end).
+    private static func startWriting(_ request: Int, _ pages: UnsafeMutablePointer<PageIndex>, count: Int, _ object: ObjectRef,
+                                     _ index: Int, _ slot: SwapPager.Slot) -> Int {
+        if let refused = PageoutRequests.start(request, pages: pages, count: count, object, index, slot) {
+            countEvent(&SwapDevice.writeErrors)
+            Log.error(.swap, "writing blocks \(slot.block)+\(count) failed: \(refused.what) (status \(hex: refused.status))")
+            SwapPager.releaseSlots(object, index, count: count, slot)
+            for number in 0..<count { PageQueues.release(pages[number], to: .inactive) }
+            return 0
+        }
+        swapFullReported = false
+        return count
+    }
+
+    /// Counts a write that ended in the disk's interrupt: its pages are written and freed.
+    /// Interrupts off.
+    static func noteWritten(_ count: Int) {
+        statistics.written += UInt64(count)
+        statistics.writeRequests += 1
+        if count > 1 { statistics.clusteredPages += UInt64(count) }
+        statistics.freed += UInt64(count)
+        Watchdog.pageoutProgress += UInt64(count)
     }
 
     /// The most pages one cleaning step writes (pageoutcluster=, at most
@@ -359,6 +425,7 @@ enum Pageout {
         Log.info(.pageout, "reaping: \(s.reaps) reaps gave back \(s.reapedPages) pages of empty zone slabs")
         Log.info(.pageout, "swap: \(SwapDevice.pagesWritten) pages out, \(SwapDevice.pagesRead) pages in, \(SwapDevice.usedBlocks) of \(SwapDevice.blocks) blocks in use; faults: \(PageFault.zeroFills) zero-fill, \(PageFault.swapIns) from swap, \(PageFault.remaps) remapped, \(PageFault.descriptorShortages) short of a page descriptor")
         SwapMetadata.logStatistics()
+        PageoutRequests.logStatistics()
         Disk.logStatistics()
         LockOrder.logStatistics()
     }

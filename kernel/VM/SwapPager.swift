@@ -122,6 +122,13 @@ enum SwapPager {
         return true
     }
 
+    /// Gives back the swap slots of a cluster of `count` pages from `firstIndex` whose write
+    /// failed or never started: the followers' blocks, and the first page's when it was new.
+    static func releaseSlots(_ object: ObjectRef, _ firstIndex: Int, count: Int, _ slot: Slot) {
+        if count > 1 { SwapMetadata.release(object, first: firstIndex + 1, count: count - 1) }
+        releaseSlot(slot, object, firstIndex)
+    }
+
     /// Writes a cluster: `count` pages (unmapped and busy) of `object` from `firstIndex` on, held
     /// in `pages`, to the blocks from `slot.block` on, in one request through one pager window.
     /// The first page's window entry and PV entry come under the pageout context, as for a single

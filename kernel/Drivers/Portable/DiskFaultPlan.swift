@@ -3,7 +3,9 @@
 // `diskfault=write:N,read:M` makes the N-th write and the M-th read that reach the swap disk
 // (counted from boot, from 1) fail as a device error would: the driver does not touch the
 // device for it, and reports an error the way it reports a real one, so the layers above take
-// their error paths (kernel/Drivers/Disk.swift). Either part may be left out; `off` (the
+// their error paths (kernel/Drivers/Disk.swift). A page-out write left in flight is the
+// exception: it still goes to the device and fails at its completion, because that - the
+// interrupt - is where a real error of such a write is reported. Either part may be left out; `off` (the
 // default) injects nothing. Each fails once: a retry of the same page is the next operation.
 // Portable: parsing and the counting decision are host-tested.
 

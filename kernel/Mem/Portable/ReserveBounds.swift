@@ -172,6 +172,14 @@ public enum ReserveBounds {
     /// tested and set under the zone lock - the kernel lock, which every CPU takes - so a
     /// refill asked for on another CPU meanwhile returns at once (ZoneRef.refill).
     public static let swapBlockRefillsAtOnce = 1
+    /// Page-out writes the pageout thread may have in flight at once (pageoutinflight=, at
+    /// most this; PageoutRequests.swift). A write in flight holds no window, no entry and no
+    /// page from any reserve - its request slot was allocated at boot and the driver takes
+    /// the pages' physical addresses - but its pages come back only when it completes. The
+    /// thread takes a request slot before it claims a step's swap slot, so a step begins with
+    /// at most this many less one writes unfinished: that many more steps can keep their
+    /// swblocks before the freed pages let the zone grow (`stepsBeforeGrowth`).
+    public static let pageoutWritesInFlight = 4
     /// Nothing else draws: ordinary threads on the other CPUs never take a reserve (their
     /// context stops them at the lines), and no reserve is split among CPUs - a zone's CPU
     /// magazines hold only objects above its line, and frees go back to the centre while it
@@ -194,6 +202,11 @@ public enum ReserveBounds {
     /// ones, and growing takes pageoutZoneGrowth.pages more. Each of them keeps its swblock.
     public static var stepsWithoutPages: Int { pageoutEntryTopUp.pages + pageoutZoneGrowth.pages }
 
+    /// Steps that can keep a swblock each before the one that grows the zone: the
+    /// stepsWithoutPages whose freed pages it needs, and the writes still in flight when it
+    /// begins, whose pages have not come back yet.
+    public static var stepsBeforeGrowth: Int { stepsWithoutPages + pageoutWritesInFlight - 1 }
+
     /// The stocks privileged chains top up, each at most `mapStockTarget` entries.
     public static var stockedEntries: Int {
         var maps = 0
@@ -202,7 +215,7 @@ public enum ReserveBounds {
     }
 
     /// The most each reserve can be drawn down: the pageout thread carried through
-    /// stepsWithoutPages steps (each keeping its swblock), then topping the entry zones up and
+    /// stepsBeforeGrowth steps (each keeping its swblock), then topping the entry zones up and
     /// growing the swblock zone inside a step, while one swblock refill holds its entries, and
     /// every stocked map's stock full of entries from the reserve. A refill takes no page
     /// below free_min. One growth's entries, not one per growth: a growth needs more pages
@@ -211,7 +224,7 @@ public enum ReserveBounds {
     public static var bound: ReserveNeeds {
         let step = pageoutStep, growth = pageoutZoneGrowth, refill = swapBlockRefill, topUp = pageoutEntryTopUp
         // The steps before a growth: only their swblocks stay drawn from one step to the next.
-        let steps = ReserveNeeds(swapBlocks: step.swapBlocks * stepsWithoutPages, mapEntries: step.mapEntries,
+        let steps = ReserveNeeds(swapBlocks: step.swapBlocks * stepsBeforeGrowth, mapEntries: step.mapEntries,
                                  pvEntries: step.pvEntries, pages: step.pages)
         return (steps + topUp + growth) * pageoutThreads + refill * swapBlockRefillsAtOnce + ReserveNeeds(mapEntries: stockedEntries)
     }
