@@ -104,7 +104,7 @@ enum ReserveBoundTests {
         var last = PageOutResult.written
         PageoutRequests.holdCompletions = writesInFlight > 1
         for number in 0..<steps {
-            last = writesInFlight > 1 ? scene.startPageOut(number, writesInFlight: writesInFlight) : scene.pageOut(number)
+            last = writesInFlight > 1 ? scene.startPageOut(number) : scene.pageOut(number)
             guard last == .written else { break }
             written += 1
         }
@@ -423,21 +423,14 @@ enum ReserveBoundTests {
             return result
         }
 
-        /// Starts writing dirty page `number` as the pageout thread does, leaving the write in
-        /// flight: when `writesInFlight` are already, the oldest ends first (its page freed),
-        /// as the thread would wait for it. The page is freed when its write ends.
-        func startPageOut(_ number: Int, writesInFlight: Int) -> PageOutResult {
-            if PageoutRequests.requestsInFlight >= writesInFlight { PageoutRequests.endOldestHeld() }
-            guard let request = PageoutRequests.reserveSlot() else { return .noWindow }
-            let page = dirty[number]
-            switch SwapPager.claimSlot(page.object, 0) {
-            case .failed(let result):
-                PageoutRequests.cancel(request)
-                return result
-            case .claimed(let slot):
-                var pages = page.page
-                if PageoutRequests.start(request, pages: &pages, count: 1, page.object, 0, slot) != nil { return .ioError }
-                return .written
+        /// The pageout thread's own step on dirty page `number` (Pageout.step), its write left
+        /// in flight: with the completions held, the oldest write ends only when this step
+        /// needs its request slot (PageoutRequests.reserveSlot), and the page of a write is
+        /// freed when it ends.
+        func startPageOut(_ number: Int) -> PageOutResult {
+            switch Pageout.step(dirty[number].page, writing: .inFlight) {
+            case .cleaned: return .written
+            case .failed(let why): return why
             }
         }
 
@@ -463,8 +456,11 @@ enum ReserveBoundTests {
             heldPages.forEach { PhysicalMemory.free($0) }
             heldPages.release()
             for page in dirty {
-                let resident = withInterruptsDisabled { page.object.pointee.page(at: 0) == page.page }
-                if resident { PageQueues.release(page.page, to: .active) }
+                // Still the test's (busy); a step that failed has put its page back itself.
+                let held = withInterruptsDisabled {
+                    page.object.pointee.page(at: 0) == page.page && PhysicalMemory.pageable(page.page).pointee.flags.contains(.busy)
+                }
+                if held { PageQueues.release(page.page, to: .active) }
                 Kmem.freePageable(page.address, pageSize)
             }
             for (filler, size) in fillers { Kmem.free(filler, size, in: KernelMaps.kmem) }

@@ -160,7 +160,7 @@ enum Pageout {
         statistics.reaps += 1
         statistics.reapedPages += pages
         // Pages freed by the pageout thread: progress, as far as the watchdog is concerned.
-        Watchdog.pageoutProgress += pages
+        withInterruptsDisabled { Watchdog.pageoutProgress += pages }
         return pages
     }
 
@@ -282,6 +282,33 @@ enum Pageout {
     /// disk's interrupt frees. A page that looked clean takes no request slot; if it turns out
     /// dirty after all, it is written the waiting way.
     private static func clean(_ page: PageIndex, clustering: Bool, writing: PageoutWriting) -> Int {
+        let cleaned = cleanOrSay(page, clustering: clustering, writing: writing)
+        if case .failed(let why) = cleaned { lastFailure = why }
+        return cleaned.pages
+    }
+
+    /// One pageout step on `page`, which the caller has taken off its queue and marked busy, as
+    /// a pass takes it (no clustering): the reserve-bound tests drive the real step with it.
+    /// The pages cleaned or sent, or why none could be.
+    static func step(_ page: PageIndex, writing: PageoutWriting) -> StepResult {
+        cleanOrSay(page, clustering: false, writing: writing)
+    }
+
+    /// What a cleaning step came to.
+    enum StepResult {
+        case cleaned(Int)
+        case failed(PageOutResult)
+
+        var pages: Int {
+            if case .cleaned(let count) = self { return count }
+            return 0
+        }
+    }
+
+    /// Why the last step that cleaned nothing failed (for the log and the tests).
+    static var lastFailure = PageOutResult.written
+
+    private static func cleanOrSay(_ page: PageIndex, clustering: Bool, writing: PageoutWriting) -> StepResult {
         let descriptor = PhysicalMemory.pageable(page)
         let object = descriptor.pointee.object!.assumingMemoryBound(to: MemoryObject.self)
         let index = Int(descriptor.pointee.offset)
@@ -298,7 +325,7 @@ enum Pageout {
             if let unused = request { PageoutRequests.cancel(unused) }
             PageQueues.release(page, to: .inactive)
             if result == .swapFull { noteSwapFull() }
-            return 0
+            return .failed(result)
         }
         let pages = clusterPages
         pages[0] = page
@@ -311,7 +338,8 @@ enum Pageout {
             }
         }
         if descriptor.pointee.flags.contains(.dirty), let request = request {
-            return startWriting(request, pages, count: count, object, index, slot)
+            let sent = startWriting(request, pages, count: count, object, index, slot)
+            return sent > 0 ? .cleaned(sent) : .failed(.ioError)
         }
         if let unused = request { PageoutRequests.cancel(unused) }
         if descriptor.pointee.flags.contains(.dirty) {
@@ -321,11 +349,9 @@ enum Pageout {
             for number in count..<gathered { PageQueues.release(pages[number], to: .inactive) }
             guard result == .written else {
                 for number in 0..<count { PageQueues.release(pages[number], to: .inactive) }
-                return 0
+                return .failed(result)
             }
-            statistics.written += UInt64(count)
-            statistics.writeRequests += 1
-            if count > 1 { statistics.clusteredPages += UInt64(count) }
+            noteWritten(count)
             swapFullReported = false
         } else {
             // A page with no copy on swap is dirty from the fault that filled it
@@ -338,9 +364,8 @@ enum Pageout {
             withInterruptsDisabled { MemoryObjects.takeOut(pages[number], from: object, at: index + number) }
             PhysicalMemory.free(pages[number])
         }
-        statistics.freed += UInt64(count)
-        Watchdog.pageoutProgress += UInt64(count)
-        return count
+        noteFreed(count)
+        return .cleaned(count)
     }
 
     /// Hands a cluster (unmapped, busy, dirty, its swap slots claimed) to the disk in request
@@ -359,14 +384,23 @@ enum Pageout {
         return count
     }
 
-    /// Counts a write that ended in the disk's interrupt: its pages are written and freed.
-    /// Interrupts off.
+    /// Counts a write of `count` pages: waited for by this thread, or ended by the disk's
+    /// interrupt (PageoutRequests.end). With interrupts off, because the interrupt counts
+    /// here too, on any CPU.
     static func noteWritten(_ count: Int) {
-        statistics.written += UInt64(count)
-        statistics.writeRequests += 1
-        if count > 1 { statistics.clusteredPages += UInt64(count) }
-        statistics.freed += UInt64(count)
-        Watchdog.pageoutProgress += UInt64(count)
+        withInterruptsDisabled {
+            statistics.written += UInt64(count)
+            statistics.writeRequests += 1
+            if count > 1 { statistics.clusteredPages += UInt64(count) }
+        }
+    }
+
+    /// Counts `count` pages freed - progress, for the watchdog. Interrupts off, as above.
+    static func noteFreed(_ count: Int) {
+        withInterruptsDisabled {
+            statistics.freed += UInt64(count)
+            Watchdog.pageoutProgress += UInt64(count)
+        }
     }
 
     /// The most pages one cleaning step writes (pageoutcluster=, at most

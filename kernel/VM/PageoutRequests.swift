@@ -82,7 +82,8 @@ enum PageoutRequests {
     static var statistics = PageoutRequestStatistics()
     static var nextSequence: UInt64 = 0
     /// Test hook: the device's completions are noted (`held`) and ended only by
-    /// `endOldestHeld` - a disk as slow as a test needs, without timing.
+    /// `endOldestHeld` - by the test, or by `reserveSlot` when a step needs a slot and none is
+    /// free: the latest a write can end. A disk as slow as a test needs, without timing.
     static var holdCompletions = false
     /// Where a thread waits for a slot or for the writes to end.
     static let channel = UnsafeMutableRawPointer.allocate(byteCount: 8, alignment: 8)
@@ -115,6 +116,8 @@ enum PageoutRequests {
     /// swap slot (ReserveBounds.stepsBeforeGrowth says why).
     static func reserveSlot() -> Int? {
         settleFailures()
+        // The slowest disk a test can make: a held write ends when its slot is needed again.
+        if holdCompletions && withInterruptsDisabled({ !hasFreeSlot }) { endOldestHeld() }
         var waited = false
         let found: Int? = waitUntil(reason: "page-out slot") {
             for slot in 1..<slots + 1 where table[slot].state == .free {
@@ -294,6 +297,7 @@ enum PageoutRequests {
         SwapDevice.pagesWritten &+= UInt64(count)
         SwapDevice.writeRequests &+= 1
         Pageout.noteWritten(count)
+        Pageout.noteFreed(count)
         Scheduler.wakeup(UnsafeRawPointer(channel))
         // The last write ended and memory is still short: the pageout thread may be resting
         // on the pages that were coming.
@@ -304,6 +308,11 @@ enum PageoutRequests {
         requestsInFlight -= 1
         pagesInFlight -= request.pointee.count
         Scheduler.transfersAwaited -= 1
+    }
+
+    private static var hasFreeSlot: Bool {
+        for slot in 1..<slots + 1 where table[slot].state == .free { return true }
+        return false
     }
 
     // MARK: - Tests
