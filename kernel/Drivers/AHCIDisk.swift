@@ -10,15 +10,21 @@
 // interrupt (PxIS, summarised in the host's IS) when enabled.
 //
 // This driver uses the first port with a SATA disk attached (QEMU puts `-drive if=ide,index=0`
-// of q35 on port 0), command slot 0 only - one command at a time, a mutex serialising the
-// threads - and ATA commands READ DMA EXT (0x25) and WRITE DMA EXT (0x35) with 48-bit sector
-// numbers; IDENTIFY DEVICE (0xEC) at probe for the size. What is preallocated at boot: one page
-// holding the command list (0x000), the received-FIS area (0x400), the command table with its
-// PRDT (0x800) and the IDENTIFY buffer (0xC00). Nothing on the I/O path allocates.
+// of q35 on port 0) and ATA commands READ DMA EXT (0x25) and WRITE DMA EXT (0x35) with 48-bit
+// sector numbers; IDENTIFY DEVICE (0xEC) at probe for the size. Command slot 0 serves the
+// transfers a thread waits for - one at a time, a mutex serialising the threads; slots 1 ...
+// asyncSlots serve the page-out writes left in flight (`startWrite`, owned by
+// kernel/VM/PageoutRequests.swift), each with its own command table. What is preallocated at
+// boot: one page holding the command list (0x000), the received-FIS area (0x400), slot 0's
+// command table with its PRDT (0x800) and the IDENTIFY buffer (0xC00), and one page of command
+// tables for the other slots (0x200 each). Nothing on the I/O path allocates.
 //
 // Completion is by interrupt, as for virtio-blk: the handler clears PxIS and the host's IS bit,
 // and completes the request when slot 0 is no longer issued or the port reports an error
-// (task-file error, host bus or interface errors); the waiter checks PxTFD. After an error the
+// (task-file error, host bus or interface errors); the waiter checks PxTFD. A write in flight
+// has ended when its slot's PxCI bit is clear; after a port error every write still issued
+// is reported failed (the port stops processing its list: AHCI 6.2.2), and the port is
+// restarted there unless a waiting transfer will do it. After an error the
 // port is stopped and started again (AHCI 6.2.2.1: clear ST, wait for CR, clear errors, set ST),
 // so the next command finds it usable. The probe runs before interrupts are on, so IDENTIFY is
 // polled (DiskCompletion polls whenever the caller cannot sleep).
@@ -78,6 +84,16 @@ enum AHCIDisk {
     static var seenStatus: UInt32 = 0
     static var interrupts: UInt64 = 0
     static var broken = false
+    /// Command slots for page-out writes in flight (Disk.writeSlotsInFlight): as many as the
+    /// controller has beside slot 0, at most ReserveBounds.pageoutWritesInFlight.
+    static var asyncSlots = 0
+    /// Their command tables, 0x200 bytes apart (slot s at (s - 1) x 0x200).
+    static var asyncTables = DMARegion.unset
+    static let asyncTableBytes = 0x200
+    /// Slots of writes in flight issued to the port and not yet reported; and those whose
+    /// write was chosen to fail (diskfault=). Interrupts off.
+    static var asyncIssued: UInt32 = 0
+    static var failingSlots: UInt32 = 0
 
     static let commandListOffset = 0x000
     static let receivedFISOffset = 0x400
@@ -145,6 +161,16 @@ enum AHCIDisk {
             return false
         }
         memory = region
+        // CAP.NCS: the command slots the port has, less one.
+        let commandSlots = Int((hostRead(hostCapabilities) >> 8) & 0x1F) + 1
+        asyncSlots = min(ReserveBounds.pageoutWritesInFlight, commandSlots - 1)
+        if asyncSlots > 0 {
+            guard let tables = DMARegion.allocate(pages: 1) else {
+                Log.error(.disk, "ahci: no memory for the command tables; not used")
+                return false
+            }
+            asyncTables = tables
+        }
         guard startPort() else {
             Log.error(.disk, "ahci: port \(port) did not start; not used")
             return false
@@ -225,10 +251,15 @@ enum AHCIDisk {
         prd.storeBytes(of: UInt32(length - 1), toByteOffset: 12, as: UInt32.self)   // byte count - 1
     }
 
-    /// Builds the command FIS and header for slot 0 (the PRDT already filled), issues it and
-    /// waits for it; the error, if the port reported one.
-    private static func run(command: UInt8, sector: UInt64, count: Int, write: Bool, prds: Int) -> DiskError? {
-        let table = memory.pointer + commandTableOffset
+    /// Slot `slot`'s command table: its pointer and physical address.
+    private static func commandTable(_ slot: Int) -> (UnsafeMutableRawPointer, PhysicalAddress) {
+        slot == 0 ? memory.at(commandTableOffset) : asyncTables.at((slot - 1) * asyncTableBytes)
+    }
+
+    /// Writes slot `slot`'s command FIS and command header (its PRDT already filled with `prds`
+    /// entries).
+    private static func prepareCommand(slot: Int, command: UInt8, sector: UInt64, count: Int, write: Bool, prds: Int) {
+        let (table, tablePhysical) = commandTable(slot)
         table.initializeMemory(as: UInt8.self, repeating: 0, count: 0x80)
         let fis = table.assumingMemoryBound(to: UInt8.self)
         fis[0] = 0x27                       // host to device register FIS
@@ -243,13 +274,18 @@ enum AHCIDisk {
         fis[10] = UInt8(truncatingIfNeeded: sector >> 40)
         fis[12] = UInt8(truncatingIfNeeded: count)
         fis[13] = UInt8(truncatingIfNeeded: count >> 8)
-        let header = memory.pointer + commandListOffset
-        let (_, tablePhysical) = memory.at(commandTableOffset)
+        let header = memory.pointer + commandListOffset + 32 * slot
         // CFL: a 5-dword FIS; W: the device reads memory; PRDTL in the top half.
         header.storeBytes(of: 5 | (write ? 1 << 6 : 0) | UInt32(prds) << 16, as: UInt32.self)
         header.storeBytes(of: UInt32(0), toByteOffset: 4, as: UInt32.self)
         header.storeBytes(of: UInt32(truncatingIfNeeded: tablePhysical.rawValue), toByteOffset: 8, as: UInt32.self)
         header.storeBytes(of: UInt32(truncatingIfNeeded: tablePhysical.rawValue >> 32), toByteOffset: 12, as: UInt32.self)
+    }
+
+    /// Builds slot 0's command (the PRDT already filled), issues it and waits for it; the
+    /// error, if the port reported one.
+    private static func run(command: UInt8, sector: UInt64, count: Int, write: Bool, prds: Int) -> DiskError? {
+        prepareCommand(slot: 0, command: command, sector: sector, count: count, write: write, prds: prds)
 
         let completed = completion.issueAndWait("ahci I/O", submit: {
             seenStatus = 0
@@ -264,13 +300,39 @@ enum AHCIDisk {
         let taskFile = portRead(taskFileData)
         if seenStatus & interruptErrors != 0 || taskFile & statusError != 0 {
             let failure = DiskError(what: "device error", status: taskFile | (seenStatus & interruptErrors))
-            if !startPort() {
-                broken = true
-                Log.error(.disk, "ahci: port \(port) did not restart after an error; not used again")
-            }
+            withInterruptsDisabled { restartAfterError() }
             return failure
         }
         return nil
+    }
+
+    /// Starts a page-out write of `count` pages in command slot `slot` (1 ... asyncSlots) and
+    /// returns: `collect` reports its end to PageoutRequests.deviceFinished. With `failing`,
+    /// the write goes to the disk and is reported failed at its completion.
+    static func startWrite(slot: Int, _ firstSector: UInt64, pages: UnsafePointer<PageIndex>, count: Int, failing: Bool) -> DiskError? {
+        guard !broken else { return DiskError(what: "ahci port stopped after a command timed out", status: 0) }
+        kassert(slot >= 1 && slot <= asyncSlots, "ahci: write slot \(slot) of \(asyncSlots)")
+        let (table, _) = commandTable(slot)
+        for number in 0..<count { setPRD(table, number, PhysicalMemory.physicalAddress(of: pages[number]), Int(pageSize)) }
+        let sectorCount = count * Int(pageSize) / Disk.sectorBytes
+        prepareCommand(slot: slot, command: 0x35, sector: firstSector, count: sectorCount, write: true, prds: count)
+        withInterruptsDisabled {
+            let bit: UInt32 = 1 << UInt32(slot)
+            asyncIssued |= bit
+            if failing { failingSlots |= bit }
+            arch_barrier()      // the FIS, header and PRDT stores above happen before the issue
+            portWrite(commandIssue, bit)
+        }
+        return nil
+    }
+
+    /// After a port error: stop and start the port again (which clears PxCI), or give the
+    /// device up. Interrupts off.
+    private static func restartAfterError() {
+        if !startPort() {
+            broken = true
+            Log.error(.disk, "ahci: port \(port) did not restart after an error; not used again")
+        }
     }
 
     /// Takes the port's interrupt status, and completes the command when slot 0 is done or
@@ -280,7 +342,29 @@ enum AHCIDisk {
         if status != 0 { portWrite(portInterruptStatus, status) }
         hostWrite(interruptStatus, 1 << UInt32(port))
         seenStatus |= status
-        if !completion.pointee.complete && (portRead(commandIssue) & 1 == 0 || status & interruptErrors != 0) {
+        let issued = portRead(commandIssue)
+        let portError = status & interruptErrors != 0
+        let waiting = !completion.pointee.complete && issued & 1 != 0
+        // Writes in flight: ended when their bit is clear; after an error the port has
+        // stopped, and those still issued will not end by themselves.
+        var slot = 1
+        while asyncIssued != 0 && slot <= asyncSlots {
+            let bit: UInt32 = 1 << UInt32(slot)
+            if asyncIssued & bit != 0 && (issued & bit == 0 || portError) {
+                asyncIssued &= ~bit
+                var error: DiskError? = nil
+                if issued & bit != 0 { error = DiskError(what: "device error", status: portRead(taskFileData) | (status & interruptErrors)) }
+                if failingSlots & bit != 0 {
+                    failingSlots &= ~bit
+                    error = DiskError(what: "injected fault (diskfault=)", status: 0)
+                }
+                PageoutRequests.deviceFinished(slot: slot, error: error)
+            }
+            slot += 1
+        }
+        // A waiting transfer restarts the port itself after an error (`run`).
+        if portError && !waiting { restartAfterError() }
+        if !completion.pointee.complete && (issued & 1 == 0 || portError) {
             completion.finish()
         }
     }

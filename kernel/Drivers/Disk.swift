@@ -140,12 +140,14 @@ enum Disk {
     // MARK: - Writes in flight
 
     /// Request slots a driver keeps for writes that complete while their issuer goes on
-    /// (virtio-blk: each its own descriptor chain, header and status byte). 0 for a driver
-    /// that only waits for each transfer (AHCI, ATA PIO): the pageout thread then writes as
-    /// before, one request at a time (docs/io.md, "Asynchronous page-out").
+    /// (virtio-blk: each its own descriptor chain, header and status byte; AHCI: a command
+    /// slot and table each). 0 for a driver that only waits for each transfer (ATA PIO): the
+    /// pageout thread then writes as before, one request at a time (docs/io.md,
+    /// "Asynchronous page-out").
     static var writeSlotsInFlight: Int {
         switch kind {
         case .virtio?: return VirtioBlock.broken ? 0 : VirtioBlock.asyncSlots
+        case .ahci?: return AHCIDisk.broken ? 0 : AHCIDisk.asyncSlots
         default: return 0
         }
     }
@@ -170,14 +172,19 @@ enum Disk {
         }
         switch kind {
         case .virtio: return VirtioBlock.startWrite(slot: slot, firstSector, pages: pages, count: count, failing: injected)
-        case .ahci, .ata: return DiskError(what: "this driver has no request slots for writes in flight", status: 0)
+        case .ahci: return AHCIDisk.startWrite(slot: slot, firstSector, pages: pages, count: count, failing: injected)
+        case .ata: return DiskError(what: "this driver has no request slots for writes in flight", status: 0)
         }
     }
 
     /// Collects the ends of writes in flight from the device, for a thread that waits for one
     /// and cannot sleep. Interrupts off.
     static func pollWrites() {
-        if kind == .virtio { VirtioBlock.collectCompletions() }
+        switch kind {
+        case .virtio?: VirtioBlock.collectCompletions()
+        case .ahci?: AHCIDisk.collect()
+        default: break
+        }
     }
 
     private static func transfer(_ operation: DiskOperation, _ firstSector: UInt64, _ count: Int, _ buffer: UnsafeMutableRawPointer) -> DiskError? {

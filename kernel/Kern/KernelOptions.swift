@@ -76,7 +76,7 @@ enum KernelOption: Int, CaseIterable {
         case .pageoutcluster:
             return OptionSpec("pageoutcluster", .unsigned, default: "16", "the most pages the pageout thread writes to swap in one request, 1 to 16; 1 writes one page at a time (docs/io.md)")
         case .pageoutinflight:
-            return OptionSpec("pageoutinflight", .unsigned, default: "4", "the most page-out writes in flight at once on a disk that has request slots for them (virtio-blk), 0 to 4; 0 waits for each write (docs/io.md)")
+            return OptionSpec("pageoutinflight", .unsigned, default: "4", "the most page-out writes in flight at once on a disk that has request slots for them (virtio-blk, AHCI), 0 to 4; 0 waits for each write (docs/io.md)")
         case .pagelists:
             return OptionSpec("pagelists", .choice("on|off"), default: "on", "keep a list of free single pages per CPU in front of the buddy allocator while memory is plentiful (docs/allocators.md); off sends every page through the buddy allocator")
         case .diskfault:

@@ -222,6 +222,8 @@ enum MonitorTables {
             Console.printLine("pages: \(PhysicalMemory.freePages) free of \(PhysicalMemory.managedPages); ordinary requests stop at free_reserved \(t.freeReserved), system ones at free_min \(t.freeMin), pageout goes below it")
             Console.printLine("pages: lowest free \(PhysicalMemory.lowestFreePages == UInt64.max ? 0 : PhysicalMemory.lowestFreePages); deepest draw below its floor: system \(PhysicalMemory.statistics[.system].deepestReserveUse), pageout \(PhysicalMemory.statistics[.pageout].deepestReserveUse) of bound \(PhysicalMemory.pageoutDrawBound)")
             Console.printLine("paging: starts below \(t.pagingStart) free pages, stops at \(t.pagingTarget); \(VMWait.waiters) threads in vm_wait; swap \(SwapDevice.usedBlocks) of \(SwapDevice.blocks) blocks in use")
+            let w = PageoutRequests.statistics
+            Console.printLine("writes in flight: \(PageoutRequests.requestsInFlight) of \(PageoutRequests.slots) slots (\(PageoutRequests.pagesInFlight) pages, counted as coming); at most \(w.peakRequests) at once; \(w.written) written, \(w.failed) failed, \(w.slotWaits) waits for a slot")
         }
     }
 }

@@ -1,11 +1,11 @@
 // PageoutRequests.swift - page-out writes in flight: started by the pageout thread, ended by
 // the disk's interrupt.
 //
-// On a disk whose driver keeps request slots for it (virtio-blk: Disk.writeSlotsInFlight), the
-// pageout thread does not wait for a cluster's write: it hands the pages to the device and goes
-// on to the next step, up to `slots` writes at once (pageoutinflight=, at most
-// ReserveBounds.pageoutWritesInFlight). The driver's interrupt handler ends each write where it
-// learns of it (`deviceFinished`):
+// On a disk whose driver keeps request slots for it (virtio-blk, AHCI:
+// Disk.writeSlotsInFlight), the pageout thread does not wait for a cluster's write: it hands
+// the pages to the device and goes on to the next step, up to `slots` writes at once
+// (pageoutinflight=, at most ReserveBounds.pageoutWritesInFlight). The driver's interrupt
+// handler ends each write where it learns of it (`deviceFinished`):
 //   - written: each page is taken out of its object (its copy is on swap now) and freed, and
 //     whoever waits for it is woken - the tail of a synchronous Pageout.clean, run there and
 //     then; nothing in it allocates or sleeps;

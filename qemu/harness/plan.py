@@ -180,7 +180,7 @@ def plan(suites, seed, only=None, seed_scale=1, extra_arguments="", memory=None,
 # `--disk`/`--machine` run any selection on one combination (docs/io.md).
 DEVICE_BOOTS = (
     ("pc", "ide", ("swapdevice", "128M"), ("paging", "24M"), ("necessity-pages", "24M"), ("interrupts", "24M")),
-    ("q35", "ahci", ("swapdevice", "128M"), ("paging", "24M"), ("interrupts", "24M")),
+    ("q35", "ahci", ("swapdevice", "128M"), ("paging", "24M"), ("interrupts", "24M"), ("writesinflight", "64M")),
     ("q35", "virtio", ("swapdevice", "128M"), ("races", "24M")),
 )
 

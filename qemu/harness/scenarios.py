@@ -355,6 +355,8 @@ def check_monitor(result):
             problems.append("'reserves' gives %s a reserve of %s, 'zones' %s" % (row[0], row[1], zones[row[0]][7]))
     if not any(line.startswith("protections: zones, pages, nowait") for line in answer("reserves")):
         problems.append("'reserves' does not name the protections")
+    if not any(re.match(r"^writes in flight: \d+ of 4 slots \(\d+ pages", line) for line in answer("reserves")):
+        problems.append("'reserves' does not show the page-out writes in flight (4 slots on virtio-blk)")
     if answer("too long") != ["error: a line holds at most 128 bytes; nothing was run"] \
             or notes.get("too long", ("",))[0] != "a" * 128:
         problems.append("a 200-byte line was not echoed to 128 bytes and refused: %s" % (notes.get("too long"),))
