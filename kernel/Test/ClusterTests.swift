@@ -45,6 +45,23 @@ enum ClusterTests {
         return (address, object)
     }
 
+    /// Pages of `object` [0, count) as a failed write must leave them: resident, dirty, not
+    /// busy, on the inactive queue and without a swap block.
+    static func keptAfterAFailedWrite(_ object: ObjectRef, count pages: Int = pages) -> Int {
+        withInterruptsDisabled {
+            var kept = 0
+            for index in 0..<pages {
+                let page = object.pointee.page(at: index)
+                guard page != .none, SwapMetadata.lookup(object, index) == nil else { continue }
+                let descriptor = PhysicalMemory.pageable(page)
+                if descriptor.pointee.flags.contains(.dirty) && !descriptor.pointee.flags.contains(.busy) && descriptor.pointee.queue == .inactive {
+                    kept += 1
+                }
+            }
+            return kept
+        }
+    }
+
     static func mismatches(_ address: VirtualAddress, _ id: UInt64, count pages: Int = pages) -> Int {
         var count = 0
         for page in 0..<pages where PagePattern.firstMismatch(address + UInt64(page) * pageSize, PagePattern.key(KernelOptions.seed, id, page)) != nil {
@@ -76,18 +93,7 @@ enum ClusterTests {
         Test.expectEqual(Pageout.evict(object, clustering: true, stoppingAtAFailure: true), 0, "pages freed when the cluster's write fails")
         Test.expectEqual(SwapDevice.writeErrors, errors + 1, "one write error: one request held them all")
         Test.expectEqual(SwapDevice.usedBlocks, swapBefore, "no swap block kept for a page whose write failed")
-        var kept = 0
-        withInterruptsDisabled {
-            for index in 0..<pages {
-                let page = object.pointee.page(at: index)
-                guard page != .none, SwapMetadata.lookup(object, index) == nil else { continue }
-                let descriptor = PhysicalMemory.pageable(page)
-                if descriptor.pointee.flags.contains(.dirty) && !descriptor.pointee.flags.contains(.busy) && descriptor.pointee.queue == .inactive {
-                    kept += 1
-                }
-            }
-        }
-        Test.expectEqual(kept, pages, "pages resident, dirty, not busy, inactive and without a swap block")
+        Test.expectEqual(keptAfterAFailedWrite(object, count: pages), pages, "pages resident, dirty, not busy, inactive and without a swap block")
         Test.expectEqual(Pageout.evict(object, clustering: true), pages, "a later pass writes them all")
         Test.expectEqual(object.pointee.residentPages, 0, "every page on swap")
         Test.expectEqual(mismatches(address, 22), 0, "pages that differ when faulted back from swap")

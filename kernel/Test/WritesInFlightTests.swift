@@ -137,18 +137,8 @@ enum WritesInFlightTests {
         Test.expectEqual(PageoutRequests.statistics.failed, failed + 1, "writes that failed in flight")
         Test.expectEqual(SwapDevice.writeErrors, errors + 1, "write errors reported")
         Test.expectEqual(SwapDevice.usedBlocks, swapBefore, "no swap block kept for a page whose write failed")
-        var kept = 0
-        withInterruptsDisabled {
-            for index in 0..<clusterPages {
-                let page = object.pointee.page(at: index)
-                guard page != .none, SwapMetadata.lookup(object, index) == nil else { continue }
-                let descriptor = PhysicalMemory.pageable(page)
-                if descriptor.pointee.flags.contains(.dirty) && !descriptor.pointee.flags.contains(.busy) && descriptor.pointee.queue == .inactive {
-                    kept += 1
-                }
-            }
-        }
-        Test.expectEqual(kept, clusterPages, "pages resident, dirty, not busy, inactive and without a swap block")
+        Test.expectEqual(ClusterTests.keptAfterAFailedWrite(object, count: clusterPages), clusterPages,
+                         "pages resident, dirty, not busy, inactive and without a swap block")
         Test.expectEqual(Pageout.evict(object, clustering: true, writing: .inFlight), clusterPages, "a later pass sends them again")
         PageoutRequests.waitForAll()
         Test.expectEqual(object.pointee.residentPages, 0, "every page on swap")

@@ -92,6 +92,11 @@ enum PageoutRequests {
     /// Sets the slots up, from the driver's and the option's limits. At boot, before the
     /// pageout thread starts (its steps allocate nothing for this).
     static func initialize() {
+        // Lazy globals, first touched here: the disk's interrupt wakes `channel`, and
+        // initialising it there would allocate inside an interrupt (or spin in swift_once
+        // against another CPU's initialisation).
+        _ = channel
+        _ = waitTimeoutTicks
         slots = min(limit, Disk.writeSlotsInFlight)
         table = UnsafeMutablePointer<PageoutRequest>.allocate(capacity: slots + 1)
         table.initialize(repeating: PageoutRequest(), count: slots + 1)
