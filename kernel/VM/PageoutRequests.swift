@@ -120,23 +120,31 @@ enum PageoutRequests {
     /// the caller writes synchronously (which fails at once). Taken before a step claims its
     /// swap slot (ReserveBounds.stepsBeforeGrowth says why).
     static func reserveSlot() -> Int? {
-        settleFailures()
-        // The slowest disk a test can make: a held write ends when its slot is needed again.
-        if holdCompletions && withInterruptsDisabled({ !hasFreeSlot }) { endOldestHeld() }
         var waited = false
-        let found: Int? = waitUntil(reason: "page-out slot") {
-            for slot in 1..<slots + 1 where table[slot].state == .free {
-                table[slot].state = .reserved
-                return slot
+        while true {
+            settleFailures()
+            // The slowest disk a test can make: a held write ends when its slot is needed again.
+            if holdCompletions && withInterruptsDisabled({ !hasFreeSlot }) { endOldestHeld() }
+            // A free slot; or nil inside: a write failed meanwhile, and its slot is free once
+            // settled (which cannot be done with interrupts off) - so settle and look again.
+            let found: Int?? = waitUntil(reason: "page-out slot") {
+                for slot in 1..<slots + 1 where table[slot].state == .free {
+                    table[slot].state = .reserved
+                    return .some(slot)
+                }
+                for slot in 1..<slots + 1 where table[slot].state == .failed { return .some(nil) }
+                if !waited {
+                    waited = true
+                    statistics.slotWaits += 1
+                }
+                return nil
             }
-            if !waited {
-                waited = true
-                statistics.slotWaits += 1
+            guard let outcome = found else {
+                settleFailures()
+                return nil
             }
-            return nil
+            if let slot = outcome { return slot }
         }
-        if found == nil { settleFailures() }
-        return found
     }
 
     /// Gives back a slot a step did not use (its page was clean, or its swap slot could not
