@@ -38,8 +38,16 @@ import Testing
         #expect(parse("off")?.isActive == false)
     }
 
+    @Test func parsesRanges() {
+        #expect(parse("write:6-9") == DiskFaultPlan(failingWrite: 6, lastFailingWrite: 9))
+        #expect(parse("write:2-2,read:1-3") == DiskFaultPlan(failingWrite: 2, failingRead: 1, lastFailingRead: 3))
+        var plan = DiskFaultPlan(failingWrite: 2, lastFailingWrite: 4)
+        #expect((1...6).map { _ in plan.shouldFail(.write) } == [false, true, true, true, false, false])
+    }
+
     @Test func refusesAnythingElse() {
-        for bad in ["", "write", "write:", "write:0", "write:x", "erase:3", "write:1,write:2", "write:1,", "read:2;write:1"] {
+        for bad in ["", "write", "write:", "write:0", "write:x", "erase:3", "write:1,write:2", "write:1,", "read:2;write:1",
+                    "write:3-2", "write:0-2", "write:-2", "write:2-", "write:1-2-3"] {
             #expect(parse(bad) == nil, "\(bad)")
         }
     }

@@ -80,7 +80,7 @@ enum KernelOption: Int, CaseIterable {
         case .pagelists:
             return OptionSpec("pagelists", .choice("on|off"), default: "on", "keep a list of free single pages per CPU in front of the buddy allocator while memory is plentiful (docs/allocators.md); off sends every page through the buddy allocator")
         case .diskfault:
-            return OptionSpec("diskfault", .text, default: "off", "make swap disk operations fail: write:N,read:M fails the N-th write and the M-th read since boot, once each (docs/io.md)")
+            return OptionSpec("diskfault", .text, default: "off", "make swap disk operations fail: write:N,read:M fails the N-th write and the M-th read since boot, once each; N-L fails the N-th to the L-th (docs/io.md)")
         }
     }
 }

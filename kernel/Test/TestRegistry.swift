@@ -33,6 +33,7 @@ enum TestRegistry {
             ClusterTests.suite,
             ClusterTests.unclusteredSuite,
             WritesInFlightTests.suite,
+            WritesInFlightTests.faultSuite,
             SMPTests.suite,
             SMPTests.limitedSuite,
             ConcurrencyTests.suite,

@@ -25,6 +25,14 @@ enum WritesInFlightTests {
         ])
     }
 
+    /// Every write in flight fails while the next step waits for a slot
+    /// (`diskfault=write:1-4`: the first four writes since boot).
+    static var faultSuite: TestSuite {
+        TestSuite("writesinflight-faults", memory: "64M", arguments: "diskfault=write:1-4", diskMiB: 64, exclusive: false, [
+            TestCase("writesFailingWhileAStepWaitsForASlotAreSettledAndTheStepGoesOn", writesFailingWhileAStepWaitsForASlotAreSettledAndTheStepGoesOn),
+        ])
+    }
+
     static let clusterPages = Disk.maximumTransferPages
 
     /// Whether the boot gives the pageout thread every write slot the reserve bounds count.
@@ -145,6 +153,36 @@ enum WritesInFlightTests {
         Test.expectEqual(ClusterTests.mismatches(address, 34, count: clusterPages), 0, "pages that differ when faulted back from swap")
         Kmem.freePageable(address, UInt64(clusterPages) * pageSize)
         Test.expectEqual(SwapDevice.usedBlocks, swapBefore, "swap blocks in use after the memory is freed")
+    }
+
+    /// Four clusters in flight, their completions held; the fifth step needs a slot, so the
+    /// oldest write ends - failed - while the step waits. The step must settle it (pages back,
+    /// slots freed) and take that slot, not sleep to the timeout: a failed slot is not free
+    /// until settled, and settling cannot run inside the interrupts-off wait.
+    static func writesFailingWhileAStepWaitsForASlotAreSettledAndTheStepGoesOn() {
+        guard slotsAreThere() else { return }
+        Test.expectEqual(Disk.faults.writes, 0, "disk writes before this case (writes 1 to 4 fail)")
+        let failing = PageoutRequests.slots
+        let pages = (failing + 1) * clusterPages
+        let (address, object) = ClusterTests.dirtyInactivePages(36, count: pages)
+        let before = PageoutRequests.statistics
+        PageoutRequests.holdCompletions = true
+        Test.expectEqual(Pageout.evict(object, clustering: true, writing: .inFlight), pages, "pages sent to the disk, in \(failing + 1) writes")
+        while PageoutRequests.endOldestHeld() {}
+        PageoutRequests.holdCompletions = false
+        PageoutRequests.waitForAll()
+        let after = PageoutRequests.statistics
+        Test.expectEqual(after.started - before.started, UInt64(failing + 1), "writes started: the fifth took a settled slot")
+        Test.expectEqual(after.failed - before.failed, UInt64(failing), "writes that failed in flight")
+        Test.expectEqual(after.written - before.written, 1, "writes that ended written")
+        Test.expectEqual(ClusterTests.keptAfterAFailedWrite(object, count: failing * clusterPages), failing * clusterPages,
+                         "pages of the failed writes resident, dirty, not busy, inactive and without a swap block")
+        Test.expectEqual(object.pointee.residentPages, failing * clusterPages, "resident pages: all but the written cluster's")
+        Test.expectEqual(Pageout.evict(object, clustering: true, writing: .inFlight), failing * clusterPages, "a later pass sends the rest")
+        PageoutRequests.waitForAll()
+        Test.expectEqual(object.pointee.residentPages, 0, "every page on swap")
+        Test.expectEqual(ClusterTests.mismatches(address, 36, count: pages), 0, "pages that differ when faulted back from swap")
+        Kmem.freePageable(address, UInt64(pages) * pageSize)
     }
 
     /// A thread dirties twice the memory left to it, page by page with a seeded pattern, and
