@@ -12,12 +12,13 @@
 //     swap with its contents, and its own store survives;
 //   - a write that fails in flight leaves every page resident, dirty, unbusied and without a
 //     swap block, and a later pass writes them;
-//   - twice the memory a balloon leaves, dirtied by a thread, goes through the pageout thread
-//     with several writes in flight, and comes back byte for byte.
+//   - twice the memory free above paging_start (a balloon takes the rest), dirtied by a
+//     thread, goes through the pageout thread with several writes in flight, and comes back
+//     byte for byte.
 
 enum WritesInFlightTests {
     static var suite: TestSuite {
-        TestSuite("writesinflight", memory: "64M", arguments: "diskfault=write:6", diskMiB: 64, exclusive: false, [
+        TestSuite("writesinflight", memory: "64M", arguments: "diskfault=write:6", diskMiB: 256, exclusive: false, [
             TestCase("fourClustersStayInFlightWithTheirPagesBusyUntilEachWriteEnds", fourClustersStayInFlightWithTheirPagesBusyUntilEachWriteEnds),
             TestCase("aFaultOnAPageInFlightWaitsForTheWriteAndKeepsItsStore", aFaultOnAPageInFlightWaitsForTheWriteAndKeepsItsStore),
             TestCase("aWriteThatFailsInFlightKeepsEveryPageDirtyAndALaterPassWritesThem", aWriteThatFailsInFlightKeepsEveryPageDirtyAndALaterPassWritesThem),
@@ -185,21 +186,23 @@ enum WritesInFlightTests {
         Kmem.freePageable(address, UInt64(pages) * pageSize)
     }
 
-    /// A thread dirties twice the memory left to it, page by page with a seeded pattern, and
-    /// reads it all back: the pageout thread must have had several writes in flight at once. A
-    /// balloon leaves it 2,048 pageable pages (fewer on a small machine) whatever the machine's
-    /// size, so that the workload fits on the suite's disk.
+    /// A thread dirties twice the memory free above paging_start, page by page with a seeded
+    /// pattern, and reads it all back: the pageout thread must have had several writes in
+    /// flight at once. A balloon leaves 2,048 pageable pages above paging_target (fewer on a
+    /// small machine) whatever the machine's size, so that the workload fits on the suite's
+    /// disk; the pageout thread wakes only below paging_start, so the workload counts from
+    /// there (at 3G that gap alone is 3,094 pages).
     static func thePageoutThreadKeepsSeveralWritesInFlightUnderPressure() {
         guard slotsAreThere() else { return }
         var balloon = Balloon()
         balloon.inflate(leavingPageable: 2048)
         defer { balloon.deflate() }
-        let target = PhysicalMemory.thresholds.pagingTarget
-        let pages = 2 * Int(PhysicalMemory.freePages > target ? PhysicalMemory.freePages - target : 0)
+        let start = PhysicalMemory.thresholds.pagingStart
+        let pages = 2 * Int(PhysicalMemory.freePages > start ? PhysicalMemory.freePages - start : 0)
         let swapPages = Int(SwapDevice.blocks - SwapDevice.usedBlocks)
         // Reading it back pages out what was read before: every page may be written once.
         guard pages > 0 && pages < swapPages else {
-            return Test.fail("the workload (\(pages) pages, twice what the balloon left) does not fit on swap (\(swapPages) free blocks)")
+            return Test.fail("the workload (\(pages) pages, twice what is free above paging_start) does not fit on swap (\(swapPages) free blocks)")
         }
         PageoutRequests.statistics.peakRequests = 0
         let before = PageoutRequests.statistics

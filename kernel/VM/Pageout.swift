@@ -282,9 +282,7 @@ enum Pageout {
     /// disk's interrupt frees. A page that looked clean takes no request slot; if it turns out
     /// dirty after all, it is written the waiting way.
     private static func clean(_ page: PageIndex, clustering: Bool, writing: PageoutWriting) -> Int {
-        let cleaned = cleanOrSay(page, clustering: clustering, writing: writing)
-        if case .failed(let why) = cleaned { lastFailure = why }
-        return cleaned.pages
+        cleanOrSay(page, clustering: clustering, writing: writing).pages
     }
 
     /// One pageout step on `page`, which the caller has taken off its queue and marked busy, as
@@ -304,9 +302,6 @@ enum Pageout {
             return 0
         }
     }
-
-    /// Why the last step that cleaned nothing failed (for the log and the tests).
-    static var lastFailure = PageOutResult.written
 
     private static func cleanOrSay(_ page: PageIndex, clustering: Bool, writing: PageoutWriting) -> StepResult {
         let descriptor = PhysicalMemory.pageable(page)

@@ -336,8 +336,9 @@ enum PageoutRequests {
         return count
     }
 
-    /// With completions held: waits until the oldest write the device has not been heard from
-    /// ... has, and ends it as the interrupt would have. False when no write is in flight.
+    /// With completions held: waits until the device has finished the oldest write still in
+    /// flight, and ends it as the interrupt would have. False when no write is in flight (or
+    /// the device never finished it).
     @discardableResult
     static func endOldestHeld() -> Bool {
         let oldest: Int? = withInterruptsDisabled {
@@ -349,8 +350,7 @@ enum PageoutRequests {
         }
         guard let slot = oldest else { return false }
         let request = table + slot
-        let ended: Bool? = waitUntilDeviceFinished(request)
-        guard ended != nil else { return false }
+        guard waitUntilDeviceFinished(request) else { return false }
         withInterruptsDisabled {
             // The state is 'held'; put it back in flight so that `end` counts it out once.
             request.pointee.state = .inFlight
@@ -359,7 +359,7 @@ enum PageoutRequests {
         return true
     }
 
-    private static func waitUntilDeviceFinished(_ request: UnsafeMutablePointer<PageoutRequest>) -> Bool? {
+    private static func waitUntilDeviceFinished(_ request: UnsafeMutablePointer<PageoutRequest>) -> Bool {
         // Polled: the device's completion is all this needs, and a case may run with
         // preemption off.
         withInterruptsDisabled {
@@ -369,7 +369,7 @@ enum PageoutRequests {
                 CPU.pause()
                 polls += 1
             }
-            return request.pointee.state == .held ? true : nil
+            return request.pointee.state == .held
         }
     }
 
