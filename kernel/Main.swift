@@ -20,7 +20,7 @@ enum Kernel {
 public func kernelMain(_ magic: UInt32, _ infoAddress: UInt32) -> Never {
     // First: the boot CPU's per-CPU area, which the running thread and every lock live in.
     PerCPU.install(PerCPU.prepare(0, apicID: CPU.initialAPICID))
-    PerCPU.measureSelfOffsets()
+    PerCPU.checkFixedOffsets()
     Console.initialize()
     FreePathCheck.install()   // before anything allocates: no free path may (kernel/Lib/FreePath.swift)
     Log.info(.boot, "\(Kernel.name) \(Kernel.version): an x86-64 kernel in Embedded Swift")

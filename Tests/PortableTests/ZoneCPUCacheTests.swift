@@ -55,6 +55,33 @@ extension ZoneTests {
         HostZoneEnvironment.cpu = 0
     }
 
+    /// A CPU's slot has no lock: another CPU that needs its magazines (a validation, a drain)
+    /// asks the owner to hand them over, and a validation gives them back as they were.
+    @Test func otherCPUsHandTheirMagazinesOverForValidationAndDrains() {
+        let zone = makeZone(objectSize: 64, reserve: 0, keepEmpty: 0)
+        HostZoneEnvironment.cpu = 1
+        var held: [UnsafeMutableRawPointer] = []
+        for _ in 0..<50 { held.append(zone.allocate(.ordinary)!) }
+        for object in held { zone.free(object) }
+        let onCPU1 = zone.state.pointee.caches[1].objects
+        let loaded = zone.state.pointee.caches[1].loaded
+        #expect(onCPU1 > 0 && loaded != nil)
+        HostZoneEnvironment.cpu = 0
+        #expect(zone.validate() == nil)
+        #expect(HostZoneEnvironment.cacheRequestsAnswered == 2, "cpu 1 handed its magazines over, then took them back")
+        #expect(zone.state.pointee.caches[1].loaded == loaded && zone.state.pointee.caches[1].objects == onCPU1,
+                "a validation leaves cpu 1's magazines as they were")
+        #expect(zone.state.pointee.caches[1].handedLoaded == nil && zone.state.pointee.caches[1].handedPrevious == nil)
+        _ = zone.reclaim()
+        #expect(HostZoneEnvironment.cacheRequestsAnswered == 3, "the drain asked cpu 1 once")
+        #expect(zone.state.pointee.caches[1].loaded == nil && zone.state.pointee.caches[1].previous == nil && zone.cachedObjects == 0,
+                "the drain emptied cpu 1's slot")
+        #expect(zone.inUse == 0 && zone.validate() == nil)
+        // A slot with nothing in it is not asked.
+        #expect(zone.validate() == nil)
+        #expect(HostZoneEnvironment.cacheRequestsAnswered == 3)
+    }
+
     /// The reserve is the centre's: no CPU magazine is filled below the line, and while the
     /// centre is short every free goes back to it, not to a magazine.
     @Test func theReserveStaysCentral() {

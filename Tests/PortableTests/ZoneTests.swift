@@ -44,6 +44,8 @@ enum HostZoneEnvironment: ZoneEnvironment {
         freesUnderLock = 0
         dynamicSlabsAtFree = []
         freePathViolations = []
+        cacheRequestsAnswered = 0
+        ignoreRequests = false
         FreePath.install { freePathViolations.append($0) }
         cpu = 0
         let magazineState = UnsafeMutablePointer<ZoneState>.allocate(capacity: 1)
@@ -67,13 +69,17 @@ enum HostZoneEnvironment: ZoneEnvironment {
     static var cpuIndex: Int { cpu }
     static func checkAllocation(_ zone: UnsafeMutablePointer<ZoneState>) { FreePath.checkAllocation(.zone, zone.pointee.name) }
     static var cpuCount: Int { 4 }
-    static func lockCache(_ word: UnsafeMutablePointer<UInt32>) {
-        precondition(word.pointee == 0, "a CPU cache lock taken twice")
-        word.pointee = 1
-    }
-    static func unlockCache(_ word: UnsafeMutablePointer<UInt32>) {
-        precondition(word.pointee == 1, "a CPU cache lock dropped while free")
-        word.pointee = 0
+    /// The host plays every CPU on one thread: each other CPU answers at once. Counts the
+    /// answers, and can be told to skip them (`ignoreRequests`), to show the zone notices.
+    nonisolated(unsafe) static var cacheRequestsAnswered = 0
+    nonisolated(unsafe) static var ignoreRequests = false
+    static func askOtherCPUs(_ zone: UnsafeMutablePointer<ZoneState>, _ request: CPUCache.Request) {
+        precondition(lockDepth > 0, "askOtherCPUs without the zone lock")
+        for index in 0..<cpuCount where index != cpu && CPUCache.concerns(request, zone.pointee.caches + index) {
+            if ignoreRequests { continue }
+            CPUCache.answer(request, zone.pointee.caches + index)
+            cacheRequestsAnswered += 1
+        }
     }
     static var magazineZone: UnsafeMutablePointer<ZoneState>? { magazines }
 

@@ -81,6 +81,8 @@ enum KernelLock {
             repeat {
                 while arch_atomic_load_relaxed_u32(word) != 0 {
                     if TLBShootdown.answerPending(cpu) { shootdownsAnsweredSpinning &+= 1 }
+                    // The holder may be draining or checking a zone: it waits for this CPU.
+                    ZoneCacheRequests.answerPending(cpu)
                     CPU.pause()
                 }
             } while arch_atomic_cmpxchg_acquire_u32(word, 0, me) == 0

@@ -416,6 +416,7 @@ enum Scheduler {
                 if waited % 1_000 == 0 { LocalAPIC.sendIPI(to: cpu.pointee.apicID, vector: SMP.wakeVector, .fixed) }
                 // This CPU may have interrupts off: answer shootdowns the switching CPU sends.
                 _ = TLBShootdown.answerPending(PerCPU.this)
+                ZoneCacheRequests.answerPending(PerCPU.this)
                 CPU.pause()
                 waited += 1
                 if waited == 200_000_000 {

@@ -96,6 +96,12 @@ public struct FreePathViolation {
 public enum FreePath {
     /// The state before there are threads (and on the host).
     public static var bootState = FreePathState()
+    /// bootState's address, for a reader that follows a pointer instead of branching on "are
+    /// there threads yet" (the kernel's per-CPU free-path pointer before its first thread). A
+    /// stored global keeps one address for the program's life.
+    public static var bootStatePointer: UnsafeMutablePointer<FreePathState> {
+        withUnsafeMutablePointer(to: &bootState) { $0 }
+    }
     /// Finds the running thread's state, once there are threads (nil before, and on the
     /// host). The kernel's reads its CPU's current thread: threads move between CPUs, so no
     /// one global can point at "the" running thread.

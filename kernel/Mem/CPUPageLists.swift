@@ -53,11 +53,12 @@ enum CPUPageLists {
     /// The running CPU's list (interrupts are off).
     @inline(__always)
     static func currentList(_ storage: UnsafeMutableRawPointer) -> UnsafeMutablePointer<CPUPageList> {
-        CPUPageList.list(storage, PerCPU.this.pointee.index)
+        CPUPageList.list(storage, PerCPU.runningIndex)
     }
 
-    /// A list's lock: the zones' CPU-cache lock word (KernelZoneEnvironment.lockCache), which
-    /// answers TLB shootdowns while it spins.
+    /// A list's lock: an atomic word (KernelZoneEnvironment.lockCache), which answers TLB
+    /// shootdowns and zone cache requests while it spins. (The zones' CPU slots had the same
+    /// lock until ZoneCacheRequests replaced it; the lists keep theirs - see allocators.md.)
     @inline(__always)
     static func lock(_ list: UnsafeMutablePointer<CPUPageList>) { KernelZoneEnvironment.lockCache(CPUPageList.lockWord(list)) }
 

@@ -56,7 +56,7 @@ enum KernelZoneEnvironment: ZoneEnvironment {
     }
 
     static var cpuIndex: Int {
-        @inline(__always) get { PerCPU.this.pointee.index }
+        @inline(__always) get { PerCPU.runningIndex }
     }
 
     static var cpuCount: Int { SMP.areasUsed }
@@ -65,7 +65,7 @@ enum KernelZoneEnvironment: ZoneEnvironment {
     /// loads and a compare on the zone fast path, where the portable check costs a call.
     @inline(__always)
     static func checkAllocation(_ zone: UnsafeMutablePointer<ZoneState>) {
-        let depth = PerCPU.runningFreePath?.pointee.depth ?? FreePath.bootState.depth
+        let depth = PerCPU.runningFreePath.pointee.depth
         if depth > 0 { reportAllocationInFreePath(zone) }
     }
 
@@ -74,9 +74,15 @@ enum KernelZoneEnvironment: ZoneEnvironment {
         FreePath.report(.zone, zone.pointee.name)
     }
 
-    /// A CPU cache's lock: the owner never waits holding it, and another CPU takes it only
-    /// under the zone lock, so a short spin. A waiter answers TLB shootdowns meanwhile (the
-    /// holder may be shooting, and it waits for this CPU).
+    /// The zones' CPU slots have no lock: another CPU asks their owners (ZoneCacheRequests).
+    static func askOtherCPUs(_ zone: UnsafeMutablePointer<ZoneState>, _ request: CPUCache.Request) {
+        ZoneCacheRequests.ask(zone, request)
+    }
+
+    /// A CPU page list's lock (CPUPageLists.swift): the owner never waits holding it, and
+    /// another CPU takes it only under the kernel lock, so a short spin. A waiter answers TLB
+    /// shootdowns and zone cache requests meanwhile (the holder may be making one, and it
+    /// waits for this CPU).
     @inline(__always)
     static func lockCache(_ word: UnsafeMutablePointer<UInt32>) {
         if arch_atomic_cmpxchg_acquire_u32(word, 0, 1) != 0 { return }
@@ -87,6 +93,7 @@ enum KernelZoneEnvironment: ZoneEnvironment {
     static func spinForCache(_ word: UnsafeMutablePointer<UInt32>) {
         while arch_atomic_cmpxchg_acquire_u32(word, 0, 1) == 0 {
             TLBShootdown.answerPending(PerCPU.this)
+            ZoneCacheRequests.answerPending(PerCPU.this)
             CPU.pause()
         }
     }

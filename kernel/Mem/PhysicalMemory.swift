@@ -266,7 +266,7 @@ enum PhysicalMemory {
     /// load and a compare where the portable check costs calls (as the zones' fast path does).
     @inline(__always)
     private static func checkNotInFreePath() {
-        let depth = PerCPU.runningFreePath?.pointee.depth ?? FreePath.bootState.depth
+        let depth = PerCPU.runningFreePath.pointee.depth
         if depth > 0 { FreePath.report(.pageAllocator, "") }
     }
 

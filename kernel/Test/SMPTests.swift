@@ -49,6 +49,7 @@ enum SMPTests {
             TestCase("everyAPTicksAtThePITRate", everyAPTicksAtThePITRate),
             TestCase("threadsRunOnEveryCPU", threadsRunOnEveryCPU),
             TestCase("reserveFreedOnAnotherCPUGoesBackToTheCentre", reserveFreedOnAnotherCPUGoesBackToTheCentre),
+            TestCase("magazinesHandedOverWhileTheirCPUsWork", magazinesHandedOverWhileTheirCPUsWork),
             TestCase("pagesListedOnAnotherCPUAreTheCentresBeforeAFloorDecides", { PhysicalMemoryTests.listedPagesAreTheCentresBeforeAFloorDecides(on: .lastCPU) }),
             TestCase("aWakeupReachesAThreadBoundToAHaltedAP", aWakeupReachesAThreadBoundToAHaltedAP),
             TestCase("preemptionOffStopsEveryOtherCPUsThreads", preemptionOffStopsEveryOtherCPUsThreads),

@@ -60,13 +60,13 @@ struct PerCPU: ~Copyable {
     /// observer: an observed field has no fixed address, and its offset is measured.)
     var currentThread: ThreadRef = .unsetPlaceholder
     /// The running thread's free-path state (FreePath.swift), kept beside `currentThread` so
-    /// that the zone fast path checks it with a load, not a call; nil before there are threads
-    /// (FreePath.bootState is used then).
-    var freePath: UnsafeMutablePointer<FreePathState>? = nil
+    /// that the zone fast path checks it with a load, not a call; FreePath.bootState before
+    /// there are threads, so that the check needs no branch for that case.
+    var freePath: UnsafeMutablePointer<FreePathState> = FreePath.bootStatePointer
 
     mutating func setCurrentThread(_ thread: ThreadRef) {
         currentThread = thread
-        freePath = thread.pointer(to: \.freePath)
+        freePath = thread.pointer(to: \.freePath)!
     }
     /// The thread this CPU runs when nothing else can (the boot CPU's idle thread).
     var idleThread: ThreadRef = .unsetPlaceholder
@@ -128,6 +128,15 @@ struct PerCPU: ~Copyable {
     var tlbPages = 0
     let tlbRequested = Atomic<UInt64>(0)
     let tlbDone = Atomic<UInt64>(0)
+    /// Zone cache requests (kernel/Mem/ZoneCacheRequests.swift): the zone-lock holder writes
+    /// the zone and the request, then bumps `cacheRequested` (release); this CPU answers on its
+    /// slot of that zone and stores `cacheDone` = requested (release).
+    var cacheRequestZone: UnsafeMutablePointer<ZoneState>? = nil
+    var cacheRequest = CPUCache.Request.handOver
+    let cacheRequested = Atomic<UInt64>(0)
+    let cacheDone = Atomic<UInt64>(0)
+    /// Requests this CPU answered: the smp suite checks that its drains really asked.
+    var cacheRequestsAnswered: UInt64 = 0
     /// Heartbeat IPIs this CPU took (ProcessorWatch.swift), and what the boot CPU's watchdog
     /// last saw of them and when (its own fields).
     let heartbeats = Atomic<UInt64>(0)
@@ -205,17 +214,25 @@ extension PerCPU {
         return (index, apicID, state, current, idle, preemption)
     }
 
-    /// Where `currentThread` and `freePath` sit in an area, for `runningThread` and
-    /// `runningFreePath`. Measured by `measureSelfOffsets` right after the boot CPU's area is
-    /// installed, before anything reads them.
-    static var currentThreadOffset: UInt64 = 0
-    static var freePathOffset: UInt64 = 0
-
-    static func measureSelfOffsets() {
+    /// Checks that `index`, `currentThread` and `freePath` sit where arch.h's fixed-offset reads
+    /// (`arch_percpu_index` and its neighbours) look for them: right after the boot CPU's area
+    /// is installed, before anything reads them. Swift lays a struct out in declaration order
+    /// today, but does not promise to; a layout that moved them stops the boot here, by name,
+    /// instead of making every CPU read the wrong word.
+    static func checkFixedOffsets() {
         let area = area(0)
         let base = UInt(bitPattern: area)
-        currentThreadOffset = UInt64(UInt(bitPattern: UnsafeMutableRawPointer(&area.pointee.currentThread)) - base)
-        freePathOffset = UInt64(UInt(bitPattern: UnsafeMutableRawPointer(&area.pointee.freePath)) - base)
+        func offset(_ field: UnsafeMutableRawPointer) -> UInt64 { UInt64(UInt(bitPattern: field) - base) }
+        let fields: [(StaticString, UInt64, UInt64)] = [
+            ("index", offset(&area.pointee.index), arch_percpu_index_offset()),
+            ("currentThread", offset(&area.pointee.currentThread), arch_percpu_current_thread_offset()),
+            ("freePath", offset(&area.pointee.freePath), arch_percpu_free_path_offset()),
+        ]
+        for (name, measured, expected) in fields where measured != expected {
+            // No panic() yet on the boot CPU (see install). Say it and stop.
+            Console.printLine("P panic: PerCPU.\(name) is at offset \(measured), arch.h reads it at \(expected); PerCPU's layout changed")
+            QEMU.exit(.panic)
+        }
     }
 
     /// The thread running on this CPU, read with ONE gs-relative load. A thread with
@@ -224,13 +241,21 @@ extension PerCPU {
     /// current thread - another thread (a concurrency boot at 4 CPUs saw FreePath.leave
     /// reach another thread's free-path state that way).
     static var runningThread: ThreadRef {
-        @inline(__always) get { ThreadRef(bitPattern: UInt(arch_read_gs_u64(currentThreadOffset))).unsafelyUnwrapped }
+        @inline(__always) get { ThreadRef(bitPattern: UInt(arch_percpu_current_thread())).unsafelyUnwrapped }
     }
 
-    /// The running thread's free-path state, or nil before there are threads; one load, as
-    /// `runningThread`.
-    static var runningFreePath: UnsafeMutablePointer<FreePathState>? {
-        @inline(__always) get { UnsafeMutablePointer<FreePathState>(bitPattern: UInt(arch_read_gs_u64(freePathOffset))) }
+    /// The running thread's free-path state (FreePath.bootState before there are threads); one
+    /// load, as `runningThread`.
+    static var runningFreePath: UnsafeMutablePointer<FreePathState> {
+        // A bit cast: never null (checkFixedOffsets, and `freePath` is not optional), and a
+        // checked unwrap would cost the zone fast path a test and a branch.
+        @inline(__always) get { unsafeBitCast(UInt(arch_percpu_free_path()), to: UnsafeMutablePointer<FreePathState>.self) }
+    }
+
+    /// The running CPU's index, one load; the caller keeps the thread on this CPU (interrupts
+    /// off) for as long as it uses it.
+    static var runningIndex: Int {
+        @inline(__always) get { Int(truncatingIfNeeded: arch_percpu_index()) }
     }
 
     /// Points the running CPU's GS base at `area`, and checks that gs:0 now reads the area's

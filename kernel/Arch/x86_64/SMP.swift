@@ -96,6 +96,7 @@ enum SMP {
         Interrupts.register(vector: tickVector, processorTickInterrupt, locking: .lockFree)
         Interrupts.register(vector: LocalAPIC.spuriousVector, spuriousInterrupt, locking: .lockFree)
         TLBShootdown.start()
+        ZoneCacheRequests.start()
         LocalAPIC.calibrate()
         Interrupts.register(vector: LocalAPIC.alarmVector, alarmInterrupt, locking: .lockFree)
         LocalAPIC.alarmRegistered = true

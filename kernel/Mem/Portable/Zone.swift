@@ -305,10 +305,12 @@ public protocol ZoneEnvironment {
     static func checkAllocation(_ zone: UnsafeMutablePointer<ZoneState>)
     /// How many CPU numbers are in use (a bound for walking every CPU's cache).
     static var cpuCount: Int { get }
-    /// Takes and drops a CPU cache's lock word: uncontended but for drains (an atomic
-    /// compare-and-swap in the kernel, with acquire and release ordering).
-    static func lockCache(_ word: UnsafeMutablePointer<UInt32>)
-    static func unlockCache(_ word: UnsafeMutablePointer<UInt32>)
+    /// Has every other CPU whose slot of `zone` concerns `request` (CPUCache.concerns) run
+    /// CPUCache.answer(request) on it, and returns when all have. Called with the zone lock
+    /// held and interrupts off. Each owner must answer on its own CPU with interrupts off -
+    /// never inside its fast path - since its slot has no lock (ZoneCPUCache.swift, "Locks");
+    /// a CPU that is not running may be answered for.
+    static func askOtherCPUs(_ zone: UnsafeMutablePointer<ZoneState>, _ request: CPUCache.Request)
     /// The zone magazines come from; nil before it exists.
     static var magazineZone: UnsafeMutablePointer<ZoneState>? { get }
     /// `bytes` of memory aligned to `bytes`, or nil when none can be had without breaking

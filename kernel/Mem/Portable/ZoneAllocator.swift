@@ -52,8 +52,8 @@ public struct ZoneRef<Environment: ZoneEnvironment> {
     /// An object, or nil when none can be had under `context`'s rules.
     ///
     /// The fast path - the one a warm allocate/free pair takes - pops this CPU's loaded
-    /// magazine with interrupts off and the CPU's own cache lock held: no shared lock, no
-    /// shared cache line written (ZoneCPUCache.swift). An object in a CPU's magazine is above
+    /// magazine with interrupts off and no lock: no atomic instruction, no shared cache line
+    /// written (ZoneCPUCache.swift, "Locks"). An object in a CPU's magazine is above
     /// the reserve line by construction - the centre fills magazines only with objects above
     /// it - so any context may take it and the context is not even looked at. Next the
     /// previous magazine (an exchange, still without a shared lock), then `allocateSlowly`,
@@ -65,19 +65,16 @@ public struct ZoneRef<Environment: ZoneEnvironment> {
         Environment.checkAllocation(state)
         let token = Environment.enterCPU()
         let cache = state.pointee.caches + Environment.cpuIndex
-        Environment.lockCache(CPUCache.lockWord(cache))
         if let loaded = cache.pointee.loaded {
             let count = loaded.pointee.count
             if count > 0 {
                 loaded.pointee.count = count &- 1
                 let object = Magazine.rounds(loaded)[count &- 1]
                 cache.pointee.allocations &+= 1
-                Environment.unlockCache(CPUCache.lockWord(cache))
                 Environment.leaveCPU(token)
                 return object
             }
         }
-        Environment.unlockCache(CPUCache.lockWord(cache))
         Environment.leaveCPU(token)
         if let object = allocateFromPrevious() { return object }
         return allocateSlowly(context)
@@ -276,7 +273,7 @@ public struct ZoneRef<Environment: ZoneEnvironment> {
     /// Gives an object back. Never allocates anything.
     ///
     /// The fast path pushes it on this CPU's loaded magazine, unexamined: a handful of stores
-    /// with interrupts off and the CPU's cache lock held, which calls nothing and so cannot
+    /// with interrupts off and no lock, which calls nothing and so cannot
     /// allocate - the free-path bracket (FreePath.enter/leave) is on the slow path, where there
     /// is code that could. While the centre is short of its reserve (`centralShort`) every
     /// free takes the slow path, which gives the object to the centre. Freed pointers are
@@ -290,19 +287,16 @@ public struct ZoneRef<Environment: ZoneEnvironment> {
     public func free(_ object: UnsafeMutableRawPointer) {
         let token = Environment.enterCPU()
         let cache = state.pointee.caches + Environment.cpuIndex
-        Environment.lockCache(CPUCache.lockWord(cache))
         if let loaded = cache.pointee.loaded, !state.pointee.centralShort {
             let count = loaded.pointee.count
             if count < Magazine.capacity {
                 Magazine.rounds(loaded)[count] = object
                 loaded.pointee.count = count &+ 1
                 cache.pointee.frees &+= 1
-                Environment.unlockCache(CPUCache.lockWord(cache))
                 Environment.leaveCPU(token)
                 return
             }
         }
-        Environment.unlockCache(CPUCache.lockWord(cache))
         Environment.leaveCPU(token)
         if freeToPrevious(object) { return }
         freeSlowly(object)

@@ -5,8 +5,8 @@
 // ../shared/seeds/gnumach-slab-allocator-irc.txt):
 //   CPU    - each CPU has a `loaded` and a `previous` magazine: stacks of up to
 //            `Magazine.capacity` free objects. An allocate/free pair pops and pushes the loaded
-//            one with interrupts off on that CPU and the CPU's own cache lock taken: no shared
-//            lock, no shared cache line written (the CPUCache slots are a cache line each).
+//            one with interrupts off on that CPU and no lock at all: no shared lock, no atomic
+//            instruction, no shared cache line written (the CPUCache slots are a cache line each).
 //   depot  - the zone's lists of full and empty magazines, under the zone lock. A CPU whose
 //            magazines are both empty swaps one for a full one (or fills it from the slabs);
 //            one whose magazines are both full puts one in the depot and takes an empty one.
@@ -33,10 +33,16 @@
 // ordinary non-waiting request. Allocation never needs a magazine, so it never recurses.
 //
 // Locks: the zone lock (the kernel lock in the kernel) protects the slabs, the depot and the
-// central counts; a CPU's cache lock protects its two magazines and counters. The owning CPU
-// takes its cache lock with interrupts off and never waits for anything while holding it;
-// another CPU takes it only with the zone lock held (drains, checks), so the order is always
-// zone lock, then cache lock, and the owner's fast path can never be part of a cycle.
+// central counts. A CPU's slot (its two magazines and counters) has no lock: only its own CPU
+// writes it, with interrupts off - or with the zone lock held, for the slow paths. Outside the
+// zone lock the owner changes `loaded` and `previous` only by exchanging two magazines it
+// holds, never by taking one from nowhere, so a slot whose magazines are both nil stays so
+// until its owner gets the zone lock. Another CPU that needs a slot's magazines (drainAll,
+// validate) holds the zone lock and asks the owner to hand them over
+// (ZoneEnvironment.askOtherCPUs: an IPI in the kernel, answered when the owner has interrupts
+// on, so never inside its fast path); the owner moves them to the slot's `handed` fields and
+// leaves its own nil. Before: a per-slot lock word, taken by the owner on every operation
+// (an atomic compare-and-swap and a store per operation, 8 instructions per pair).
 
 /// A stack of free objects of one zone. `rounds` follow the header in the same object.
 public struct Magazine {
@@ -80,18 +86,62 @@ public struct MagazineList {
     }
 }
 
-/// One CPU's cache of a zone: a cache line, written by that CPU alone but for drains.
+/// One CPU's cache of a zone: a cache line, written by that CPU alone (ZoneCPUCache's
+/// "Locks").
 public struct CPUCache {
-    /// 0 free, 1 held (Environment.lockCache).
-    public var lock: UInt32 = 0
     public var loaded: UnsafeMutablePointer<Magazine>? = nil
     public var previous: UnsafeMutablePointer<Magazine>? = nil
     /// Operations served by this CPU's magazines, summed into the zone's statistics when read.
     public var allocations: UInt64 = 0
     public var frees: UInt64 = 0
-    var padding: (UInt64, UInt64, UInt64) = (0, 0, 0)
+    /// The magazines the owner handed over at another CPU's request (`answer(.handOver)`);
+    /// nil but while that CPU holds the zone lock and works on them.
+    public var handedLoaded: UnsafeMutablePointer<Magazine>? = nil
+    public var handedPrevious: UnsafeMutablePointer<Magazine>? = nil
+    var padding: (UInt64, UInt64) = (0, 0)
 
     public init() {}
+
+    /// What another CPU, holding the zone lock, asks a slot's owner to do with its magazines.
+    public enum Request: UInt8 {
+        /// Move `loaded` and `previous` to the `handed` fields, leaving its own nil.
+        case handOver
+        /// Take the handed magazines back (its own are nil: it could not fill them while the
+        /// asking CPU held the zone lock).
+        case takeBack
+    }
+
+    /// Whether the owner of `cache` has anything to do for `request`: the asking CPU skips the
+    /// others (a racy read that cannot miss - see "Locks": a slot with both magazines nil
+    /// stays so while the asker holds the zone lock).
+    public static func concerns(_ request: Request, _ cache: UnsafeMutablePointer<CPUCache>) -> Bool {
+        switch request {
+        case .handOver: return cache.pointee.loaded != nil || cache.pointee.previous != nil
+        case .takeBack: return cache.pointee.handedLoaded != nil || cache.pointee.handedPrevious != nil
+        }
+    }
+
+    /// The owner's answer to `request`, run on the owning CPU with interrupts off (or, for a
+    /// CPU that is not running, by the asking CPU). Returns whether the slot was as the
+    /// request expects; the asking CPU fails the zone when it was not.
+    @discardableResult
+    public static func answer(_ request: Request, _ cache: UnsafeMutablePointer<CPUCache>) -> Bool {
+        switch request {
+        case .handOver:
+            guard cache.pointee.handedLoaded == nil && cache.pointee.handedPrevious == nil else { return false }
+            cache.pointee.handedLoaded = cache.pointee.loaded
+            cache.pointee.handedPrevious = cache.pointee.previous
+            cache.pointee.loaded = nil
+            cache.pointee.previous = nil
+        case .takeBack:
+            guard cache.pointee.loaded == nil && cache.pointee.previous == nil else { return false }
+            cache.pointee.loaded = cache.pointee.handedLoaded
+            cache.pointee.previous = cache.pointee.handedPrevious
+            cache.pointee.handedLoaded = nil
+            cache.pointee.handedPrevious = nil
+        }
+        return true
+    }
 
     /// Objects in the two magazines (its lock is held, or the caller accepts a racy figure).
     public var objects: Int { (loaded?.pointee.count ?? 0) + (previous?.pointee.count ?? 0) }
@@ -99,12 +149,6 @@ public struct CPUCache {
     /// How many CPUs a zone has a cache slot for: as many as the kernel can run (the kernel
     /// checks at boot that its per-CPU capacity is not larger).
     public static let slots = 64
-
-    /// The lock word (the first field) of `cache`.
-    @inline(__always)
-    public static func lockWord(_ cache: UnsafeMutablePointer<CPUCache>) -> UnsafeMutablePointer<UInt32> {
-        UnsafeMutableRawPointer(cache).assumingMemoryBound(to: UInt32.self)
-    }
 }
 
 /// Whether a zone's CPU layer is in use.
@@ -126,8 +170,8 @@ extension ZoneRef {
         state.pointee.caches + Environment.cpuIndex
     }
 
-    /// Objects sitting in the CPUs' magazines: free, but not the centre's. A racy sum (no
-    /// cache lock): for tables and for `inUse`, never for a decision.
+    /// Objects sitting in the CPUs' magazines: free, but not the centre's. A racy sum (the
+    /// owners keep popping and pushing): for tables and for `inUse`, never for a decision.
     public var cachedObjects: Int {
         var total = 0
         for index in 0..<Environment.cpuCount where index < CPUCache.slots { total += state.pointee.caches[index].objects }
@@ -141,7 +185,6 @@ extension ZoneRef {
     func allocateFromPrevious() -> UnsafeMutableRawPointer? {
         let token = Environment.enterCPU()
         guard let cache = currentCache() else { Environment.leaveCPU(token); return nil }
-        Environment.lockCache(CPUCache.lockWord(cache))
         var object: UnsafeMutableRawPointer? = nil
         if let previous = cache.pointee.previous, previous.pointee.count > 0 {
             cache.pointee.previous = cache.pointee.loaded
@@ -150,7 +193,6 @@ extension ZoneRef {
             object = Magazine.rounds(previous)[previous.pointee.count]
             cache.pointee.allocations &+= 1
         }
-        Environment.unlockCache(CPUCache.lockWord(cache))
         Environment.leaveCPU(token)
         return object
     }
@@ -162,7 +204,6 @@ extension ZoneRef {
     func freeToPrevious(_ object: UnsafeMutableRawPointer) -> Bool {
         let token = Environment.enterCPU()
         guard let cache = currentCache() else { Environment.leaveCPU(token); return false }
-        Environment.lockCache(CPUCache.lockWord(cache))
         var done = false
         if !state.pointee.centralShort, let previous = cache.pointee.previous, previous.pointee.count == 0 {
             cache.pointee.previous = cache.pointee.loaded
@@ -172,7 +213,6 @@ extension ZoneRef {
             cache.pointee.frees &+= 1
             done = true
         }
-        Environment.unlockCache(CPUCache.lockWord(cache))
         Environment.leaveCPU(token)
         return done
     }
@@ -195,8 +235,6 @@ extension ZoneRef {
         guard mayCache, let cache = currentCache() else { return nil }
         let spare = state.pointee.freeObjects - reserve
         guard spare > 0 else { return nil }
-        Environment.lockCache(CPUCache.lockWord(cache))
-        defer { Environment.unlockCache(CPUCache.lockWord(cache)) }
         guard let loaded = cache.pointee.loaded, loaded.pointee.count == 0 else { return nil }
         var magazine = loaded
         if let full = state.pointee.depotFull.head, full.pointee.count <= spare {
@@ -258,8 +296,6 @@ extension ZoneRef {
     /// caching is off, or no empty magazine could be had.
     func parkInCurrentCache(_ object: UnsafeMutableRawPointer) -> Bool {
         guard mayCache, !state.pointee.centralShort, let cache = currentCache() else { return false }
-        Environment.lockCache(CPUCache.lockWord(cache))
-        defer { Environment.unlockCache(CPUCache.lockWord(cache)) }
         if let loaded = cache.pointee.loaded, loaded.pointee.count < Magazine.capacity {
             push(object, on: loaded, cache)
             return true
@@ -406,19 +442,45 @@ extension ZoneRef {
 
     // MARK: - Draining
 
+    /// Asks every other CPU to hand over (or take back) its magazines of this zone, and
+    /// returns once each has (the zone lock is held, interrupts off). This CPU's own slot is
+    /// not touched: the caller works on it directly.
+    func askOtherCPUs(_ request: CPUCache.Request) {
+        Environment.askOtherCPUs(state, request)
+        // What each owner answered is checked here, once, for every environment.
+        let me = Environment.cpuIndex
+        for index in 0..<Environment.cpuCount where index < CPUCache.slots && index != me {
+            let cache = state.pointee.caches + index
+            if CPUCache.concerns(request, cache) { Environment.fail("zone \(state.pointee.name): cpu \(index) still holds magazines after being asked to \(request == .handOver ? "hand them over" : "take them back")") }
+        }
+    }
+
+    /// The magazines CPU `index` works with, once askOtherCPUs(.handOver) returned: its own
+    /// for this CPU, the handed ones for the others.
+    func heldMagazines(_ index: Int) -> (loaded: UnsafeMutablePointer<Magazine>?, previous: UnsafeMutablePointer<Magazine>?) {
+        let cache = state.pointee.caches + index
+        if index == Environment.cpuIndex { return (cache.pointee.loaded, cache.pointee.previous) }
+        return (cache.pointee.handedLoaded, cache.pointee.handedPrevious)
+    }
+
     /// Empties every CPU's magazines and the whole depot onto the slabs, and gives every
     /// magazine back to the magazine zone (the zone lock is held). Afterwards the centre holds
-    /// every free object. For reclaim passes, scenes, validation and zone destruction.
+    /// every free object. For reclaim passes, scenes and zone destruction.
     func drainAll() {
+        askOtherCPUs(.handOver)
         for index in 0..<Environment.cpuCount where index < CPUCache.slots {
-            let cache = state.pointee.caches + index
-            Environment.lockCache(CPUCache.lockWord(cache))
+            let (loaded, previous) = heldMagazines(index)
             // Each object is validated as it goes to its slab (flushToSlabs).
-            if let loaded = cache.pointee.loaded { flushToSlabs(loaded); returnMagazine(loaded) }
-            if let previous = cache.pointee.previous { flushToSlabs(previous); returnMagazine(previous) }
-            cache.pointee.loaded = nil
-            cache.pointee.previous = nil
-            Environment.unlockCache(CPUCache.lockWord(cache))
+            if let loaded = loaded { flushToSlabs(loaded); returnMagazine(loaded) }
+            if let previous = previous { flushToSlabs(previous); returnMagazine(previous) }
+            let cache = state.pointee.caches + index
+            // The other CPUs' own fields are nil already (they handed them over).
+            if index == Environment.cpuIndex {
+                cache.pointee.loaded = nil
+                cache.pointee.previous = nil
+            }
+            cache.pointee.handedLoaded = nil
+            cache.pointee.handedPrevious = nil
         }
         trimDepot(keepingFull: 0, keepingEmpty: 0)
     }

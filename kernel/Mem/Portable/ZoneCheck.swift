@@ -126,16 +126,18 @@ extension ZoneRef {
         }
         // Objects in the CPUs' magazines and the depot's are in use for their slabs; the
         // depot's are free for the centre, the CPUs' are in use for it (ZoneCPUCache.swift).
+        // The other CPUs hand their magazines over for the look and take them back after: they
+        // could be popping them meanwhile otherwise.
         var cached = 0
-        for index in 0..<Environment.cpuCount where index < CPUCache.slots {
-            let cache = state.pointee.caches + index
-            Environment.lockCache(CPUCache.lockWord(cache))
-            let problem = validateMagazine(cache.pointee.loaded, "loaded", cpu: index) ??
-                validateMagazine(cache.pointee.previous, "previous", cpu: index)
-            cached += cache.pointee.objects
-            Environment.unlockCache(CPUCache.lockWord(cache))
-            if let problem = problem { return problem }
+        askOtherCPUs(.handOver)
+        var magazineProblem: LogMessage? = nil
+        for index in 0..<Environment.cpuCount where index < CPUCache.slots && magazineProblem == nil {
+            let (loaded, previous) = heldMagazines(index)
+            magazineProblem = validateMagazine(loaded, "loaded", cpu: index) ?? validateMagazine(previous, "previous", cpu: index)
+            cached += (loaded?.pointee.count ?? 0) + (previous?.pointee.count ?? 0)
         }
+        askOtherCPUs(.takeBack)
+        if let problem = magazineProblem { return problem }
         var depot = 0
         var magazine = state.pointee.depotFull.head
         while let current = magazine {

@@ -136,6 +136,33 @@ static inline uint64_t arch_read_gs_u64(uint64_t offset) {
     return v;
 }
 
+/* Fields at fixed offsets in the per-CPU area, each read with one gs-relative load whose offset
+ * is part of the instruction (PerCPU.checkFixedOffsets stops the boot if the layout moved them).
+ * The zone and page-list fast paths read them. `index` never changes on a CPU, and the free-path
+ * pointer changes only at a thread switch, a call the compiler cannot see through, so their reads
+ * need no memory clobber; the running thread's keeps the one arch_read_gs_u64 has. */
+#define ARCH_PERCPU_INDEX_OFFSET 8
+#define ARCH_PERCPU_CURRENT_THREAD_OFFSET 24
+#define ARCH_PERCPU_FREE_PATH_OFFSET 32
+static inline uint64_t arch_percpu_index(void) {
+    uint64_t v;
+    __asm__ volatile("movq %%gs:%c1, %0" : "=r"(v) : "i"(ARCH_PERCPU_INDEX_OFFSET));
+    return v;
+}
+static inline uint64_t arch_percpu_current_thread(void) {
+    uint64_t v;
+    __asm__ volatile("movq %%gs:%c1, %0" : "=r"(v) : "i"(ARCH_PERCPU_CURRENT_THREAD_OFFSET) : "memory");
+    return v;
+}
+static inline uint64_t arch_percpu_free_path(void) {
+    uint64_t v;
+    __asm__ volatile("movq %%gs:%c1, %0" : "=r"(v) : "i"(ARCH_PERCPU_FREE_PATH_OFFSET));
+    return v;
+}
+static inline uint64_t arch_percpu_index_offset(void) { return ARCH_PERCPU_INDEX_OFFSET; }
+static inline uint64_t arch_percpu_current_thread_offset(void) { return ARCH_PERCPU_CURRENT_THREAD_OFFSET; }
+static inline uint64_t arch_percpu_free_path_offset(void) { return ARCH_PERCPU_FREE_PATH_OFFSET; }
+
 static inline uint64_t arch_read_rbp(void) { uint64_t v; __asm__ volatile("mov %%rbp, %0" : "=r"(v)); return v; }
 static inline uint64_t arch_read_rsp(void) { uint64_t v; __asm__ volatile("mov %%rsp, %0" : "=r"(v)); return v; }
 
