@@ -87,6 +87,15 @@ enum Timer {
     /// the interrupt already acknowledged.
     fileprivate static func tick() {
         ticks &+= 1
+        // Gives the other vCPUs their turn under QEMU 7.2's single-threaded TCG with -icount
+        // (the harness's SMP boots). Each round gives the vCPUs in turn, the boot CPU first, a
+        // budget up to the next timer deadline; a boot CPU busy until that deadline leaves the
+        // APs none - they accept an interrupt but run no instruction, for as long as it stays
+        // busy, and the watchdog sees an AP silent for 2 s (the irqroute=spread failures of
+        // issue 19). `pause` ends a vCPU's turn there (target/i386 helper_pause), so each tick
+        // hands the rest of the period to the next CPU. QEMU 8.1 shares the budget itself
+        // (commit 83ecdb18eb, "ensure fairness with icount"). On real hardware: a spin hint.
+        CPU.pause()
         Watchdog.tick()
         Trace.tick(ticks)
         Scheduler.timerTick()
