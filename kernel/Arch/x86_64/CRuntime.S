@@ -3,7 +3,11 @@
  *
  * memset, memcpy, memmove, memcmp and strlen are written in assembly on purpose: the same
  * loops in Swift would be recognised by LLVM as memset/memcpy idioms and compiled into calls
- * to themselves. `rep movsb`/`rep stosb` are fast enough on every CPU QEMU emulates; no SSE,
+ * to themselves. memset and memcpy move eight bytes per iteration (`rep stosq`/`rep movsq`,
+ * then the last 0-7 bytes one by one): QEMU's TCG runs each iteration of a `rep` string
+ * instruction as one guest instruction, so zeroing a page with `rep stosb` cost 4,096 of them
+ * and about 4,100 of a zero-fill fault's 6,250 (`bench=fault`: 6,251 before, 2,664 after).
+ * memmove's forward copy does the same; its backward one (rare) stays byte by byte. No SSE,
  * which the kernel never enables. `free` is a jump to the Swift implementation
  * (kernel/Kern/Runtime.swift): Swift reserves that name and will not define it with @_cdecl.
  */
@@ -15,8 +19,14 @@
     .type memset, @function
 memset:
     mov     %rdi, %r9
-    mov     %esi, %eax
+    movzbl  %sil, %eax
+    mov     $0x0101010101010101, %r8
+    imul    %r8, %rax                   /* the byte in all eight */
     mov     %rdx, %rcx
+    shr     $3, %rcx
+    rep stosq
+    mov     %rdx, %rcx
+    and     $7, %ecx
     rep stosb
     mov     %r9, %rax
     ret
@@ -27,6 +37,10 @@ memset:
 memcpy:
     mov     %rdi, %rax
     mov     %rdx, %rcx
+    shr     $3, %rcx
+    rep movsq
+    mov     %rdx, %rcx
+    and     $7, %ecx
     rep movsb
     ret
 
@@ -44,7 +58,11 @@ memmove:
     rep movsb
     cld
     ret
-1:  rep movsb
+1:  shr     $3, %rcx                    /* forward: eight bytes at a time, as memcpy */
+    rep movsq
+    mov     %rdx, %rcx
+    and     $7, %ecx
+    rep movsb
     ret
 
     /* int memcmp(const void *a, const void *b, size_t count) */
