@@ -44,7 +44,6 @@ enum ZoneCacheRequests {
         // A CPU spinning with interrupts off for a standalone spin lock this CPU holds could
         // never answer (the same rule as TLBShootdown.invalidate).
         kassert(me.pointee.standaloneSpinLocks == 0, "a zone cache request while holding \(me.pointee.standaloneSpinLocks) standalone spin lock(s): a CPU spinning on one with interrupts off could never answer")
-        var asked: UInt64 = 0    // a bit per CPU asked (CPUCache.slots is 64)
         for index in 0..<min(SMP.areasUsed, CPUCache.slots) where index != me.pointee.index {
             let cache = zone.pointee.caches + index
             guard CPUCache.concerns(request, cache) else { continue }
@@ -58,24 +57,15 @@ enum ZoneCacheRequests {
             cpu.pointee.cacheRequest = request
             cpu.pointee.cacheRequested.wrappingAdd(1, ordering: .releasing)
             LocalAPIC.sendIPI(to: cpu.pointee.apicID, vector: vector, .fixed)
-            asked |= 1 << UInt64(index)
         }
-        var index = 0
-        while asked != 0 {
-            if asked & 1 != 0 {
-                let cpu = PerCPU.area(index)
-                let requested = cpu.pointee.cacheRequested.load(ordering: .relaxed)
-                var spins: UInt64 = 0
-                while cpu.pointee.cacheDone.load(ordering: .acquiring) != requested {
-                    CPU.pause()
-                    spins &+= 1
-                    if spins == answerPatience {
-                        panic("zone \(zone.pointee.name): cpu \(index) has not answered cache request \(requested) (it answered \(cpu.pointee.cacheDone.load(ordering: .acquiring)))")
-                    }
-                }
+        // One asker at a time (the zone lock), and each waits for all its answers: a CPU not
+        // asked this time has cacheDone == cacheRequested already.
+        for index in 0..<min(SMP.areasUsed, CPUCache.slots) where index != me.pointee.index {
+            let cpu = PerCPU.area(index)
+            let requested = cpu.pointee.cacheRequested.load(ordering: .relaxed)
+            SMP.awaitAnswer(patience: answerPatience, { cpu.pointee.cacheDone.load(ordering: .acquiring) == requested }) {
+                panic("zone \(zone.pointee.name): cpu \(index) has not answered cache request \(requested) (it answered \(cpu.pointee.cacheDone.load(ordering: .acquiring)))")
             }
-            asked >>= 1
-            index += 1
         }
     }
 

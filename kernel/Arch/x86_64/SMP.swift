@@ -41,6 +41,20 @@ enum SMP {
 
     /// CPUs online, the boot CPU included. Written by the boot CPU only.
     static var onlineCount = 1
+
+    /// Spins, pausing, until `answered()` holds: another CPU's reply to a mailbox request
+    /// (TLBShootdown, ZoneCacheRequests), waited for with interrupts off. After `patience`
+    /// pauses `stuck()` reports the CPU that never answered and stops the kernel.
+    @inline(__always)
+    static func awaitAnswer(patience: UInt64, _ answered: () -> Bool, stuck: () -> Never) {
+        var spins: UInt64 = 0
+        while !answered() {
+            CPU.pause()
+            spins &+= 1
+            if spins == patience { stuck() }
+        }
+    }
+
     /// Per-CPU areas in use: 0 is the boot CPU, 1..<areasUsed the APs that were tried.
     static var areasUsed = 1
     /// Answers the boot CPU received to test IPIs.

@@ -94,13 +94,8 @@ enum TLBShootdown {
             for index in 0..<SMP.areasUsed where index != me.pointee.index {
                 let cpu = PerCPU.area(index)
                 let request = cpu.pointee.tlbRequested.load(ordering: .relaxed)
-                var spins: UInt64 = 0
-                while cpu.pointee.tlbDone.load(ordering: .acquiring) != request {
-                    CPU.pause()
-                    spins &+= 1
-                    if spins == answerPatience {
-                        panic("TLB shootdown: cpu \(index) has not answered request \(request) (it answered \(cpu.pointee.tlbDone.load(ordering: .acquiring)); active \(cpu.pointee.tlbActive.load(ordering: .acquiring)); kernel lock holder \(KernelLock.holder), depth here \(me.pointee.kernelLockDepth))")
-                    }
+                SMP.awaitAnswer(patience: answerPatience, { cpu.pointee.tlbDone.load(ordering: .acquiring) == request }) {
+                    panic("TLB shootdown: cpu \(index) has not answered request \(request) (it answered \(cpu.pointee.tlbDone.load(ordering: .acquiring)); active \(cpu.pointee.tlbActive.load(ordering: .acquiring)); kernel lock holder \(KernelLock.holder), depth here \(me.pointee.kernelLockDepth))")
                 }
             }
         }

@@ -94,7 +94,7 @@ public struct CPUCache {
     /// Operations served by this CPU's magazines, summed into the zone's statistics when read.
     public var allocations: UInt64 = 0
     public var frees: UInt64 = 0
-    /// The magazines the owner handed over at another CPU's request (`answer(.handOver)`);
+    /// The magazines the owner handed over at another CPU's request (ZoneCPUDrain.swift);
     /// nil but while that CPU holds the zone lock and works on them.
     public var handedLoaded: UnsafeMutablePointer<Magazine>? = nil
     public var handedPrevious: UnsafeMutablePointer<Magazine>? = nil
@@ -102,48 +102,7 @@ public struct CPUCache {
 
     public init() {}
 
-    /// What another CPU, holding the zone lock, asks a slot's owner to do with its magazines.
-    public enum Request: UInt8 {
-        /// Move `loaded` and `previous` to the `handed` fields, leaving its own nil.
-        case handOver
-        /// Take the handed magazines back (its own are nil: it could not fill them while the
-        /// asking CPU held the zone lock).
-        case takeBack
-    }
-
-    /// Whether the owner of `cache` has anything to do for `request`: the asking CPU skips the
-    /// others (a racy read that cannot miss - see "Locks": a slot with both magazines nil
-    /// stays so while the asker holds the zone lock).
-    public static func concerns(_ request: Request, _ cache: UnsafeMutablePointer<CPUCache>) -> Bool {
-        switch request {
-        case .handOver: return cache.pointee.loaded != nil || cache.pointee.previous != nil
-        case .takeBack: return cache.pointee.handedLoaded != nil || cache.pointee.handedPrevious != nil
-        }
-    }
-
-    /// The owner's answer to `request`, run on the owning CPU with interrupts off (or, for a
-    /// CPU that is not running, by the asking CPU). Returns whether the slot was as the
-    /// request expects; the asking CPU fails the zone when it was not.
-    @discardableResult
-    public static func answer(_ request: Request, _ cache: UnsafeMutablePointer<CPUCache>) -> Bool {
-        switch request {
-        case .handOver:
-            guard cache.pointee.handedLoaded == nil && cache.pointee.handedPrevious == nil else { return false }
-            cache.pointee.handedLoaded = cache.pointee.loaded
-            cache.pointee.handedPrevious = cache.pointee.previous
-            cache.pointee.loaded = nil
-            cache.pointee.previous = nil
-        case .takeBack:
-            guard cache.pointee.loaded == nil && cache.pointee.previous == nil else { return false }
-            cache.pointee.loaded = cache.pointee.handedLoaded
-            cache.pointee.previous = cache.pointee.handedPrevious
-            cache.pointee.handedLoaded = nil
-            cache.pointee.handedPrevious = nil
-        }
-        return true
-    }
-
-    /// Objects in the two magazines (its lock is held, or the caller accepts a racy figure).
+    /// Objects in the two magazines (on the owning CPU, or the caller accepts a racy figure).
     public var objects: Int { (loaded?.pointee.count ?? 0) + (previous?.pointee.count ?? 0) }
 
     /// How many CPUs a zone has a cache slot for: as many as the kernel can run (the kernel
@@ -438,90 +397,5 @@ extension ZoneRef {
         guard let magazines = magazineZone else { return }
         FreePath.checkAllocation(.zone, magazines.name)
         magazines.addOneSlab(.ordinaryNoWait)
-    }
-
-    // MARK: - Draining
-
-    /// Asks every other CPU to hand over (or take back) its magazines of this zone, and
-    /// returns once each has (the zone lock is held, interrupts off). This CPU's own slot is
-    /// not touched: the caller works on it directly.
-    func askOtherCPUs(_ request: CPUCache.Request) {
-        Environment.askOtherCPUs(state, request)
-        // What each owner answered is checked here, once, for every environment.
-        let me = Environment.cpuIndex
-        for index in 0..<Environment.cpuCount where index < CPUCache.slots && index != me {
-            let cache = state.pointee.caches + index
-            if CPUCache.concerns(request, cache) { Environment.fail("zone \(state.pointee.name): cpu \(index) still holds magazines after being asked to \(request == .handOver ? "hand them over" : "take them back")") }
-        }
-    }
-
-    /// The magazines CPU `index` works with, once askOtherCPUs(.handOver) returned: its own
-    /// for this CPU, the handed ones for the others.
-    func heldMagazines(_ index: Int) -> (loaded: UnsafeMutablePointer<Magazine>?, previous: UnsafeMutablePointer<Magazine>?) {
-        let cache = state.pointee.caches + index
-        if index == Environment.cpuIndex { return (cache.pointee.loaded, cache.pointee.previous) }
-        return (cache.pointee.handedLoaded, cache.pointee.handedPrevious)
-    }
-
-    /// Empties every CPU's magazines and the whole depot onto the slabs, and gives every
-    /// magazine back to the magazine zone (the zone lock is held). Afterwards the centre holds
-    /// every free object. For reclaim passes, scenes and zone destruction.
-    func drainAll() {
-        askOtherCPUs(.handOver)
-        for index in 0..<Environment.cpuCount where index < CPUCache.slots {
-            let (loaded, previous) = heldMagazines(index)
-            // Each object is validated as it goes to its slab (flushToSlabs).
-            if let loaded = loaded { flushToSlabs(loaded); returnMagazine(loaded) }
-            if let previous = previous { flushToSlabs(previous); returnMagazine(previous) }
-            let cache = state.pointee.caches + index
-            // The other CPUs' own fields are nil already (they handed them over).
-            if index == Environment.cpuIndex {
-                cache.pointee.loaded = nil
-                cache.pointee.previous = nil
-            }
-            cache.pointee.handedLoaded = nil
-            cache.pointee.handedPrevious = nil
-        }
-        trimDepot(keepingFull: 0, keepingEmpty: 0)
-    }
-
-    /// Gives depot magazines back until `keepingFull` full and `keepingEmpty` empty ones are
-    /// left (the zone lock is held): full ones' objects to their slabs, the magazines to the
-    /// magazine zone.
-    func trimDepot(keepingFull: Int, keepingEmpty: Int) {
-        while state.pointee.depotFull.count > keepingFull, let full = state.pointee.depotFull.pop() {
-            // Their objects were the centre's already: flushToSlabs counts them again.
-            state.pointee.freeObjects -= full.pointee.count
-            state.pointee.inUse += full.pointee.count
-            flushToSlabs(full)
-            returnMagazine(full)
-        }
-        while state.pointee.depotEmpty.count > keepingEmpty, let empty = state.pointee.depotEmpty.pop() {
-            returnMagazine(empty)
-        }
-        state.pointee.depotFull.lowest = state.pointee.depotFull.count
-        state.pointee.depotEmpty.lowest = state.pointee.depotEmpty.count
-        updateCentralShort()
-    }
-
-    /// Gives back the depot magazines that went unused since the last trim (the fewest each
-    /// list held meanwhile): the depot follows the zone's working set. The pageout thread
-    /// calls it on each of its periodic passes; a reclaim under pressure drains everything.
-    public func trimDepotToWorkingSet() {
-        let token = Environment.lock()
-        trimDepot(keepingFull: state.pointee.depotFull.count - state.pointee.depotFull.lowest,
-                  keepingEmpty: state.pointee.depotEmpty.count - state.pointee.depotEmpty.lowest)
-        Environment.unlock(token)
-    }
-
-    /// Turns the CPU layer off (draining it, so the centre holds every free object) or back
-    /// on. Zones with debug checks and the magazine zone never cache.
-    public func setCaching(_ on: Bool) {
-        let token = Environment.lock()
-        if state.pointee.caching != .never {
-            if !on { drainAll() }
-            state.pointee.caching = on ? .enabled : .suspended
-        }
-        Environment.unlock(token)
     }
 }
