@@ -22,6 +22,7 @@ public func kernelMain(_ magic: UInt32, _ infoAddress: UInt32) -> Never {
     PerCPU.install(PerCPU.prepare(0, apicID: CPU.initialAPICID))
     PerCPU.checkFixedOffsets()
     Console.initialize()
+    RestartableSequences.check()   // the zone fast path's table and layouts, before any interrupt
     FreePathCheck.install()   // before anything allocates: no free path may (kernel/Lib/FreePath.swift)
     Log.info(.boot, "\(Kernel.name) \(Kernel.version): an x86-64 kernel in Embedded Swift")
     Interrupts.initialize()

@@ -441,11 +441,12 @@ enum Scheduler {
     }
 }
 
-/// FreePath's way to the running thread's state (FreePath.locateThreadState): through this
-/// CPU's current thread, wherever the thread has moved.
+/// FreePath's way to the running thread's state (FreePath.locateThreadState): this CPU's
+/// free-path pointer (one gs-relative load, wherever the thread has moved), which is the
+/// current thread's state - or, while an interrupt handler runs, the CPU's interrupt state.
 @_cdecl("kernel_running_thread_free_path")
 func runningThreadFreePath() -> UnsafeMutableRawPointer? {
-    UnsafeMutableRawPointer(PerCPU.runningThread.pointer(to: \.freePath))
+    UnsafeMutableRawPointer(PerCPU.runningFreePath)
 }
 
 /// Holding off preemption for a short critical section: interrupts still arrive, but the

@@ -2,7 +2,8 @@
 //
 // `KernelZoneEnvironment` plugs the portable zone code (kernel/Mem/Portable/Zone*.swift) into the
 // kernel: the zone lock is interrupts off plus the kernel lock (kernel/Kern/KernelLock.swift),
-// a CPU cache's lock is an atomic word taken with interrupts off, slabs come from the buddy allocator
+// a CPU's slot has no lock (its fast path is a restartable sequence: RestartableSequences.swift,
+// and other CPUs ask its owner by IPI: ZoneCacheRequests.swift), slabs come from the buddy allocator
 // through the direct map (or from kmem for kmem-backed zones), and a corrupted zone panics.
 // Every page of a direct-map slab has use .slab and the slab header sits at the start of the
 // block, so the page's buddy descriptor (its first page) leads kfree from any pointer to the
@@ -57,6 +58,18 @@ enum KernelZoneEnvironment: ZoneEnvironment {
 
     static var cpuIndex: Int {
         @inline(__always) get { PerCPU.runningIndex }
+    }
+
+    /// The fast paths, as restartable sequences with interrupts on (arch.h;
+    /// kernel/Arch/x86_64/RestartableSequences.swift): no interrupt bracket to pay for.
+    @inline(__always)
+    static func popLoaded(_ caches: UnsafeMutablePointer<CPUCache>) -> UnsafeMutableRawPointer? {
+        arch_zone_pop(caches)
+    }
+
+    @inline(__always)
+    static func pushLoaded(_ caches: UnsafeMutablePointer<CPUCache>, _ object: UnsafeMutableRawPointer) -> Bool {
+        arch_zone_push(caches, object) != 0
     }
 
     static var cpuCount: Int { SMP.areasUsed }
@@ -137,10 +150,19 @@ enum KernelZoneEnvironment: ZoneEnvironment {
 
     static var canGrow: Bool { PhysicalMemory.buddy != nil }
     static var reservesEnabled: Bool { Zones.reservesEnabled }
-    /// The running thread's id; 1 for the boot flow before threads exist.
-    static var currentThread: UInt64 { Scheduler.started ? Scheduler.current.pointee.id : 1 }
+    /// The running thread's id; 1 for the boot flow before threads exist. An interrupt
+    /// handler is a context of its own (top bit and its CPU's index): one that grows a zone
+    /// the thread it interrupted was growing is not that thread recursing.
+    static var currentThread: UInt64 {
+        if PerCPU.inInterruptHandler { return 1 << 63 | UInt64(PerCPU.runningIndex) }
+        return Scheduler.started ? Scheduler.current.pointee.id : 1
+    }
 
     static func growthDepth() -> UnsafeMutablePointer<Int> {
+        if PerCPU.inInterruptHandler {
+            func address(_ field: UnsafeMutablePointer<Int>) -> UnsafeMutablePointer<Int> { field }
+            return address(&PerCPU.this.pointee.interruptZoneGrowthDepth)
+        }
         if Scheduler.started { return Scheduler.current.pointer(to: \.zoneGrowthDepth)! }
         return Zones.bootGrowthDepth
     }

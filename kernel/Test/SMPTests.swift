@@ -50,6 +50,8 @@ enum SMPTests {
             TestCase("threadsRunOnEveryCPU", threadsRunOnEveryCPU),
             TestCase("reserveFreedOnAnotherCPUGoesBackToTheCentre", reserveFreedOnAnotherCPUGoesBackToTheCentre),
             TestCase("magazinesHandedOverWhileTheirCPUsWork", magazinesHandedOverWhileTheirCPUsWork),
+            TestCase("interruptsInsideTheZoneFastPathRestartIt", interruptsInsideTheZoneFastPathRestartIt),
+            TestCase("theFixupRestartsOrFinishesASequence", theFixupRestartsOrFinishesASequence),
             TestCase("pagesListedOnAnotherCPUAreTheCentresBeforeAFloorDecides", { PhysicalMemoryTests.listedPagesAreTheCentresBeforeAFloorDecides(on: .lastCPU) }),
             TestCase("aWakeupReachesAThreadBoundToAHaltedAP", aWakeupReachesAThreadBoundToAHaltedAP),
             TestCase("preemptionOffStopsEveryOtherCPUsThreads", preemptionOffStopsEveryOtherCPUsThreads),

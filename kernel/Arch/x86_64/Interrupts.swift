@@ -76,6 +76,17 @@ func interruptDispatch(_ rawFrame: UnsafeMutableRawPointer) {
     case 0..<Interrupts.firstExternalVector:
         Exception.fatal(frame, faultAddress: 0)
     default:
+        // First of all: an interrupted zone fast path resumes where it must, before a handler
+        // may use the same magazine or the scheduler move the thread (RestartableSequences).
+        RestartableSequences.fixUp(frame)
+        // A handler is not part of the free path its interrupt may have landed in (now that
+        // the zone fast path runs with interrupts on, a free's slow path can be interrupted
+        // before it turns them off): it checks its allocations against its CPU's own state.
+        // Restored from the CPU the handler ends on: a handler that switched threads comes
+        // back to this thread, possibly elsewhere, whose own state the scheduler set.
+        let threadFreePath = PerCPU.this.pointee.freePath
+        PerCPU.this.pointee.freePath = PerCPU.interruptFreePath(of: PerCPU.this)
+        defer { PerCPU.this.pointee.freePath = threadFreePath }
         if let handler = Interrupts.handlers?[vector] {
             if Interrupts.locking![vector] == .lockFree {
                 handler(frame)

@@ -64,6 +64,20 @@ struct PerCPU: ~Copyable {
     /// there are threads, so that the check needs no branch for that case.
     var freePath: UnsafeMutablePointer<FreePathState> = FreePath.bootStatePointer
 
+    /// The free-path state of interrupt handlers on this CPU (Interrupts.swift points
+    /// `freePath` here while one runs): a handler is not inside the free path it interrupted.
+    var interruptFreePath = FreePathState()
+    /// Likewise the depth of zone growths an interrupt handler on this CPU is in
+    /// (KernelZoneEnvironment.growthDepth): not the interrupted thread's.
+    var interruptZoneGrowthDepth = 0
+
+    /// The address of `cpu`'s interrupt free-path state (a field of a per-CPU area: it
+    /// never moves).
+    static func interruptFreePath(of cpu: PerCPURef) -> UnsafeMutablePointer<FreePathState> {
+        func address(_ field: UnsafeMutablePointer<FreePathState>) -> UnsafeMutablePointer<FreePathState> { field }
+        return address(&cpu.pointee.interruptFreePath)
+    }
+
     mutating func setCurrentThread(_ thread: ThreadRef) {
         currentThread = thread
         freePath = thread.pointer(to: \.freePath)!
@@ -137,6 +151,11 @@ struct PerCPU: ~Copyable {
     let cacheDone = Atomic<UInt64>(0)
     /// Requests this CPU answered: the smp suite checks that its drains really asked.
     var cacheRequestsAnswered: UInt64 = 0
+    /// Zone fast-path sequences an interrupt on this CPU sent back to their start, and those
+    /// whose statistics increment it finished (RestartableSequences.swift); written by this
+    /// CPU's interrupt entry only.
+    var sequencesRestarted: UInt64 = 0
+    var sequencesFinished: UInt64 = 0
     /// Heartbeat IPIs this CPU took (ProcessorWatch.swift), and what the boot CPU's watchdog
     /// last saw of them and when (its own fields).
     let heartbeats = Atomic<UInt64>(0)
@@ -242,6 +261,13 @@ extension PerCPU {
     /// reach another thread's free-path state that way).
     static var runningThread: ThreadRef {
         @inline(__always) get { ThreadRef(bitPattern: UInt(arch_percpu_current_thread())).unsafelyUnwrapped }
+    }
+
+    /// Whether this CPU runs an interrupt handler (Interrupts.swift points the free-path
+    /// pointer at the CPU's own state for it; a thread switch inside the handler points it
+    /// back at the new thread's). Interrupts are off, so the answer holds while they stay so.
+    static var inInterruptHandler: Bool {
+        runningFreePath == interruptFreePath(of: this)
     }
 
     /// The running thread's free-path state (FreePath.bootState before there are threads); one

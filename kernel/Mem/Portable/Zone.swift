@@ -300,6 +300,13 @@ public protocol ZoneEnvironment {
     static func leaveCPU(_ token: CPUToken)
     /// Below CPUCache.slots, always: the fast paths index the caches with it unchecked.
     static var cpuIndex: Int { get }
+    /// The fast paths (ZoneAllocator's allocate and free): an object popped from the running
+    /// CPU's loaded magazine in `caches`, or `object` pushed onto it, with the slot's count
+    /// of allocations or frees - nil or false when that magazine is missing, empty (pop) or
+    /// full (push). The defaults below do it between enterCPU and leaveCPU; the kernel's are
+    /// restartable sequences that leave interrupts on (kernel/Arch/x86_64/RestartableSequences.swift).
+    static func popLoaded(_ caches: UnsafeMutablePointer<CPUCache>) -> UnsafeMutableRawPointer?
+    static func pushLoaded(_ caches: UnsafeMutablePointer<CPUCache>, _ object: UnsafeMutableRawPointer) -> Bool
     /// FreePath.checkAllocation(.zone, zone's name), the way the environment does it fastest
     /// (the zone, not its name, is passed: the name is read only to report a violation).
     static func checkAllocation(_ zone: UnsafeMutablePointer<ZoneState>)
@@ -335,6 +342,33 @@ public protocol ZoneEnvironment {
 extension ZoneEnvironment {
     /// Environments without a frame-pointer walk (the host's) record no chain.
     public static func callChain() -> DrawChain { DrawChain() }
+
+    @inline(__always)
+    public static func popLoaded(_ caches: UnsafeMutablePointer<CPUCache>) -> UnsafeMutableRawPointer? {
+        let token = enterCPU()
+        defer { leaveCPU(token) }
+        let cache = caches + cpuIndex
+        guard let loaded = cache.pointee.loaded else { return nil }
+        let count = loaded.pointee.count
+        guard count > 0 else { return nil }
+        loaded.pointee.count = count &- 1
+        cache.pointee.allocations &+= 1
+        return Magazine.rounds(loaded)[count &- 1]
+    }
+
+    @inline(__always)
+    public static func pushLoaded(_ caches: UnsafeMutablePointer<CPUCache>, _ object: UnsafeMutableRawPointer) -> Bool {
+        let token = enterCPU()
+        defer { leaveCPU(token) }
+        let cache = caches + cpuIndex
+        guard let loaded = cache.pointee.loaded else { return false }
+        let count = loaded.pointee.count
+        guard count < Magazine.capacity else { return false }
+        Magazine.rounds(loaded)[count] = object
+        loaded.pointee.count = count &+ 1
+        cache.pointee.frees &+= 1
+        return true
+    }
 }
 
 /// The deepest chain of zone growths ever seen: zone A growing needed zone B to grow, and so

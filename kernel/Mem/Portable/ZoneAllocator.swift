@@ -52,8 +52,9 @@ public struct ZoneRef<Environment: ZoneEnvironment> {
     /// An object, or nil when none can be had under `context`'s rules.
     ///
     /// The fast path - the one a warm allocate/free pair takes - pops this CPU's loaded
-    /// magazine with interrupts off and no lock: no atomic instruction, no shared cache line
-    /// written (ZoneCPUCache.swift, "Locks"). An object in a CPU's magazine is above
+    /// magazine with no lock: no atomic instruction, no shared cache line written
+    /// (ZoneCPUCache.swift, "Locks"; Environment.popLoaded, in the kernel a restartable
+    /// sequence with interrupts left on). An object in a CPU's magazine is above
     /// the reserve line by construction - the centre fills magazines only with objects above
     /// it - so any context may take it and the context is not even looked at. Next the
     /// previous magazine (an exchange, still without a shared lock), then `allocateSlowly`,
@@ -63,19 +64,7 @@ public struct ZoneRef<Environment: ZoneEnvironment> {
     @inline(__always)
     public func allocate(_ context: AllocationContext) -> UnsafeMutableRawPointer? {
         Environment.checkAllocation(state)
-        let token = Environment.enterCPU()
-        let cache = state.pointee.caches + Environment.cpuIndex
-        if let loaded = cache.pointee.loaded {
-            let count = loaded.pointee.count
-            if count > 0 {
-                loaded.pointee.count = count &- 1
-                let object = Magazine.rounds(loaded)[count &- 1]
-                cache.pointee.allocations &+= 1
-                Environment.leaveCPU(token)
-                return object
-            }
-        }
-        Environment.leaveCPU(token)
+        if let object = Environment.popLoaded(state.pointee.caches) { return object }
         if let object = allocateFromPrevious() { return object }
         return allocateSlowly(context)
     }
@@ -285,19 +274,7 @@ public struct ZoneRef<Environment: ZoneEnvironment> {
     /// says so.
     @inline(__always)
     public func free(_ object: UnsafeMutableRawPointer) {
-        let token = Environment.enterCPU()
-        let cache = state.pointee.caches + Environment.cpuIndex
-        if let loaded = cache.pointee.loaded, !state.pointee.centralShort {
-            let count = loaded.pointee.count
-            if count < Magazine.capacity {
-                Magazine.rounds(loaded)[count] = object
-                loaded.pointee.count = count &+ 1
-                cache.pointee.frees &+= 1
-                Environment.leaveCPU(token)
-                return
-            }
-        }
-        Environment.leaveCPU(token)
+        if !state.pointee.centralShort && Environment.pushLoaded(state.pointee.caches, object) { return }
         if freeToPrevious(object) { return }
         freeSlowly(object)
     }

@@ -5,8 +5,10 @@
 // ../shared/seeds/gnumach-slab-allocator-irc.txt):
 //   CPU    - each CPU has a `loaded` and a `previous` magazine: stacks of up to
 //            `Magazine.capacity` free objects. An allocate/free pair pops and pushes the loaded
-//            one with interrupts off on that CPU and no lock at all: no shared lock, no atomic
-//            instruction, no shared cache line written (the CPUCache slots are a cache line each).
+//            one with no lock at all: no shared lock, no atomic instruction, no shared cache
+//            line written (the CPUCache slots are a cache line each). In the kernel each is a
+//            restartable sequence that leaves interrupts on (ZoneEnvironment.popLoaded; arch.h
+//            and kernel/Arch/x86_64/RestartableSequences.swift); elsewhere, interrupts off.
 //   depot  - the zone's lists of full and empty magazines, under the zone lock. A CPU whose
 //            magazines are both empty swaps one for a full one (or fills it from the slabs);
 //            one whose magazines are both full puts one in the depot and takes an empty one.
@@ -40,7 +42,8 @@
 // until its owner gets the zone lock. Another CPU that needs a slot's magazines (drainAll,
 // validate) holds the zone lock and asks the owner to hand them over
 // (ZoneEnvironment.askOtherCPUs: an IPI in the kernel, answered when the owner has interrupts
-// on, so never inside its fast path); the owner moves them to the slot's `handed` fields and
+// on; one that lands inside a fast-path sequence restarts it first, so the sequence sees the
+// magazines gone); the owner moves them to the slot's `handed` fields and
 // leaves its own nil. Before: a per-slot lock word, taken by the owner on every operation
 // (an atomic compare-and-swap and a store per operation, 8 instructions per pair).
 

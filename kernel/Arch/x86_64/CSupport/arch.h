@@ -163,6 +163,105 @@ static inline uint64_t arch_percpu_index_offset(void) { return ARCH_PERCPU_INDEX
 static inline uint64_t arch_percpu_current_thread_offset(void) { return ARCH_PERCPU_CURRENT_THREAD_OFFSET; }
 static inline uint64_t arch_percpu_free_path_offset(void) { return ARCH_PERCPU_FREE_PATH_OFFSET; }
 
+/* ---- The zone fast path: restartable sequences ---------------------------------------------
+ * A pop from and a push onto the running CPU's loaded magazine of a zone
+ * (kernel/Mem/Portable/ZoneCPUCache.swift), with interrupts left ON: each is a restartable
+ * sequence (kernel/Arch/x86_64/RestartableSequences.swift). Everything before the commit
+ * store only reads, or writes a magazine slot above `count` that nobody else reads; an
+ * interrupt taken there sends the thread back to the sequence's first instruction, which finds
+ * its CPU and its magazine again (the handler may have used them; the thread may now run on
+ * another CPU). An interrupt between the commit and the statistics increment finishes the
+ * increment for it (the slot's address is in rcx, pinned so that the fixup can find it).
+ * Each inlined copy records itself in .zone_ras: first instruction, commit, increment, end
+ * and the counter's offset in the slot. Layouts (checked at boot: ZoneFastPath.checkLayout):
+ * a CPUCache slot is one 64-byte line {loaded, previous, allocations, frees, ...}; a
+ * Magazine is {next, count} followed by its rounds. */
+#define ARCH_ZONE_SLOT_SHIFT 6
+#define ARCH_ZONE_SLOT_ALLOCATIONS 16
+#define ARCH_ZONE_SLOT_FREES 24
+#define ARCH_ZONE_MAGAZINE_COUNT 8
+#define ARCH_ZONE_MAGAZINE_ROUNDS 16
+#define ARCH_ZONE_MAGAZINE_CAPACITY 32
+
+/* An object from this CPU's loaded magazine, or 0 (no magazine, or an empty one). */
+static inline void *arch_zone_pop(void *caches) {
+    void *object;
+    uint64_t slot, magazine, count;
+    __asm__ goto(
+        "1:  movq %%gs:%c[index], %[slot]\n\t"
+        "    shlq $%c[shift], %[slot]\n\t"
+        "    addq %[caches], %[slot]\n\t"
+        "    movq (%[slot]), %[magazine]\n\t"
+        "    testq %[magazine], %[magazine]\n\t"
+        "    jz %l[none]\n\t"
+        "    movq %c[count](%[magazine]), %[number]\n\t"
+        "    subq $1, %[number]\n\t"
+        "    jb %l[none]\n\t"
+        "    movq %c[rounds](%[magazine], %[number], 8), %[object]\n\t"
+        "2:  movq %[number], %c[count](%[magazine])\n\t"
+        "3:  incq %c[counter](%[slot])\n\t"
+        "4:\n\t"
+        "    .pushsection .zone_ras, \"a\"\n\t"
+        "    .quad 1b, 2b, 3b, 4b, %c[counter]\n\t"
+        "    .popsection"
+        : [slot] "=&c"(slot), [magazine] "=&r"(magazine), [number] "=&r"(count), [object] "=&r"(object)
+        : [caches] "r"(caches), [index] "i"(ARCH_PERCPU_INDEX_OFFSET), [shift] "i"(ARCH_ZONE_SLOT_SHIFT),
+          [count] "i"(ARCH_ZONE_MAGAZINE_COUNT), [rounds] "i"(ARCH_ZONE_MAGAZINE_ROUNDS),
+          [counter] "i"(ARCH_ZONE_SLOT_ALLOCATIONS)
+        : "cc", "memory"
+        : none);
+    /* A magazine never holds a null object (free takes a non-null pointer): said here, the
+       caller's nil test of the result folds into the branches above. */
+    if (!object) __builtin_unreachable();
+    return object;
+none:
+    return 0;
+}
+
+/* Pushes `object` onto this CPU's loaded magazine; 0 when there is none or it is full. */
+static inline int arch_zone_push(void *caches, void *object) {
+    uint64_t slot, magazine, count;
+    __asm__ goto(
+        "1:  movq %%gs:%c[index], %[slot]\n\t"
+        "    shlq $%c[shift], %[slot]\n\t"
+        "    addq %[caches], %[slot]\n\t"
+        "    movq (%[slot]), %[magazine]\n\t"
+        "    testq %[magazine], %[magazine]\n\t"
+        "    jz %l[full]\n\t"
+        "    movq %c[count](%[magazine]), %[number]\n\t"
+        "    cmpq $%c[capacity], %[number]\n\t"
+        "    jae %l[full]\n\t"
+        "    movq %[object], %c[rounds](%[magazine], %[number], 8)\n\t"
+        "    addq $1, %[number]\n\t"
+        "2:  movq %[number], %c[count](%[magazine])\n\t"
+        "3:  incq %c[counter](%[slot])\n\t"
+        "4:\n\t"
+        "    .pushsection .zone_ras, \"a\"\n\t"
+        "    .quad 1b, 2b, 3b, 4b, %c[counter]\n\t"
+        "    .popsection"
+        : [slot] "=&c"(slot), [magazine] "=&r"(magazine), [number] "=&r"(count)
+        : [caches] "r"(caches), [object] "r"(object), [index] "i"(ARCH_PERCPU_INDEX_OFFSET),
+          [shift] "i"(ARCH_ZONE_SLOT_SHIFT), [count] "i"(ARCH_ZONE_MAGAZINE_COUNT),
+          [rounds] "i"(ARCH_ZONE_MAGAZINE_ROUNDS), [capacity] "i"(ARCH_ZONE_MAGAZINE_CAPACITY),
+          [counter] "i"(ARCH_ZONE_SLOT_FREES)
+        : "cc", "memory"
+        : full);
+    return 1;
+full:
+    return 0;
+}
+
+/* The restartable sequences' table (.zone_ras, between these linker symbols). */
+extern char __zone_ras_start[], __zone_ras_end[];
+static inline uint64_t arch_zone_ras_start(void) { return (uint64_t)__zone_ras_start; }
+static inline uint64_t arch_zone_ras_end(void) { return (uint64_t)__zone_ras_end; }
+static inline uint64_t arch_zone_slot_allocations_offset(void) { return ARCH_ZONE_SLOT_ALLOCATIONS; }
+static inline uint64_t arch_zone_slot_frees_offset(void) { return ARCH_ZONE_SLOT_FREES; }
+static inline uint64_t arch_zone_magazine_count_offset(void) { return ARCH_ZONE_MAGAZINE_COUNT; }
+static inline uint64_t arch_zone_magazine_rounds_offset(void) { return ARCH_ZONE_MAGAZINE_ROUNDS; }
+static inline uint64_t arch_zone_magazine_capacity(void) { return ARCH_ZONE_MAGAZINE_CAPACITY; }
+static inline uint64_t arch_zone_slot_bytes(void) { return 1u << ARCH_ZONE_SLOT_SHIFT; }
+
 static inline uint64_t arch_read_rbp(void) { uint64_t v; __asm__ volatile("mov %%rbp, %0" : "=r"(v)); return v; }
 static inline uint64_t arch_read_rsp(void) { uint64_t v; __asm__ volatile("mov %%rsp, %0" : "=r"(v)); return v; }
 
