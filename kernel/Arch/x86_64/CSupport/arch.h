@@ -183,27 +183,35 @@ static inline uint64_t arch_percpu_free_path_offset(void) { return ARCH_PERCPU_F
 #define ARCH_ZONE_MAGAZINE_ROUNDS 16
 #define ARCH_ZONE_MAGAZINE_CAPACITY 32
 
+/* The sequences' common parts. First: this CPU's slot (index << shift, plus the slot array)
+ * and its loaded magazine, leaving for `missing` when there is none. Last: after the commit
+ * (label 2), the slot's statistics increment (label 3) and the table entry. */
+#define ARCH_ZONE_FIND_LOADED(missing) \
+        "1:  movq %%gs:%c[index], %[slot]\n\t" \
+        "    shlq $%c[shift], %[slot]\n\t" \
+        "    addq %[caches], %[slot]\n\t" \
+        "    movq (%[slot]), %[magazine]\n\t" \
+        "    testq %[magazine], %[magazine]\n\t" \
+        "    jz %l[" missing "]\n\t"
+#define ARCH_ZONE_COUNT_AND_RECORD \
+        "3:  incq %c[counter](%[slot])\n\t" \
+        "4:\n\t" \
+        "    .pushsection .zone_ras, \"a\"\n\t" \
+        "    .quad 1b, 2b, 3b, 4b, %c[counter]\n\t" \
+        "    .popsection"
+
 /* An object from this CPU's loaded magazine, or 0 (no magazine, or an empty one). */
 static inline void *arch_zone_pop(void *caches) {
     void *object;
     uint64_t slot, magazine, count;
     __asm__ goto(
-        "1:  movq %%gs:%c[index], %[slot]\n\t"
-        "    shlq $%c[shift], %[slot]\n\t"
-        "    addq %[caches], %[slot]\n\t"
-        "    movq (%[slot]), %[magazine]\n\t"
-        "    testq %[magazine], %[magazine]\n\t"
-        "    jz %l[none]\n\t"
+        ARCH_ZONE_FIND_LOADED("none")
         "    movq %c[count](%[magazine]), %[number]\n\t"
         "    subq $1, %[number]\n\t"
         "    jb %l[none]\n\t"
         "    movq %c[rounds](%[magazine], %[number], 8), %[object]\n\t"
         "2:  movq %[number], %c[count](%[magazine])\n\t"
-        "3:  incq %c[counter](%[slot])\n\t"
-        "4:\n\t"
-        "    .pushsection .zone_ras, \"a\"\n\t"
-        "    .quad 1b, 2b, 3b, 4b, %c[counter]\n\t"
-        "    .popsection"
+        ARCH_ZONE_COUNT_AND_RECORD
         : [slot] "=&c"(slot), [magazine] "=&r"(magazine), [number] "=&r"(count), [object] "=&r"(object)
         : [caches] "r"(caches), [index] "i"(ARCH_PERCPU_INDEX_OFFSET), [shift] "i"(ARCH_ZONE_SLOT_SHIFT),
           [count] "i"(ARCH_ZONE_MAGAZINE_COUNT), [rounds] "i"(ARCH_ZONE_MAGAZINE_ROUNDS),
@@ -222,23 +230,14 @@ none:
 static inline int arch_zone_push(void *caches, void *object) {
     uint64_t slot, magazine, count;
     __asm__ goto(
-        "1:  movq %%gs:%c[index], %[slot]\n\t"
-        "    shlq $%c[shift], %[slot]\n\t"
-        "    addq %[caches], %[slot]\n\t"
-        "    movq (%[slot]), %[magazine]\n\t"
-        "    testq %[magazine], %[magazine]\n\t"
-        "    jz %l[full]\n\t"
+        ARCH_ZONE_FIND_LOADED("full")
         "    movq %c[count](%[magazine]), %[number]\n\t"
         "    cmpq $%c[capacity], %[number]\n\t"
         "    jae %l[full]\n\t"
         "    movq %[object], %c[rounds](%[magazine], %[number], 8)\n\t"
         "    addq $1, %[number]\n\t"
         "2:  movq %[number], %c[count](%[magazine])\n\t"
-        "3:  incq %c[counter](%[slot])\n\t"
-        "4:\n\t"
-        "    .pushsection .zone_ras, \"a\"\n\t"
-        "    .quad 1b, 2b, 3b, 4b, %c[counter]\n\t"
-        "    .popsection"
+        ARCH_ZONE_COUNT_AND_RECORD
         : [slot] "=&c"(slot), [magazine] "=&r"(magazine), [number] "=&r"(count)
         : [caches] "r"(caches), [object] "r"(object), [index] "i"(ARCH_PERCPU_INDEX_OFFSET),
           [shift] "i"(ARCH_ZONE_SLOT_SHIFT), [count] "i"(ARCH_ZONE_MAGAZINE_COUNT),
