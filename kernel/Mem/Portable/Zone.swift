@@ -315,7 +315,8 @@ public protocol ZoneEnvironment {
     /// Has every other CPU whose slot of `zone` concerns `request` (CPUCache.concerns) run
     /// CPUCache.answer(request) on it, and returns when all have. Called with the zone lock
     /// held and interrupts off. Each owner must answer on its own CPU with interrupts off -
-    /// never inside its fast path - since its slot has no lock (ZoneCPUCache.swift, "Locks");
+    /// never in the middle of its fast path (the kernel's restarts an interrupted one before
+    /// the answer runs) - since its slot has no lock (ZoneCPUCache.swift, "Locks");
     /// a CPU that is not running may be answered for.
     static func askOtherCPUs(_ zone: UnsafeMutablePointer<ZoneState>, _ request: CPUCache.Request)
     /// The zone magazines come from; nil before it exists.

@@ -262,7 +262,7 @@ public struct ZoneRef<Environment: ZoneEnvironment> {
     /// Gives an object back. Never allocates anything.
     ///
     /// The fast path pushes it on this CPU's loaded magazine, unexamined: a handful of stores
-    /// with interrupts off and no lock, which calls nothing and so cannot
+    /// and no lock (Environment.pushLoaded), which calls nothing and so cannot
     /// allocate - the free-path bracket (FreePath.enter/leave) is on the slow path, where there
     /// is code that could. While the centre is short of its reserve (`centralShort`) every
     /// free takes the slow path, which gives the object to the centre. Freed pointers are

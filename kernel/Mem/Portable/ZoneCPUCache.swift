@@ -36,7 +36,8 @@
 //
 // Locks: the zone lock (the kernel lock in the kernel) protects the slabs, the depot and the
 // central counts. A CPU's slot (its two magazines and counters) has no lock: only its own CPU
-// writes it, with interrupts off - or with the zone lock held, for the slow paths. Outside the
+// writes it: in a fast-path sequence (restarted if interrupted), with interrupts off, or with
+// the zone lock held for the slow paths. Outside the
 // zone lock the owner changes `loaded` and `previous` only by exchanging two magazines it
 // holds, never by taking one from nowhere, so a slot whose magazines are both nil stays so
 // until its owner gets the zone lock. Another CPU that needs a slot's magazines (drainAll,
