@@ -127,12 +127,28 @@ enum LocalAPIC {
     /// thread's time into the measurement, and the boot CPU's own tick runs on this timer
     /// (Timer.moveToLocalAPIC), so an error here is an error in the kernel's clock. The
     /// interrupts suite checks the result against PIT channel 2 by another method.
+    ///
+    /// Three measurements, and the median is kept: each depends on when two tick interrupts
+    /// were taken, and under TCG on a loaded host one of them can come milliseconds late (a
+    /// clean-clone make test, two boots at once, calibrated 670,000 counts per tick where
+    /// 625,000 is right: the interrupts suite's 5% check failed). One late edge spoils one
+    /// measurement, not the median.
     static func calibrate(ticks: UInt64 = 5) {
         kassert(Timer.running && CPU.interruptsEnabled, "APIC timer calibration needs the PIT tick")
         Preemption.disable()
         defer { Preemption.enable() }
         write(.timerDivide, timerDivideBy16)
         write(.timer, masked)                       // one-shot, masked
+        var first = countOnce(ticks: ticks), second = countOnce(ticks: ticks), third = countOnce(ticks: ticks)
+        if first > second { swap(&first, &second) }
+        if second > third { swap(&second, &third) }
+        if first > second { swap(&first, &second) }
+        countsPerTick = max(1, second / ticks)
+        Log.info(.cpu, "APIC timer: \(countsPerTick) counts per PIT tick (\(Timer.milliseconds(1)) ms) with divider 16, the median of \(first / ticks), \(second / ticks) and \(third / ticks) over \(ticks) ticks each: bus clock about \(countsPerTick * 16 * Timer.hertz / 1000) kHz")
+    }
+
+    /// The APIC timer's decrements from one PIT tick edge to the edge `ticks` later.
+    private static func countOnce(ticks: UInt64) -> UInt64 {
         let start = waitForTickEdge()
         write(.timerInitialCount, UInt32.max)
         var counted: UInt64 = 0
@@ -142,8 +158,7 @@ enum LocalAPIC {
             return true
         }
         write(.timerInitialCount, 0)
-        countsPerTick = max(1, counted / ticks)
-        Log.info(.cpu, "APIC timer: \(countsPerTick) counts per PIT tick (\(Timer.milliseconds(1)) ms) with divider 16, calibrated over \(ticks) ticks: bus clock about \(countsPerTick * 16 * Timer.hertz / 1000) kHz")
+        return counted
     }
 
     /// Waits for the PIT tick to change and returns the new count, so a measurement starts on a tick.
