@@ -16,7 +16,6 @@ extension SMPTests {
     static var restartOperations = 0
     static let handlerRuns = Atomic<UInt64>(0)
     static let restartMismatches = Atomic<Int>(0)
-    static let restartWorkerDone = Atomic<Bool>(false)
     static let restartWorkerStarted = Atomic<Bool>(false)
     static let restartWorkerStop = Atomic<Bool>(false)
     static let handlerShouldEmpty = Atomic<Bool>(false)
@@ -39,7 +38,6 @@ extension SMPTests {
         handlerHeld = (nil, nil, nil)
         handlerRuns.store(0, ordering: .relaxed)
         restartMismatches.store(0, ordering: .relaxed)
-        restartWorkerDone.store(false, ordering: .relaxed)
         restartWorkerStarted.store(false, ordering: .relaxed)
         restartWorkerStop.store(false, ordering: .relaxed)
         handlerShouldEmpty.store(false, ordering: .relaxed)
@@ -79,14 +77,12 @@ extension SMPTests {
             }
             held.deallocate()
             restartOperations = operations
-            restartWorkerDone.store(true, ordering: .releasing)
         }
         waitFor { restartWorkerStarted.load(ordering: .acquiring) }
         for sent in 1...interrupts {
             // One interrupt at a time: a second one sent while the first is pending is merged.
             LocalAPIC.sendIPI(to: cpu.pointee.apicID, vector: restartVector, .fixed)
             waitFor { handlerRuns.load(ordering: .acquiring) >= sent }
-            if restartWorkerDone.load(ordering: .acquiring) { break }
         }
         restartWorkerStop.store(true, ordering: .releasing)
         _ = Threads.join(worker)

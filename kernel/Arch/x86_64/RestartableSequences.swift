@@ -111,18 +111,20 @@ enum RestartableSequences {
     /// arch.h reads CPUCache slots and magazines at fixed offsets; Swift lays them out.
     private static func checkLayouts() {
         var slot = CPUCache()
+        var magazine = Magazine(next: nil, count: 0)
+        func offset(_ field: UnsafeMutableRawPointer, in base: UnsafeMutableRawPointer) -> Int { base.distance(to: field) }
         let fields: [(StaticString, Int, UInt64)] = withUnsafeMutablePointer(to: &slot) { cache in
-            let base = UInt(bitPattern: cache)
-            func offset(_ field: UnsafeMutableRawPointer) -> Int { Int(UInt(bitPattern: field) - base) }
-            return [
-                ("CPUCache.loaded", offset(&cache.pointee.loaded), 0),
-                ("CPUCache.allocations", offset(&cache.pointee.allocations), arch_zone_slot_allocations_offset()),
-                ("CPUCache.frees", offset(&cache.pointee.frees), arch_zone_slot_frees_offset()),
-                ("CPUCache stride", MemoryLayout<CPUCache>.stride, arch_zone_slot_bytes()),
-                ("Magazine.count", MemoryLayout<UnsafeMutablePointer<Magazine>?>.stride, arch_zone_magazine_count_offset()),
-                ("Magazine rounds", MemoryLayout<Magazine>.stride, arch_zone_magazine_rounds_offset()),
-                ("Magazine.capacity", Magazine.capacity, arch_zone_magazine_capacity()),
-            ]
+            withUnsafeMutablePointer(to: &magazine) { stack -> [(StaticString, Int, UInt64)] in
+                [
+                    ("CPUCache.loaded", offset(&cache.pointee.loaded, in: cache), 0),
+                    ("CPUCache.allocations", offset(&cache.pointee.allocations, in: cache), arch_zone_slot_allocations_offset()),
+                    ("CPUCache.frees", offset(&cache.pointee.frees, in: cache), arch_zone_slot_frees_offset()),
+                    ("CPUCache stride", MemoryLayout<CPUCache>.stride, arch_zone_slot_bytes()),
+                    ("Magazine.count", offset(&stack.pointee.count, in: stack), arch_zone_magazine_count_offset()),
+                    ("Magazine rounds", MemoryLayout<Magazine>.stride, arch_zone_magazine_rounds_offset()),
+                    ("Magazine.capacity", Magazine.capacity, arch_zone_magazine_capacity()),
+                ]
+            }
         }
         for (name, measured, expected) in fields where UInt64(measured) != expected {
             stop("\(name) is \(measured) in Swift, arch.h's zone fast path uses \(expected): the layout changed")
@@ -132,18 +134,5 @@ enum RestartableSequences {
     private static func stop(_ message: LogMessage) -> Never {
         Console.printLine("P panic: \(message: message)")
         QEMU.exit(.panic)
-    }
-
-    /// Sequences restarted and finished on every CPU so far (racy sums: for tests and logs).
-    static var restarted: UInt64 {
-        var total: UInt64 = 0
-        for index in 0..<SMP.areasUsed { total &+= PerCPU.area(index).pointee.sequencesRestarted }
-        return total
-    }
-
-    static var finished: UInt64 {
-        var total: UInt64 = 0
-        for index in 0..<SMP.areasUsed { total &+= PerCPU.area(index).pointee.sequencesFinished }
-        return total
     }
 }
